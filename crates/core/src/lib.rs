@@ -1,0 +1,19 @@
+//! Domain types and ports of livexec.
+//!
+//! This crate owns the vocabulary every other crate speaks: sessions, executions, the status
+//! machine, error types, limits, and the three ports through which the service touches the
+//! outside world ([`Store`], [`JobQueue`], [`EventBus`]). It does no I/O of its own.
+
+pub mod events;
+pub mod model;
+pub mod ports;
+pub mod status;
+
+pub use events::{Event, EventKind};
+pub use model::{
+    Execution, ExecutionId, ExecutionView, NewExecution, RunResult, Session, SessionId,
+};
+pub use ports::{
+    BoxStream, CreatedExecution, EventBus, Job, JobQueue, Lease, PortError, Store, StoreError,
+};
+pub use status::{ErrorType, Status};

@@ -1,0 +1,254 @@
+//! Sessions, executions and results, and the JSON view of an execution (API.md §4).
+
+use crate::status::{ErrorType, Status};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A code session's id.
+pub type SessionId = Uuid;
+/// An execution's id (UUID v7: time-ordered, so ordering by id is ordering by creation).
+pub type ExecutionId = Uuid;
+
+/// A code session: the code a user is editing and the language it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The session id.
+    pub id: SessionId,
+    /// Runtime id (`python`, `javascript`, …).
+    pub language: String,
+    /// Current code.
+    pub source_code: String,
+    /// Always `ACTIVE` today.
+    pub status: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The newest execution of this session, if any.
+    pub latest_execution_id: Option<ExecutionId>,
+}
+
+/// What `POST /code-sessions/:id/run` asks the store to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewExecution {
+    /// The session whose current code and language are snapshotted.
+    pub session_id: SessionId,
+    /// The client's `idempotency-key`, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// Insert the job row of the embedded queue in the same transaction.
+    pub enqueue_job: bool,
+}
+
+/// One run of a session's code, with its whole history of state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// The execution id.
+    pub id: ExecutionId,
+    /// The session it was snapshotted from.
+    pub session_id: SessionId,
+    /// Runtime id of the snapshot.
+    pub language: String,
+    /// Code of the snapshot.
+    pub source_code: String,
+    /// Where it is in its life.
+    pub status: Status,
+    /// Raw stdout bytes (may hold NUL or invalid UTF-8).
+    pub stdout: Vec<u8>,
+    /// Raw stderr bytes.
+    pub stderr: Vec<u8>,
+    /// Wall time of the program itself.
+    pub execution_time_ms: i64,
+    /// Human-readable reason when it did not complete.
+    pub error_message: Option<String>,
+    /// Machine-readable reason when it did not complete.
+    pub error_type: Option<ErrorType>,
+    /// The program's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+    /// CPU time used, from the cgroup.
+    pub cpu_time_ms: Option<i64>,
+    /// Peak memory, from the cgroup.
+    pub memory_kb: Option<i64>,
+    /// The client's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// How many times a worker has started it (platform retries make this > 1).
+    pub attempts: i32,
+    /// When it was accepted.
+    pub queued_at: DateTime<Utc>,
+    /// When the latest attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached its terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The final result a worker records for an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunResult {
+    /// Terminal status (`COMPLETED`, `FAILED` or `TIMEOUT`).
+    pub status: Status,
+    /// Raw stdout bytes.
+    pub stdout: Vec<u8>,
+    /// Raw stderr bytes.
+    pub stderr: Vec<u8>,
+    /// Wall time of the program itself.
+    pub execution_time_ms: i64,
+    /// Why it did not complete.
+    pub error_message: Option<String>,
+    /// Machine-readable reason.
+    pub error_type: Option<ErrorType>,
+    /// Exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// Killing signal, when one did.
+    pub signal: Option<i32>,
+    /// CPU time used.
+    pub cpu_time_ms: Option<i64>,
+    /// Peak memory in KiB.
+    pub memory_kb: Option<i64>,
+}
+
+impl RunResult {
+    /// A platform failure that ended the execution after its retries.
+    pub fn internal_error(message: impl Into<String>) -> Self {
+        RunResult {
+            status: Status::Failed,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            execution_time_ms: 0,
+            error_message: Some(message.into()),
+            error_type: Some(ErrorType::InternalError),
+            exit_code: None,
+            signal: None,
+            cpu_time_ms: None,
+            memory_kb: None,
+        }
+    }
+}
+
+/// The JSON object of API.md §4: seven fixed keys, then additive ones.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ExecutionView {
+    /// Execution id.
+    pub execution_id: ExecutionId,
+    /// Status.
+    pub status: Status,
+    /// stdout, invalid UTF-8 replaced by U+FFFD, NUL kept.
+    pub stdout: String,
+    /// stderr, same treatment.
+    pub stderr: String,
+    /// Wall ms of the program itself; 0 before the run ends.
+    pub execution_time_ms: i64,
+    /// Reason, or null.
+    pub error_message: Option<String>,
+    /// Error type, or null.
+    pub error_type: Option<ErrorType>,
+    /// Session id.
+    pub session_id: SessionId,
+    /// Runtime id.
+    pub language: String,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Killing signal.
+    pub signal: Option<i32>,
+    /// CPU ms.
+    pub cpu_time_ms: Option<i64>,
+    /// Peak memory KiB.
+    pub memory_kb: Option<i64>,
+    /// RFC 3339.
+    pub queued_at: String,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    /// RFC 3339.
+    pub finished_at: Option<String>,
+    /// Attempts so far.
+    pub attempts: i32,
+}
+
+/// RFC 3339 with millisecond precision and a `Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Execution {
+    /// The API view of this execution.
+    pub fn view(&self) -> ExecutionView {
+        let finished = self.status.is_terminal();
+        ExecutionView {
+            execution_id: self.id,
+            status: self.status,
+            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&self.stderr).into_owned(),
+            execution_time_ms: if finished { self.execution_time_ms } else { 0 },
+            error_message: self.error_message.clone(),
+            error_type: self.error_type,
+            session_id: self.session_id,
+            language: self.language.clone(),
+            exit_code: self.exit_code,
+            signal: self.signal,
+            cpu_time_ms: self.cpu_time_ms,
+            memory_kb: self.memory_kb,
+            queued_at: rfc3339(self.queued_at),
+            started_at: self.started_at.map(rfc3339),
+            finished_at: self.finished_at.map(rfc3339),
+            attempts: self.attempts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Execution {
+        Execution {
+            id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+            language: "python".into(),
+            source_code: "print(1)".into(),
+            status: Status::Completed,
+            stdout: b"a\0b\xffc\n".to_vec(),
+            stderr: Vec::new(),
+            execution_time_ms: 12,
+            error_message: None,
+            error_type: None,
+            exit_code: Some(0),
+            signal: None,
+            cpu_time_ms: Some(3),
+            memory_kb: Some(1024),
+            idempotency_key: None,
+            attempts: 1,
+            queued_at: Utc::now(),
+            started_at: Some(Utc::now()),
+            finished_at: Some(Utc::now()),
+        }
+    }
+
+    #[test]
+    fn view_keeps_nul_and_replaces_invalid_utf8() {
+        let v = sample().view();
+        assert_eq!(v.stdout, "a\u{0}b\u{fffd}c\n");
+        let json = serde_json::to_value(&v).unwrap();
+        let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        for k in [
+            "execution_id",
+            "status",
+            "stdout",
+            "stderr",
+            "execution_time_ms",
+            "error_message",
+            "error_type",
+        ] {
+            assert!(keys.contains(&k.to_string()), "missing {k}");
+        }
+        assert_eq!(json["error_type"], serde_json::Value::Null);
+        assert_eq!(json["status"], "COMPLETED");
+    }
+
+    #[test]
+    fn unfinished_execution_reports_zero_time() {
+        let mut e = sample();
+        e.status = Status::Running;
+        assert_eq!(e.view().execution_time_ms, 0);
+    }
+}

@@ -1,0 +1,189 @@
+//! The ports: what the service needs from a database, a job queue and an event bus.
+//!
+//! Each has an embedded implementation (SQLite, a table in SQLite, an in-process broadcast) and
+//! a scaled one (PostgreSQL, Redis Streams, Redis). Conformance suites run the same tests
+//! against each.
+
+use crate::events::Event;
+use crate::model::{Execution, ExecutionId, NewExecution, RunResult, Session, SessionId};
+use crate::status::Status;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// A boxed error from a backend driver.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A boxed stream of items.
+pub type BoxStream<T> = std::pin::Pin<Box<dyn futures_core::Stream<Item = T> + Send>>;
+
+/// Errors of the [`Store`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The session does not exist.
+    #[error("session {0} not found")]
+    SessionNotFound(SessionId),
+    /// The idempotency key is already used by another session.
+    #[error("idempotency key already used for session {other_session}")]
+    IdempotencyConflict {
+        /// The session that owns the key.
+        other_session: SessionId,
+    },
+    /// The database failed.
+    #[error("database error during {op}: {source}")]
+    Backend {
+        /// The operation that failed (e.g. `create_execution`).
+        op: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// A result of [`Store::create_execution`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedExecution {
+    /// The execution (new, or the one the idempotency key already names).
+    pub execution: Execution,
+    /// Whether this call created it.
+    pub created: bool,
+}
+
+/// The source of truth: sessions and executions.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Create a session.
+    async fn create_session(&self, language: &str, source_code: &str)
+        -> Result<Session, StoreError>;
+    /// Fetch a session, with its latest execution id.
+    async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
+    /// Change a session's code and, when given, its language. `None` if it does not exist.
+    async fn update_session(
+        &self,
+        id: SessionId,
+        source_code: &str,
+        language: Option<&str>,
+    ) -> Result<Option<Session>, StoreError>;
+    /// In one transaction: look up the idempotency key; if new, snapshot the session into a
+    /// QUEUED execution (and, when `enqueue_job`, insert its embedded-queue job).
+    async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError>;
+    /// Fetch an execution.
+    async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError>;
+    /// A session's executions, newest first, at most `limit`, strictly older than `before`.
+    async fn list_executions(
+        &self,
+        session_id: SessionId,
+        limit: u32,
+        before: Option<ExecutionId>,
+    ) -> Result<Vec<Execution>, StoreError>;
+    /// Guarded `QUEUED → RUNNING` (or a newer attempt taking over a `RUNNING` one whose
+    /// attempt number is lower): sets `attempts = attempt` and `started_at`. False when the
+    /// guard did not match (terminal, or a newer attempt owns it).
+    async fn start_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError>;
+    /// Guarded `RUNNING (attempts = attempt) → terminal`. False when the guard did not match.
+    async fn finish_execution(
+        &self,
+        id: ExecutionId,
+        attempt: i32,
+        result: &RunResult,
+    ) -> Result<bool, StoreError>;
+    /// Guarded `RUNNING (attempts = attempt) → QUEUED`, when an attempt is abandoned.
+    async fn requeue_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError>;
+    /// Any non-terminal state → `FAILED`/`InternalError` with this message (retries exhausted).
+    async fn fail_execution(&self, id: ExecutionId, message: &str) -> Result<bool, StoreError>;
+    /// Non-terminal executions queued before `queued_before`, oldest first (for reconcilers).
+    async fn list_unfinished(
+        &self,
+        queued_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(ExecutionId, Status, i32)>, StoreError>;
+    /// A cheap round trip to the database.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Errors of the queue and the event bus.
+#[derive(Debug, thiserror::Error)]
+#[error("{backend} failed during {op}: {source}")]
+pub struct PortError {
+    /// Which backend (`sqlite queue`, `redis`, …).
+    pub backend: &'static str,
+    /// Which operation.
+    pub op: &'static str,
+    /// The driver's error.
+    #[source]
+    pub source: BoxError,
+}
+
+/// A unit of work: run this execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The execution to run.
+    pub execution_id: ExecutionId,
+    /// Which attempt this claim is (1 on the first claim).
+    pub attempt: i32,
+}
+
+/// A claimed job, held until acked, retried, released or expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The job.
+    pub job: Job,
+    /// Backend-specific claim token (row token, stream message id, …).
+    pub token: String,
+}
+
+/// Durable queue of executions to run, with leases.
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// True when [`Store::create_execution`] with `enqueue_job` already makes the job (the
+    /// embedded queue); then [`JobQueue::enqueue`] need not be called after creation.
+    fn enqueued_by_store(&self) -> bool;
+    /// Make a job for this execution, runnable at once. Idempotent per execution.
+    async fn enqueue(&self, execution_id: ExecutionId) -> Result<(), PortError>;
+    /// Take the next runnable job (including ones whose lease expired) for `lease_for`.
+    async fn claim(&self, worker: &str, lease_for: Duration) -> Result<Option<Lease>, PortError>;
+    /// Extend a lease; false when it was lost (expired and taken by someone else).
+    async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<bool, PortError>;
+    /// The job is done; remove it.
+    async fn ack(&self, lease: &Lease) -> Result<(), PortError>;
+    /// The attempt failed for a platform reason: run again after `delay` (counts an attempt).
+    async fn retry(&self, lease: &Lease, delay: Duration) -> Result<(), PortError>;
+    /// Hand the job back unrun (shutdown): runnable at once, the attempt is not counted.
+    async fn release(&self, lease: &Lease) -> Result<(), PortError>;
+    /// Whether a job for this execution exists (pending, delayed or leased).
+    async fn contains(&self, execution_id: ExecutionId) -> Result<bool, PortError>;
+    /// A cheap round trip to the backend.
+    async fn ping(&self) -> Result<(), PortError>;
+}
+
+/// Fan-out of live execution events, with replay from a sequence number.
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// Publish an event (its `seq` is assigned by the publisher, one per execution).
+    async fn publish(&self, event: Event) -> Result<(), PortError>;
+    /// Every event of the execution with `seq > after`, then live ones until `Finished`.
+    async fn subscribe(
+        &self,
+        execution_id: ExecutionId,
+        after: u64,
+    ) -> Result<BoxStream<Event>, PortError>;
+}
+
+/// How long to wait before retry number `attempt` (1-based) after a platform failure:
+/// 2 s, 4 s, 8 s, …
+pub fn retry_backoff(attempt: i32) -> Duration {
+    let exp = attempt.clamp(1, 10) as u32 - 1;
+    Duration::from_secs(2u64 << exp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_two_seconds() {
+        assert_eq!(retry_backoff(1), Duration::from_secs(2));
+        assert_eq!(retry_backoff(2), Duration::from_secs(4));
+        assert_eq!(retry_backoff(0), Duration::from_secs(2));
+    }
+}
