@@ -100,6 +100,11 @@ impl Command {
         self
     }
 
+    /// The program path given to [`Command::new`].
+    pub fn get_program(&self) -> &std::path::Path {
+        &self.program
+    }
+
     /// The limits this run will get.
     pub fn get_limits(&self) -> &Limits {
         &self.limits
