@@ -1,0 +1,294 @@
+//! Row → domain conversion shared by both backends, and the errors of bad stored data.
+//!
+//! Each backend decodes its own column types (TEXT ids and unix-ms integers in SQLite, UUID and
+//! timestamptz in PostgreSQL) into the backend-neutral [`RawExecution`] / [`RawSession`]; the
+//! parsing of status and error-type strings, which can fail on bad data, happens once here.
+
+use chrono::{DateTime, Utc};
+use livexec_core::{ErrorType, Execution, Session, Status, StoreError};
+use uuid::Uuid;
+
+/// Stored data that does not fit the domain, or a request the store refuses to write.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A status column holds a string that is not a [`Status`].
+    #[error("column {column} holds unknown status {value:?}")]
+    BadStatus {
+        /// Which column.
+        column: &'static str,
+        /// What it holds.
+        value: String,
+    },
+    /// An `error_type` column holds a string that is not an [`ErrorType`].
+    #[error("column error_type holds unknown error type {value:?}")]
+    BadErrorType {
+        /// What it holds.
+        value: String,
+    },
+    /// An id column holds something that is not a UUID.
+    #[error("column {column} holds {value:?}, which is not a UUID")]
+    BadUuid {
+        /// Which column.
+        column: &'static str,
+        /// What it holds.
+        value: String,
+    },
+    /// A timestamp column holds milliseconds outside chrono's range.
+    #[error("column {column} holds {value} ms, which is not a representable time")]
+    BadTimestamp {
+        /// Which column.
+        column: &'static str,
+        /// What it holds.
+        value: i64,
+    },
+    /// `finish_execution` was given a result whose status is not terminal.
+    #[error("a run result must have a terminal status, got {status}")]
+    NonTerminalResult {
+        /// The status given.
+        status: Status,
+    },
+    /// `create_execution` kept losing the race for an idempotency key without finding the winner.
+    #[error("idempotency key race still unresolved after {tries} tries")]
+    KeyRaceUnresolved {
+        /// How many tries were made.
+        tries: usize,
+    },
+    /// The database URL names no backend this store supports.
+    #[error(
+        "unsupported database URL scheme {scheme:?}: expected sqlite:, postgres: or postgresql: \
+         (e.g. sqlite://livexec.db or postgres://user@host:5432/db)"
+    )]
+    UnsupportedUrl {
+        /// The scheme found (everything before the first `:`).
+        scheme: String,
+    },
+}
+
+/// Either a driver error or bad data, while decoding a row.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecodeError {
+    /// The driver could not read a column.
+    #[error(transparent)]
+    Driver(#[from] sqlx::Error),
+    /// The column held data the domain does not accept.
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+impl DecodeError {
+    /// Turn a decode failure into a [`StoreError::Backend`] for `op`.
+    pub(crate) fn into_store(op: &'static str) -> impl FnOnce(DecodeError) -> StoreError {
+        move |e| match e {
+            DecodeError::Driver(e) => backend(op)(e),
+            DecodeError::Data(e) => backend(op)(e),
+        }
+    }
+}
+
+/// Wrap a driver error (or a [`DataError`]) with the operation that hit it.
+pub(crate) fn backend<E>(op: &'static str) -> impl FnOnce(E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |source| StoreError::Backend {
+        op,
+        source: Box::new(source),
+    }
+}
+
+/// The current time, truncated to whole milliseconds so it round-trips through both backends
+/// and through RFC 3339 with millisecond precision exactly.
+pub(crate) fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+/// Unix milliseconds → time.
+pub(crate) fn from_ms(column: &'static str, ms: i64) -> Result<DateTime<Utc>, DataError> {
+    DateTime::from_timestamp_millis(ms).ok_or(DataError::BadTimestamp { column, value: ms })
+}
+
+/// Optional unix milliseconds → optional time.
+pub(crate) fn from_opt_ms(
+    column: &'static str,
+    ms: Option<i64>,
+) -> Result<Option<DateTime<Utc>>, DataError> {
+    ms.map(|v| from_ms(column, v)).transpose()
+}
+
+/// Hyphenated UUID text → UUID.
+pub(crate) fn parse_uuid(column: &'static str, text: &str) -> Result<Uuid, DataError> {
+    Uuid::parse_str(text).map_err(|_| DataError::BadUuid {
+        column,
+        value: text.to_owned(),
+    })
+}
+
+/// A stored status string → [`Status`].
+pub(crate) fn parse_status(column: &'static str, text: &str) -> Result<Status, DataError> {
+    text.parse().map_err(|_| DataError::BadStatus {
+        column,
+        value: text.to_owned(),
+    })
+}
+
+/// The columns every execution query selects, in [`RawExecution`] order.
+pub(crate) const EXECUTION_COLUMNS: &str = "id, session_id, language, source_code, status, \
+     stdout, stderr, execution_time_ms, error_message, error_type, exit_code, signal, \
+     cpu_time_ms, memory_kb, idempotency_key, attempts, queued_at, started_at, finished_at";
+
+/// An execution row with ids and times already decoded, status strings not yet parsed.
+#[derive(Debug)]
+pub(crate) struct RawExecution {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub language: String,
+    pub source_code: String,
+    pub status: String,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub execution_time_ms: i64,
+    pub error_message: Option<String>,
+    pub error_type: Option<String>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub cpu_time_ms: Option<i64>,
+    pub memory_kb: Option<i64>,
+    pub idempotency_key: Option<String>,
+    pub attempts: i32,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl RawExecution {
+    /// Parse the status strings into the domain execution.
+    pub(crate) fn into_domain(self) -> Result<Execution, DataError> {
+        let status = parse_status("status", &self.status)?;
+        let error_type = self
+            .error_type
+            .map(|v| {
+                v.parse::<ErrorType>()
+                    .map_err(|_| DataError::BadErrorType { value: v.clone() })
+            })
+            .transpose()?;
+        Ok(Execution {
+            id: self.id,
+            session_id: self.session_id,
+            language: self.language,
+            source_code: self.source_code,
+            status,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            execution_time_ms: self.execution_time_ms,
+            error_message: self.error_message,
+            error_type,
+            exit_code: self.exit_code,
+            signal: self.signal,
+            cpu_time_ms: self.cpu_time_ms,
+            memory_kb: self.memory_kb,
+            idempotency_key: self.idempotency_key,
+            attempts: self.attempts,
+            queued_at: self.queued_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        })
+    }
+}
+
+/// A session row with ids and times decoded.
+#[derive(Debug)]
+pub(crate) struct RawSession {
+    pub id: Uuid,
+    pub language: String,
+    pub source_code: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RawSession {
+    /// The domain session, with its latest execution id.
+    pub(crate) fn into_domain(self, latest_execution_id: Option<Uuid>) -> Session {
+        Session {
+            id: self.id,
+            language: self.language,
+            source_code: self.source_code,
+            status: self.status,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            latest_execution_id,
+        }
+    }
+}
+
+/// A new QUEUED execution snapshotted from a session, before it is written.
+pub(crate) fn new_execution(
+    session_id: Uuid,
+    language: String,
+    source_code: String,
+    idempotency_key: Option<String>,
+    queued_at: DateTime<Utc>,
+) -> Execution {
+    Execution {
+        id: Uuid::now_v7(),
+        session_id,
+        language,
+        source_code,
+        status: Status::Queued,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        execution_time_ms: 0,
+        error_message: None,
+        error_type: None,
+        exit_code: None,
+        signal: None,
+        cpu_time_ms: None,
+        memory_kb: None,
+        idempotency_key,
+        attempts: 0,
+        queued_at,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+/// What `create_execution` found when it looked up an idempotency key.
+pub(crate) fn resolve_existing(
+    existing: Execution,
+    session_id: Uuid,
+) -> Result<livexec_core::CreatedExecution, StoreError> {
+    if existing.session_id == session_id {
+        Ok(livexec_core::CreatedExecution {
+            execution: existing,
+            created: false,
+        })
+    } else {
+        Err(StoreError::IdempotencyConflict {
+            other_session: existing.session_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_strings_are_errors_not_panics() {
+        assert!(parse_status("status", "BOGUS").is_err());
+        assert!(parse_uuid("id", "nope").is_err());
+        assert!(from_ms("queued_at", i64::MAX).is_err());
+        assert_eq!(
+            parse_status("status", "RUNNING").ok(),
+            Some(Status::Running)
+        );
+    }
+
+    #[test]
+    fn now_is_whole_milliseconds() {
+        let t = now_ms();
+        assert_eq!(t.timestamp_subsec_nanos() % 1_000_000, 0);
+        assert_eq!(from_ms("t", t.timestamp_millis()).ok(), Some(t));
+    }
+}
