@@ -1,0 +1,176 @@
+//! The one error type of the HTTP API and the one place where errors become status codes.
+//!
+//! Every failure a handler can meet is an [`ApiError`] variant; [`IntoResponse`] turns it into
+//! the body of API.md ("Errors"): `{ "statusCode", "message", "error" }`. Server-side failures
+//! are logged here with their full cause chain and answered with a bare
+//! `"Internal server error"`, so no detail ever reaches a client.
+
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use livexec_core::{SessionId, StoreError};
+use serde_json::{json, Value};
+
+/// Everything that can go wrong while answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body failed validation; one message per problem (API.md: an array).
+    #[error("validation failed: {}", .0.join("; "))]
+    Validation(Vec<String>),
+    /// The body is not JSON.
+    #[error("malformed JSON: {detail}")]
+    MalformedJson {
+        /// The parser's description (line and column).
+        detail: String,
+    },
+    /// A bad request that is not about one body field (header, query, body shape).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A path id is not a UUID.
+    #[error("path id is not a UUID")]
+    InvalidUuid,
+    /// The body is over the configured limit.
+    #[error("request body over the configured limit")]
+    PayloadTooLarge,
+    /// The session does not exist.
+    #[error("session not found")]
+    SessionNotFound,
+    /// The execution does not exist.
+    #[error("execution not found")]
+    ExecutionNotFound,
+    /// The idempotency key already belongs to another session's execution.
+    #[error("idempotency key {key:?} is already used by session {other_session}")]
+    IdempotencyConflict {
+        /// The key the client sent.
+        key: String,
+        /// The session that owns it.
+        other_session: SessionId,
+    },
+    /// No route has this path.
+    #[error("no route for {method} {path}")]
+    RouteNotFound {
+        /// The request method.
+        method: Method,
+        /// The request path.
+        path: String,
+    },
+    /// The path exists but not with this method.
+    #[error("method {method} not allowed on {path}")]
+    MethodNotAllowed {
+        /// The request method.
+        method: Method,
+        /// The request path.
+        path: String,
+    },
+    /// The store failed in a way the client cannot fix.
+    #[error("store failed")]
+    Store(#[source] StoreError),
+    /// A handler panicked (caught by the panic layer).
+    #[error("handler panicked: {detail}")]
+    Panic {
+        /// The panic payload, when it is a string.
+        detail: String,
+    },
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::SessionNotFound(_) => ApiError::SessionNotFound,
+            // Callers that send a key attach it with `StoreResultExt::for_idempotency_key`;
+            // without one the conflict can only be a server bug, hence 500 via `Store`.
+            other => ApiError::Store(other),
+        }
+    }
+}
+
+/// Turns store errors into API errors that know the request's idempotency key
+/// (in the spirit of realworld-axum-sqlx's `ResultExt::on_constraint`).
+pub trait StoreResultExt<T> {
+    /// Map an [`StoreError::IdempotencyConflict`] to [`ApiError::IdempotencyConflict`] naming
+    /// `key`; every other error goes through `From<StoreError>`.
+    fn for_idempotency_key(self, key: Option<&str>) -> Result<T, ApiError>;
+}
+
+impl<T> StoreResultExt<T> for Result<T, StoreError> {
+    fn for_idempotency_key(self, key: Option<&str>) -> Result<T, ApiError> {
+        self.map_err(|err| match (err, key) {
+            (StoreError::IdempotencyConflict { other_session }, Some(key)) => {
+                ApiError::IdempotencyConflict {
+                    key: key.to_owned(),
+                    other_session,
+                }
+            }
+            (err, _) => err.into(),
+        })
+    }
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_)
+            | ApiError::MalformedJson { .. }
+            | ApiError::BadRequest(_)
+            | ApiError::InvalidUuid => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::SessionNotFound
+            | ApiError::ExecutionNotFound
+            | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::IdempotencyConflict { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `message` field: an array for validation failures, a string otherwise.
+    fn message(&self) -> Value {
+        match self {
+            ApiError::Validation(problems) => json!(problems),
+            ApiError::MalformedJson { detail } => json!(format!("Malformed JSON: {detail}")),
+            ApiError::BadRequest(msg) => json!(msg),
+            ApiError::InvalidUuid => json!("Validation failed (uuid is expected)"),
+            ApiError::PayloadTooLarge => json!("request entity too large"),
+            ApiError::SessionNotFound => json!("Session not found"),
+            ApiError::ExecutionNotFound => json!("Execution not found"),
+            ApiError::IdempotencyConflict { key, .. } => {
+                json!(format!(
+                    "Idempotency key \"{key}\" is already used by another session"
+                ))
+            }
+            ApiError::RouteNotFound { method, path } => json!(format!("Cannot {method} {path}")),
+            ApiError::MethodNotAllowed { method, path } => {
+                json!(format!("Method {method} is not allowed on {path}"))
+            }
+            ApiError::Store(_) | ApiError::Panic { .. } => json!("Internal server error"),
+        }
+    }
+}
+
+/// `err` and its sources, joined with `: `, for the log.
+fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %cause_chain(&self), "request failed");
+        }
+        let body = json!({
+            "statusCode": status.as_u16(),
+            "message": self.message(),
+            "error": status.canonical_reason().unwrap_or("Error"),
+        });
+        (status, Json(body)).into_response()
+    }
+}

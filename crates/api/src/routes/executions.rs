@@ -1,0 +1,56 @@
+//! `GET /executions/:id` and the history `GET /executions/sessions/:id` with paging.
+
+use crate::error::ApiError;
+use crate::extract::{PathId, QueryMap};
+use crate::validate;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use livexec_core::{ExecutionView, SessionId};
+
+/// One execution (API.md §4).
+pub async fn show(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+) -> Result<Json<ExecutionView>, ApiError> {
+    let execution = state.store.get_execution(id).await?;
+    Ok(Json(execution.ok_or(ApiError::ExecutionNotFound)?.view()))
+}
+
+/// A session's executions, newest first; a `Link: <…>; rel="next"` header when there are more.
+pub async fn history(
+    State(state): State<AppState>,
+    PathId(session_id): PathId,
+    QueryMap(query): QueryMap,
+) -> Result<Response, ApiError> {
+    let page = validate::history_query(&query)?;
+    if state.store.get_session(session_id).await?.is_none() {
+        return Err(ApiError::SessionNotFound);
+    }
+    // One extra row tells whether a next page exists.
+    let mut executions = state
+        .store
+        .list_executions(session_id, page.limit + 1, page.before)
+        .await?;
+    let more = executions.len() > page.limit as usize;
+    executions.truncate(page.limit as usize);
+    let next = match executions.last() {
+        Some(last) if more => Some(next_link(session_id, page.limit, last.id)),
+        _ => None,
+    };
+    let views: Vec<ExecutionView> = executions.iter().map(|e| e.view()).collect();
+    let mut response = Json(views).into_response();
+    if let Some(link) = next {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+fn next_link(session_id: SessionId, limit: u32, before: uuid::Uuid) -> HeaderValue {
+    let link =
+        format!("</executions/sessions/{session_id}?limit={limit}&before={before}>; rel=\"next\"");
+    // Built only from UUIDs and digits, so always a valid header value.
+    HeaderValue::from_str(&link).unwrap_or_else(|_| HeaderValue::from_static(""))
+}

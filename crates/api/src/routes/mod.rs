@@ -1,0 +1,42 @@
+//! The routes of API.md, one file per resource, plus our 404 and 405 answers.
+
+mod executions;
+mod health;
+mod runs;
+mod sessions;
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+use axum::Router;
+
+/// Every route of API.md §1–7.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/code-sessions", post(sessions::create))
+        .route(
+            "/code-sessions/{id}",
+            get(sessions::show).patch(sessions::update),
+        )
+        .route("/code-sessions/{id}/run", post(runs::run))
+        .route("/executions/{id}", get(executions::show))
+        .route("/executions/sessions/{id}", get(executions::history))
+        .route("/health", get(health::health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::RouteNotFound {
+        method,
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method,
+        path: uri.path().to_owned(),
+    }
+}

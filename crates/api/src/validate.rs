@@ -1,0 +1,229 @@
+//! Validation of request bodies, headers and query strings.
+//!
+//! Every function looks at the whole input and reports every problem at once (API.md: one
+//! message per problem, in an array), in the wording clients of the original platform know
+//! (`"language must be one of the following values: python, javascript"`,
+//! `"property foo should not exist"`).
+
+use crate::error::ApiError;
+use crate::extract::parse_uuid;
+use axum::http::HeaderMap;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Longest accepted `idempotency-key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// Default page size of the history.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
+/// Largest page size of the history.
+pub const MAX_HISTORY_LIMIT: u32 = 1000;
+/// Name of the idempotency header.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// A valid `POST /code-sessions` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSession {
+    /// A known runtime id.
+    pub language: String,
+    /// The starting code; `None` means the runtime's default template.
+    pub template_code: Option<String>,
+}
+
+/// A valid `PATCH /code-sessions/:id` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateSession {
+    /// The new code (non-empty).
+    pub source_code: String,
+    /// The new language, when given.
+    pub language: Option<String>,
+}
+
+/// A valid history query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Page size, 1..=1000.
+    pub limit: u32,
+    /// Only executions older than this one.
+    pub before: Option<Uuid>,
+}
+
+/// Runtime ids in the order the error message lists them: python and javascript first (the
+/// original platform's wording), then every other id in sorted order.
+pub fn language_order<'a>(ids: &[&'a str]) -> Vec<&'a str> {
+    let mut out: Vec<&'a str> = ["python", "javascript"]
+        .into_iter()
+        .filter_map(|first| ids.iter().copied().find(|id| *id == first))
+        .collect();
+    let mut rest: Vec<&'a str> = ids.iter().copied().filter(|id| !out.contains(id)).collect();
+    rest.sort_unstable();
+    out.extend(rest);
+    out
+}
+
+/// Collects problems, then succeeds only if there were none.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, msg: impl Into<String>) {
+        self.0.push(msg.into());
+    }
+
+    fn unknown_properties(&mut self, body: &Map<String, Value>, allowed: &[&str]) {
+        for key in body.keys().filter(|k| !allowed.contains(&k.as_str())) {
+            self.push(format!("property {key} should not exist"));
+        }
+    }
+
+    fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ApiError> {
+        if self.0.is_empty() {
+            Ok(value())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}
+
+fn language_message(languages: &[&str]) -> String {
+    format!(
+        "language must be one of the following values: {}",
+        language_order(languages).join(", ")
+    )
+}
+
+/// Checks `language` (when `required`, absence is a problem too).
+fn check_language(
+    value: Option<&Value>,
+    required: bool,
+    languages: &[&str],
+    problems: &mut Problems,
+) -> Option<String> {
+    match value {
+        None | Some(Value::Null) if !required => None,
+        Some(Value::String(s)) if languages.contains(&s.as_str()) => Some(s.clone()),
+        _ => {
+            problems.push(language_message(languages));
+            None
+        }
+    }
+}
+
+fn check_no_nul(field: &str, s: &str, problems: &mut Problems) {
+    if s.contains('\0') {
+        problems.push(format!("{field} must not contain NUL characters"));
+    }
+}
+
+/// Validate a `POST /code-sessions` body against the known runtime ids.
+pub fn create_session(
+    body: &Map<String, Value>,
+    languages: &[&str],
+) -> Result<CreateSession, ApiError> {
+    let mut problems = Problems::default();
+    let language = check_language(body.get("language"), true, languages, &mut problems);
+    let template_code = match body.get("templateCode") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            check_no_nul("templateCode", s, &mut problems);
+            Some(s.clone())
+        }
+        Some(_) => {
+            problems.push("templateCode must be a string");
+            None
+        }
+    };
+    problems.unknown_properties(body, &["language", "templateCode"]);
+    problems.finish(|| CreateSession {
+        language: language.unwrap_or_default(),
+        template_code,
+    })
+}
+
+/// Validate a `PATCH /code-sessions/:id` body against the known runtime ids.
+pub fn update_session(
+    body: &Map<String, Value>,
+    languages: &[&str],
+) -> Result<UpdateSession, ApiError> {
+    let mut problems = Problems::default();
+    let source_code = match body.get("source_code") {
+        Some(Value::String(s)) if s.is_empty() => {
+            problems.push("source_code should not be empty");
+            None
+        }
+        Some(Value::String(s)) => {
+            check_no_nul("source_code", s, &mut problems);
+            Some(s.clone())
+        }
+        None | Some(Value::Null) => {
+            problems.push("source_code should not be empty");
+            problems.push("source_code must be a string");
+            None
+        }
+        Some(_) => {
+            problems.push("source_code must be a string");
+            None
+        }
+    };
+    let language = check_language(body.get("language"), false, languages, &mut problems);
+    problems.unknown_properties(body, &["source_code", "language"]);
+    problems.finish(|| UpdateSession {
+        source_code: source_code.unwrap_or_default(),
+        language,
+    })
+}
+
+/// The `idempotency-key` header: absent → `None`; present → 1–255 printable ASCII characters
+/// (0x20–0x7E), sent once; anything else → 400.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "idempotency-key must be sent at most once".to_owned(),
+        ));
+    }
+    let bytes = value.as_bytes();
+    let printable = bytes.iter().all(|b| (0x20..=0x7e).contains(b));
+    if bytes.is_empty() || bytes.len() > MAX_IDEMPOTENCY_KEY_LEN || !printable {
+        return Err(ApiError::BadRequest(format!(
+            "idempotency-key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"
+        )));
+    }
+    // All bytes are printable ASCII, so this is valid UTF-8.
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Validate `?limit=N&before=<execution_id>` of the history; other keys are ignored.
+pub fn history_query(query: &HashMap<String, String>) -> Result<HistoryQuery, ApiError> {
+    let mut problems = Problems::default();
+    let limit = match query.get("limit") {
+        None => DEFAULT_HISTORY_LIMIT,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
+            _ => {
+                problems.push(format!(
+                    "limit must be an integer between 1 and {MAX_HISTORY_LIMIT}"
+                ));
+                DEFAULT_HISTORY_LIMIT
+            }
+        },
+    };
+    let before = match query.get("before") {
+        None => None,
+        Some(raw) => {
+            let parsed = parse_uuid(raw);
+            if parsed.is_none() {
+                problems.push("before must be a UUID");
+            }
+            parsed
+        }
+    };
+    problems.finish(|| HistoryQuery { limit, before })
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;
