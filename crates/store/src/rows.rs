@@ -5,7 +5,7 @@
 //! parsing of status and error-type strings, which can fail on bad data, happens once here.
 
 use chrono::{DateTime, Utc};
-use livexec_core::{ErrorType, Execution, Session, Status, StoreError};
+use livexec_core::{ErrorType, Execution, Status, StoreError};
 use uuid::Uuid;
 
 /// Stored data that does not fit the domain, or a request the store refuses to write.
@@ -196,31 +196,11 @@ impl RawExecution {
     }
 }
 
-/// A session row with ids and times decoded.
-#[derive(Debug)]
-pub(crate) struct RawSession {
-    pub id: Uuid,
-    pub language: String,
-    pub source_code: String,
-    pub status: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl RawSession {
-    /// The domain session, with its latest execution id.
-    pub(crate) fn into_domain(self, latest_execution_id: Option<Uuid>) -> Session {
-        Session {
-            id: self.id,
-            language: self.language,
-            source_code: self.source_code,
-            status: self.status,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            latest_execution_id,
-        }
-    }
-}
+/// The columns every session query selects or returns, the newest execution id included
+/// (the `(session_id, id)` index answers it).
+pub(crate) const SESSION_COLUMNS: &str = "id, language, source_code, status, created_at, \
+     updated_at, (SELECT e.id FROM executions e WHERE e.session_id = sessions.id \
+     ORDER BY e.id DESC LIMIT 1) AS latest_execution_id";
 
 /// A new QUEUED execution snapshotted from a session, before it is written.
 pub(crate) fn new_execution(

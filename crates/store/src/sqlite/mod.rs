@@ -1,126 +1,84 @@
-//! The scaled store: PostgreSQL.
+//! The embedded store: one SQLite file in WAL mode.
 //!
-//! Ids are UUID, times are timestamptz (written at millisecond precision), output is BYTEA. An
-//! idempotency-key race is settled by the unique constraint: the loser's
-//! `INSERT … ON CONFLICT DO NOTHING` waits for the winner to commit, inserts nothing, and the
-//! loser then reads and returns the winner's execution.
+//! Ids are hyphenated lowercase UUID text, times are unix milliseconds, output is BLOB. Writes
+//! that read before they write (`create_execution`) open their transaction with
+//! `BEGIN IMMEDIATE`, so two writers never deadlock upgrading a read lock; a busy timeout makes
+//! the second one wait instead of failing.
+
+mod decode;
 
 use crate::rows::{
-    backend, new_execution, now_ms, parse_status, resolve_existing, DataError, DecodeError,
-    RawExecution, RawSession, EXECUTION_COLUMNS,
+    backend, new_execution, now_ms, parse_status, parse_uuid, resolve_existing, DataError,
+    EXECUTION_COLUMNS, SESSION_COLUMNS,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use decode::{to_execution, to_session};
 use livexec_core::{
     CreatedExecution, Execution, ExecutionId, NewExecution, RunResult, Session, SessionId, Status,
     Store, StoreError,
 };
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Row};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::SqliteConnection;
+use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How long to wait for a pooled connection before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a writer waits for the database lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many times `create_execution` retries after losing an idempotency-key race.
 const KEY_RACE_TRIES: usize = 5;
 
-/// The embedded migrations of the PostgreSQL schema.
-pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+/// The embedded migrations of the SQLite schema.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-/// [`Store`] on a PostgreSQL database.
+/// [`Store`] on one SQLite file (WAL mode, foreign keys on, busy timeout).
 #[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
+pub struct SqliteStore {
+    pool: SqlitePool,
 }
 
-impl PgStore {
-    /// Connect to `url` (`postgres://user@host:5432/db`) and run the migrations.
+impl SqliteStore {
+    /// Open (creating it if missing) the database at `url` — `sqlite://livexec.db` (relative to
+    /// the working directory) or `sqlite:///abs/path.db` — and run the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = open_pool(url).await?;
         MIGRATOR.run(&pool).await.map_err(backend("migrate"))?;
-        Ok(PgStore { pool })
+        Ok(SqliteStore { pool })
     }
 
-    /// The connection pool (for a database-backed queue on the same `jobs` table).
-    pub fn pool(&self) -> &PgPool {
+    /// The connection pool, shared with the embedded queue (same database, same `jobs` table).
+    pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 }
 
-/// Open a pool on `url`; no migrations.
-pub(crate) async fn open_pool(url: &str) -> Result<PgPool, StoreError> {
-    PgPoolOptions::new()
-        .max_connections(10)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect(url)
+/// Open a pool on `url` with the settings every connection needs; no migrations.
+pub(crate) async fn open_pool(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(backend("connect"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    // An in-memory database exists once per connection: keep it to one.
+    let max = if url.contains(":memory:") { 1 } else { 8 };
+    SqlitePoolOptions::new()
+        .max_connections(max)
+        .connect_with(options)
         .await
         .map_err(backend("connect"))
 }
 
-fn decode_execution(row: &PgRow) -> Result<RawExecution, DecodeError> {
-    Ok(RawExecution {
-        id: row.try_get("id")?,
-        session_id: row.try_get("session_id")?,
-        language: row.try_get("language")?,
-        source_code: row.try_get("source_code")?,
-        status: row.try_get("status")?,
-        stdout: row.try_get("stdout")?,
-        stderr: row.try_get("stderr")?,
-        execution_time_ms: row.try_get("execution_time_ms")?,
-        error_message: row.try_get("error_message")?,
-        error_type: row.try_get("error_type")?,
-        exit_code: row.try_get("exit_code")?,
-        signal: row.try_get("signal")?,
-        cpu_time_ms: row.try_get("cpu_time_ms")?,
-        memory_kb: row.try_get("memory_kb")?,
-        idempotency_key: row.try_get("idempotency_key")?,
-        attempts: row.try_get("attempts")?,
-        queued_at: row.try_get("queued_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-    })
-}
-
-fn to_execution(op: &'static str, row: &PgRow) -> Result<Execution, StoreError> {
-    decode_execution(row)
-        .map_err(DecodeError::into_store(op))?
-        .into_domain()
-        .map_err(backend(op))
-}
-
-fn to_session(op: &'static str, row: &PgRow) -> Result<RawSession, StoreError> {
-    let decode = || -> Result<RawSession, DecodeError> {
-        Ok(RawSession {
-            id: row.try_get("id")?,
-            language: row.try_get("language")?,
-            source_code: row.try_get("source_code")?,
-            status: row.try_get("status")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    };
-    decode().map_err(DecodeError::into_store(op))
-}
-
-async fn latest_execution_id(
-    conn: &mut PgConnection,
-    session: Uuid,
-) -> Result<Option<Uuid>, StoreError> {
-    const OP: &str = "get_session";
-    sqlx::query_scalar("SELECT id FROM executions WHERE session_id = $1 ORDER BY id DESC LIMIT 1")
-        .bind(session)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend(OP))
-}
-
 async fn execution_by_key(
-    conn: &mut PgConnection,
+    conn: &mut SqliteConnection,
     key: &str,
 ) -> Result<Option<Execution>, StoreError> {
     const OP: &str = "create_execution";
-    let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE idempotency_key = $1");
+    let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE idempotency_key = ?1");
     let row = sqlx::query(&sql)
         .bind(key)
         .fetch_optional(&mut *conn)
@@ -130,7 +88,7 @@ async fn execution_by_key(
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl Store for SqliteStore {
     async fn create_session(
         &self,
         language: &str,
@@ -140,12 +98,12 @@ impl Store for PgStore {
         let id = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO sessions (id, language, source_code, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'ACTIVE', $4, $4)",
+             VALUES (?1, ?2, ?3, 'ACTIVE', ?4, ?4)",
         )
-        .bind(id)
+        .bind(id.to_string())
         .bind(language)
         .bind(source_code)
-        .bind(now)
+        .bind(now.timestamp_millis())
         .execute(&self.pool)
         .await
         .map_err(backend("create_session"))?;
@@ -162,16 +120,13 @@ impl Store for PgStore {
 
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         const OP: &str = "get_session";
-        let mut conn = self.pool.acquire().await.map_err(backend(OP))?;
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
             .await
             .map_err(backend(OP))?;
-        let Some(row) = row else { return Ok(None) };
-        let raw = to_session(OP, &row)?;
-        let latest = latest_execution_id(&mut conn, id).await?;
-        Ok(Some(raw.into_domain(latest)))
+        row.map(|r| to_session(OP, &r)).transpose()
     }
 
     async fn update_session(
@@ -181,37 +136,38 @@ impl Store for PgStore {
         language: Option<&str>,
     ) -> Result<Option<Session>, StoreError> {
         const OP: &str = "update_session";
-        let row = sqlx::query(
-            "UPDATE sessions SET source_code = $2, language = COALESCE($3, language), \
-             updated_at = $4 WHERE id = $1 RETURNING *",
-        )
-        .bind(id)
-        .bind(source_code)
-        .bind(language)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend(OP))?;
-        let Some(row) = row else { return Ok(None) };
-        let raw = to_session(OP, &row)?;
-        let mut conn = self.pool.acquire().await.map_err(backend(OP))?;
-        let latest = latest_execution_id(&mut conn, id).await?;
-        Ok(Some(raw.into_domain(latest)))
+        let sql = format!(
+            "UPDATE sessions SET source_code = ?2, language = COALESCE(?3, language), \
+             updated_at = ?4 WHERE id = ?1 RETURNING {SESSION_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .bind(source_code)
+            .bind(language)
+            .bind(now_ms().timestamp_millis())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        row.map(|r| to_session(OP, &r)).transpose()
     }
 
     async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
         const OP: &str = "create_execution";
-        let session = new.session_id;
+        let session = new.session_id.to_string();
         for _ in 0..KEY_RACE_TRIES {
-            let mut tx = self.pool.begin().await.map_err(backend(OP))?;
+            let mut tx = self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(backend(OP))?;
             if let Some(key) = &new.idempotency_key {
                 if let Some(existing) = execution_by_key(&mut tx, key).await? {
                     return resolve_existing(existing, new.session_id);
                 }
             }
             let snapshot: Option<(String, String)> =
-                sqlx::query_as("SELECT language, source_code FROM sessions WHERE id = $1")
-                    .bind(session)
+                sqlx::query_as("SELECT language, source_code FROM sessions WHERE id = ?1")
+                    .bind(&session)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(backend(OP))?;
@@ -227,15 +183,15 @@ impl Store for PgStore {
             );
             let inserted = sqlx::query(
                 "INSERT INTO executions (id, session_id, language, source_code, status, \
-                 idempotency_key, attempts, queued_at) VALUES ($1, $2, $3, $4, 'QUEUED', $5, 0, $6) \
+                 idempotency_key, attempts, queued_at) VALUES (?1, ?2, ?3, ?4, 'QUEUED', ?5, 0, ?6) \
                  ON CONFLICT (idempotency_key) DO NOTHING",
             )
-            .bind(exec.id)
-            .bind(session)
+            .bind(exec.id.to_string())
+            .bind(&session)
             .bind(&exec.language)
             .bind(&exec.source_code)
             .bind(&exec.idempotency_key)
-            .bind(exec.queued_at)
+            .bind(exec.queued_at.timestamp_millis())
             .execute(&mut *tx)
             .await
             .map_err(backend(OP))?;
@@ -244,8 +200,8 @@ impl Store for PgStore {
                 continue;
             }
             if new.enqueue_job {
-                sqlx::query("INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)")
-                    .bind(exec.id)
+                sqlx::query("INSERT INTO jobs (execution_id, attempts, run_at) VALUES (?1, 0, ?2)")
+                    .bind(exec.id.to_string())
                     .bind(exec.queued_at.timestamp_millis())
                     .execute(&mut *tx)
                     .await
@@ -264,9 +220,9 @@ impl Store for PgStore {
 
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError> {
         const OP: &str = "get_execution";
-        let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
+        let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?1");
         let row = sqlx::query(&sql)
-            .bind(id)
+            .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await
             .map_err(backend(OP))?;
@@ -281,12 +237,12 @@ impl Store for PgStore {
     ) -> Result<Vec<Execution>, StoreError> {
         const OP: &str = "list_executions";
         let sql = format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE session_id = $1 \
-             AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE session_id = ?1 \
+             AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3"
         );
         let rows = sqlx::query(&sql)
-            .bind(session_id)
-            .bind(before)
+            .bind(session_id.to_string())
+            .bind(before.map(|b| b.to_string()))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
@@ -296,12 +252,12 @@ impl Store for PgStore {
 
     async fn start_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE executions SET status = 'RUNNING', attempts = $2, started_at = $3 \
-             WHERE id = $1 AND (status = 'QUEUED' OR (status = 'RUNNING' AND attempts < $2))",
+            "UPDATE executions SET status = 'RUNNING', attempts = ?2, started_at = ?3 \
+             WHERE id = ?1 AND (status = 'QUEUED' OR (status = 'RUNNING' AND attempts < ?2))",
         )
-        .bind(id)
+        .bind(id.to_string())
         .bind(attempt)
-        .bind(now_ms())
+        .bind(now_ms().timestamp_millis())
         .execute(&self.pool)
         .await
         .map_err(backend("start_execution"))?;
@@ -321,12 +277,12 @@ impl Store for PgStore {
             }));
         }
         let done = sqlx::query(
-            "UPDATE executions SET status = $3, stdout = $4, stderr = $5, execution_time_ms = $6, \
-             error_message = $7, error_type = $8, exit_code = $9, signal = $10, \
-             cpu_time_ms = $11, memory_kb = $12, finished_at = $13 \
-             WHERE id = $1 AND status = 'RUNNING' AND attempts = $2",
+            "UPDATE executions SET status = ?3, stdout = ?4, stderr = ?5, execution_time_ms = ?6, \
+             error_message = ?7, error_type = ?8, exit_code = ?9, signal = ?10, \
+             cpu_time_ms = ?11, memory_kb = ?12, finished_at = ?13 \
+             WHERE id = ?1 AND status = 'RUNNING' AND attempts = ?2",
         )
-        .bind(id)
+        .bind(id.to_string())
         .bind(attempt)
         .bind(result.status.as_str())
         .bind(&result.stdout)
@@ -338,7 +294,7 @@ impl Store for PgStore {
         .bind(result.signal)
         .bind(result.cpu_time_ms)
         .bind(result.memory_kb)
-        .bind(now_ms())
+        .bind(now_ms().timestamp_millis())
         .execute(&self.pool)
         .await
         .map_err(backend(OP))?;
@@ -348,9 +304,9 @@ impl Store for PgStore {
     async fn requeue_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE executions SET status = 'QUEUED' \
-             WHERE id = $1 AND status = 'RUNNING' AND attempts = $2",
+             WHERE id = ?1 AND status = 'RUNNING' AND attempts = ?2",
         )
-        .bind(id)
+        .bind(id.to_string())
         .bind(attempt)
         .execute(&self.pool)
         .await
@@ -361,12 +317,12 @@ impl Store for PgStore {
     async fn fail_execution(&self, id: ExecutionId, message: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE executions SET status = 'FAILED', error_type = 'InternalError', \
-             error_message = $2, finished_at = $3 \
-             WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')",
+             error_message = ?2, finished_at = ?3 \
+             WHERE id = ?1 AND status IN ('QUEUED', 'RUNNING')",
         )
-        .bind(id)
+        .bind(id.to_string())
         .bind(message)
-        .bind(now_ms())
+        .bind(now_ms().timestamp_millis())
         .execute(&self.pool)
         .await
         .map_err(backend("fail_execution"))?;
@@ -379,18 +335,19 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<(ExecutionId, Status, i32)>, StoreError> {
         const OP: &str = "list_unfinished";
-        let rows: Vec<(Uuid, String, i32)> = sqlx::query_as(
+        let rows: Vec<(String, String, i32)> = sqlx::query_as(
             "SELECT id, status, attempts FROM executions \
-             WHERE status IN ('QUEUED', 'RUNNING') AND queued_at < $1 \
-             ORDER BY queued_at, id LIMIT $2",
+             WHERE status IN ('QUEUED', 'RUNNING') AND queued_at < ?1 \
+             ORDER BY queued_at, id LIMIT ?2",
         )
-        .bind(queued_before)
+        .bind(queued_before.timestamp_millis())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(backend(OP))?;
         rows.into_iter()
             .map(|(id, status, attempts)| {
+                let id = parse_uuid("id", &id).map_err(backend(OP))?;
                 let status = parse_status("status", &status).map_err(backend(OP))?;
                 Ok((id, status, attempts))
             })
