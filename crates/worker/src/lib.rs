@@ -1,1 +1,62 @@
-//! placeholder
+//! The worker of livexec: claim a job → run its execution in the sandbox → record the result.
+//!
+//! [`Worker::step`] carries one job to its end and is what tests call to drain a queue
+//! deterministically; [`Worker::run`] loops it with a concurrency until shutdown.
+//! [`to_result`] maps a sandbox [`livexec_sandbox::Outcome`] to the statuses, error types and
+//! messages of API.md §4; [`command_for`] builds the sandbox command of a run (the code goes in
+//! as a file, never as argv). [`reconcile_once`] repairs a queue that lost jobs.
+//!
+//! Retries are for the platform, not for the program: a program that fails, times out or
+//! blows a limit is a result, recorded once; only a sandbox that could not run it (or a worker
+//! that died) leads to another attempt, with backoff, up to `max_attempts`.
+
+mod command;
+mod reconcile;
+mod result;
+mod worker;
+
+pub use command::{command_for, effective_limits};
+pub use reconcile::{reconcile_loop, reconcile_once};
+pub use result::{format_bytes, format_seconds, signal_name, to_result};
+pub use worker::{Worker, WorkerConfig};
+
+use livexec_core::{ExecutionId, PortError, StoreError};
+
+/// Why a worker step (or a reconciler pass) could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Claiming from the queue failed.
+    #[error("claiming a job failed: {source}")]
+    Claim {
+        /// The queue's error.
+        #[source]
+        source: PortError,
+    },
+    /// A queue operation on a claimed job failed.
+    #[error("queue {op} for execution {execution_id} failed: {source}")]
+    Queue {
+        /// The execution.
+        execution_id: ExecutionId,
+        /// Which operation (`ack`, `retry`, `release`, …).
+        op: &'static str,
+        /// The queue's error.
+        #[source]
+        source: PortError,
+    },
+    /// A store operation on an execution failed.
+    #[error("store failed for execution {execution_id}: {source}")]
+    Store {
+        /// The execution.
+        execution_id: ExecutionId,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// Listing unfinished executions for the reconciler failed.
+    #[error("reconciler could not list unfinished executions: {source}")]
+    Reconcile {
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+}

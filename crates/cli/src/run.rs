@@ -1,0 +1,102 @@
+//! `livexec run`: one file in the sandbox, no server. The program's stdout and stderr pass
+//! through live, the exit code is the program's, and one verdict line goes to stderr.
+
+use crate::settings::{LimitArgs, SandboxArgs};
+use anyhow::Context;
+use clap::Args;
+use livexec_sandbox::Stream;
+use livexec_worker::{command_for, effective_limits, to_result};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Settings of `livexec run`.
+///
+/// Exit status: the program's own exit code; 128+N when a signal N killed it (a memory or
+/// output limit kills with SIGKILL: 137); 124 when it hit the time limit; 125 when the sandbox
+/// itself failed (the program did not run).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: the program's exit code; 128+N when signal N killed it (memory and output limits kill with SIGKILL: 137); 124 on timeout; 125 when the sandbox itself failed."
+)]
+pub struct RunArgs {
+    /// The runtime (language) id, e.g. `python` or `javascript`.
+    #[arg(short, long)]
+    pub language: String,
+    /// The program's source file.
+    pub file: PathBuf,
+    /// A file whose bytes are the program's stdin (default: empty, EOF at once).
+    #[arg(long)]
+    pub stdin: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// Exit status when the sandbox itself failed.
+const SANDBOX_FAILED: u8 = 125;
+/// Exit status on timeout, like timeout(1).
+const TIMED_OUT: u8 = 124;
+
+/// Run the file and pass its exit status on.
+pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
+    args.sandbox.export_interpreters();
+    let registry = args.sandbox.registry()?;
+    let Some(runtime) = registry.get(&args.language) else {
+        anyhow::bail!(
+            "unknown language {:?}; known: {}",
+            args.language,
+            registry.ids().join(", ")
+        );
+    };
+    let resolved = runtime.resolve()?;
+    let source = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let stdin = match &args.stdin {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => Vec::new(),
+    };
+    let limits = effective_limits(&args.limits.limits()?, &resolved.limits);
+    let sandbox = args.sandbox.sandbox()?;
+    let cmd = command_for(&resolved, &source, &stdin, limits.clone());
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let ran = sandbox.run(&cmd, &mut |stream, chunk| {
+        // A closed stdout (e.g. `| head`) must not stop the run; the verdict still comes.
+        let _ = match stream {
+            Stream::Stdout => out.write_all(chunk).and_then(|()| out.flush()),
+            Stream::Stderr => err.write_all(chunk).and_then(|()| err.flush()),
+        };
+    });
+    let outcome = match ran {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("livexec: sandbox error: {e}");
+            return Ok(ExitCode::from(SANDBOX_FAILED));
+        }
+    };
+    let result = to_result(&outcome, &limits);
+    let reason = match (&result.error_type, &result.error_message) {
+        (Some(t), Some(m)) => format!(" {}: {m};", t.as_str()),
+        _ => String::new(),
+    };
+    eprintln!(
+        "livexec: {}{reason} wall {} ms, cpu {} ms, memory {:.1} MiB",
+        result.status,
+        outcome.wall_ms,
+        outcome.cpu_ms,
+        outcome.memory_peak_bytes as f64 / (1024.0 * 1024.0)
+    );
+    let code = if outcome.timed_out {
+        TIMED_OUT
+    } else if let Some(sig) = outcome.signal {
+        128u8.saturating_add(u8::try_from(sig).unwrap_or(127))
+    } else {
+        // Exit codes are 0..=255 on Linux; anything else is reported as a failure.
+        outcome
+            .exit_code
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1)
+    };
+    Ok(ExitCode::from(code))
+}

@@ -1,0 +1,275 @@
+//! `livexec serve`: the HTTP API and/or the workers (`--role`), every setting a flag with an
+//! environment variable. Start-up waits for the database and Redis; SIGTERM/SIGINT stop
+//! claiming, let running programs finish (bounded by their time limit), hand back anything not
+//! started, and exit 0.
+
+use crate::connect::{connect, Ports};
+use crate::runtimes::{prepare_engine, Engine};
+use crate::settings::{redact_url, tokio_runtime, LimitArgs, SandboxArgs};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use livexec_api::{ApiConfig, AppState, SandboxHealth};
+use livexec_worker::{reconcile_loop, Worker, WorkerConfig};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Which parts of the service this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// The HTTP API and the workers in one process.
+    All,
+    /// Only the HTTP API (no sandbox on this host).
+    Api,
+    /// Only workers, plus `GET /health` on LIVEXEC_HEALTH_BIND.
+    Worker,
+}
+
+/// Settings of `livexec serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// What this process runs: the API and workers (`all`), only the API, or only workers.
+    #[arg(long, env = "LIVEXEC_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+    /// Address the API listens on (host:port); when unset, 0.0.0.0:$PORT.
+    #[arg(long, env = "LIVEXEC_BIND")]
+    pub bind: Option<String>,
+    /// Port the API listens on when LIVEXEC_BIND is unset.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// The database: `sqlite://FILE` (embedded, the default) or `postgres://USER@HOST/DB`.
+    /// Migrations run at start.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://livexec.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+    /// Redis for the job queue (`redis://HOST:PORT`); when unset, jobs live in the database.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key of this deployment.
+    #[arg(long, env = "LIVEXEC_REDIS_PREFIX", default_value = "livexec")]
+    pub redis_prefix: String,
+    /// Concurrent executions of this process (default: the number of CPU cores).
+    #[arg(long, env = "LIVEXEC_WORKERS")]
+    pub workers: Option<usize>,
+    /// Largest accepted request body, in bytes (larger → 413).
+    #[arg(long, env = "LIVEXEC_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+    /// How long a worker's claim on a job lasts, in ms; renewed while the program runs. A
+    /// worker that dies loses its jobs to others after this long.
+    #[arg(long, env = "LIVEXEC_LEASE_MS", default_value_t = 30_000)]
+    pub lease_ms: u64,
+    /// How long `POST …/run` waits for Redis to accept a job before answering anyway (the
+    /// reconciler enqueues it later), in ms.
+    #[arg(long, env = "LIVEXEC_ENQUEUE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub enqueue_timeout_ms: u64,
+    /// How often the reconciler looks for executions without a job (Redis queue only), in ms.
+    #[arg(long, env = "LIVEXEC_RECONCILE_INTERVAL_MS", default_value_t = 5_000)]
+    pub reconcile_interval_ms: u64,
+    /// Address of the worker role's `GET /health` (host:port).
+    #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
+    pub health_bind: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+impl ServeArgs {
+    fn runs_api(&self) -> bool {
+        self.role != Role::Worker
+    }
+    fn runs_workers(&self) -> bool {
+        self.role != Role::Api
+    }
+    fn api_addr(&self) -> String {
+        self.bind
+            .clone()
+            .unwrap_or_else(|| format!("0.0.0.0:{}", self.port))
+    }
+}
+
+/// Prepare the sandbox (before any thread starts), then serve until a signal.
+pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    args.sandbox.export_interpreters();
+    let limits = args.limits.limits()?;
+    let registry = Arc::new(args.sandbox.registry()?);
+    let engine = if args.runs_workers() {
+        Some(prepare_engine(&args.sandbox, &registry, &limits)?)
+    } else {
+        None
+    };
+    let rt = tokio_runtime()?;
+    rt.block_on(serve(args, registry, engine, limits))?;
+    tracing::info!("livexec stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(
+    args: ServeArgs,
+    registry: Arc<livexec_runtimes::Registry>,
+    engine: Option<Engine>,
+    limits: livexec_sandbox::Limits,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(watch_signals(stop_tx));
+    let Some(Ports { store, queue }) = connect(
+        &args.database_url,
+        args.redis_url.as_deref(),
+        &args.redis_prefix,
+        &stop,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let sandbox_health = match &engine {
+        Some(e) => e.health.clone(),
+        None => SandboxHealth::NotUsed,
+    };
+    if args.runs_api() {
+        let addr = args.api_addr();
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding the API to {addr}"))?;
+        let state = AppState {
+            store: store.clone(),
+            queue: queue.clone(),
+            runtimes: registry,
+            config: ApiConfig {
+                max_body_bytes: args.max_body_bytes,
+                enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
+            },
+            sandbox: sandbox_health,
+        };
+        let shutdown = stopped(stop.clone());
+        tasks.spawn(async move {
+            livexec_api::launch(listener, state, shutdown)
+                .await
+                .context("serving the API")
+        });
+    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(engine) = engine {
+        let mode = engine.sandbox.cgroup_mode().to_string();
+        let config = WorkerConfig {
+            worker_id: worker_id(),
+            lease: Duration::from_millis(args.lease_ms.max(300)),
+            max_attempts: 3,
+            limits,
+            idle_poll: Duration::from_millis(50),
+        };
+        let worker = Arc::new(Worker::new(
+            store.clone(),
+            queue.clone(),
+            engine.sandbox,
+            engine.runtimes,
+            config,
+        ));
+        let stop_w = stop.clone();
+        tasks.spawn(async move {
+            worker.run(workers, stop_w).await;
+            Ok(())
+        });
+        if !queue.enqueued_by_store() {
+            let lease = Duration::from_millis(args.lease_ms);
+            let stale = Duration::from_millis(args.limits.timeout_ms) + lease * 2;
+            let every = Duration::from_millis(args.reconcile_interval_ms.max(100));
+            let older = Duration::from_millis(args.enqueue_timeout_ms) + Duration::from_secs(1);
+            let (s, q, st) = (store.clone(), queue.clone(), stop.clone());
+            tasks.spawn(async move {
+                reconcile_loop(s, q, every, older, stale, st).await;
+                Ok(())
+            });
+        }
+        if args.role == Role::Worker {
+            let listener = tokio::net::TcpListener::bind(&args.health_bind)
+                .await
+                .with_context(|| format!("binding the health endpoint to {}", args.health_bind))?;
+            let app = crate::health::router(crate::health::WorkerHealth {
+                store: store.clone(),
+                queue: queue.clone(),
+                sandbox: mode.clone(),
+            });
+            let shutdown = stopped(stop.clone());
+            tracing::info!(addr = %args.health_bind, "worker health endpoint listening");
+            tasks.spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .context("serving the health endpoint")
+            });
+        }
+        tracing::info!(workers, sandbox = %mode, "workers started");
+    }
+    tracing::info!(
+        role = ?args.role,
+        database = %redact_url(&args.database_url),
+        queue = if args.redis_url.is_some() { "redis" } else { "database" },
+        "livexec serving; SIGTERM or Ctrl-C stops it gracefully"
+    );
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        let failed = match done {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(anyhow::anyhow!("a service task panicked: {e}")),
+        };
+        if let Some(e) = failed {
+            tracing::error!(error = %format!("{e:#}"), "service task failed; shutting down");
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Resolves once `stop` becomes true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// First SIGTERM/SIGINT: graceful stop. Second: exit at once.
+async fn watch_signals(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    let mut seen = 0;
+    loop {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        seen += 1;
+        if seen == 1 {
+            tracing::info!(
+                signal = name,
+                "stopping: no new work is claimed; running programs finish, then exit"
+            );
+            let _ = stop.send(true);
+        } else {
+            tracing::warn!(signal = name, "second signal: exiting now; unfinished jobs are recovered when their lease expires");
+            std::process::exit(130);
+        }
+    }
+}
+
+/// `hostname-pid`, to tell workers apart in the queue.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!("{host}-{}", std::process::id())
+}

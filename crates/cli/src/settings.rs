@@ -1,0 +1,189 @@
+//! Settings shared by several subcommands: execution limits, sandbox options, logging, and
+//! the tokio runtime.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use livexec_runtimes::Registry;
+use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
+use std::path::PathBuf;
+
+/// Limits of one execution (API.md "Default limits of one execution").
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Wall-clock time limit of one execution, in milliseconds.
+    #[arg(long, env = "LIVEXEC_TIMEOUT_MS", default_value_t = 30_000)]
+    pub timeout_ms: u64,
+    /// Memory limit of one execution (all its processes, no swap), in MiB.
+    #[arg(long, env = "LIVEXEC_MEMORY_MB", default_value_t = 128)]
+    pub memory_mb: u64,
+    /// CPU quota of one execution, in cores (0.5 = half a core).
+    #[arg(long, env = "LIVEXEC_CPUS", default_value_t = 0.5)]
+    pub cpus: f64,
+    /// Processes plus threads of one execution.
+    #[arg(long, env = "LIVEXEC_PIDS", default_value_t = 50)]
+    pub pids: u32,
+    /// Cap of stdout and of stderr (each) of one execution, in bytes; over it the program is
+    /// stopped and the first bytes up to the cap are kept.
+    #[arg(long, env = "LIVEXEC_OUTPUT_LIMIT_BYTES", default_value_t = 1_048_576)]
+    pub output_limit_bytes: usize,
+}
+
+impl LimitArgs {
+    /// The sandbox limits these settings describe (other limits keep the engine defaults).
+    pub fn limits(&self) -> anyhow::Result<Limits> {
+        if !(self.cpus.is_finite() && self.cpus > 0.0 && self.cpus <= 1024.0) {
+            bail!(
+                "LIVEXEC_CPUS must be a number of cores > 0, got {}",
+                self.cpus
+            );
+        }
+        if self.timeout_ms == 0 || self.memory_mb == 0 || self.pids == 0 {
+            bail!("LIVEXEC_TIMEOUT_MS, LIVEXEC_MEMORY_MB and LIVEXEC_PIDS must be > 0");
+        }
+        Ok(Limits {
+            memory_bytes: self.memory_mb.saturating_mul(1024 * 1024),
+            cpu_millicores: (self.cpus * 1000.0).round() as u32,
+            pids: self.pids,
+            wall_ms: self.timeout_ms,
+            output_bytes: self.output_limit_bytes,
+            ..Limits::default()
+        })
+    }
+}
+
+/// Where runtimes come from and how the sandbox may run.
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// DEVELOPMENT ONLY: run programs with rlimits alone when no cgroup is usable (no memory,
+    /// CPU or process-count limits). Never use in production.
+    #[arg(long, env = "LIVEXEC_ALLOW_RLIMITS_ONLY", default_value_t = false)]
+    pub allow_rlimits_only: bool,
+    /// A directory of extra runtime files (`*.toml`); one with a built-in id replaces it.
+    #[arg(long, env = "LIVEXEC_RUNTIMES_DIR")]
+    pub runtimes_dir: Option<PathBuf>,
+    /// The Python interpreter to use (default: `python3` on PATH).
+    #[arg(long, env = "LIVEXEC_PYTHON")]
+    pub python: Option<PathBuf>,
+    /// The Node.js interpreter to use (default: `node` on PATH).
+    #[arg(long, env = "LIVEXEC_NODE")]
+    pub node: Option<PathBuf>,
+}
+
+impl SandboxArgs {
+    /// Make `--python`/`--node` visible to the runtimes crate, which reads the environment.
+    /// Called before any thread starts.
+    pub fn export_interpreters(&self) {
+        if let Some(p) = &self.python {
+            std::env::set_var("LIVEXEC_PYTHON", p);
+        }
+        if let Some(n) = &self.node {
+            std::env::set_var("LIVEXEC_NODE", n);
+        }
+    }
+
+    /// The registry: built-in runtimes plus `--runtimes-dir`.
+    pub fn registry(&self) -> anyhow::Result<Registry> {
+        match &self.runtimes_dir {
+            Some(dir) => Registry::with_dir(dir)
+                .with_context(|| format!("loading runtimes from {}", dir.display())),
+            None => Registry::builtin().context("loading the built-in runtimes"),
+        }
+    }
+
+    /// The sandbox engine; refuses to start without cgroups unless allowed.
+    pub fn sandbox(&self) -> anyhow::Result<Sandbox> {
+        if self.allow_rlimits_only {
+            tracing::warn!("LIVEXEC_ALLOW_RLIMITS_ONLY is set: if no cgroup is usable, programs run WITHOUT memory, CPU or process limits. Development only!");
+        }
+        let sandbox = Sandbox::new(SandboxConfig {
+            allow_rlimits_only: self.allow_rlimits_only,
+            ..SandboxConfig::default()
+        })
+        .context("starting the sandbox")?;
+        let mode = sandbox.cgroup_mode();
+        if mode == livexec_sandbox::CgroupMode::RlimitsOnly {
+            tracing::warn!("SANDBOX RUNS WITHOUT CGROUPS ({mode}): memory, CPU and process limits are NOT enforced");
+        }
+        Ok(sandbox)
+    }
+}
+
+/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A multi-threaded tokio runtime.
+pub fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                format!("{scheme}://{user}@{host}{path}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url("sqlite://livexec.db"), "sqlite://livexec.db");
+        assert_eq!(redact_url("redis://:pw@h/0"), "redis://:***@h/0");
+    }
+
+    #[test]
+    fn limits_from_settings() {
+        let a = LimitArgs {
+            timeout_ms: 2000,
+            memory_mb: 64,
+            cpus: 1.5,
+            pids: 10,
+            output_limit_bytes: 1000,
+        };
+        let l = a.limits().unwrap();
+        assert_eq!(l.memory_bytes, 64 << 20);
+        assert_eq!((l.cpu_millicores, l.pids, l.wall_ms), (1500, 10, 2000));
+        assert_eq!(l.output_bytes, 1000);
+        assert!(LimitArgs {
+            cpus: 0.0,
+            ..a.clone()
+        }
+        .limits()
+        .is_err());
+        assert!(LimitArgs {
+            cpus: f64::NAN,
+            ..a
+        }
+        .limits()
+        .is_err());
+    }
+}

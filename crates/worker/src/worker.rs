@@ -1,0 +1,360 @@
+//! The worker: claim a job, run its execution in the sandbox, record the result. One
+//! [`Worker::step`] that tests call to drain the queue deterministically, and one loop
+//! ([`Worker::run`]) that the service runs with a concurrency and a shutdown signal.
+
+use crate::command::{command_for, effective_limits};
+use crate::result::to_result;
+use crate::WorkerError;
+use livexec_core::ports::retry_backoff;
+use livexec_core::{Execution, JobQueue, Lease, RunResult, Status, Store};
+use livexec_runtimes::Resolved;
+use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+/// Message recorded when the platform could not run an execution, after its retries.
+const PLATFORM_FAILED: &str = "The platform could not run this program";
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Name of this worker in the queue's claims (host and process make a good one).
+    pub worker_id: String,
+    /// How long a claim lasts; extended every third of it while the program runs.
+    pub lease: Duration,
+    /// Attempts in all (first run plus platform retries) before FAILED/`InternalError`.
+    pub max_attempts: i32,
+    /// The service's default limits; a runtime's overrides apply over them.
+    pub limits: Limits,
+    /// How long an idle loop waits before it asks the queue again.
+    pub idle_poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            worker_id: format!("worker-{}", std::process::id()),
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+            limits: Limits::default(),
+            idle_poll: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Claims jobs and runs them. Holds no state of its own beyond its configuration.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn JobQueue>,
+    sandbox: Arc<Sandbox>,
+    runtimes: HashMap<String, Resolved>,
+    config: WorkerConfig,
+}
+
+/// What ended one attempt that did not produce a program result.
+enum PlatformFailure {
+    Sandbox(SandboxError),
+    Panicked(String),
+    NoRuntime,
+}
+
+impl Worker {
+    /// A worker over these ports, this sandbox and these resolved runtimes (by runtime id).
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn JobQueue>,
+        sandbox: Arc<Sandbox>,
+        runtimes: HashMap<String, Resolved>,
+        config: WorkerConfig,
+    ) -> Self {
+        Worker {
+            store,
+            queue,
+            sandbox,
+            runtimes,
+            config,
+        }
+    }
+
+    /// This worker's configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.config
+    }
+
+    /// Claim at most one job and carry it to its end (recorded, retried or handed back).
+    /// `Ok(false)` when the queue had nothing runnable.
+    pub async fn step(&self) -> Result<bool, WorkerError> {
+        let (_tx, rx) = watch::channel(false);
+        self.step_until(&rx).await
+    }
+
+    /// [`Worker::step`], handing the job back unrun if `shutdown` is set before it starts.
+    pub async fn step_until(&self, shutdown: &watch::Receiver<bool>) -> Result<bool, WorkerError> {
+        let claimed = self
+            .queue
+            .claim(&self.config.worker_id, self.config.lease)
+            .await
+            .map_err(|source| WorkerError::Claim { source })?;
+        let Some(lease) = claimed else {
+            return Ok(false);
+        };
+        self.process(lease, shutdown).await?;
+        Ok(true)
+    }
+
+    /// Run `concurrency` loops of [`Worker::step_until`] until `shutdown` becomes true, then
+    /// return once every program that had started has finished and been recorded.
+    pub async fn run(self: Arc<Self>, concurrency: usize, shutdown: watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for slot in 0..concurrency.max(1) {
+            let worker = Arc::clone(&self);
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move { worker.run_slot(slot, shutdown).await });
+        }
+        while let Some(res) = tasks.join_next().await {
+            if let Err(e) = res {
+                error!(error = %e, "worker loop panicked");
+            }
+        }
+        info!(worker = %self.config.worker_id, "worker stopped");
+    }
+
+    async fn run_slot(&self, slot: usize, mut shutdown: watch::Receiver<bool>) {
+        let mut failures: u32 = 0;
+        while !*shutdown.borrow() {
+            let pause = match self.step_until(&shutdown).await {
+                Ok(true) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(false) => {
+                    failures = 0;
+                    self.config.idle_poll
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    warn!(slot, error = %e, "worker step failed; backing off");
+                    Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)))
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        debug!(slot, "worker slot stopped claiming");
+    }
+
+    async fn process(
+        &self,
+        lease: Lease,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), WorkerError> {
+        let id = lease.job.execution_id;
+        let attempt = lease.job.attempt;
+        let store_err = |source| WorkerError::Store {
+            execution_id: id,
+            source,
+        };
+        let Some(exec) = self.store.get_execution(id).await.map_err(store_err)? else {
+            warn!(execution_id = %id, "job for an unknown execution; dropping it");
+            return self.ack(&lease).await;
+        };
+        if exec.status.is_terminal() {
+            debug!(execution_id = %id, status = %exec.status, "already finished; acking");
+            return self.ack(&lease).await;
+        }
+        if attempt > self.config.max_attempts {
+            return self.give_up(&lease).await;
+        }
+        if *shutdown.borrow() {
+            info!(execution_id = %id, status = "QUEUED", "shutting down; handed back unrun");
+            return self
+                .queue
+                .release(&lease)
+                .await
+                .map_err(|source| WorkerError::Queue {
+                    execution_id: id,
+                    op: "release",
+                    source,
+                });
+        }
+        if !self
+            .store
+            .start_execution(id, attempt)
+            .await
+            .map_err(store_err)?
+        {
+            debug!(execution_id = %id, attempt, "a newer attempt owns it; acking");
+            return self.ack(&lease).await;
+        }
+        let waited = (chrono::Utc::now() - exec.queued_at).num_milliseconds();
+        info!(execution_id = %id, attempt, status = "RUNNING", queued_ms = waited, language = %exec.language, "execution started");
+        let lost = Arc::new(AtomicBool::new(false));
+        let keeper = self.keep_lease(lease.clone(), Arc::clone(&lost));
+        let ran = self.run_program(&exec).await;
+        keeper.abort();
+        if lost.load(Ordering::SeqCst) {
+            warn!(execution_id = %id, attempt, "lease lost while running; result discarded");
+            return Ok(());
+        }
+        match ran {
+            Ok((outcome, limits)) => self.record(&lease, &to_result(&outcome, &limits)).await,
+            Err(failure) => self.platform_failure(&lease, failure).await,
+        }
+    }
+
+    /// Extend the lease every third of its length until aborted; flag `lost` if it is lost.
+    fn keep_lease(&self, lease: Lease, lost: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+        let queue = Arc::clone(&self.queue);
+        let every = self.config.lease / 3;
+        let lease_for = self.config.lease;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match queue.extend(&lease, lease_for).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(execution_id = %lease.job.execution_id, error = %e, "lease extension failed; will retry")
+                    }
+                }
+            }
+        })
+    }
+
+    async fn run_program(&self, exec: &Execution) -> Result<(Outcome, Limits), PlatformFailure> {
+        let rt = self
+            .runtimes
+            .get(&exec.language)
+            .ok_or(PlatformFailure::NoRuntime)?;
+        let limits = effective_limits(&self.config.limits, &rt.limits);
+        let cmd = command_for(rt, &exec.source_code, &[], limits.clone());
+        let sandbox = Arc::clone(&self.sandbox);
+        let joined =
+            tokio::task::spawn_blocking(move || sandbox.run(&cmd, &mut |_stream, _chunk| {})).await;
+        match joined {
+            Ok(Ok(outcome)) => Ok((outcome, limits)),
+            Ok(Err(e)) => Err(PlatformFailure::Sandbox(e)),
+            Err(e) => Err(PlatformFailure::Panicked(e.to_string())),
+        }
+    }
+
+    async fn record(&self, lease: &Lease, result: &RunResult) -> Result<(), WorkerError> {
+        let id = lease.job.execution_id;
+        let attempt = lease.job.attempt;
+        let recorded = retry_store(|| self.store.finish_execution(id, attempt, result))
+            .await
+            .map_err(|source| WorkerError::Store {
+                execution_id: id,
+                source,
+            })?;
+        if !recorded {
+            warn!(execution_id = %id, attempt, "result not recorded: another attempt owns the execution");
+            return Ok(());
+        }
+        info!(
+            execution_id = %id,
+            attempt,
+            status = %result.status,
+            ms = result.execution_time_ms,
+            error_type = result.error_type.map(|t| t.as_str()),
+            "execution finished"
+        );
+        self.ack(lease).await
+    }
+
+    async fn platform_failure(
+        &self,
+        lease: &Lease,
+        failure: PlatformFailure,
+    ) -> Result<(), WorkerError> {
+        let id = lease.job.execution_id;
+        let attempt = lease.job.attempt;
+        match &failure {
+            PlatformFailure::Sandbox(e) => {
+                warn!(execution_id = %id, attempt, error = %e, "sandbox failed")
+            }
+            PlatformFailure::Panicked(e) => {
+                error!(execution_id = %id, attempt, error = %e, "sandbox thread panicked")
+            }
+            PlatformFailure::NoRuntime => {
+                warn!(execution_id = %id, attempt, "runtime not available on this worker")
+            }
+        }
+        if attempt >= self.config.max_attempts {
+            return self.give_up(lease).await;
+        }
+        let store_err = |source| WorkerError::Store {
+            execution_id: id,
+            source,
+        };
+        retry_store(|| self.store.requeue_execution(id, attempt))
+            .await
+            .map_err(store_err)?;
+        let delay = retry_backoff(attempt);
+        self.queue
+            .retry(lease, delay)
+            .await
+            .map_err(|source| WorkerError::Queue {
+                execution_id: id,
+                op: "retry",
+                source,
+            })?;
+        info!(execution_id = %id, attempt, status = "QUEUED", retry_in_ms = delay.as_millis() as u64, "execution will be retried");
+        Ok(())
+    }
+
+    /// Retries exhausted: FAILED/`InternalError`, then drop the job.
+    async fn give_up(&self, lease: &Lease) -> Result<(), WorkerError> {
+        let id = lease.job.execution_id;
+        retry_store(|| self.store.fail_execution(id, PLATFORM_FAILED))
+            .await
+            .map_err(|source| WorkerError::Store {
+                execution_id: id,
+                source,
+            })?;
+        info!(execution_id = %id, attempt = lease.job.attempt, status = %Status::Failed, error_type = "InternalError", "execution failed: attempts exhausted");
+        self.ack(lease).await
+    }
+
+    async fn ack(&self, lease: &Lease) -> Result<(), WorkerError> {
+        self.queue
+            .ack(lease)
+            .await
+            .map_err(|source| WorkerError::Queue {
+                execution_id: lease.job.execution_id,
+                op: "ack",
+                source,
+            })
+    }
+}
+
+/// A store write that matters (a result, a retry) survives a short database hiccup.
+async fn retry_store<T, F, Fut>(mut op: F) -> Result<T, livexec_core::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, livexec_core::StoreError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tries < 4 => {
+                warn!(error = %e, "store write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

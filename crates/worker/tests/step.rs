@@ -1,0 +1,299 @@
+//! The worker against the real SQLite store, the real embedded queue and the real sandbox
+//! running the real python3: every test drains the queue with `step()`, no sleeps, no mocks.
+
+use livexec_core::{ErrorType, Execution, ExecutionId, JobQueue, NewExecution, Status, Store};
+use livexec_queue::SqliteQueue;
+use livexec_runtimes::{Registry, Resolved};
+use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
+use livexec_store::SqliteStore;
+use livexec_worker::{reconcile_once, Worker, WorkerConfig};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    queue: Arc<SqliteQueue>,
+    runtimes: HashMap<String, Resolved>,
+    sandbox: Arc<Sandbox>,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        let queue = Arc::new(SqliteQueue::new(store.pool().clone()));
+        let registry = Registry::builtin().unwrap();
+        let python = registry
+            .get("python")
+            .unwrap()
+            .resolve()
+            .expect("python3 must be installed on the test host");
+        let runtimes = HashMap::from([("python".to_owned(), python)]);
+        let sandbox = Sandbox::new(SandboxConfig::default())
+            .expect("the sandbox needs root and cgroups on the test host");
+        Fixture {
+            _dir: dir,
+            store,
+            queue,
+            runtimes,
+            sandbox: Arc::new(sandbox),
+        }
+    }
+
+    fn worker(&self, tweak: impl FnOnce(&mut WorkerConfig)) -> Worker {
+        let mut config = WorkerConfig {
+            worker_id: "test-worker".into(),
+            limits: Limits {
+                wall_ms: 5_000,
+                ..Limits::default()
+            },
+            ..WorkerConfig::default()
+        };
+        tweak(&mut config);
+        Worker::new(
+            self.store.clone(),
+            self.queue.clone(),
+            self.sandbox.clone(),
+            self.runtimes.clone(),
+            config,
+        )
+    }
+
+    async fn submit(&self, language: &str, code: &str, enqueue_job: bool) -> ExecutionId {
+        let session = self.store.create_session(language, code).await.unwrap();
+        let created = self
+            .store
+            .create_execution(NewExecution {
+                session_id: session.id,
+                idempotency_key: None,
+                enqueue_job,
+            })
+            .await
+            .unwrap();
+        created.execution.id
+    }
+
+    async fn get(&self, id: ExecutionId) -> Execution {
+        self.store.get_execution(id).await.unwrap().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn step_runs_a_program_to_completed_once() {
+    let f = Fixture::new().await;
+    let w = f.worker(|_| {});
+    assert!(!w.step().await.unwrap(), "empty queue: no work");
+    let id = f.submit("python", "print('hello', 6 * 7)", true).await;
+    assert!(w.step().await.unwrap());
+    let e = f.get(id).await;
+    assert_eq!(e.status, Status::Completed);
+    assert_eq!(e.stdout, b"hello 42\n");
+    assert_eq!((e.error_type, e.error_message), (None, None));
+    assert_eq!((e.attempts, e.exit_code), (1, Some(0)));
+    assert!(e.finished_at.is_some() && e.memory_kb.is_some());
+    assert!(!w.step().await.unwrap(), "the job was acked");
+    assert!(!f.queue.contains(id).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_program_failure_is_a_result_and_never_rerun() {
+    let f = Fixture::new().await;
+    let w = f.worker(|_| {});
+    let id = f.submit("python", "print('before')\n1/0", true).await;
+    assert!(w.step().await.unwrap());
+    let e = f.get(id).await;
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(e.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(
+        e.error_message.as_deref(),
+        Some("ZeroDivisionError: division by zero")
+    );
+    assert_eq!(e.stdout, b"before\n");
+    assert_eq!(e.attempts, 1);
+    assert!(!w.step().await.unwrap(), "a failed program is not retried");
+}
+
+#[tokio::test]
+async fn the_time_limit_is_a_timeout_result() {
+    let f = Fixture::new().await;
+    let w = f.worker(|c| c.limits.wall_ms = 500);
+    let id = f
+        .submit("python", "import time\ntime.sleep(30)", true)
+        .await;
+    assert!(w.step().await.unwrap());
+    let e = f.get(id).await;
+    assert_eq!(e.status, Status::Timeout);
+    assert_eq!(e.error_type, Some(ErrorType::TimeoutError));
+    assert_eq!(
+        e.error_message.as_deref(),
+        Some("Execution exceeded the time limit of 0.5 s")
+    );
+}
+
+#[tokio::test]
+async fn a_platform_failure_is_retried_then_ends_internal_error() {
+    let mut f = Fixture::new().await;
+    // An interpreter that does not exist: the sandbox itself cannot start the program.
+    let rt = f.runtimes.get_mut("python").unwrap();
+    rt.program = PathBuf::from("/nonexistent/livexec/python3");
+    rt.mounts.clear();
+    let id = f.submit("python", "print(1)", true).await;
+
+    let w = f.worker(|c| c.max_attempts = 2);
+    assert!(w.step().await.unwrap());
+    let e = f.get(id).await;
+    assert_eq!(e.status, Status::Queued, "requeued for a retry");
+    assert_eq!(e.attempts, 1);
+    assert!(
+        f.queue.contains(id).await.unwrap(),
+        "the job waits out its backoff"
+    );
+    assert!(!w.step().await.unwrap(), "not runnable before the backoff");
+
+    // Last attempt: a worker that allows only this one gives up at once.
+    let last = f.worker(|c| c.max_attempts = 1);
+    let id2 = f.submit("python", "print(2)", true).await;
+    assert!(last.step().await.unwrap());
+    let e = f.get(id2).await;
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(e.error_type, Some(ErrorType::InternalError));
+    let msg = e.error_message.unwrap();
+    assert!(!msg.contains("/nonexistent"), "no internals leak: {msg}");
+    assert!(!f.queue.contains(id2).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_claim_past_max_attempts_fails_without_running() {
+    let f = Fixture::new().await;
+    let id = f.submit("python", "print('must not run')", true).await;
+    // A worker that died: it claimed with a tiny lease and never came back.
+    let dead = f
+        .queue
+        .claim("dead", Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(dead.unwrap().job.attempt, 1);
+    assert!(f.store.start_execution(id, 1).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let w = f.worker(|c| c.max_attempts = 1);
+    assert!(w.step().await.unwrap());
+    let e = f.get(id).await;
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(e.error_type, Some(ErrorType::InternalError));
+    assert!(e.stdout.is_empty());
+    assert!(!w.step().await.unwrap());
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_by_the_next_attempt() {
+    let f = Fixture::new().await;
+    let id = f.submit("python", "print('second attempt')", true).await;
+    let dead = f
+        .queue
+        .claim("dead", Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert!(dead.is_some());
+    assert!(f.store.start_execution(id, 1).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let w = f.worker(|_| {});
+    assert!(w.step().await.unwrap());
+    let e = f.get(id).await;
+    assert_eq!(e.status, Status::Completed);
+    assert_eq!(e.stdout, b"second attempt\n");
+    assert_eq!(e.attempts, 2);
+}
+
+#[tokio::test]
+async fn a_finished_execution_is_acked_not_rerun() {
+    let f = Fixture::new().await;
+    let w = f.worker(|_| {});
+    let id = f.submit("python", "print('once')", true).await;
+    assert!(w.step().await.unwrap());
+    let before = f.get(id).await;
+    // A duplicate job (e.g. the reconciler raced the worker) for a finished execution.
+    f.queue.enqueue(id).await.unwrap();
+    assert!(w.step().await.unwrap());
+    assert_eq!(f.get(id).await, before);
+    assert!(!f.queue.contains(id).await.unwrap());
+}
+
+#[tokio::test]
+async fn shutdown_before_start_hands_the_job_back_unrun() {
+    let f = Fixture::new().await;
+    let w = f.worker(|_| {});
+    let id = f.submit("python", "print('later')", true).await;
+    let (_tx, stopping) = watch::channel(true);
+    assert!(w.step_until(&stopping).await.unwrap());
+    let e = f.get(id).await;
+    assert_eq!((e.status, e.attempts), (Status::Queued, 0));
+    assert!(
+        w.step().await.unwrap(),
+        "released jobs are runnable at once"
+    );
+    let e = f.get(id).await;
+    assert_eq!((e.status, e.attempts), (Status::Completed, 1));
+}
+
+#[tokio::test]
+async fn run_drains_concurrently_and_stops_on_shutdown() {
+    let f = Fixture::new().await;
+    let w = Arc::new(f.worker(|c| c.idle_poll = Duration::from_millis(10)));
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(f.submit("python", &format!("print({i})"), true).await);
+    }
+    let (tx, rx) = watch::channel(false);
+    let running = tokio::spawn(w.clone().run(3, rx));
+    for (i, id) in ids.iter().enumerate() {
+        loop {
+            let e = f.get(*id).await;
+            if e.status.is_terminal() {
+                assert_eq!(e.status, Status::Completed);
+                assert_eq!(e.stdout, format!("{i}\n").into_bytes());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tx.send(true).unwrap();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn reconcile_enqueues_unfinished_executions_without_a_job() {
+    let f = Fixture::new().await;
+    let lost = f.submit("python", "print('recovered')", false).await;
+    let has_job = f.submit("python", "print('fine')", true).await;
+    assert!(!f.queue.contains(lost).await.unwrap());
+    let n = reconcile_once(
+        &*f.store,
+        &*f.queue,
+        Duration::ZERO,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    assert!(f.queue.contains(lost).await.unwrap());
+    let w = f.worker(|_| {});
+    while w.step().await.unwrap() {}
+    for id in [lost, has_job] {
+        assert_eq!(f.get(id).await.status, Status::Completed);
+    }
+    assert_eq!(f.get(lost).await.stdout, b"recovered\n");
+    let n = reconcile_once(
+        &*f.store,
+        &*f.queue,
+        Duration::ZERO,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 0, "finished executions are left alone");
+}
