@@ -1,11 +1,19 @@
 //! livexec-sandbox: runs untrusted programs in a jail built from Linux primitives.
-//! (Work in progress: the API is final, the engine is being filled in.)
 
+mod cgroup;
+mod child;
 mod command;
 mod error;
+mod jail;
+mod layout;
 mod limits;
 mod outcome;
+mod plan;
+mod run;
 mod sandbox;
+mod seccomp;
+mod supervise;
+mod sys;
 
 pub use command::{Command, DEFAULT_ENV};
 pub use error::SandboxError;

@@ -1,9 +1,18 @@
 //! The engine's entry point ([`Sandbox`]): configuration, cgroup mode, and `run`.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{Command, Outcome, SandboxError, Stream};
+use crate::cgroup::{self, Hierarchy, RunCgroup};
+use crate::layout::HostLayout;
+use crate::{run, Command, Outcome, SandboxError, Stream};
+
+/// Instances of [`Sandbox`] in this process (names their run directories).
+static INSTANCE: AtomicU64 = AtomicU64::new(0);
+/// Runs started by this process (names their cgroups).
+pub(crate) static RUN_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// How the sandbox enforces memory, CPU and pids limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,18 +64,75 @@ impl Default for SandboxConfig {
     }
 }
 
-/// The sandbox engine. Create one per process and share it (`Arc`) across threads.
+/// The sandbox engine. Create one per process and share it (`Arc`) across threads; every
+/// [`Sandbox::run`] builds and throws away its own jail.
 pub struct Sandbox {
     mode: CgroupMode,
+    pub(crate) hierarchy: Option<Hierarchy>,
+    pub(crate) layout: HostLayout,
+    /// `<run_dir>/<pid>.<instance>`.
+    inst_dir: PathBuf,
+    /// `<inst_dir>/root`: the mount point of every jail's root (in its own mount namespace).
+    pub(crate) root: PathBuf,
 }
 
 impl Sandbox {
     /// Detects cgroups, sweeps stale state of dead supervisors, and refuses to start without
-    /// a cgroup unless `allow_rlimits_only`.
+    /// a cgroup unless `allow_rlimits_only` (then warns loudly).
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
-        let _ = config;
+        let read = |p: &str| {
+            fs::read_to_string(p).map_err(|source| SandboxError::Fs {
+                op: "read",
+                path: PathBuf::from(p),
+                source,
+            })
+        };
+        let mountinfo = read("/proc/self/mountinfo")?;
+        let proc_cgroup = read("/proc/self/cgroup")?;
+        let (mode, hierarchy) = match cgroup::detect(&mountinfo, &proc_cgroup, &config.name) {
+            Ok(h @ Hierarchy::V2 { .. }) => (CgroupMode::V2, Some(h)),
+            Ok(h @ Hierarchy::V1(_)) => (CgroupMode::V1, Some(h)),
+            Err((v2, v1)) if config.allow_rlimits_only => {
+                tracing::warn!(
+                    v2 = %v2,
+                    v1 = %v1,
+                    "NO CGROUP: running with rlimits only. Memory, CPU and process limits are \
+                     NOT enforced. This mode is UNSAFE and for development only."
+                );
+                (CgroupMode::RlimitsOnly, None)
+            }
+            Err((v2, v1)) => return Err(SandboxError::NoCgroup { v2, v1 }),
+        };
+        let layout = HostLayout::detect()?;
+        let mkdir = |p: &Path| {
+            fs::create_dir_all(p).map_err(|source| SandboxError::Fs {
+                op: "mkdir",
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        mkdir(&config.run_dir)?;
+        sweep_run_dirs(&config.run_dir);
+        if let Some(h) = &hierarchy {
+            let removed = h.sweep_stale(&pid_alive);
+            if !removed.is_empty() {
+                tracing::info!(
+                    count = removed.len(),
+                    "removed stale cgroups of dead supervisors"
+                );
+            }
+        }
+        let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let inst_dir = config.run_dir.join(format!("{}.{n}", std::process::id()));
+        let root = inst_dir.join("root");
+        mkdir(&root)?;
+        tracing::info!(mode = %mode, run_dir = %inst_dir.display(), "sandbox ready");
         Ok(Sandbox {
-            mode: CgroupMode::V1,
+            mode,
+            hierarchy,
+            layout,
+            inst_dir,
+            root,
         })
     }
 
@@ -75,16 +141,67 @@ impl Sandbox {
         self.mode
     }
 
-    /// Runs `cmd` in a fresh jail and blocks until it is over; `on_output` gets every chunk of
-    /// output as it arrives.
+    /// Runs `cmd` in a fresh jail and blocks until it is over and torn down. `on_output` gets
+    /// every chunk of output as it arrives (the same bytes are accumulated in the outcome).
     pub fn run(
         &self,
         cmd: &Command,
         on_output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<Outcome, SandboxError> {
-        let _ = (cmd, on_output);
-        Err(SandboxError::SetupFailed {
-            reason: "not implemented yet".to_owned(),
-        })
+        crate::jail::validate(cmd)?;
+        let seq = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{seq}", std::process::id());
+        let cg: Option<RunCgroup> = match &self.hierarchy {
+            Some(h) => Some(h.create_run(&id, &cmd.limits)?),
+            None => None,
+        };
+        let result = run::run(self, cmd, cg.as_ref(), on_output);
+        if let Some(cg) = cg {
+            cg.kill_all();
+            if let Err(e) = cg.remove() {
+                tracing::warn!(error = %e, "could not remove a run cgroup");
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.root);
+        let _ = fs::remove_dir(&self.inst_dir);
+    }
+}
+
+/// Whether a process with this pid exists.
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes `<run_dir>/<pid>.<n>` directories of dead supervisors (never a live one's).
+fn sweep_run_dirs(run_dir: &Path) {
+    let Ok(entries) = fs::read_dir(run_dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        let Some((pid, n)) = name.split_once('.') else {
+            continue;
+        };
+        let (Ok(pid), Ok(_)) = (pid.parse::<u32>(), n.parse::<u64>()) else {
+            continue;
+        };
+        if pid_alive(pid) {
+            continue;
+        }
+        let dir = e.path();
+        let root = dir.join("root");
+        if let Ok(c) = crate::plan::cpath(&root) {
+            let _ = crate::sys::umount2(&c, libc::MNT_DETACH);
+        }
+        let _ = fs::remove_dir(&root);
+        let _ = fs::remove_dir(&dir);
     }
 }

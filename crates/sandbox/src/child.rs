@@ -1,0 +1,154 @@
+//! The child side: executes a [`crate::plan`] between `clone` and `execve`.
+//!
+//! Runs in a copy of the (possibly multi-threaded) supervisor, so it only makes syscalls
+//! through [`crate::sys`]: no allocation, no locks, no panics. On the first failing step it
+//! writes `(step index, errno)` to the status pipe and exits with 127.
+
+use std::ffi::CStr;
+use std::os::raw::{c_int, c_ulong};
+
+use crate::plan::{Op, JAIL_GID, JAIL_HOSTNAME, JAIL_UID};
+use crate::sys::{self, Errno};
+
+/// The fd the status pipe is moved to by [`Op::Stdio`].
+pub(crate) const STATUS_FD: c_int = 3;
+
+/// The record the child writes on failure: step index and errno, little-endian.
+pub(crate) const REPORT_LEN: usize = 8;
+
+/// Runs every step, then `execve`. Never returns.
+pub(crate) fn run(ops: &[Op<'_>], status_fd: c_int) -> ! {
+    let mut status = status_fd;
+    for (i, op) in ops.iter().enumerate() {
+        if let Err(e) = step(op) {
+            report(status, i, e);
+        }
+        if matches!(op, Op::Stdio { .. }) {
+            status = STATUS_FD;
+        }
+    }
+    report(status, ops.len(), libc::ENOEXEC)
+}
+
+fn report(fd: c_int, index: usize, errno: Errno) -> ! {
+    let mut rec = [0u8; REPORT_LEN];
+    rec[..4].copy_from_slice(&(index as u32).to_le_bytes());
+    rec[4..].copy_from_slice(&errno.to_le_bytes());
+    let _ = sys::write_all(fd, &rec);
+    sys::exit_now(127)
+}
+
+const ROOT: &CStr = c"/";
+const DOT: &CStr = c".";
+
+fn step(op: &Op<'_>) -> Result<(), Errno> {
+    match op {
+        Op::Stdio {
+            stdin,
+            stdout,
+            stderr,
+            status,
+        } => {
+            sys::dup3(*stdin, 0, false)?;
+            sys::dup3(*stdout, 1, false)?;
+            sys::dup3(*stderr, 2, false)?;
+            sys::dup3(*status, STATUS_FD, true)?;
+            sys::close_from(STATUS_FD as u32 + 1)
+        }
+        Op::DeathSignal => sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0),
+        Op::JoinCgroup { tasks } => {
+            let fd = sys::open(tasks, libc::O_WRONLY, 0)?;
+            let r = sys::write_all(fd, b"0");
+            sys::close(fd);
+            r
+        }
+        Op::Unshare { flags } => sys::unshare(*flags),
+        Op::MakePrivate => sys::mount(
+            None,
+            ROOT,
+            None,
+            (libc::MS_REC | libc::MS_PRIVATE) as c_ulong,
+            None,
+        ),
+        Op::Tmpfs {
+            target,
+            data,
+            flags,
+        } => sys::mount(Some(c"tmpfs"), target, Some(c"tmpfs"), *flags, Some(data)),
+        Op::Mkdir { path, mode } => sys::mkdir(path, *mode),
+        Op::Touch { path } => {
+            let fd = sys::open(path, libc::O_WRONLY | libc::O_CREAT, 0o644)?;
+            sys::close(fd);
+            Ok(())
+        }
+        Op::Symlink { target, link } => sys::symlink(target, link),
+        Op::Bind { src, dst, attrs } => {
+            sys::mount(
+                Some(src),
+                dst,
+                None,
+                (libc::MS_BIND | libc::MS_REC) as c_ulong,
+                None,
+            )?;
+            sys::mount_setattr(dst, true, *attrs)
+        }
+        Op::Proc { target } => sys::mount(
+            Some(c"proc"),
+            target,
+            Some(c"proc"),
+            (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong,
+            None,
+        ),
+        Op::WriteFile { path, data, chown } => {
+            let fd = sys::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o644)?;
+            let r = sys::write_all(fd, data).and_then(|()| {
+                if *chown {
+                    sys::fchown(fd, JAIL_UID, JAIL_GID)
+                } else {
+                    Ok(())
+                }
+            });
+            sys::close(fd);
+            r
+        }
+        Op::RemountRo { target } => sys::mount_setattr(target, false, sys::MOUNT_ATTR_RDONLY),
+        Op::PivotRoot { root } => {
+            sys::chdir(root)?;
+            sys::pivot_root(DOT, DOT)?;
+            sys::umount2(DOT, libc::MNT_DETACH)?;
+            sys::chdir(ROOT)
+        }
+        Op::Chdir { path } => sys::chdir(path),
+        Op::Hostname => sys::sethostname(JAIL_HOSTNAME.as_bytes()),
+        Op::Rlimit {
+            resource,
+            soft,
+            hard,
+            ..
+        } => sys::setrlimit(*resource, *soft, *hard),
+        Op::DropBoundingSet { last } => {
+            for cap in 0..=*last {
+                sys::prctl(libc::PR_CAPBSET_DROP, cap, 0)?;
+            }
+            Ok(())
+        }
+        Op::DropIds { uid, gid } => sys::drop_ids(*uid, *gid),
+        Op::ClearCaps => sys::clear_caps(),
+        Op::NoNewPrivs => sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0),
+        Op::Landlock { handled, rules } => {
+            let ruleset = sys::landlock_create(*handled)?;
+            for (path, allowed) in rules {
+                let fd = sys::open(path, libc::O_PATH, 0)?;
+                let r = sys::landlock_add_path(ruleset, fd, *allowed & *handled);
+                sys::close(fd);
+                r?;
+            }
+            let r = sys::landlock_restrict(ruleset);
+            sys::close(ruleset);
+            r
+        }
+        Op::ResetSignals => sys::reset_signals(),
+        Op::Seccomp { prog } => sys::seccomp_filter(prog),
+        Op::Exec { path, argv, envp } => Err(sys::execve(path, argv, envp)),
+    }
+}

@@ -1,0 +1,234 @@
+//! The jail as a list of steps ([`Op`]), built by the supervisor before `clone` and executed by
+//! the child ([`crate::child`]) without allocating.
+//!
+//! Every string the child needs is a ready `CString`, every array a ready `Vec`, the seccomp
+//! program is compiled; the child only walks the list making syscalls. When a step fails the
+//! child reports its index and `errno`, and the supervisor turns the index back into a
+//! description naming the call and path ([`Op::describe`]).
+
+use std::ffi::{CString, OsStr};
+use std::os::raw::{c_char, c_int, c_ulong};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::SandboxError;
+
+/// The uid and gid the program runs as (host ids: the jail never runs as uid 0).
+pub(crate) const JAIL_UID: u32 = 65534;
+/// See [`JAIL_UID`].
+pub(crate) const JAIL_GID: u32 = 65534;
+/// The host name inside the jail.
+pub(crate) const JAIL_HOSTNAME: &str = "livexec";
+
+/// One step of building the jail.
+pub(crate) enum Op<'a> {
+    /// Move the pipes to fds 0, 1, 2 and the status pipe to 3; close every other fd.
+    Stdio {
+        stdin: c_int,
+        stdout: c_int,
+        stderr: c_int,
+        status: c_int,
+    },
+    /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`: a dying supervisor takes the jail down.
+    DeathSignal,
+    /// Write `0` to a cgroup v1 `tasks` file (moves this single thread: no global lock).
+    JoinCgroup { tasks: CString },
+    /// `unshare(flags)`.
+    Unshare { flags: c_int },
+    /// `mount(NULL, "/", MS_REC|MS_PRIVATE)`.
+    MakePrivate,
+    /// A tmpfs at `target` with `data` options.
+    Tmpfs {
+        target: CString,
+        data: CString,
+        flags: c_ulong,
+    },
+    /// `mkdir(path, mode)`.
+    Mkdir { path: CString, mode: u32 },
+    /// Create an empty file (a bind-mount target).
+    Touch { path: CString },
+    /// `symlink(target, link)`.
+    Symlink { target: CString, link: CString },
+    /// Recursive bind of `src` at `dst`, then `mount_setattr(dst, AT_RECURSIVE, attrs)`.
+    Bind {
+        src: CString,
+        dst: CString,
+        attrs: u64,
+    },
+    /// A new procfs at `target`.
+    Proc { target: CString },
+    /// Create `path` with `data`, mode 0644, owned by the jail user when `chown`.
+    WriteFile {
+        path: CString,
+        data: &'a [u8],
+        chown: bool,
+    },
+    /// Make the mount at `target` read-only (not recursive).
+    RemountRo { target: CString },
+    /// `chdir(root)`, `pivot_root(".", ".")`, `umount2(".", MNT_DETACH)`.
+    PivotRoot { root: CString },
+    /// `chdir(path)`.
+    Chdir { path: CString },
+    /// `sethostname`.
+    Hostname,
+    /// `setrlimit(resource, soft, hard)`.
+    Rlimit {
+        resource: c_int,
+        name: &'static str,
+        soft: u64,
+        hard: u64,
+    },
+    /// `prctl(PR_CAPBSET_DROP, cap)` for every capability up to `last`.
+    DropBoundingSet { last: c_ulong },
+    /// `setgroups(0)`, `setresgid`, `setresuid`.
+    DropIds { uid: u32, gid: u32 },
+    /// `capset` to all-zero sets.
+    ClearCaps,
+    /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
+    NoNewPrivs,
+    /// A Landlock ruleset handling `handled` accesses with `(path, allowed)` rules, then
+    /// `landlock_restrict_self`.
+    Landlock {
+        handled: u64,
+        rules: Vec<(CString, u64)>,
+    },
+    /// Default signal actions and an empty mask (both survive `execve`).
+    ResetSignals,
+    /// Install the seccomp filter.
+    Seccomp {
+        prog: &'a [seccompiler::sock_filter],
+    },
+    /// `execve(path, argv, envp)`.
+    Exec {
+        path: CString,
+        argv: Vec<*const c_char>,
+        envp: Vec<*const c_char>,
+    },
+}
+
+impl Op<'_> {
+    /// Human description of the step: the syscall and its arguments.
+    pub(crate) fn describe(&self) -> String {
+        let s = |c: &CString| c.to_string_lossy().into_owned();
+        match self {
+            Op::Stdio { .. } => "dup3 stdio / close_range(4, ~0)".into(),
+            Op::DeathSignal => "prctl(PR_SET_PDEATHSIG, SIGKILL)".into(),
+            Op::JoinCgroup { tasks } => format!("write 0 > {}", s(tasks)),
+            Op::Unshare { flags } => format!("unshare({flags:#x})"),
+            Op::MakePrivate => "mount(/, MS_REC|MS_PRIVATE)".into(),
+            Op::Tmpfs { target, data, .. } => format!("mount tmpfs {} ({})", s(target), s(data)),
+            Op::Mkdir { path, .. } => format!("mkdir {}", s(path)),
+            Op::Touch { path } => format!("create {}", s(path)),
+            Op::Symlink { target, link } => format!("symlink {} -> {}", s(link), s(target)),
+            Op::Bind { src, dst, .. } => format!("bind-mount {} at {} read-only", s(src), s(dst)),
+            Op::Proc { target } => format!("mount proc {}", s(target)),
+            Op::WriteFile { path, .. } => format!("write file {}", s(path)),
+            Op::RemountRo { target } => format!("remount {} read-only", s(target)),
+            Op::PivotRoot { root } => format!("pivot_root {}", s(root)),
+            Op::Chdir { path } => format!("chdir {}", s(path)),
+            Op::Hostname => format!("sethostname {JAIL_HOSTNAME}"),
+            Op::Rlimit { name, soft, .. } => format!("setrlimit({name}, {soft})"),
+            Op::DropBoundingSet { last } => format!("prctl(PR_CAPBSET_DROP, 0..={last})"),
+            Op::DropIds { uid, gid } => format!("setgroups/setresgid({gid})/setresuid({uid})"),
+            Op::ClearCaps => "capset(0, 0, 0)".into(),
+            Op::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS, 1)".into(),
+            Op::Landlock { rules, .. } => format!(
+                "landlock ruleset ({})",
+                rules
+                    .iter()
+                    .map(|(p, _)| s(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Op::ResetSignals => "reset signal actions and mask".into(),
+            Op::Seccomp { prog } => format!("seccomp(SET_MODE_FILTER, {} insns)", prog.len()),
+            Op::Exec { path, .. } => format!("execve {}", s(path)),
+        }
+    }
+}
+
+/// A path as a `CString`, rejecting interior NULs.
+pub(crate) fn cpath(p: &Path) -> Result<CString, SandboxError> {
+    cbytes(p.as_os_str().as_bytes(), || p.display().to_string())
+}
+
+/// Bytes as a `CString`; `what` names the value in the error.
+pub(crate) fn cbytes(b: &[u8], what: impl FnOnce() -> String) -> Result<CString, SandboxError> {
+    CString::new(b).map_err(|_| SandboxError::NulByte { what: what() })
+}
+
+/// `KEY=VALUE` as a `CString`.
+pub(crate) fn cenv(k: &OsStr, v: &OsStr) -> Result<CString, SandboxError> {
+    let mut b = k.as_bytes().to_vec();
+    if b.is_empty() || b.contains(&b'=') {
+        return Err(SandboxError::NulByte {
+            what: format!("environment name {:?} (empty or with '=')", k),
+        });
+    }
+    b.push(b'=');
+    b.extend_from_slice(v.as_bytes());
+    cbytes(&b, || format!("environment variable {:?}", k))
+}
+
+/// `root` joined with an absolute in-jail path.
+pub(crate) fn under(root: &Path, inside: &Path) -> Result<CString, SandboxError> {
+    let rel = inside.strip_prefix("/").unwrap_or(inside);
+    cpath(&root.join(rel))
+}
+
+/// Checks a working-dir file name: relative, non-empty, only normal components.
+pub(crate) fn check_file_name(name: &str) -> Result<(), SandboxError> {
+    use std::path::Component;
+    let p = Path::new(name);
+    let ok = !name.is_empty()
+        && !name.contains('\0')
+        && p.components().all(|c| matches!(c, Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(SandboxError::BadFileName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_checked() {
+        for good in ["main.py", "a/b.js", "x"] {
+            assert!(check_file_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "./x", "a\0b"] {
+            assert!(
+                matches!(check_file_name(bad), Err(SandboxError::BadFileName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn env_entries_are_checked() {
+        assert_eq!(
+            cenv(OsStr::new("A"), OsStr::new("b=c")).unwrap().as_bytes(),
+            b"A=b=c"
+        );
+        assert!(cenv(OsStr::new("A=B"), OsStr::new("x")).is_err());
+        assert!(cenv(OsStr::new("A"), OsStr::new("x\0")).is_err());
+    }
+
+    #[test]
+    fn steps_are_described_with_their_paths() {
+        let op = Op::Bind {
+            src: CString::new("/usr").unwrap(),
+            dst: CString::new("/run/x/root/usr").unwrap(),
+            attrs: 0,
+        };
+        assert_eq!(
+            op.describe(),
+            "bind-mount /usr at /run/x/root/usr read-only"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! The supervisor's side of a run: feeds stdin, drains stdout/stderr as they arrive (bounded,
+//! never waiting for exit first), watches the status pipe for setup errors and `execve`, and
+//! enforces the wall-clock limit and output caps by killing the jail's init (which takes the
+//! whole pid namespace down).
+
+use std::os::raw::c_int;
+use std::time::{Duration, Instant};
+
+use crate::child::REPORT_LEN;
+use crate::sys;
+use crate::Stream;
+
+/// How long the jail may take to reach `execve`.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for pipe EOF after the init exited (the namespace is already dead).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The supervisor's fds of one run (all owned; closed on drop).
+pub(crate) struct Fds {
+    pub pidfd: c_int,
+    pub stdin: c_int,
+    pub stdout: c_int,
+    pub stderr: c_int,
+    pub status: c_int,
+}
+
+/// What was observed.
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    /// `(step index, errno)` reported by the child before `execve`.
+    pub setup_error: Option<(usize, i32)>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub wall_ms: u64,
+    pub timed_out: bool,
+    pub output_limited: Option<Stream>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The child never reported and the setup deadline passed.
+    pub setup_timed_out: bool,
+}
+
+struct Sink {
+    buf: Vec<u8>,
+    open: bool,
+}
+
+/// Runs the loop until the child (the jail's init) has exited and the pipes are drained.
+pub(crate) fn supervise(
+    pid: c_int,
+    fds: &mut Fds,
+    stdin: &[u8],
+    wall_ms: u64,
+    cap: usize,
+    on_output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Observed, (&'static str, i32)> {
+    for fd in [fds.stdin, fds.stdout, fds.stderr, fds.status] {
+        sys::set_nonblocking(fd).map_err(|e| ("fcntl(O_NONBLOCK)", e))?;
+    }
+    let start = Instant::now();
+    let mut obs = Observed::default();
+    let mut out = [
+        Sink {
+            buf: Vec::new(),
+            open: true,
+        },
+        Sink {
+            buf: Vec::new(),
+            open: true,
+        },
+    ];
+    let mut stdin_off = 0usize;
+    let mut stdin_open = true;
+    if stdin.is_empty() {
+        sys::close(fds.stdin);
+        fds.stdin = -1;
+        stdin_open = false;
+    }
+    let mut status_open = true;
+    let mut report = Vec::with_capacity(REPORT_LEN);
+    let mut exec_at: Option<Instant> = None;
+    let mut exited_at: Option<Instant> = None;
+    let mut killed = false;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let now = Instant::now();
+        if let Some(t) = exited_at {
+            if !(out[0].open || out[1].open) || now >= t + DRAIN_TIMEOUT {
+                break;
+            }
+        }
+        let deadline = match (exited_at, exec_at) {
+            (Some(t), _) => t + DRAIN_TIMEOUT,
+            (None, Some(t)) => t + Duration::from_millis(wall_ms),
+            (None, None) => start + SETUP_TIMEOUT,
+        };
+        if now >= deadline && exited_at.is_none() && !killed {
+            if exec_at.is_some() {
+                obs.timed_out = true;
+            } else {
+                obs.setup_timed_out = true;
+            }
+            let _ = sys::pidfd_kill(fds.pidfd, libc::SIGKILL);
+            killed = true;
+        }
+        let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(5);
+        let mut push = |fd: c_int, events: i16| {
+            pfds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            })
+        };
+        push(if out[0].open { fds.stdout } else { -1 }, libc::POLLIN);
+        push(if out[1].open { fds.stderr } else { -1 }, libc::POLLIN);
+        push(if status_open { fds.status } else { -1 }, libc::POLLIN);
+        push(if stdin_open { fds.stdin } else { -1 }, libc::POLLOUT);
+        push(
+            if exited_at.is_none() { fds.pidfd } else { -1 },
+            libc::POLLIN,
+        );
+        let timeout = if killed && exited_at.is_none() {
+            100
+        } else {
+            deadline
+                .saturating_duration_since(now)
+                .as_millis()
+                .min(60_000) as c_int
+                + 1
+        };
+        sys::poll(&mut pfds, timeout).map_err(|e| ("poll", e))?;
+
+        for (i, stream) in [(0usize, Stream::Stdout), (1, Stream::Stderr)] {
+            if pfds[i].revents == 0 {
+                continue;
+            }
+            let fd = if i == 0 { fds.stdout } else { fds.stderr };
+            loop {
+                match sys::read(fd, &mut chunk) {
+                    Ok(0) => {
+                        out[i].open = false;
+                        break;
+                    }
+                    Ok(n) => {
+                        let sink = &mut out[i];
+                        let room = cap.saturating_sub(sink.buf.len());
+                        let take = n.min(room);
+                        if take > 0 {
+                            sink.buf.extend_from_slice(&chunk[..take]);
+                            on_output(stream, &chunk[..take]);
+                        }
+                        if n > room && obs.output_limited.is_none() {
+                            obs.output_limited = Some(stream);
+                            if !killed {
+                                let _ = sys::pidfd_kill(fds.pidfd, libc::SIGKILL);
+                                killed = true;
+                            }
+                        }
+                    }
+                    Err(libc::EAGAIN) | Err(libc::EINTR) => break,
+                    Err(e) => return Err(("read output pipe", e)),
+                }
+            }
+        }
+        if pfds[2].revents != 0 {
+            let mut rec = [0u8; REPORT_LEN];
+            match sys::read(fds.status, &mut rec) {
+                Ok(0) => {
+                    status_open = false;
+                    if report.len() < REPORT_LEN {
+                        exec_at = Some(Instant::now());
+                    }
+                }
+                Ok(n) => {
+                    report.extend_from_slice(&rec[..n]);
+                    if report.len() >= REPORT_LEN {
+                        let idx = u32::from_le_bytes([report[0], report[1], report[2], report[3]]);
+                        let errno =
+                            i32::from_le_bytes([report[4], report[5], report[6], report[7]]);
+                        obs.setup_error = Some((idx as usize, errno));
+                    }
+                }
+                Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+                Err(e) => return Err(("read status pipe", e)),
+            }
+        }
+        if stdin_open && pfds[3].revents != 0 {
+            match sys::write(fds.stdin, &stdin[stdin_off..]) {
+                Ok(n) => stdin_off += n,
+                Err(libc::EAGAIN) | Err(libc::EINTR) => {}
+                Err(_) => stdin_off = stdin.len(), // EPIPE: the program closed stdin
+            }
+            if stdin_off >= stdin.len() {
+                sys::close(fds.stdin);
+                fds.stdin = -1;
+                stdin_open = false;
+            }
+        }
+        if exited_at.is_none() && pfds[4].revents != 0 {
+            let (code, sig) = sys::wait_pid(pid).map_err(|e| ("waitpid", e))?;
+            let t = Instant::now();
+            exited_at = Some(t);
+            obs.exit_code = code;
+            obs.signal = sig;
+            obs.wall_ms = exec_at.map_or(0, |e| t.duration_since(e).as_millis() as u64);
+            if stdin_open {
+                sys::close(fds.stdin);
+                fds.stdin = -1;
+                stdin_open = false;
+            }
+            if status_open {
+                // Collect a report written just before exit.
+                let mut rec = [0u8; REPORT_LEN];
+                if let Ok(n) = sys::read(fds.status, &mut rec) {
+                    report.extend_from_slice(&rec[..n]);
+                }
+                if report.len() >= REPORT_LEN && obs.setup_error.is_none() {
+                    let idx = u32::from_le_bytes([report[0], report[1], report[2], report[3]]);
+                    let errno = i32::from_le_bytes([report[4], report[5], report[6], report[7]]);
+                    obs.setup_error = Some((idx as usize, errno));
+                }
+                status_open = false;
+            }
+        }
+    }
+    let [o, e] = out;
+    obs.stdout = o.buf;
+    obs.stderr = e.buf;
+    Ok(obs)
+}
+
+impl Drop for Fds {
+    fn drop(&mut self) {
+        for fd in [
+            self.pidfd,
+            self.stdin,
+            self.stdout,
+            self.stderr,
+            self.status,
+        ] {
+            if fd >= 0 {
+                sys::close(fd);
+            }
+        }
+    }
+}
