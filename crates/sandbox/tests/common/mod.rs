@@ -1,0 +1,142 @@
+//! Shared helpers for the integration tests: one `Sandbox` per test binary, the real python3
+//! and node found on the host, and small builders.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command as Std;
+use std::sync::OnceLock;
+
+use livexec_sandbox::{Command, Limits, Outcome, Sandbox, SandboxConfig, Stream};
+
+/// The process-wide sandbox (fails loudly when not root or without cgroups).
+pub fn sandbox() -> &'static Sandbox {
+    static SB: OnceLock<Sandbox> = OnceLock::new();
+    SB.get_or_init(|| {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the sandbox tests must run as root (they build real jails)"
+        );
+        Sandbox::new(SandboxConfig::default()).expect("Sandbox::new (needs cgroups)")
+    })
+}
+
+/// `(executable, prefix)` of the real Python interpreter (not the pyenv shim).
+pub fn python() -> &'static (PathBuf, PathBuf) {
+    static PY: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Std::new("python3")
+            .args([
+                "-c",
+                "import sys;print(sys.executable);print(sys.base_prefix)",
+            ])
+            .output()
+            .expect("python3 must be on PATH");
+        let s = String::from_utf8(out.stdout).unwrap();
+        let mut l = s.lines();
+        let exe = PathBuf::from(l.next().expect("sys.executable"));
+        let prefix = PathBuf::from(l.next().expect("sys.base_prefix"));
+        (exe.canonicalize().unwrap_or(exe), prefix)
+    })
+}
+
+/// `(executable, prefix to mount or None when under /usr)` of node.
+pub fn node() -> &'static (PathBuf, Option<PathBuf>) {
+    static NODE: OnceLock<(PathBuf, Option<PathBuf>)> = OnceLock::new();
+    NODE.get_or_init(|| {
+        let out = Std::new("sh")
+            .args(["-c", "command -v node"])
+            .output()
+            .expect("sh");
+        let p = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        assert!(p.is_absolute(), "node must be on PATH");
+        let p = p.canonicalize().unwrap();
+        let prefix = p.parent().and_then(|b| b.parent()).map(PathBuf::from);
+        let prefix = prefix.filter(|x| !x.starts_with("/usr"));
+        (p, prefix)
+    })
+}
+
+/// Small limits so hostile tests stay fast.
+pub fn small() -> Limits {
+    Limits {
+        wall_ms: 3_000,
+        ..Limits::default()
+    }
+}
+
+/// A Python program as `/work/main.py`.
+pub fn py(code: &str) -> Command {
+    let (exe, prefix) = python();
+    let mut c = Command::new(exe);
+    c.arg("-u")
+        .arg("main.py")
+        .file("main.py", code)
+        .mount_ro(prefix)
+        .limits(small());
+    c
+}
+
+/// A JavaScript program as `/work/main.js`.
+pub fn js(code: &str) -> Command {
+    let (exe, prefix) = node();
+    let mut c = Command::new(exe);
+    c.arg("main.js").file("main.js", code).limits(small());
+    if let Some(p) = prefix {
+        c.mount_ro(p);
+    }
+    c
+}
+
+/// Runs and returns the outcome (panics on a platform error).
+pub fn run(cmd: &Command) -> Outcome {
+    sandbox()
+        .run(cmd, &mut |_: Stream, _: &[u8]| {})
+        .unwrap_or_else(|e| panic!("platform error: {e}"))
+}
+
+/// stdout as a trimmed string.
+pub fn out(o: &Outcome) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// Asserts a clean exit and returns stdout.
+pub fn ok(o: &Outcome) -> String {
+    assert_eq!(
+        o.exit_code,
+        Some(0),
+        "expected exit 0; signal {:?}; stderr:\n{}",
+        o.signal,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out(o)
+}
+
+/// Host pids whose command line contains `marker`.
+pub fn host_procs_with(marker: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            if String::from_utf8_lossy(&c).contains(marker) && pid != std::process::id() {
+                v.push(pid);
+            }
+        }
+    }
+    v
+}
+
+/// A marker unique to this test process and call site.
+pub fn marker(tag: &str) -> String {
+    format!("livexec-test-{tag}-{}-{}", std::process::id(), rand_u32())
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    t.subsec_nanos() ^ (t.as_secs() as u32)
+}

@@ -1,0 +1,255 @@
+//! Hostile programs and the verdict each must get. Limits are small so the suite stays fast.
+
+mod common;
+
+use common::*;
+use livexec_sandbox::{Limits, Stream};
+
+fn with(
+    mut cmd: livexec_sandbox::Command,
+    f: impl FnOnce(&mut Limits),
+) -> livexec_sandbox::Command {
+    let mut l = small();
+    f(&mut l);
+    cmd.limits(l);
+    cmd
+}
+
+#[test]
+fn fork_bomb_hits_the_pids_limit_and_the_host_survives() {
+    let cmd = with(
+        py(r#"
+import os, time
+n = 0
+for _ in range(2000):
+    try:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        n += 1
+    except OSError:
+        pass
+print("forked", n, flush=True)
+"#),
+        |l| l.pids = 20,
+    );
+    let o = run(&cmd);
+    let s = ok(&o);
+    let n: u32 = s.strip_prefix("forked ").unwrap().parse().unwrap();
+    assert!(n < 20, "pids.max must cap the processes, forked {n}");
+    // The sleeping children died with the namespace: the next run works.
+    assert_eq!(ok(&run(&py("print('after')"))), "after");
+}
+
+#[test]
+fn thread_bomb_is_capped() {
+    let o = run(&with(
+        py(r#"
+import threading, time
+n = 0
+try:
+    while True:
+        threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+        n += 1
+except RuntimeError as e:
+    print("capped", n, e, flush=True)
+"#),
+        |l| l.pids = 30,
+    ));
+    let s = ok(&o);
+    assert!(s.starts_with("capped"), "{s}");
+    let n: u32 = s.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(n < 30, "{n}");
+}
+
+#[test]
+fn python_memory_bomb_is_oom_killed() {
+    let o = run(&with(
+        py("a = []\nwhile True:\n    a.append(b'x' * (1 << 20))\n"),
+        |l| l.memory_bytes = 64 << 20,
+    ));
+    assert!(o.oom_killed, "{o:?}");
+    assert_eq!(o.signal, Some(libc::SIGKILL));
+    assert!(!o.timed_out);
+}
+
+#[test]
+fn node_memory_bomb_is_oom_killed() {
+    let o = run(&with(
+        js("const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1));"),
+        |l| l.memory_bytes = 96 << 20,
+    ));
+    assert!(o.oom_killed, "{o:?}");
+    assert_eq!(o.exit_code, None);
+}
+
+#[test]
+fn infinite_loop_times_out() {
+    let o = run(&with(py("while True: pass"), |l| l.wall_ms = 1_500));
+    assert!(o.timed_out);
+    assert_eq!(o.signal, Some(libc::SIGKILL));
+    assert!(o.wall_ms >= 1_500, "{}", o.wall_ms);
+}
+
+#[test]
+fn long_sleep_times_out() {
+    let o = run(&with(
+        py("import time; print('zz', flush=True); time.sleep(600)"),
+        |l| l.wall_ms = 1_000,
+    ));
+    assert!(o.timed_out);
+    assert_eq!(out(&o), "zz", "output before the kill is kept");
+}
+
+#[test]
+fn cpu_time_limit_counts_as_timeout() {
+    let o = run(&with(py("while True: pass"), |l| {
+        l.cpu_ms = Some(1_000);
+        l.cpu_millicores = 1_000;
+        l.wall_ms = 10_000;
+    }));
+    assert!(o.timed_out, "{o:?}");
+    assert!(o.signal == Some(libc::SIGXCPU) || o.signal == Some(libc::SIGKILL));
+}
+
+#[test]
+fn stdout_flood_keeps_exactly_the_cap() {
+    let cap = 100_000;
+    let cmd = with(
+        py("import sys\nwhile True:\n    sys.stdout.write('y' * 65536)\n"),
+        |l| l.output_bytes = cap,
+    );
+    let mut streamed = 0usize;
+    let o = sandbox()
+        .run(&cmd, &mut |s, b| {
+            assert_eq!(s, Stream::Stdout);
+            streamed += b.len();
+        })
+        .unwrap();
+    assert_eq!(o.output_limited, Some(Stream::Stdout));
+    assert_eq!(o.stdout.len(), cap);
+    assert_eq!(streamed, cap);
+    assert!(o.stdout.iter().all(|&c| c == b'y'));
+    assert!(!o.timed_out);
+}
+
+#[test]
+fn stderr_flood_keeps_exactly_the_cap() {
+    let cap = 50_001;
+    let o = run(&with(
+        js("const s = 'e'.repeat(65536); for (;;) process.stderr.write(s);"),
+        |l| l.output_bytes = cap,
+    ));
+    assert_eq!(o.output_limited, Some(Stream::Stderr));
+    assert_eq!(o.stderr.len(), cap);
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn disk_fill_and_big_files_are_refused() {
+    let o = run(&with(
+        py(r#"
+import errno
+for path in ["/tmp/fill", "/work/fill"]:
+    try:
+        with open(path, "wb") as f:
+            while True:
+                f.write(b"z" * (1 << 20))
+    except OSError as e:
+        print(path, errno.errorcode[e.errno])
+"#),
+        |l| {
+            l.tmpfs_bytes = 8 << 20;
+            l.file_size_bytes = 4 << 20;
+        },
+    ));
+    // RLIMIT_FSIZE (4 MiB) comes before the tmpfs size (8 MiB); Python ignores SIGXFSZ.
+    assert_eq!(ok(&o), "/tmp/fill EFBIG\n/work/fill EFBIG");
+    let o = run(&with(
+        py(r#"
+import errno
+try:
+    for i in range(100):
+        with open(f"/tmp/f{i}", "wb") as f:
+            f.write(b"z" * (1 << 20))
+except OSError as e:
+    print(errno.errorcode[e.errno])
+"#),
+        |l| l.tmpfs_bytes = 8 << 20,
+    ));
+    assert_eq!(ok(&o), "ENOSPC");
+}
+
+#[test]
+fn detached_daemon_does_not_outlive_the_run() {
+    let m = marker("daemon");
+    let o = run(&py(&format!(
+        r#"
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(60)", "{m}"])
+    os._exit(0)
+time.sleep(0.3)
+print("parent done")
+"#
+    )));
+    assert_eq!(ok(&o), "parent done");
+    assert!(!o.timed_out);
+    assert_eq!(
+        host_procs_with(&m),
+        Vec::<u32>::new(),
+        "the daemon survived"
+    );
+}
+
+#[test]
+fn kill_minus_one_only_hits_the_jail() {
+    let o = run(&py(r#"
+import os, signal, time
+pid = os.fork()
+if pid == 0:
+    os.kill(-1, signal.SIGKILL)
+    time.sleep(0.2)
+    os._exit(0)
+os.waitpid(pid, 0)
+print("init alive")
+"#));
+    assert_eq!(ok(&o), "init alive");
+    assert_eq!(ok(&run(&py("print('host fine')"))), "host fine");
+}
+
+#[test]
+fn fd_exhaustion_hits_rlimit_nofile() {
+    let o = run(&with(
+        py(r#"
+import errno
+fds = []
+try:
+    while True:
+        fds.append(open("/dev/null"))
+except OSError as e:
+    print(errno.errorcode[e.errno], len(fds) < 64)
+"#),
+        |l| l.open_files = 64,
+    ));
+    assert_eq!(ok(&o), "EMFILE True");
+}
+
+#[test]
+fn concurrent_runs_are_independent() {
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let o = run(&py(&format!(
+                    "import os\nopen('/tmp/x','w').write('{i}')\nprint(open('/tmp/x').read(), os.getpid())"
+                )));
+                ok(&o)
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), format!("{i} 1"));
+    }
+}

@@ -1,0 +1,294 @@
+//! Isolation properties of the jail, each checked from inside with real python3 / node: every
+//! test here fails if the corresponding layer is removed.
+
+mod common;
+
+use std::net::TcpListener;
+
+use common::*;
+use livexec_sandbox::{Command, SandboxError};
+
+#[test]
+fn runs_as_unprivileged_uid_without_capabilities_with_nnp_and_seccomp() {
+    let o = run(&py(r#"
+import os
+st = dict(l.split(":\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\t" in l)
+print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())
+for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"]:
+    print(k, st[k].strip())
+"#));
+    let s = ok(&o);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines[0], "65534 65534 65534 []");
+    for cap in &lines[1..6] {
+        assert!(cap.ends_with(" 0000000000000000"), "{cap}");
+    }
+    assert_eq!(lines[6], "NoNewPrivs 1");
+    assert_eq!(lines[7], "Seccomp 2");
+}
+
+#[test]
+fn host_processes_are_invisible() {
+    let o = run(&py(r#"
+import os
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+print(pids, os.getpid(), os.getppid())
+"#));
+    let s = ok(&o);
+    assert_eq!(
+        s, "[1] 1 0",
+        "only the program itself, as pid 1 of its own namespace"
+    );
+}
+
+#[test]
+fn sys_is_absent_and_host_files_outside_mounts_are_invisible() {
+    let secret_var = format!("/var/tmp/{}", marker("secret"));
+    let secret_root = format!("/root/{}", marker("secret"));
+    std::fs::write(&secret_var, "top secret").unwrap();
+    std::fs::write(&secret_root, "top secret").unwrap();
+    let o = run(&py(&format!(
+        r#"
+import os
+for p in ["/sys", "/var", "{secret_var}", "{secret_root}", "/etc/shadow", "/run", "/home", "/boot"]:
+    print(p, os.path.exists(p))
+print(sorted(os.listdir("/root")))
+"#
+    )));
+    std::fs::remove_file(&secret_var).unwrap();
+    std::fs::remove_file(&secret_root).unwrap();
+    let s = ok(&o);
+    for line in s.lines().take(8) {
+        assert!(line.ends_with(" False"), "visible inside the jail: {line}");
+    }
+    // Only the interpreter prefix is bound under /root (pyenv keeps it there on this host).
+    let last = s.lines().last().unwrap();
+    assert!(!last.contains("livexec-test"), "{last}");
+}
+
+#[test]
+fn host_paths_are_read_only() {
+    let (_, prefix) = python();
+    let target = format!("{}/{}", prefix.display(), marker("w"));
+    let o = run(&py(&format!(
+        r#"
+import errno
+for p in ["/usr/livexec-w", "/etc/livexec-w", "{target}", "/livexec-w", "/proc/livexec-w"]:
+    try:
+        open(p, "w").write("x")
+        print(p, "WRITTEN")
+    except OSError as e:
+        print(p, errno.errorcode[e.errno])
+open("/dev/null", "w").write("fine")
+open("/work/out.txt", "w").write("fine")
+print("ok")
+"#
+    )));
+    let s = ok(&o);
+    assert!(!s.contains("WRITTEN"), "{s}");
+    assert!(s.ends_with("ok"));
+    assert!(!std::path::Path::new(&target).exists());
+    assert!(!std::path::Path::new("/usr/livexec-w").exists());
+}
+
+#[test]
+fn tmp_is_private_and_size_limited() {
+    let host_file = format!("/tmp/{}", marker("host"));
+    std::fs::write(&host_file, "host").unwrap();
+    let inside = marker("inside");
+    let mut cmd = py(&format!(
+        r#"
+import os, errno
+print(os.listdir("/tmp"))
+open("/tmp/{inside}", "w").write("x")
+try:
+    with open("/tmp/big", "wb") as f:
+        for _ in range(64):
+            f.write(b"x" * (1 << 20))
+    print("NO LIMIT")
+except OSError as e:
+    print(errno.errorcode[e.errno], os.path.getsize("/tmp/big") <= 4 << 20)
+"#
+    ));
+    let mut l = small();
+    l.tmpfs_bytes = 4 << 20;
+    cmd.limits(l);
+    let o = run(&cmd);
+    std::fs::remove_file(&host_file).unwrap();
+    let s = ok(&o);
+    let mut lines = s.lines();
+    assert_eq!(lines.next(), Some("[]"), "the host's /tmp leaked in");
+    assert_eq!(lines.next(), Some("ENOSPC True"));
+    assert!(!std::path::Path::new(&format!("/tmp/{inside}")).exists());
+}
+
+#[test]
+fn network_is_cut_off() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let o = run(&py(&format!(
+        r#"
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=1)
+    print("CONNECTED")
+except OSError as e:
+    print("connect failed", type(e).__name__)
+try:
+    print("RESOLVED", socket.getaddrinfo("example.com", 80))
+except OSError as e:
+    print("dns failed", type(e).__name__)
+print(sorted(n for _, n in socket.if_nameindex()))
+"#
+    )));
+    let s = ok(&o);
+    assert!(s.contains("connect failed"), "{s}");
+    assert!(s.contains("dns failed"), "{s}");
+    assert!(s.ends_with("['lo']"), "{s}");
+    assert!(
+        listener.accept().is_err(),
+        "the listener must not see a connection"
+    );
+}
+
+#[test]
+fn hostname_and_environment_are_the_jails() {
+    let o = run(&py(r#"
+import os, socket
+print(socket.gethostname())
+print(sorted(os.environ.items()))
+print(os.getcwd(), sorted(os.listdir(".")))
+"#));
+    let s = ok(&o);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut l = s.lines();
+    let name = l.next().unwrap();
+    assert_eq!(name, "livexec");
+    assert_ne!(name, host.trim());
+    assert_eq!(
+        l.next().unwrap(),
+        "[('HOME', '/tmp'), ('LANG', 'C.UTF-8'), ('PATH', '/usr/local/bin:/usr/bin:/bin')]"
+    );
+    assert_eq!(l.next().unwrap(), "/work ['main.py']");
+}
+
+#[test]
+fn mount_unshare_ptrace_and_clone3_are_denied() {
+    let o = run(&py(r#"
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+def check(name, r):
+    print(name, r, errno.errorcode.get(ctypes.get_errno(), ctypes.get_errno()))
+check("mount", libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
+check("unshare_user", libc.unshare(0x10000000))
+check("unshare_ns", libc.unshare(0x00020000))
+check("ptrace", libc.ptrace(0, 0, None, None))
+check("clone3", libc.syscall(435, None, 0))
+check("setns", libc.setns(0, 0))
+check("bpf", libc.syscall(321, 0, None, 0))
+check("keyctl", libc.syscall(250, 0, 0, 0))
+"#));
+    let s = ok(&o);
+    let want = [
+        "mount -1 EPERM",
+        "unshare_user -1 EPERM",
+        "unshare_ns -1 EPERM",
+        "ptrace -1 EPERM",
+        "clone3 -1 ENOSYS",
+        "setns -1 EPERM",
+        "bpf -1 EPERM",
+        "keyctl -1 EPERM",
+    ];
+    assert_eq!(s.lines().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn stdin_is_empty_by_default_and_delivers_given_bytes() {
+    let code = "import sys; print(repr(sys.stdin.buffer.read()))";
+    assert_eq!(ok(&run(&py(code))), "b''");
+    let mut cmd = py(code);
+    let big: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    cmd.stdin(b"hello\n\x00\xff".to_vec());
+    assert_eq!(ok(&run(&cmd)), r"b'hello\n\x00\xff'");
+    let mut cmd = py("import sys, hashlib; d = sys.stdin.buffer.read(); print(len(d))");
+    cmd.stdin(big);
+    assert_eq!(ok(&run(&cmd)), "300000");
+}
+
+#[test]
+fn binary_output_is_byte_exact_and_streamed_in_chunks() {
+    let cmd = py("import sys; sys.stdout.buffer.write(bytes(range(256)) * 3); sys.stderr.buffer.write(b'\\x00\\xfe')");
+    let mut chunks = Vec::new();
+    let o = sandbox()
+        .run(&cmd, &mut |s, b| chunks.push((s, b.to_vec())))
+        .unwrap();
+    let want: Vec<u8> = (0..=255u8).cycle().take(768).collect();
+    assert_eq!(o.stdout, want);
+    assert_eq!(o.stderr, b"\x00\xfe");
+    let streamed: Vec<u8> = chunks
+        .iter()
+        .filter(|(s, _)| *s == livexec_sandbox::Stream::Stdout)
+        .flat_map(|(_, b)| b.clone())
+        .collect();
+    assert_eq!(
+        streamed, want,
+        "on_output must see exactly the accumulated bytes"
+    );
+}
+
+#[test]
+fn node_runs_isolated_too() {
+    let o = run(&js(r#"
+const fs = require("fs"), os = require("os");
+console.log(process.getuid(), os.hostname(), fs.existsSync("/sys"), fs.readdirSync("/proc").filter(p => /^\d+$/.test(p)).length);
+"#));
+    let s = ok(&o);
+    let mut parts = s.split(' ');
+    assert_eq!(parts.next(), Some("65534"));
+    assert_eq!(parts.next(), Some("livexec"));
+    assert_eq!(parts.next(), Some("false"));
+}
+
+#[test]
+fn exit_codes_and_metrics_are_reported() {
+    let o = run(&py("import sys; x = sum(range(3_000_000)); sys.exit(3)"));
+    assert_eq!(o.exit_code, Some(3));
+    assert_eq!(o.signal, None);
+    assert!(!o.timed_out && !o.oom_killed && o.output_limited.is_none());
+    assert!(
+        o.memory_peak_bytes > 1 << 20,
+        "peak {}",
+        o.memory_peak_bytes
+    );
+    assert!(o.cpu_ms > 0, "cpu {}", o.cpu_ms);
+}
+
+#[test]
+fn platform_errors_name_what_failed() {
+    let mut bad = py("print(1)");
+    bad.file("../escape.py", "x");
+    assert!(matches!(
+        sandbox().run(&bad, &mut |_, _| {}),
+        Err(SandboxError::BadFileName { .. })
+    ));
+    let mut abs = py("print(1)");
+    abs.file("/etc/passwd", "x");
+    assert!(matches!(
+        sandbox().run(&abs, &mut |_, _| {}),
+        Err(SandboxError::BadFileName { .. })
+    ));
+    let missing = Command::new("/opt/livexec-no-such-interpreter");
+    match sandbox().run(&missing, &mut |_, _| {}) {
+        Err(SandboxError::Exec { program, source }) => {
+            assert_eq!(program.to_str(), Some("/opt/livexec-no-such-interpreter"));
+            assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+        }
+        other => panic!("expected Exec error, got {other:?}"),
+    }
+    let relative = Command::new("python3");
+    assert!(matches!(
+        sandbox().run(&relative, &mut |_, _| {}),
+        Err(SandboxError::BadPath { .. })
+    ));
+}
