@@ -1,0 +1,279 @@
+//! The SSE glue: an execution's event stream as an axum `text/event-stream` response.
+//!
+//! Wire format (every `data:` is one JSON line):
+//!
+//! | event | id | data |
+//! |---|---|---|
+//! | `status` | seq | `{"status":"RUNNING","execution_id":"…","seq":n}` |
+//! | `stdout` / `stderr` | seq | `{"data":"<chunk>","seq":n}` |
+//! | `result` | seq of `Finished` | the execution object of API.md §4 |
+//! | `interrupted` | last seq | `{"message":"…","last_event_id":n}` |
+//!
+//! - `<chunk>` is the chunk decoded with `String::from_utf8_lossy`. The [`crate::Publisher`]
+//!   never splits a UTF-8 character across chunks, so concatenating the `data` of all `stdout`
+//!   events gives exactly the `stdout` of the final execution object (invalid bytes become
+//!   U+FFFD in both, NUL is kept).
+//! - A connection with no `Last-Event-ID` to a `QUEUED` execution first gets a `status` event
+//!   `QUEUED` without an id. The terminal transition arrives as a `status` event, followed by
+//!   `result`; then the stream ends. A client should close on `result` (a browser
+//!   `EventSource` would otherwise reconnect, and get the `result` again at once).
+//! - An execution that is already terminal answers with its `result` at once.
+//! - If the event stream ends without `Finished` (the client fell behind past what the bus
+//!   retains, or the bus failed), the store is consulted: a terminal execution still gets its
+//!   `result`; otherwise an `interrupted` event tells the client to reconnect with
+//!   `Last-Event-ID` (an `EventSource` does so by itself), and the stream ends.
+//! - With no event for [`IDLE_RECHECK`], the store is consulted too, so a lost `Finished`
+//!   never leaves a client hanging. Keep-alive comments go out every [`KEEP_ALIVE`].
+//!
+//! `Last-Event-ID`: absent or blank means 0 (from the start); a decimal `u64` resumes after
+//! that seq; anything else is [`EventsError::BadLastEventId`] (answer 400).
+
+use crate::EventsError;
+use axum::http::HeaderMap;
+use axum::response::sse::{self, KeepAlive, Sse};
+use futures::StreamExt;
+use livexec_core::{BoxStream, Event, EventKind, ExecutionId, ExecutionView, Status};
+use serde_json::json;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+/// Interval of keep-alive comments.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// With no event for this long, the store is asked whether the execution is over.
+pub const IDLE_RECHECK: Duration = Duration::from_secs(30);
+
+/// The body stream of an SSE response.
+pub type SseStream = BoxStream<Result<sse::Event, Infallible>>;
+
+/// The SSE response type (implements `IntoResponse`).
+pub type SseResponse = Sse<sse::KeepAliveStream<SseStream>>;
+
+/// Parses a `Last-Event-ID` value: absent or blank → 0, a decimal `u64` → itself.
+pub fn parse_last_event_id(value: Option<&str>) -> Result<u64, EventsError> {
+    let Some(raw) = value else { return Ok(0) };
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Ok(0);
+    }
+    trimmed
+        .parse::<u64>()
+        .map_err(|_| EventsError::BadLastEventId {
+            value: raw.chars().take(64).collect(),
+        })
+}
+
+/// Reads and parses the `Last-Event-ID` header (see [`parse_last_event_id`]).
+pub fn last_event_id(headers: &HeaderMap) -> Result<u64, EventsError> {
+    match headers.get("last-event-id") {
+        None => Ok(0),
+        Some(v) => match v.to_str() {
+            Ok(s) => parse_last_event_id(Some(s)),
+            Err(_) => Err(EventsError::BadLastEventId {
+                value: String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(64)
+                    .collect(),
+            }),
+        },
+    }
+}
+
+/// The SSE response for one execution.
+///
+/// `current` is the execution's status as read from the store *before* subscribing; when it is
+/// terminal `events` is not polled (pass `futures::stream::empty().boxed()`). `after` is the
+/// parsed `Last-Event-ID`. `lookup` reads the execution from the store (`None` if it vanished);
+/// it is called after `Finished`, when the stream is interrupted, and when it is idle.
+pub fn sse_events<L, Fut>(
+    execution_id: ExecutionId,
+    current: Status,
+    after: u64,
+    events: BoxStream<Event>,
+    lookup: L,
+) -> SseResponse
+where
+    L: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<ExecutionView>> + Send + 'static,
+{
+    let mut out = VecDeque::new();
+    if after == 0 && current == Status::Queued {
+        out.push_back(status_event(execution_id, Status::Queued, None));
+    }
+    let state = Glue {
+        execution_id,
+        events: (!current.is_terminal()).then_some(events),
+        lookup,
+        last: after,
+        out,
+        done: false,
+    };
+    let stream: SseStream = futures::stream::unfold(state, Glue::next).boxed();
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+fn status_event(execution_id: ExecutionId, status: Status, seq: Option<u64>) -> sse::Event {
+    let mut data = json!({ "status": status, "execution_id": execution_id });
+    let event = sse::Event::default().event("status");
+    match seq {
+        Some(seq) => {
+            data["seq"] = json!(seq);
+            event.id(seq.to_string()).data(data.to_string())
+        }
+        None => event.data(data.to_string()),
+    }
+}
+
+fn chunk_event(name: &'static str, bytes: &[u8], seq: u64) -> sse::Event {
+    let data = json!({ "data": String::from_utf8_lossy(bytes), "seq": seq });
+    sse::Event::default()
+        .event(name)
+        .id(seq.to_string())
+        .data(data.to_string())
+}
+
+fn with_id(event: sse::Event, seq: u64) -> sse::Event {
+    if seq > 0 {
+        event.id(seq.to_string())
+    } else {
+        event
+    }
+}
+
+struct Glue<L> {
+    execution_id: ExecutionId,
+    /// `None` once the execution is known to be over or the stream was interrupted.
+    events: Option<BoxStream<Event>>,
+    lookup: L,
+    last: u64,
+    out: VecDeque<sse::Event>,
+    done: bool,
+}
+
+impl<L, Fut> Glue<L>
+where
+    L: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<ExecutionView>> + Send + 'static,
+{
+    async fn next(mut self) -> Option<(Result<sse::Event, Infallible>, Glue<L>)> {
+        loop {
+            if let Some(event) = self.out.pop_front() {
+                return Some((Ok(event), self));
+            }
+            if self.done {
+                return None;
+            }
+            let Some(events) = self.events.as_mut() else {
+                // Terminal before we started: the result at once.
+                self.conclude(false).await;
+                continue;
+            };
+            match tokio::time::timeout(IDLE_RECHECK, events.next()).await {
+                Ok(Some(event)) => self.on_event(event).await,
+                Ok(None) => self.conclude(false).await,
+                Err(_idle) => {
+                    if let Some(view) = (self.lookup)().await {
+                        if view.status.is_terminal() {
+                            self.push_result(&view);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        self.last = event.seq;
+        let seq = event.seq;
+        match event.kind {
+            EventKind::Status(s) => {
+                self.out
+                    .push_back(status_event(self.execution_id, s, Some(seq)))
+            }
+            EventKind::Stdout(b) => self.out.push_back(chunk_event("stdout", &b, seq)),
+            EventKind::Stderr(b) => self.out.push_back(chunk_event("stderr", &b, seq)),
+            EventKind::Finished(s) => {
+                self.out
+                    .push_back(status_event(self.execution_id, s, Some(seq)));
+                self.conclude(true).await;
+            }
+        }
+    }
+
+    /// Ends the stream with the stored result, or with `interrupted` when the execution is
+    /// not over. After `Finished` the store is retried briefly (it is written first).
+    async fn conclude(&mut self, finished: bool) {
+        self.events = None;
+        self.done = true;
+        let tries = if finished { 5 } else { 1 };
+        let mut view = None;
+        for attempt in 1..=tries {
+            view = (self.lookup)().await;
+            if view.as_ref().is_some_and(|v| v.status.is_terminal()) || attempt == tries {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        match view {
+            Some(v) if v.status.is_terminal() || finished => self.push_result(&v),
+            _ => {
+                let data = json!({
+                    "message": "the live stream was interrupted (the client fell behind or \
+                                the event bus failed); reconnect with Last-Event-ID to resume",
+                    "last_event_id": self.last,
+                });
+                let event = sse::Event::default()
+                    .event("interrupted")
+                    .data(data.to_string());
+                self.out.push_back(with_id(event, self.last));
+            }
+        }
+    }
+
+    fn push_result(&mut self, view: &ExecutionView) {
+        self.done = true;
+        self.events = None;
+        match serde_json::to_string(view) {
+            Ok(json) => {
+                let event = sse::Event::default().event("result").data(json);
+                self.out.push_back(with_id(event, self.last));
+            }
+            Err(e) => tracing::error!(execution_id = %self.execution_id, error = %e,
+                "serialising the execution for the result event failed"),
+        }
+    }
+}
+
+/// Everything `GET /executions/:executionId/events` does, given the parsed `Last-Event-ID`:
+/// read the execution (404 when absent), subscribe unless it is already terminal, and build the
+/// response with a store lookup for the `result` event.
+pub async fn execution_sse(
+    store: std::sync::Arc<dyn livexec_core::Store>,
+    bus: std::sync::Arc<dyn livexec_core::EventBus>,
+    id: ExecutionId,
+    after: u64,
+) -> Result<SseResponse, EventsError> {
+    let execution = crate::wait::get_execution(store.as_ref(), id).await?;
+    let events = if execution.status.is_terminal() {
+        futures::stream::empty().boxed()
+    } else {
+        bus.subscribe(id, after)
+            .await
+            .map_err(|source| EventsError::Bus { id, source })?
+    };
+    let lookup = move || {
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            match store.get_execution(id).await {
+                Ok(found) => found.map(|e| e.view()),
+                Err(e) => {
+                    tracing::warn!(execution_id = %id, error = %e,
+                        "reading the execution for its event stream failed");
+                    None
+                }
+            }
+        }
+    };
+    Ok(sse_events(id, execution.status, after, events, lookup))
+}

@@ -1,0 +1,94 @@
+//! Waiting for an execution to finish: `POST /code-sessions/:id/run?wait=true`.
+//!
+//! The wait subscribes to the bus *before* reading the store, so a `Finished` published in
+//! between is not missed; it then waits for `Finished` (or the budget) and answers from the
+//! store. If the bus fails or the subscription is interrupted, it falls back to polling the
+//! store every 100 ms until the budget runs out.
+
+use crate::EventsError;
+use futures::StreamExt;
+use livexec_core::{EventBus, EventKind, Execution, ExecutionId, Store};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Added to the execution time limit to cap a wait (queueing and start-up).
+pub const WAIT_MARGIN: Duration = Duration::from_secs(5);
+
+/// Store polling interval when the bus cannot be used.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How long a `wait=true` request waits: `timeout_ms` when given, capped at the execution
+/// time limit plus [`WAIT_MARGIN`]; that cap when not given.
+pub fn wait_budget(requested_ms: Option<u64>, time_limit: Duration) -> Duration {
+    let cap = time_limit + WAIT_MARGIN;
+    requested_ms.map_or(cap, |ms| Duration::from_millis(ms).min(cap))
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// The execution is terminal (answer 200).
+    Finished(Execution),
+    /// The budget ran out first; the execution as it stands (answer 202).
+    Pending(Execution),
+}
+
+/// Reads an execution, mapping absence and failure to [`EventsError`].
+pub(crate) async fn get_execution(
+    store: &dyn Store,
+    id: ExecutionId,
+) -> Result<Execution, EventsError> {
+    store
+        .get_execution(id)
+        .await
+        .map_err(|source| EventsError::Store {
+            op: "get_execution",
+            id,
+            source,
+        })?
+        .ok_or(EventsError::ExecutionNotFound { id })
+}
+
+/// Waits up to `budget` for execution `id` to reach a terminal state.
+pub async fn wait_for_finish(
+    store: &dyn Store,
+    bus: &dyn EventBus,
+    id: ExecutionId,
+    budget: Duration,
+) -> Result<WaitOutcome, EventsError> {
+    let deadline = Instant::now() + budget;
+    let events = match tokio::time::timeout_at(deadline, bus.subscribe(id, 0)).await {
+        Ok(Ok(events)) => Some(events),
+        Ok(Err(e)) => {
+            tracing::warn!(execution_id = %id, error = %e,
+                "cannot subscribe to events; waiting by polling the store");
+            None
+        }
+        Err(_) => None,
+    };
+    let execution = get_execution(store, id).await?;
+    if execution.status.is_terminal() {
+        return Ok(WaitOutcome::Finished(execution));
+    }
+    if let Some(mut events) = events {
+        loop {
+            match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some(event)) if matches!(event.kind, EventKind::Finished(_)) => break,
+                Ok(Some(_)) => continue,
+                // Interrupted (poll below) or out of time.
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    loop {
+        let execution = get_execution(store, id).await?;
+        if execution.status.is_terminal() {
+            return Ok(WaitOutcome::Finished(execution));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(WaitOutcome::Pending(execution));
+        }
+        tokio::time::sleep(POLL.min(deadline - now)).await;
+    }
+}

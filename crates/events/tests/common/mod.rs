@@ -1,0 +1,126 @@
+//! Shared helpers of the integration tests: service discovery with the SKIPPED rule, Redis
+//! buses with their own key prefix, and event builders.
+#![allow(dead_code)]
+
+use futures::StreamExt;
+use livexec_core::{BoxStream, Event, EventBus, EventKind, ExecutionId, Status};
+use livexec_events::{RedisBus, RedisBusConfig};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// `REDIS_URL`, or `None` after a loud SKIPPED line (a panic under LIVEXEC_REQUIRE_SERVICES=1).
+pub fn redis_url() -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let reason = "SKIPPED (set REDIS_URL=redis://… to run the Redis event bus tests)";
+            if std::env::var("LIVEXEC_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("LIVEXEC_REQUIRE_SERVICES=1 but REDIS_URL is unset: {reason}");
+            }
+            eprintln!("\n*** {reason} ***\n");
+            None
+        }
+    }
+}
+
+/// A Redis bus on a fresh key prefix; [`RedisHarness::cleanup`] deletes its keys.
+pub struct RedisHarness {
+    pub bus: RedisBus,
+    pub url: String,
+    pub prefix: String,
+}
+
+impl RedisHarness {
+    pub async fn new() -> Option<RedisHarness> {
+        Self::with_config(RedisBusConfig::default()).await
+    }
+
+    pub async fn with_config(config: RedisBusConfig) -> Option<RedisHarness> {
+        let url = redis_url()?;
+        let prefix = format!("livexec_t_{}", Uuid::new_v4().simple());
+        let bus = RedisBus::connect_with(&url, &prefix, config)
+            .await
+            .unwrap_or_else(|e| panic!("REDIS_URL is set but Redis is unreachable: {e}"));
+        Some(RedisHarness { bus, url, prefix })
+    }
+
+    /// Deletes every key under this harness's prefix.
+    pub async fn cleanup(&self) {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A fresh execution id.
+pub fn new_id() -> ExecutionId {
+    Uuid::now_v7()
+}
+
+/// The kinds of a typical run: RUNNING, `n` output chunks alternating streams, COMPLETED.
+pub fn run_kinds(n: usize) -> Vec<EventKind> {
+    let mut kinds = vec![EventKind::Status(Status::Running)];
+    for i in 0..n {
+        let text = format!("line {i} ünïcødé €\n").into_bytes();
+        kinds.push(if i % 3 == 2 {
+            EventKind::Stderr(text)
+        } else {
+            EventKind::Stdout(text)
+        });
+    }
+    kinds.push(EventKind::Finished(Status::Completed));
+    kinds
+}
+
+/// Numbers kinds from seq 1.
+pub fn number(id: ExecutionId, kinds: &[EventKind]) -> Vec<Event> {
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| Event {
+            execution_id: id,
+            seq: i as u64 + 1,
+            kind: kind.clone(),
+        })
+        .collect()
+}
+
+/// Publishes events in order.
+pub async fn publish_all(bus: &Arc<dyn EventBus>, events: &[Event]) {
+    for e in events {
+        bus.publish(e.clone()).await.unwrap();
+    }
+}
+
+/// Reads a stream to its end (a hang guard of 60 s turns a hang into a failure).
+pub async fn collect(stream: BoxStream<Event>) -> Vec<Event> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stream.collect::<Vec<_>>(),
+    )
+    .await
+    .expect("event stream did not end")
+}
+
+/// Takes exactly `n` events (hang guard of 60 s).
+pub async fn take(stream: &mut BoxStream<Event>, n: usize) -> Vec<Event> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(60), stream.next())
+            .await
+            .expect("event stream stalled");
+        out.push(next.expect("event stream ended early"));
+    }
+    out
+}
