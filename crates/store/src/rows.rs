@@ -1,8 +1,9 @@
 //! Row → domain conversion shared by both backends, and the errors of bad stored data.
 //!
 //! Each backend decodes its own column types (TEXT ids and unix-ms integers in SQLite, UUID and
-//! timestamptz in PostgreSQL) into the backend-neutral [`RawExecution`] / [`RawSession`]; the
-//! parsing of status and error-type strings, which can fail on bad data, happens once here.
+//! timestamptz in PostgreSQL) into the backend-neutral [`RawExecution`]; the parsing of status
+//! and error-type strings, which can fail on bad data, happens once here. The shared column
+//! lists keep both backends' queries selecting the same thing.
 
 use chrono::{DateTime, Utc};
 use livexec_core::{ErrorType, Execution, Status, StoreError};
