@@ -1,4 +1,4 @@
-//! The [`Store`](livexec_core::Store) port on SQLite (embedded default) and PostgreSQL (scaled).
+//! The [`Store`] port on SQLite (embedded default) and PostgreSQL (scaled).
 //!
 //! Both backends use sqlx with runtime-checked queries (no database needed at build time) and
 //! carry their own migrations (`migrations/sqlite`, `migrations/postgres`), embedded in the
