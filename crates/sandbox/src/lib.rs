@@ -1,4 +1,85 @@
-//! livexec-sandbox: runs untrusted programs in a jail built from Linux primitives.
+//! # livexec-sandbox
+//!
+//! Runs an untrusted program in a jail built from Linux primitives (namespaces, cgroups,
+//! seccomp, Landlock, rlimits — no container engine), with a `std::process`-shaped API, and
+//! hands back what it printed plus how it ended.
+//!
+//! ## Quickstart
+//!
+//! ```no_run
+//! use livexec_sandbox::{Command, Limits, Sandbox, SandboxConfig, Stream};
+//!
+//! # fn main() -> Result<(), livexec_sandbox::SandboxError> {
+//! // Once per process; share it with `Arc` across threads.
+//! let sandbox = Sandbox::new(SandboxConfig::default())?;
+//! println!("limits enforced with {}", sandbox.cgroup_mode());
+//!
+//! let mut cmd = Command::new("/root/.pyenv/versions/3.11.7/bin/python3");
+//! cmd.arg("main.py")
+//!     .file("main.py", "print(input()[::-1])") // code goes in as a file in /work
+//!     .stdin("olleh\n")
+//!     .mount_ro("/root/.pyenv/versions/3.11.7") // the interpreter's prefix, same path inside
+//!     .limits(Limits { wall_ms: 5_000, ..Limits::default() });
+//!
+//! let outcome = sandbox.run(&cmd, &mut |stream: Stream, chunk: &[u8]| {
+//!     // Called as output arrives (live streaming).
+//!     eprintln!("{stream:?}: {} bytes", chunk.len());
+//! })?;
+//! assert_eq!(outcome.stdout, b"hello\n");
+//! assert_eq!(outcome.exit_code, Some(0));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A program that fails, crashes, times out or exceeds a limit gives an [`Outcome`] with the
+//! matching flags; [`SandboxError`] means the platform could not build or supervise the jail.
+//!
+//! ## Layers
+//!
+//! | layer | what |
+//! |---|---|
+//! | namespaces | new pid, mount, network (only `lo`, down), ipc, uts and cgroup namespaces; the program is pid 1 of its own pid namespace, so when it exits the kernel kills everything it left behind (daemons that `setsid` and double-fork included) |
+//! | identity | as root: `setgroups([])`, gid/uid 65534 — never uid 0; every capability dropped (bounding, permitted, effective, inheritable, ambient); `no_new_privs` |
+//! | filesystem | `pivot_root` into a fresh read-only tmpfs root with read-only `nosuid,nodev` binds of `/usr`, the usrmerge links (`/bin → usr/bin` …) or dirs, `/etc/ld.so.cache`, `/etc/localtime`, and each [`Command::mount_ro`] path at its original path; generated `/etc/passwd`, `group`, `hosts`; private size-limited tmpfs `/tmp` and `/work` (the cwd, holding [`Command::file`]s); `/dev` with null, zero, full, random, urandom; a new `/proc`; no `/sys` |
+//! | limits | cgroup memory (no swap), CPU quota, pids; rlimits NOFILE, FSIZE, CORE=0, CPU (optional); tmpfs sizes; wall clock and output caps in the supervisor |
+//! | syscalls | seccomp (via `seccompiler`): kill on a foreign architecture or x32 numbers; `clone3` → `ENOSYS` (so libc falls back to `clone`, whose flags are checked); `EPERM` for `clone` with namespace flags, `unshare`, `setns`, mount API, `ptrace`, `process_vm_*`, keyring, `bpf`, `perf_event_open`, io_uring, kexec/modules, `reboot`, swap, `open_by_handle_at`, `userfaultfd`, clock setting … |
+//! | Landlock | where the kernel has it: writes only beneath `/tmp`, `/work` and to `/dev` devices |
+//! | teardown | the pid namespace dies with its init; then every pid left in the run's cgroup is killed (v2 `cgroup.kill`; v1 freezer freeze + SIGKILL + thaw until empty) and the cgroup removed; mounts live only in the jail's mount namespace and vanish with it |
+//! | report | exit code or signal, the program's own wall time (from `execve` to exit), CPU time and peak memory from the cgroup, OOM kill, timeout, output cap |
+//!
+//! ## How the jail is built (no helper executable)
+//!
+//! Everything is prepared in the calling thread before `clone`: the step list (module `plan`) with
+//! every path as a `CString`, `argv`/`envp` pointer arrays, the compiled seccomp program
+//! (built once per [`Sandbox`]). The supervisor then calls `clone3` with the new namespaces
+//! and `CLONE_PIDFD` (plus `CLONE_INTO_CGROUP` on cgroup v2). The child, a copy of one thread
+//! of a possibly multi-threaded process, only walks the step list making raw syscalls (no
+//! allocation, no locks — even `setresuid` is the raw syscall, since glibc's wrapper would wait
+//! for threads that do not exist in the child) and ends in `execve`. On cgroup v1 the child
+//! joins its cgroups by writing `0` to each `tasks` file, which moves a single thread and so
+//! avoids the global lock that makes `cgroup.procs` writes cost ~15 ms. A setup failure is
+//! reported through a close-on-exec status pipe as `(step, errno)` and becomes a
+//! [`SandboxError::ChildSetup`] naming the syscall and path. `PR_SET_PDEATHSIG` takes the jail
+//! down if the supervisor thread dies; a start-up sweep removes cgroups and run directories
+//! whose name embeds the pid of a dead supervisor. The supervisor does not need to be a
+//! subreaper: the jail's init is its direct child and reaps (or the kernel kills) the rest.
+//!
+//! Every raw syscall lives in one module (`sys`); every `unsafe` block says why it is sound.
+//! The supervisor ignores `SIGPIPE` like every Rust program (writing stdin to a program that
+//! closed it gives `EPIPE`, not a signal).
+//!
+//! ## Host requirements
+//!
+//! - Linux ≥ 5.10 (clone3 with `CLONE_PIDFD`, `close_range`, `mount_setattr` needs 5.12;
+//!   Landlock is used when present, from 5.13), x86_64.
+//! - Root (the supervisor creates namespaces and drops the jail to uid 65534). Unprivileged
+//!   user namespaces alone are not enough for this version.
+//! - cgroups: v2 with a delegated subtree where `memory cpu pids` can be enabled (the
+//!   supervisor moves itself into `<its cgroup>/<name>-supervisor` and runs jails under
+//!   `<its cgroup>/<name>/<pid>-<seq>`), or v1 with `memory`, `cpu`, `cpuacct`, `pids` (and
+//!   `freezer`) mounted. Without either, [`Sandbox::new`] refuses, unless
+//!   [`SandboxConfig::allow_rlimits_only`] is set for development (loud warning, no memory,
+//!   CPU or process limits).
 
 mod cgroup;
 mod child;

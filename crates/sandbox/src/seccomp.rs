@@ -174,4 +174,44 @@ mod tests {
             "BPF programs are capped at 4096 instructions"
         );
     }
+
+    /// Installs the filter in a forked child and checks what it denies there.
+    #[test]
+    fn filter_denies_in_a_forked_child() {
+        let prog = build().unwrap();
+        // SAFETY: the child only makes raw syscalls and exits with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = (|| {
+                if crate::sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).is_err()
+                    || crate::sys::seccomp_filter(&prog).is_err()
+                {
+                    return 10;
+                }
+                if crate::sys::unshare(libc::CLONE_NEWUSER) != Err(libc::EPERM) {
+                    return 11;
+                }
+                if crate::sys::mount(None, c"/", None, 0, None) != Err(libc::EPERM) {
+                    return 12;
+                }
+                // SAFETY: raw syscalls with no pointers the kernel may write through.
+                let (clone3, ptrace, getpid) = unsafe {
+                    (
+                        libc::syscall(libc::SYS_clone3, 0usize, 0usize),
+                        libc::syscall(libc::SYS_ptrace, 0, 0, 0, 0),
+                        libc::syscall(libc::SYS_getpid),
+                    )
+                };
+                // SAFETY: reading this thread's errno.
+                let e = unsafe { *libc::__errno_location() };
+                if clone3 != -1 || ptrace != -1 || e != libc::EPERM || getpid <= 0 {
+                    return 13;
+                }
+                0
+            })();
+            crate::sys::exit_now(code);
+        }
+        let (code, sig) = crate::sys::wait_pid(pid).unwrap();
+        assert_eq!((code, sig), (Some(0), None));
+    }
 }

@@ -211,13 +211,19 @@ pub(crate) fn prctl(option: c_int, arg2: c_ulong, arg3: c_ulong) -> Result<(), E
     check_int(unsafe { libc::prctl(option, arg2, arg3, 0 as c_ulong, 0 as c_ulong) }).map(drop)
 }
 
-/// `setgroups(0, NULL)`, `setresgid(gid×3)`, `setresuid(uid×3)` in that order.
+/// `setgroups(0, NULL)`, `setresgid(gid×3)`, `setresuid(uid×3)` in that order, as raw
+/// syscalls: glibc's wrappers broadcast the change to every thread it knows of, and in a
+/// child made by a raw `clone` those threads do not exist (the wrapper would wait forever).
 pub(crate) fn drop_ids(uid: u32, gid: u32) -> Result<(), Errno> {
-    // SAFETY: plain syscalls with integer arguments.
+    // SAFETY: raw syscalls with integer arguments (a null list for setgroups of size 0).
     unsafe {
-        check_int(libc::setgroups(0, std::ptr::null()))?;
-        check_int(libc::setresgid(gid, gid, gid))?;
-        check_int(libc::setresuid(uid, uid, uid)).map(drop)
+        check(libc::syscall(
+            libc::SYS_setgroups,
+            0usize,
+            std::ptr::null::<libc::gid_t>(),
+        ))?;
+        check(libc::syscall(libc::SYS_setresgid, gid, gid, gid))?;
+        check(libc::syscall(libc::SYS_setresuid, uid, uid, uid)).map(drop)
     }
 }
 

@@ -239,11 +239,12 @@ except OSError as e:
 
 #[test]
 fn concurrent_runs_are_independent() {
-    let handles: Vec<_> = (0..6)
+    // Many threads cloning at once (regression: glibc's setxid broadcast hung raw-clone children).
+    let handles: Vec<_> = (0..12)
         .map(|i| {
             std::thread::spawn(move || {
                 let o = run(&py(&format!(
-                    "import os\nopen('/tmp/x','w').write('{i}')\nprint(open('/tmp/x').read(), os.getpid())"
+                    "import os, time\nopen('/tmp/x','w').write('{i}')\ntime.sleep(0.3)\nprint(open('/tmp/x').read(), os.getpid())"
                 )));
                 ok(&o)
             })

@@ -1,0 +1,175 @@
+//! Start-up overhead of the sandbox, side by side with the bare interpreter, same clean env.
+//!
+//! Run as root: `cargo bench -p livexec-sandbox --bench startup` (env `N` = runs per case,
+//! default 40). Prints median/p95 of wall time for: bare `python3 main.py`, the same in the
+//! sandbox with default limits (0.5 core) and with a 2-core quota (so the CPU quota does not
+//! throttle start-up); the same for node; the sandbox's own setup time (total minus the
+//! program's wall time); and the supervisor's added memory per concurrent run.
+
+use std::path::PathBuf;
+use std::process::{Command as Std, Stdio};
+use std::time::{Duration, Instant};
+
+use livexec_sandbox::{Command, Limits, Sandbox, SandboxConfig, DEFAULT_ENV};
+
+struct Lang {
+    name: &'static str,
+    exe: PathBuf,
+    mount: Option<PathBuf>,
+    file: &'static str,
+    code: &'static str,
+}
+
+fn langs() -> Vec<Lang> {
+    let py = Std::new("python3")
+        .args([
+            "-c",
+            "import sys;print(sys.executable);print(sys.base_prefix)",
+        ])
+        .output()
+        .expect("python3 on PATH");
+    let py = String::from_utf8_lossy(&py.stdout).into_owned();
+    let mut l = py.lines();
+    let py_exe = PathBuf::from(l.next().expect("sys.executable"));
+    let py_prefix = PathBuf::from(l.next().expect("sys.base_prefix"));
+    let node = Std::new("sh")
+        .args(["-c", "command -v node"])
+        .output()
+        .expect("sh");
+    let node = PathBuf::from(String::from_utf8_lossy(&node.stdout).trim());
+    let node = node.canonicalize().unwrap_or(node);
+    vec![
+        Lang {
+            name: "python",
+            exe: py_exe,
+            mount: Some(py_prefix),
+            file: "main.py",
+            code: "print(1)\n",
+        },
+        Lang {
+            name: "node",
+            exe: node,
+            mount: None,
+            file: "main.js",
+            code: "console.log(1)\n",
+        },
+    ]
+}
+
+fn stats(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let med = ms(v[v.len() / 2]);
+    let p95 = ms(v[((v.len() * 95) / 100).min(v.len() - 1)]);
+    (med, p95)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    let sb = Sandbox::new(SandboxConfig::default()).expect("Sandbox::new (run as root)");
+    println!("cgroup mode: {}; N = {n} runs per case", sb.cgroup_mode());
+    let dir = tempfile::tempdir().expect("tempdir");
+    for lang in langs() {
+        std::fs::write(dir.path().join(lang.file), lang.code).expect("write");
+        let mut cmd = Command::new(&lang.exe);
+        cmd.arg(lang.file).file(lang.file, lang.code);
+        if let Some(m) = &lang.mount {
+            cmd.mount_ro(m);
+        }
+        let mut wide = cmd.clone();
+        wide.limits(Limits {
+            cpu_millicores: 2000,
+            ..Limits::default()
+        });
+        let (mut bare, mut boxed, mut boxed_wide, mut setup) = (vec![], vec![], vec![], vec![]);
+        for i in 0..n + 3 {
+            let t = Instant::now();
+            let st = Std::new(&lang.exe)
+                .arg(lang.file)
+                .current_dir(dir.path())
+                .env_clear()
+                .envs(DEFAULT_ENV.iter().copied())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .output()
+                .expect("bare run");
+            let d_bare = t.elapsed();
+            assert!(st.status.success());
+            let t = Instant::now();
+            let o = sb.run(&cmd, &mut |_, _| {}).expect("sandbox run");
+            let d_box = t.elapsed();
+            assert_eq!(o.stdout, b"1\n");
+            let t = Instant::now();
+            let o2 = sb.run(&wide, &mut |_, _| {}).expect("sandbox run");
+            let d_wide = t.elapsed();
+            assert_eq!(o2.stdout, b"1\n");
+            if i >= 3 {
+                bare.push(d_bare);
+                boxed.push(d_box);
+                boxed_wide.push(d_wide);
+                setup.push(d_wide.saturating_sub(Duration::from_millis(o2.wall_ms)));
+            }
+        }
+        let (bm, bp) = stats(bare);
+        let (sm, sp) = stats(boxed);
+        let (wm, wp) = stats(boxed_wide);
+        let (um, up) = stats(setup);
+        println!(
+            "{:<7} bare interpreter             median {bm:7.2} ms  p95 {bp:7.2} ms",
+            lang.name
+        );
+        println!("{:<7} sandbox, default limits      median {sm:7.2} ms  p95 {sp:7.2} ms  (overhead {:+.2} ms)", lang.name, sm - bm);
+        println!("{:<7} sandbox, 2-core CPU quota    median {wm:7.2} ms  p95 {wp:7.2} ms  (overhead {:+.2} ms)", lang.name, wm - bm);
+        println!(
+            "{:<7} sandbox setup (total - program wall)  median {um:6.2} ms  p95 {up:6.2} ms",
+            lang.name
+        );
+    }
+
+    // Supervisor memory per concurrent run: K runs sleeping in parallel.
+    let k = 8;
+    let langs = langs();
+    let py = &langs[0];
+    let mut cmd = Command::new(&py.exe);
+    cmd.arg("main.py")
+        .file("main.py", "import time; time.sleep(1.5)\n");
+    if let Some(m) = &py.mount {
+        cmd.mount_ro(m);
+    }
+    let before = rss_kib();
+    let sb = std::sync::Arc::new(sb);
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let threads: Vec<_> = (0..k)
+        .map(|_| {
+            let (sb, cmd) = (sb.clone(), cmd.clone());
+            std::thread::spawn(move || sb.run(&cmd, &mut |_, _| {}).map(|o| o.exit_code))
+        })
+        .collect();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1200) {
+        peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for th in threads {
+        assert_eq!(th.join().expect("join").expect("run"), Some(0));
+    }
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "supervisor RSS: {before} KiB idle, {peak} KiB with {k} concurrent runs => ~{} KiB per run (incl. its thread)",
+        (peak.saturating_sub(before)) / k
+    );
+}

@@ -1,0 +1,142 @@
+//! Teardown leaves nothing behind: no process, mount, run directory or cgroup of ours; and the
+//! start-up sweep removes state of dead supervisors but never of live ones.
+//! One test function so the checks see only this process's own runs.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::*;
+use livexec_sandbox::{Sandbox, SandboxConfig};
+
+/// `<controller>/<our cgroup>/livexec` for each v1 controller we use.
+fn v1_bases() -> Vec<PathBuf> {
+    let me = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut v = Vec::new();
+    for ctrl in ["memory", "cpu", "cpuacct", "pids", "freezer"] {
+        let path = me
+            .lines()
+            .find_map(|l| {
+                let mut it = l.splitn(3, ':');
+                let _ = it.next();
+                let c = it.next()?;
+                let p = it.next()?;
+                c.split(',').any(|x| x == ctrl).then(|| p.to_owned())
+            })
+            .unwrap_or_else(|| "/".into());
+        let base = PathBuf::from("/sys/fs/cgroup")
+            .join(ctrl)
+            .join(path.trim_start_matches('/'))
+            .join("livexec");
+        if base.is_dir() {
+            v.push(base);
+        }
+    }
+    v
+}
+
+fn ours_in(dir: &PathBuf, prefix: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn nothing_is_left_behind_and_stale_state_is_swept() {
+    let pid = std::process::id();
+    let run_dir = SandboxConfig::default().run_dir;
+
+    // Stale state of a dead supervisor, and state of a live one (us).
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    fs::create_dir_all(&run_dir).unwrap();
+    let stale_run_dir = run_dir.join(format!("{dead_pid}.0"));
+    fs::create_dir_all(stale_run_dir.join("root")).unwrap();
+    let live_run_dir = run_dir.join(format!("{pid}.999999"));
+    fs::create_dir_all(&live_run_dir).unwrap();
+
+    let sb = Sandbox::new(SandboxConfig::default()).unwrap();
+    let bases = v1_bases();
+    assert!(
+        !bases.is_empty(),
+        "no cgroup v1 base of ours found (this host uses v1)"
+    );
+    let stale_cg: Vec<PathBuf> = bases
+        .iter()
+        .map(|b| b.join(format!("{dead_pid}-1")))
+        .collect();
+    let live_cg: Vec<PathBuf> = bases
+        .iter()
+        .map(|b| b.join(format!("{pid}-999999")))
+        .collect();
+    for d in stale_cg.iter().chain(&live_cg) {
+        fs::create_dir(d).unwrap();
+    }
+    drop(sb);
+    let sb = Sandbox::new(SandboxConfig::default()).unwrap();
+    assert!(!stale_run_dir.exists(), "stale run dir not swept");
+    assert!(
+        live_run_dir.exists(),
+        "a live supervisor's run dir was touched"
+    );
+    for d in &stale_cg {
+        assert!(!d.exists(), "stale cgroup {} not swept", d.display());
+    }
+    for d in &live_cg {
+        assert!(
+            d.exists(),
+            "a live supervisor's cgroup {} was touched",
+            d.display()
+        );
+        fs::remove_dir(d).unwrap();
+    }
+    fs::remove_dir(&live_run_dir).unwrap();
+
+    // Runs that end every way: normal, timeout, output cap, OOM, daemon.
+    let m = marker("cleanup");
+    let mut hostile = vec![
+        py("print('hi')"),
+        py("while True: pass"),
+        py("import sys\nwhile True: sys.stdout.write('x' * 4096)"),
+        py("a = []\nwhile True: a.append(b'x' * (1 << 20))"),
+        py(&format!(
+            "import os, sys\nif os.fork() == 0:\n    os.setsid()\n    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', '{m}'])\nprint('bye')"
+        )),
+    ];
+    for c in &mut hostile {
+        let mut l = small();
+        l.wall_ms = 1_000;
+        l.memory_bytes = 48 << 20;
+        l.output_bytes = 10_000;
+        c.limits(l);
+        sb.run(c, &mut |_, _| {}).unwrap();
+    }
+
+    assert_eq!(host_procs_with(&m), Vec::<u32>::new(), "a process survived");
+    for b in &bases {
+        assert_eq!(
+            ours_in(b, &format!("{pid}-")),
+            Vec::<String>::new(),
+            "cgroups left in {}",
+            b.display()
+        );
+    }
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(run_dir.to_str().unwrap()),
+        "a jail mount leaked into the host namespace"
+    );
+    drop(sb);
+    assert_eq!(
+        ours_in(&run_dir, &format!("{pid}.")),
+        Vec::<String>::new(),
+        "run dirs left"
+    );
+}
