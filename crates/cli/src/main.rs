@@ -37,7 +37,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    settings::init_logging();
+    // The service logs at info; one-shot commands keep stderr for the program and the verdict.
+    settings::init_logging(match cli.command {
+        Command::Serve(_) | Command::Migrate(_) => "info",
+        Command::Run(_) | Command::Runtimes(_) => "warn",
+    });
     let outcome = match cli.command {
         Command::Serve(args) => serve::main(*args),
         Command::Run(args) => run::main(args),

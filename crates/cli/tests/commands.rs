@@ -1,0 +1,189 @@
+//! `livexec run`, `livexec runtimes`, `livexec migrate` and `livexec serve --help`, on the
+//! real binary.
+
+mod common;
+
+use common::BIN;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn livexec_run(dir: &std::path::Path, lang: &str, file: &str, code: &str) -> std::process::Output {
+    let path = dir.join(file);
+    std::fs::write(&path, code).unwrap();
+    Command::new(BIN)
+        .args(["run", "--language", lang])
+        .arg(&path)
+        .args(["--timeout-ms", "3000"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_passes_output_and_exit_code_through_with_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = livexec_run(
+        dir.path(),
+        "python",
+        "a.py",
+        "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)\nsys.exit(3)",
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "to stdout\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("to stderr\n"), "{err}");
+    let verdict = err.lines().last().unwrap();
+    assert!(
+        verdict.starts_with("livexec: FAILED RuntimeError: to stderr;") && verdict.contains(" ms"),
+        "{verdict}"
+    );
+
+    let out = livexec_run(dir.path(), "javascript", "b.js", "console.log(6*7)");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("livexec: COMPLETED wall"), "{err}");
+}
+
+#[test]
+fn run_reports_signals_and_timeouts_in_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = livexec_run(
+        dir.path(),
+        "python",
+        "s.py",
+        "import ctypes\nctypes.string_at(0)",
+    );
+    assert_eq!(out.status.code(), Some(128 + 11));
+    let out = livexec_run(dir.path(), "python", "t.py", "while True: pass");
+    assert_eq!(out.status.code(), Some(124));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("livexec: TIMEOUT TimeoutError"), "{err}");
+}
+
+#[test]
+fn run_feeds_stdin_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "from a file\n").unwrap();
+    let prog = dir.path().join("echo.py");
+    std::fs::write(&prog, "print(input().upper())").unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "-l", "python"])
+        .arg(&prog)
+        .arg("--stdin")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "FROM A FILE\n");
+}
+
+#[test]
+fn run_streams_output_while_the_program_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = dir.path().join("live.py");
+    std::fs::write(
+        &prog,
+        "import time\nprint('first')\ntime.sleep(2)\nprint('second')",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "-l", "python"])
+        .arg(&prog)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "first");
+    // The first line arrived while the program was still sleeping.
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "output arrived only at exit"
+    );
+    assert_eq!(lines.next().unwrap().unwrap(), "second");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn an_unknown_language_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = livexec_run(dir.path(), "cobol", "x.cob", "DISPLAY 'HI'.");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cobol") && err.contains("python"), "{err}");
+}
+
+#[test]
+fn runtimes_lists_python_and_javascript_as_working() {
+    let out = Command::new(BIN).arg("runtimes").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for id in ["python", "javascript"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} missing:\n{text}"));
+        assert!(line.contains(" ok (smoke test"), "{line}");
+    }
+    assert!(text.starts_with("sandbox: cgroup"), "{text}");
+}
+
+#[test]
+fn migrate_creates_the_schema_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/m.sqlite", dir.path().display());
+    for _ in 0..2 {
+        let out = Command::new(BIN)
+            .arg("migrate")
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(dir.path().join("m.sqlite").exists());
+}
+
+#[test]
+fn serve_help_documents_every_setting() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "LIVEXEC_ROLE",
+        "LIVEXEC_BIND",
+        "PORT",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "LIVEXEC_REDIS_PREFIX",
+        "LIVEXEC_WORKERS",
+        "LIVEXEC_TIMEOUT_MS",
+        "LIVEXEC_MEMORY_MB",
+        "LIVEXEC_CPUS",
+        "LIVEXEC_PIDS",
+        "LIVEXEC_OUTPUT_LIMIT_BYTES",
+        "LIVEXEC_MAX_BODY_BYTES",
+        "LIVEXEC_LEASE_MS",
+        "LIVEXEC_HEALTH_BIND",
+        "LIVEXEC_ALLOW_RLIMITS_ONLY",
+        "LIVEXEC_RUNTIMES_DIR",
+        "LIVEXEC_PYTHON",
+        "LIVEXEC_NODE",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {var}")),
+            "{var} missing:\n{help}"
+        );
+    }
+}
