@@ -10,7 +10,7 @@ use livexec_queue::RedisQueue;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use support::proxy::{host_port, Proxy};
-use support::{delete_prefix, service_url, unique_name, Harness};
+use support::{delete_prefix, service_url, unique_name, Harness, PrefixGuard};
 use uuid::Uuid;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -97,7 +97,9 @@ async fn two_queues_on_one_prefix_share_the_jobs() {
     };
     let (_, prefix) = h.redis_prefix().unwrap();
     let other = RedisQueue::connect(&url, prefix).await.unwrap();
-    let separate = RedisQueue::connect(&url, &unique_name()).await.unwrap();
+    let separate_prefix = unique_name();
+    let _guard = PrefixGuard::new(&url, &separate_prefix);
+    let separate = RedisQueue::connect(&url, &separate_prefix).await.unwrap();
     let id = h.new_job().await;
     assert!(other.contains(id).await.unwrap());
     assert!(!separate.contains(id).await.unwrap());
@@ -107,6 +109,47 @@ async fn two_queues_on_one_prefix_share_the_jobs() {
     assert_eq!(h.queue.claim("w2", LEASE).await.unwrap(), None);
     h.queue.ack(&lease).await.unwrap();
     assert!(!other.contains(id).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skips_deleted_and_foreign_stream_entries() {
+    let Some(h) = Harness::redis().await else {
+        return;
+    };
+    let (url, prefix) = h.redis_prefix().unwrap();
+    let stream = format!("{prefix}:jobs");
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // A leased entry deleted behind the queue's back, after its lease ran out.
+    h.new_job().await;
+    let gone = h.queue.claim("w1", SHORT).await.unwrap().expect("a job");
+    let entry = gone.token.split('/').next().unwrap().to_string();
+    let _: i64 = redis::cmd("XDEL")
+        .arg(&stream)
+        .arg(&entry)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // An entry some other program added, without the `eid` field.
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("other")
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let id = h.new_job().await;
+    let lease = h
+        .queue
+        .claim("w2", LEASE)
+        .await
+        .unwrap()
+        .expect("the real job");
+    assert_eq!(lease.job.execution_id, id);
+    h.queue.ack(&lease).await.unwrap();
+    assert_eq!(h.queue.claim("w2", LEASE).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,6 +204,7 @@ async fn calls_fail_while_redis_is_silent_and_recover_after() {
     let proxied = url.replacen(&upstream, &proxy.addr, 1);
     assert_ne!(proxied, url, "could not point {url} at the proxy");
     let prefix = unique_name();
+    let _guard = PrefixGuard::new(&url, &prefix);
     let queue = RedisQueue::connect(&proxied, &prefix).await.unwrap();
     let id = Uuid::now_v7();
     queue.enqueue(id).await.unwrap();
@@ -197,6 +241,4 @@ async fn calls_fail_while_redis_is_silent_and_recover_after() {
         "the job enqueued before the outage was lost: {seen:?}"
     );
     assert!(!queue.contains(id).await.unwrap());
-    drop(queue);
-    delete_prefix(&url, &prefix);
 }

@@ -13,23 +13,27 @@ local function eid_of(fields)
   return nil
 end
 
--- 1. Take over an entry whose lease expired (its worker died or stalled).
+-- 1. Take over an entry whose lease expired (its worker died or stalled): XPENDING finds the
+-- oldest one (the PEL scan happens in C), XAUTOCLAIM takes it from there.
 local function take_over()
-  local cursor = '0-0'
-  repeat
-    local r = redis.call('XAUTOCLAIM', STREAM, GROUP, consumer, horizon, cursor, 'COUNT', 1)
-    cursor = r[1]
-    for _, e in ipairs(r[2]) do
-      if type(e) == 'table' then
-        local eid = eid_of(e[2])
-        if eid then return e[1], eid end
-        drop_entry(e[1])
-      end
-    end
+  for _ = 1, 10 do
+    local p = redis.call('XPENDING', STREAM, GROUP, 'IDLE', horizon, '-', '+', 1)
+    if #p == 0 then return nil end
+    local from = p[1][1]
+    local r = redis.call('XAUTOCLAIM', STREAM, GROUP, consumer, horizon, from, 'COUNT', 1)
     if type(r[3]) == 'table' then
       for _, gone in ipairs(r[3]) do redis.call('HDEL', LEASES, gone) end
     end
-  until cursor == '0-0'
+    local e = r[2][1]
+    if type(e) == 'table' then
+      local eid = eid_of(e[2])
+      if eid then return e[1], eid end
+      drop_entry(e[1])
+    elseif #r[2] > 0 then
+      -- Redis 6.2 returns a deleted entry as nil and keeps it pending: drop it.
+      drop_entry(from)
+    end
+  end
   return nil
 end
 

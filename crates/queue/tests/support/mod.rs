@@ -161,6 +161,23 @@ async fn connect_admin(url: &str) -> sqlx::PgConnection {
     sqlx::PgConnection::connect(url).await.unwrap()
 }
 
+/// Deletes every key under a Redis prefix when dropped (for queues made outside a [`Harness`]).
+pub struct PrefixGuard {
+    cleanup: Cleanup,
+}
+
+impl PrefixGuard {
+    /// Guard the keys under `prefix` on `url`.
+    pub fn new(url: &str, prefix: &str) -> PrefixGuard {
+        PrefixGuard {
+            cleanup: Cleanup::RedisPrefix {
+                url: url.to_owned(),
+                prefix: prefix.to_owned(),
+            },
+        }
+    }
+}
+
 /// Delete every key under `prefix` (what a `FLUSHALL` does to this test's keys).
 pub fn delete_prefix(url: &str, prefix: &str) {
     let client = redis::Client::open(url).unwrap();
