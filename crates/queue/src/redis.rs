@@ -322,3 +322,35 @@ impl JobQueue for RedisQueue {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_splits_into_entry_nonce_and_consumer() {
+        let token = Token::parse("1700000000000-0/abc/host/pid-7").unwrap();
+        assert_eq!(token.entry, "1700000000000-0");
+        assert_eq!(token.nonce, "abc");
+        assert_eq!(
+            token.consumer, "host/pid-7",
+            "a consumer name may hold slashes"
+        );
+        assert_eq!(Token::parse("1-0/abc/").unwrap().consumer, "");
+    }
+
+    #[test]
+    fn malformed_tokens_are_rejected() {
+        for bad in ["", "1-0", "1-0/abc", "/abc/w", "1-0//w"] {
+            let err = Token::parse(bad).err().expect(bad);
+            assert!(err.to_string().contains("malformed lease token"), "{err}");
+        }
+    }
+
+    #[test]
+    fn lease_is_clamped_to_the_horizon() {
+        assert_eq!(lease_ms(Duration::ZERO), "1");
+        assert_eq!(lease_ms(Duration::from_millis(300)), "300");
+        assert_eq!(lease_ms(Duration::MAX), millis(HORIZON).to_string());
+    }
+}
