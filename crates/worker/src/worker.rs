@@ -6,9 +6,10 @@ use crate::command::{command_for, effective_limits};
 use crate::result::to_result;
 use crate::WorkerError;
 use livexec_core::ports::retry_backoff;
-use livexec_core::{Execution, JobQueue, Lease, RunResult, Status, Store};
+use livexec_core::{EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
+use livexec_events::{Publisher, PublisherHandle};
 use livexec_runtimes::Resolved;
-use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError};
+use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub struct Worker {
     sandbox: Arc<Sandbox>,
     runtimes: HashMap<String, Resolved>,
     config: WorkerConfig,
+    events: Option<Arc<dyn EventBus>>,
 }
 
 /// What ended one attempt that did not produce a program result.
@@ -77,7 +79,14 @@ impl Worker {
             sandbox,
             runtimes,
             config,
+            events: None,
         }
+    }
+
+    /// Also publish each execution's status changes and output chunks, live, on `bus`.
+    pub fn with_events(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.events = Some(bus);
+        self
     }
 
     /// This worker's configuration.
@@ -169,7 +178,13 @@ impl Worker {
             return self.ack(&lease).await;
         }
         if attempt > self.config.max_attempts {
-            return self.give_up(&lease).await;
+            self.give_up(&lease).await?;
+            if let Some(bus) = &self.events {
+                Publisher::start_attempt(Arc::clone(bus), id, attempt)
+                    .finish(Status::Failed)
+                    .await;
+            }
+            return Ok(());
         }
         if *shutdown.borrow() {
             info!(execution_id = %id, status = "QUEUED", "shutting down; handed back unrun");
@@ -194,18 +209,45 @@ impl Worker {
         }
         let waited = (chrono::Utc::now() - exec.queued_at).num_milliseconds();
         info!(execution_id = %id, attempt, status = "RUNNING", queued_ms = waited, language = %exec.language, "execution started");
+        let publisher = self
+            .events
+            .as_ref()
+            .map(|bus| Publisher::start_attempt(Arc::clone(bus), id, attempt));
+        if let Some(p) = &publisher {
+            p.handle().status(Status::Running);
+        }
         let lost = Arc::new(AtomicBool::new(false));
         let keeper = self.keep_lease(lease.clone(), Arc::clone(&lost));
-        let ran = self.run_program(&exec).await;
+        let ran = self
+            .run_program(&exec, publisher.as_ref().map(Publisher::handle))
+            .await;
         keeper.abort();
         if lost.load(Ordering::SeqCst) {
             warn!(execution_id = %id, attempt, "lease lost while running; result discarded");
+            if let Some(p) = publisher {
+                p.close().await;
+            }
             return Ok(());
         }
-        match ran {
-            Ok((outcome, limits)) => self.record(&lease, &to_result(&outcome, &limits)).await,
+        let ended = match ran {
+            Ok((outcome, limits)) => {
+                let result = to_result(&outcome, &limits);
+                self.record(&lease, &result).await
+            }
             Err(failure) => self.platform_failure(&lease, failure).await,
+        };
+        if let Some(p) = publisher {
+            match ended {
+                Ok(Some(status)) => {
+                    p.finish(status).await;
+                }
+                _ => {
+                    p.handle().status(Status::Queued);
+                    p.close().await;
+                }
+            }
         }
+        ended.map(|_| ())
     }
 
     /// Extend the lease every third of its length until aborted; flag `lost` if it is lost.
@@ -230,7 +272,11 @@ impl Worker {
         })
     }
 
-    async fn run_program(&self, exec: &Execution) -> Result<(Outcome, Limits), PlatformFailure> {
+    async fn run_program(
+        &self,
+        exec: &Execution,
+        live: Option<PublisherHandle>,
+    ) -> Result<(Outcome, Limits), PlatformFailure> {
         let rt = self
             .runtimes
             .get(&exec.language)
@@ -238,8 +284,17 @@ impl Worker {
         let limits = effective_limits(&self.config.limits, &rt.limits);
         let cmd = command_for(rt, &exec.source_code, &[], limits.clone());
         let sandbox = Arc::clone(&self.sandbox);
-        let joined =
-            tokio::task::spawn_blocking(move || sandbox.run(&cmd, &mut |_stream, _chunk| {})).await;
+        let joined = tokio::task::spawn_blocking(move || {
+            sandbox.run(&cmd, &mut |stream, chunk| {
+                if let Some(live) = &live {
+                    match stream {
+                        Stream::Stdout => live.stdout(chunk),
+                        Stream::Stderr => live.stderr(chunk),
+                    }
+                }
+            })
+        })
+        .await;
         match joined {
             Ok(Ok(outcome)) => Ok((outcome, limits)),
             Ok(Err(e)) => Err(PlatformFailure::Sandbox(e)),
@@ -247,7 +302,12 @@ impl Worker {
         }
     }
 
-    async fn record(&self, lease: &Lease, result: &RunResult) -> Result<(), WorkerError> {
+    /// Record the result; `Some(status)` when it was recorded (then the job is acked).
+    async fn record(
+        &self,
+        lease: &Lease,
+        result: &RunResult,
+    ) -> Result<Option<Status>, WorkerError> {
         let id = lease.job.execution_id;
         let attempt = lease.job.attempt;
         let recorded = retry_store(|| self.store.finish_execution(id, attempt, result))
@@ -258,7 +318,7 @@ impl Worker {
             })?;
         if !recorded {
             warn!(execution_id = %id, attempt, "result not recorded: another attempt owns the execution");
-            return Ok(());
+            return Ok(None);
         }
         info!(
             execution_id = %id,
@@ -268,14 +328,15 @@ impl Worker {
             error_type = result.error_type.map(|t| t.as_str()),
             "execution finished"
         );
-        self.ack(lease).await
+        self.ack(lease).await?;
+        Ok(Some(result.status))
     }
 
     async fn platform_failure(
         &self,
         lease: &Lease,
         failure: PlatformFailure,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<Option<Status>, WorkerError> {
         let id = lease.job.execution_id;
         let attempt = lease.job.attempt;
         match &failure {
@@ -290,7 +351,8 @@ impl Worker {
             }
         }
         if attempt >= self.config.max_attempts {
-            return self.give_up(lease).await;
+            self.give_up(lease).await?;
+            return Ok(Some(Status::Failed));
         }
         let store_err = |source| WorkerError::Store {
             execution_id: id,
@@ -309,7 +371,7 @@ impl Worker {
                 source,
             })?;
         info!(execution_id = %id, attempt, status = "QUEUED", retry_in_ms = delay.as_millis() as u64, "execution will be retried");
-        Ok(())
+        Ok(None)
     }
 
     /// Retries exhausted: FAILED/`InternalError`, then drop the job.

@@ -297,3 +297,38 @@ async fn reconcile_enqueues_unfinished_executions_without_a_job() {
     .unwrap();
     assert_eq!(n, 0, "finished executions are left alone");
 }
+
+#[tokio::test]
+async fn live_events_carry_status_output_and_the_end() {
+    use futures::StreamExt;
+    use livexec_core::{EventBus, EventKind};
+    use livexec_events::{MemoryBus, MemoryBusConfig};
+    let f = Fixture::new().await;
+    let bus: Arc<dyn EventBus> = Arc::new(MemoryBus::new(MemoryBusConfig::default()));
+    let w = f.worker(|_| {}).with_events(bus.clone());
+    let id = f
+        .submit(
+            "python",
+            "import sys\nprint('out')\nprint('err', file=sys.stderr)",
+            true,
+        )
+        .await;
+    assert!(w.step().await.unwrap());
+    let events: Vec<_> = bus.subscribe(id, 0).await.unwrap().collect().await;
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(kinds.first(), Some(&EventKind::Status(Status::Running)));
+    assert_eq!(kinds.last(), Some(&EventKind::Finished(Status::Completed)));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for k in &kinds {
+        match k {
+            EventKind::Stdout(b) => out.extend_from_slice(b),
+            EventKind::Stderr(b) => err.extend_from_slice(b),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        (out.as_slice(), err.as_slice()),
+        (&b"out\n"[..], &b"err\n"[..])
+    );
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+}
