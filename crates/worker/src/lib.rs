@@ -11,14 +11,16 @@
 //! that died) leads to another attempt, with backoff, up to `max_attempts`.
 
 mod command;
+mod config;
 mod reconcile;
 mod result;
 mod worker;
 
 pub use command::{command_for, effective_limits};
+pub use config::WorkerConfig;
 pub use reconcile::{reconcile_loop, reconcile_once};
 pub use result::{format_bytes, format_seconds, signal_name, to_result};
-pub use worker::{Worker, WorkerConfig};
+pub use worker::Worker;
 
 use livexec_core::{ExecutionId, PortError, StoreError};
 

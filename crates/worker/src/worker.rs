@@ -3,8 +3,9 @@
 //! ([`Worker::run`]) that the service runs with a concurrency and a shutdown signal.
 
 use crate::command::{command_for, effective_limits};
+use crate::config::retry_store;
 use crate::result::to_result;
-use crate::WorkerError;
+use crate::{WorkerConfig, WorkerError};
 use livexec_core::ports::retry_backoff;
 use livexec_core::{EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
 use livexec_events::{Publisher, PublisherHandle};
@@ -19,33 +20,6 @@ use tracing::{debug, error, info, warn};
 
 /// Message recorded when the platform could not run an execution, after its retries.
 const PLATFORM_FAILED: &str = "The platform could not run this program";
-
-/// How a worker behaves.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// Name of this worker in the queue's claims (host and process make a good one).
-    pub worker_id: String,
-    /// How long a claim lasts; extended every third of it while the program runs.
-    pub lease: Duration,
-    /// Attempts in all (first run plus platform retries) before FAILED/`InternalError`.
-    pub max_attempts: i32,
-    /// The service's default limits; a runtime's overrides apply over them.
-    pub limits: Limits,
-    /// How long an idle loop waits before it asks the queue again.
-    pub idle_poll: Duration,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        WorkerConfig {
-            worker_id: format!("worker-{}", std::process::id()),
-            lease: Duration::from_secs(30),
-            max_attempts: 3,
-            limits: Limits::default(),
-            idle_poll: Duration::from_millis(50),
-        }
-    }
-}
 
 /// Claims jobs and runs them. Holds no state of its own beyond its configuration.
 pub struct Worker {
@@ -396,27 +370,5 @@ impl Worker {
                 op: "ack",
                 source,
             })
-    }
-}
-
-/// A store write that matters (a result, a retry) survives a short database hiccup.
-async fn retry_store<T, F, Fut>(mut op: F) -> Result<T, livexec_core::StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, livexec_core::StoreError>>,
-{
-    let mut delay = Duration::from_millis(100);
-    let mut tries = 0;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) if tries < 4 => {
-                warn!(error = %e, "store write failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                tries += 1;
-            }
-            Err(e) => return Err(e),
-        }
     }
 }

@@ -1,0 +1,54 @@
+//! How a worker behaves ([`WorkerConfig`]) and how its store writes survive a hiccup.
+
+use livexec_sandbox::Limits;
+use std::time::Duration;
+use tracing::warn;
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Name of this worker in the queue's claims (host and process make a good one).
+    pub worker_id: String,
+    /// How long a claim lasts; extended every third of it while the program runs.
+    pub lease: Duration,
+    /// Attempts in all (first run plus platform retries) before FAILED/`InternalError`.
+    pub max_attempts: i32,
+    /// The service's default limits; a runtime's overrides apply over them.
+    pub limits: Limits,
+    /// How long an idle loop waits before it asks the queue again.
+    pub idle_poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            worker_id: format!("worker-{}", std::process::id()),
+            lease: Duration::from_secs(30),
+            max_attempts: 3,
+            limits: Limits::default(),
+            idle_poll: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A store write that matters (a result, a retry) survives a short database hiccup.
+pub(crate) async fn retry_store<T, F, Fut>(mut op: F) -> Result<T, livexec_core::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, livexec_core::StoreError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tries < 4 => {
+                warn!(error = %e, "store write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
