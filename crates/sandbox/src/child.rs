@@ -55,6 +55,7 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             sys::dup3(*status, STATUS_FD, true)?;
             sys::close_from(STATUS_FD as u32 + 1)
         }
+        Op::EnterNetns { fd } => sys::setns(*fd, libc::CLONE_NEWNET),
         Op::DeathSignal => sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0),
         Op::JoinCgroup { tasks } => {
             let fd = sys::open(tasks, libc::O_WRONLY, 0)?;

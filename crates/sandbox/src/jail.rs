@@ -30,6 +30,8 @@ pub(crate) struct ChildFds {
     pub stdout: c_int,
     pub stderr: c_int,
     pub status: c_int,
+    /// A network namespace to enter (from the pool), before the fds are rearranged.
+    pub netns: c_int,
 }
 
 /// A plan plus the C strings its `execve` pointers point into.
@@ -152,6 +154,7 @@ pub(crate) fn build<'a>(
         root: root.to_path_buf(),
         made: BTreeSet::new(),
     };
+    b.push(Op::EnterNetns { fd: fds.netns });
     b.push(Op::Stdio {
         stdin: fds.stdin,
         stdout: fds.stdout,

@@ -29,6 +29,8 @@ pub(crate) enum Op<'a> {
         stderr: c_int,
         status: c_int,
     },
+    /// `setns(fd, CLONE_NEWNET)`: enter a pooled network namespace (only `lo`, down).
+    EnterNetns { fd: c_int },
     /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`: a dying supervisor takes the jail down.
     DeathSignal,
     /// Write `0` to a cgroup v1 `tasks` file (moves this single thread: no global lock).
@@ -112,6 +114,7 @@ impl Op<'_> {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
             Op::Stdio { .. } => "dup3 stdio / close_range(4, ~0)".into(),
+            Op::EnterNetns { fd } => format!("setns(fd {fd}, CLONE_NEWNET)"),
             Op::DeathSignal => "prctl(PR_SET_PDEATHSIG, SIGKILL)".into(),
             Op::JoinCgroup { tasks } => format!("write 0 > {}", s(tasks)),
             Op::Unshare { flags } => format!("unshare({flags:#x})"),

@@ -6,15 +6,12 @@ use crate::cgroup::RunCgroup;
 use crate::jail::{self, ChildFds};
 use crate::plan::Op;
 use crate::supervise::{self, Fds};
-use crate::{child, sys, Command, Outcome, Sandbox, SandboxError, Stream};
+use crate::{child, netns, sys, Command, Outcome, Sandbox, SandboxError, Stream};
 
-/// Namespaces the jail's init is created in (the cgroup namespace is entered after joining
-/// the run's cgroup, in the child).
-const CLONE_FLAGS: u64 = (libc::CLONE_NEWPID
-    | libc::CLONE_NEWNS
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS) as u64;
+/// Namespaces the jail's init is created in. The cgroup namespace is entered after joining
+/// the run's cgroup and the network namespace comes from the pool, both in the child.
+const CLONE_FLAGS: u64 =
+    (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS) as u64;
 
 fn syscall_err(call: &'static str, args: String, errno: i32) -> SandboxError {
     SandboxError::Syscall {
@@ -70,11 +67,19 @@ pub(crate) fn run(
             return Err(e);
         }
     };
+    let netns = match sb.netns.take() {
+        Ok(n) => n,
+        Err(e) => {
+            close_child_ends(&mut child_ends);
+            return Err(e);
+        }
+    };
     let child_fds = ChildFds {
         stdin: in_r,
         stdout: out_w,
         stderr: err_w,
         status: st_w,
+        netns: netns::raw(&netns),
     };
     let prepared = match jail::build(&sb.layout, cmd, &sb.root, tasks, child_fds) {
         Ok(p) => p,
@@ -94,36 +99,38 @@ pub(crate) fn run(
         Ok(_) | Err(_) => sys::restore_signals(&old_mask),
     }
     close_child_ends(&mut child_ends);
-    let (pid, pidfd) = cloned.map_err(|e| {
-        syscall_err(
-            "clone3",
-            "CLONE_NEWPID|NEWNS|NEWNET|NEWIPC|NEWUTS|PIDFD".into(),
-            e,
-        )
-    })?;
+    let (pid, pidfd) = cloned
+        .map_err(|e| syscall_err("clone3", "CLONE_NEWPID|NEWNS|NEWIPC|NEWUTS|PIDFD".into(), e))?;
     fds.pidfd = pidfd;
 
     let limits = &cmd.limits;
-    let observed = supervise::supervise(
-        pid,
-        &mut fds,
-        &cmd.stdin,
-        limits.wall_ms,
-        limits.output_bytes,
-        on_output,
-    );
+    let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        supervise::supervise(
+            pid,
+            &mut fds,
+            &cmd.stdin,
+            limits.wall_ms,
+            limits.output_bytes,
+            on_output,
+        )
+    }));
     let obs = match observed {
-        Ok(o) => o,
-        Err((call, errno)) => {
+        Ok(Ok(o)) => o,
+        Ok(Err((call, errno))) => {
             let _ = sys::pidfd_kill(fds.pidfd, libc::SIGKILL);
             let _ = sys::wait_pid(pid);
-            return Err(syscall_err(
-                call,
-                format!("run of {}", cmd.program.display()),
-                errno,
-            ));
+            let args = format!("run of {}", cmd.program.display());
+            return Err(syscall_err(call, args, errno));
+        }
+        Err(panic) => {
+            // on_output panicked: take the jail down and reap it before unwinding further.
+            let _ = sys::pidfd_kill(fds.pidfd, libc::SIGKILL);
+            let _ = sys::wait_pid(pid);
+            std::panic::resume_unwind(panic);
         }
     };
+    // The init is reaped: every process of the run is gone, the namespace is clean.
+    sb.netns.give_back(netns);
     if let Some((idx, errno)) = obs.setup_error {
         let source = io::Error::from_raw_os_error(errno);
         return Err(match ops.get(idx) {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cgroup::{self, Hierarchy, RunCgroup};
 use crate::layout::HostLayout;
+use crate::netns::NetnsPool;
 use crate::{run, Command, Outcome, SandboxError, Stream};
 
 /// Instances of [`Sandbox`] in this process (names their run directories).
@@ -74,6 +75,8 @@ pub struct Sandbox {
     inst_dir: PathBuf,
     /// `<inst_dir>/root`: the mount point of every jail's root (in its own mount namespace).
     pub(crate) root: PathBuf,
+    /// Idle network namespaces.
+    pub(crate) netns: NetnsPool,
 }
 
 impl Sandbox {
@@ -133,7 +136,14 @@ impl Sandbox {
             layout,
             inst_dir,
             root,
+            netns: NetnsPool::default(),
         })
+    }
+
+    /// Prepares `n` network namespaces ahead of need (each run takes one from the pool and
+    /// gives it back, so after warm-up no run pays for creating one). Optional.
+    pub fn prewarm(&self, n: usize) -> Result<(), SandboxError> {
+        self.netns.prewarm(n)
     }
 
     /// Which cgroup mode is in use.
@@ -151,18 +161,26 @@ impl Sandbox {
         crate::jail::validate(cmd)?;
         let seq = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{seq}", std::process::id());
-        let cg: Option<RunCgroup> = match &self.hierarchy {
+        let cg = Teardown(match &self.hierarchy {
             Some(h) => Some(h.create_run(&id, &cmd.limits)?),
             None => None,
-        };
-        let result = run::run(self, cmd, cg.as_ref(), on_output);
-        if let Some(cg) = cg {
+        });
+        // On return or unwind, `cg` kills what is left in the cgroup and removes it.
+        run::run(self, cmd, cg.0.as_ref(), on_output)
+    }
+}
+
+/// Kills every process left in a run's cgroup and removes it, also when unwinding.
+struct Teardown(Option<RunCgroup>);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if let Some(cg) = self.0.take() {
             cg.kill_all();
             if let Err(e) = cg.remove() {
                 tracing::warn!(error = %e, "could not remove a run cgroup");
             }
         }
-        result
     }
 }
 

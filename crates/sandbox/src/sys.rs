@@ -183,6 +183,12 @@ pub(crate) fn close_from(first: c_uint) -> Result<(), Errno> {
     check(unsafe { libc::syscall(libc::SYS_close_range, first, c_uint::MAX, 0) }).map(drop)
 }
 
+/// `setns(fd, nstype)`.
+pub(crate) fn setns(fd: c_int, nstype: c_int) -> Result<(), Errno> {
+    // SAFETY: plain syscall on an fd.
+    check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
 /// `unshare(2)`.
 pub(crate) fn unshare(flags: c_int) -> Result<(), Errno> {
     // SAFETY: plain syscall.

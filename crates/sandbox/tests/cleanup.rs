@@ -118,6 +118,11 @@ fn nothing_is_left_behind_and_stale_state_is_swept() {
         c.limits(l);
         sb.run(c, &mut |_, _| {}).unwrap();
     }
+    // A panicking output callback unwinds through run: the teardown still happens.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sb.run(&py("print('x')"), &mut |_, _| panic!("callback failed"))
+    }));
+    assert!(r.is_err());
 
     assert_eq!(host_procs_with(&m), Vec::<u32>::new(), "a process survived");
     for b in &bases {

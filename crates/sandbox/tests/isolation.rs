@@ -292,3 +292,47 @@ fn platform_errors_name_what_failed() {
         Err(SandboxError::BadPath { .. })
     ));
 }
+
+#[test]
+fn pooled_network_namespaces_carry_nothing_between_runs() {
+    let name = marker("abstract");
+    let bind = py(&format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("\0{name}")
+s.listen(1)
+print("bound")
+"#
+    ));
+    let probe = py(&format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect("\0{name}")
+    print("CONNECTED")
+except OSError as e:
+    print("refused", type(e).__name__)
+"#
+    ));
+    for _ in 0..3 {
+        assert_eq!(ok(&run(&bind)), "bound");
+        assert_eq!(ok(&run(&probe)), "refused ConnectionRefusedError");
+    }
+}
+
+#[test]
+fn a_panicking_output_callback_still_tears_the_jail_down() {
+    let m = marker("panic");
+    let cmd = py(&format!(
+        "import os, sys, time\nprint('x', flush=True)\nos.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', '{m}'])"
+    ));
+    let r = std::panic::catch_unwind(|| sandbox().run(&cmd, &mut |_, _| panic!("callback failed")));
+    assert!(r.is_err(), "the panic propagates");
+    assert_eq!(
+        host_procs_with(&m),
+        Vec::<u32>::new(),
+        "the jail outlived the panic"
+    );
+}
