@@ -1,0 +1,284 @@
+//! The error paths every endpoint shares: malformed and non-object JSON, the body limit,
+//! non-UUID path ids, unknown routes and methods, odd input that must never crash the server,
+//! and graceful shutdown of `launch`.
+
+mod common;
+
+use common::{error_body, start, start_with};
+use livexec_api::{ApiConfig, SandboxHealth};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const INVALID_UUID: &str = "Validation failed (uuid is expected)";
+
+#[tokio::test]
+async fn malformed_json_is_400_in_our_shape() {
+    let s = start().await;
+    let id = s.create_session("python", None).await;
+    for path in ["/code-sessions".to_owned(), format!("/code-sessions/{id}")] {
+        for body in [
+            &b"{"[..],
+            b"{\"language\":}",
+            b"{'a':1}",
+            b"\xff\xfe\x00",
+            b"{\"a\":1}}",
+        ] {
+            let req = if path == "/code-sessions" {
+                s.client.post(s.url(&path))
+            } else {
+                s.client.patch(s.url(&path))
+            };
+            let res = req
+                .header("content-type", "application/json")
+                .body(body.to_vec())
+                .send()
+                .await
+                .unwrap();
+            let msg = error_body(res, StatusCode::BAD_REQUEST).await;
+            assert!(
+                msg.as_str().unwrap().starts_with("Malformed JSON"),
+                "{path} {body:?} → {msg}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn non_object_json_is_400() {
+    let s = start().await;
+    for body in [
+        "[]",
+        "[{\"language\":\"python\"}]",
+        "\"python\"",
+        "42",
+        "null",
+        "true",
+    ] {
+        let msg = error_body(
+            s.post_raw("/code-sessions", body).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(msg, "The request body must be a JSON object", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn empty_body_reports_missing_fields() {
+    let s = start().await;
+    let msg = error_body(
+        s.post_raw("/code-sessions", "").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(msg, json!([common::LANGUAGE_MESSAGE]));
+}
+
+#[tokio::test]
+async fn body_over_limit_is_413() {
+    let config = ApiConfig {
+        max_body_bytes: 1024,
+        ..ApiConfig::default()
+    };
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    let big = "x".repeat(2048);
+    let body = json!({"language":"python","templateCode":big});
+    let msg = error_body(
+        s.post_json("/code-sessions", &body).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert_eq!(msg, "request entity too large");
+    // Also without a content-length (chunked), and on PATCH.
+    let id = s.create_session("python", None).await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+        Ok(b"{\"source_code\":\"".to_vec()),
+        Ok(vec![b'a'; 4096]),
+        Ok(b"\"}".to_vec()),
+    ];
+    let res = s
+        .client
+        .patch(s.url(&format!("/code-sessions/{id}")))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_body(res, StatusCode::PAYLOAD_TOO_LARGE).await,
+        "request entity too large"
+    );
+    // Just under the limit is fine.
+    let small = json!({"language":"python","templateCode":"y".repeat(900)});
+    assert_eq!(
+        s.post_json("/code-sessions", &small).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn default_limit_is_one_mib() {
+    let s = start().await;
+    let at = json!({"language":"python","templateCode":"a".repeat(1024 * 1024 - 100)});
+    assert_eq!(
+        s.post_json("/code-sessions", &at).await.status(),
+        StatusCode::CREATED
+    );
+    let over = json!({"language":"python","templateCode":"a".repeat(1024 * 1024 + 1)});
+    let res = s.post_json("/code-sessions", &over).await;
+    error_body(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+}
+
+#[tokio::test]
+async fn non_uuid_ids_are_400_on_every_id_route() {
+    let s = start().await;
+    let bad_ids = [
+        "123",
+        "not-a-uuid",
+        "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz",
+        "0190c0de0000700080000000000000aa",
+        "%F0%9F%98%80",
+        "%FF",
+    ];
+    for bad in bad_ids {
+        let requests = [
+            (Method::GET, format!("/code-sessions/{bad}")),
+            (Method::PATCH, format!("/code-sessions/{bad}")),
+            (Method::POST, format!("/code-sessions/{bad}/run")),
+            (Method::GET, format!("/executions/{bad}")),
+            (Method::GET, format!("/executions/sessions/{bad}")),
+        ];
+        for (method, path) in requests {
+            let res = s
+                .client
+                .request(method.clone(), s.url(&path))
+                .json(&json!({"source_code":"x"}))
+                .send()
+                .await
+                .unwrap();
+            let msg = error_body(res, StatusCode::BAD_REQUEST).await;
+            assert_eq!(msg, INVALID_UUID, "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405() {
+    let s = start().await;
+    for path in [
+        "/",
+        "/nope",
+        "/code-sessions/",
+        "/executions",
+        "/code-sessions/a/b/c",
+    ] {
+        let msg = error_body(s.get(path).await, StatusCode::NOT_FOUND).await;
+        assert_eq!(msg, format!("Cannot GET {path}"));
+    }
+    let id = Uuid::now_v7();
+    let wrong = [
+        (Method::GET, "/code-sessions".to_owned()),
+        (Method::DELETE, format!("/code-sessions/{id}")),
+        (Method::GET, format!("/code-sessions/{id}/run")),
+        (Method::POST, format!("/executions/{id}")),
+        (Method::PUT, "/health".to_owned()),
+    ];
+    for (method, path) in wrong {
+        let res = s
+            .client
+            .request(method.clone(), s.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.headers().contains_key("allow"), "{method} {path}");
+        let msg = error_body(res, StatusCode::METHOD_NOT_ALLOWED).await;
+        assert!(msg.as_str().unwrap().contains(method.as_str()), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn odd_input_never_crashes_the_server() {
+    let s = start().await;
+    let id = s.create_session("python", None).await;
+    let deep = format!("{{\"language\":{}1{}}}", "[".repeat(5000), "]".repeat(5000));
+    let bodies: Vec<Vec<u8>> = vec![
+        deep.into_bytes(),
+        b"{\"language\":\"python\",\"language\":\"cobol\"}".to_vec(),
+        b"{\"language\":\"\\u0000\"}".to_vec(),
+        b"{\"language\":\"python\",\"templateCode\":\"\\ud800\"}".to_vec(),
+        b"{\"language\":1e999999}".to_vec(),
+        b"{\"language\":\"python\",\"templateCode\":\"a\\u0000b\"}".to_vec(),
+        vec![0u8; 1000],
+        "{\"language\":\"python\",\"templateCode\":\"h\u{e9}llo \u{1F600}\"}".into(),
+    ];
+    for body in bodies {
+        for path in ["/code-sessions".to_owned(), format!("/code-sessions/{id}")] {
+            let res = s
+                .client
+                .post(s.url(&path))
+                .header("content-type", "text/plain")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            assert!(
+                status.is_client_error() || status == StatusCode::CREATED,
+                "{path}: {status}"
+            );
+            let _: Value = res.json().await.expect("JSON answer");
+        }
+    }
+    // Odd and huge headers, odd idempotency keys, odd query strings.
+    let long = "v".repeat(30_000);
+    let res = s
+        .client
+        .post(s.url(&format!("/code-sessions/{id}/run")))
+        .header("x-odd", long.as_str())
+        .header("idempotency-key", long.as_str())
+        .send()
+        .await
+        .unwrap();
+    error_body(res, StatusCode::BAD_REQUEST).await;
+    for query in [
+        "?limit=%FF",
+        "?limit=1&limit=2",
+        "?before=%00",
+        "?&&==&",
+        "?limit=1%00",
+    ] {
+        let res = s.get(&format!("/executions/sessions/{id}{query}")).await;
+        assert!(res.status().is_success() || res.status() == StatusCode::BAD_REQUEST);
+        let _: Value = res.json().await.expect("JSON answer");
+    }
+    // Raw bytes that no client library would send.
+    let raw = format!(
+        "POST /code-sessions/{id}/run HTTP/1.1\r\nhost: x\r\nidempotency-key: caf\u{e9}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+    );
+    let answer = s.raw(raw.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = s
+        .raw(b"GET /\xff\xfe HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await;
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    let answer = s.raw(b"\x00\x01garbage\r\n\r\n").await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+    // Still alive and well.
+    let res = s.get(&format!("/code-sessions/{id}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn launch_returns_after_shutdown() {
+    let s = start().await;
+    let id = s.create_session("python", None).await;
+    assert!(!id.is_empty());
+    let base = s.base.clone();
+    s.stop().await.expect("graceful shutdown returns Ok");
+    let after = reqwest::get(format!("{base}/health")).await;
+    assert!(after.is_err(), "server still answering after shutdown");
+}
