@@ -9,7 +9,7 @@ use crate::settings::{redact_url, tokio_runtime, LimitArgs, SandboxArgs};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use livexec_api::{ApiConfig, AppState, SandboxHealth};
-use livexec_worker::{reconcile_loop, Worker, WorkerConfig};
+use livexec_worker::{reconcile_loop, WakeQueue, WakeStore, Wakeup, Worker, WorkerConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// How often the reconciler looks for executions without a job (Redis queue only), in ms.
     #[arg(long, env = "LIVEXEC_RECONCILE_INTERVAL_MS", default_value_t = 5_000)]
     pub reconcile_interval_ms: u64,
+    /// How often an idle worker asks the queue for work, in ms (in `--role all` a new run
+    /// also wakes it at once).
+    #[arg(long, env = "LIVEXEC_IDLE_POLL_MS", default_value_t = 50)]
+    pub idle_poll_ms: u64,
     /// Address of the worker role's `GET /health` (host:port).
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
@@ -128,6 +132,8 @@ async fn serve(
     else {
         return Ok(());
     };
+    // In one process, the API rings the workers when it accepts a run: no poll delay.
+    let wakeup: Wakeup = Arc::new(tokio::sync::Notify::new());
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     let sandbox_health = match &engine {
         Some(e) => e.health.clone(),
@@ -139,8 +145,8 @@ async fn serve(
             .await
             .with_context(|| format!("binding the API to {addr}"))?;
         let state = AppState {
-            store: store.clone(),
-            queue: queue.clone(),
+            store: Arc::new(WakeStore::new(store.clone(), wakeup.clone())),
+            queue: Arc::new(WakeQueue::new(queue.clone(), wakeup.clone())),
             runtimes: registry,
             config: ApiConfig {
                 max_body_bytes: args.max_body_bytes,
@@ -165,15 +171,18 @@ async fn serve(
             lease: Duration::from_millis(args.lease_ms.max(300)),
             max_attempts: 3,
             limits,
-            idle_poll: Duration::from_millis(50),
+            idle_poll: Duration::from_millis(args.idle_poll_ms.max(1)),
         };
-        let worker = Arc::new(Worker::new(
-            store.clone(),
-            queue.clone(),
-            engine.sandbox,
-            engine.runtimes,
-            config,
-        ));
+        let worker = Arc::new(
+            Worker::new(
+                store.clone(),
+                queue.clone(),
+                engine.sandbox,
+                engine.runtimes,
+                config,
+            )
+            .with_wakeup(wakeup.clone()),
+        );
         let stop_w = stop.clone();
         tasks.spawn(async move {
             worker.run(workers, stop_w).await;

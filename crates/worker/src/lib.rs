@@ -14,12 +14,14 @@ mod command;
 mod config;
 mod reconcile;
 mod result;
+mod wake;
 mod worker;
 
 pub use command::{command_for, effective_limits};
 pub use config::WorkerConfig;
 pub use reconcile::{reconcile_loop, reconcile_once};
 pub use result::{format_bytes, format_seconds, signal_name, to_result};
+pub use wake::{WakeQueue, WakeStore, Wakeup};
 pub use worker::Worker;
 
 use livexec_core::{ExecutionId, PortError, StoreError};

@@ -5,7 +5,7 @@
 use crate::command::{command_for, effective_limits};
 use crate::config::retry_store;
 use crate::result::to_result;
-use crate::{WorkerConfig, WorkerError};
+use crate::{Wakeup, WorkerConfig, WorkerError};
 use livexec_core::ports::retry_backoff;
 use livexec_core::{EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
 use livexec_events::{Publisher, PublisherHandle};
@@ -29,6 +29,7 @@ pub struct Worker {
     runtimes: HashMap<String, Resolved>,
     config: WorkerConfig,
     events: Option<Arc<dyn EventBus>>,
+    wakeup: Option<Wakeup>,
 }
 
 /// What ended one attempt that did not produce a program result.
@@ -54,7 +55,15 @@ impl Worker {
             runtimes,
             config,
             events: None,
+            wakeup: None,
         }
+    }
+
+    /// Idle loops also wake when `wakeup` rings (see [`crate::WakeStore`]), not only every
+    /// `idle_poll`.
+    pub fn with_wakeup(mut self, wakeup: Wakeup) -> Self {
+        self.wakeup = Some(wakeup);
+        self
     }
 
     /// Also publish each execution's status changes and output chunks, live, on `bus`.
@@ -124,8 +133,15 @@ impl Worker {
                     Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)))
                 }
             };
+            let rung = async {
+                match &self.wakeup {
+                    Some(w) => w.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
+                _ = rung => {}
                 _ = shutdown.changed() => {}
             }
         }

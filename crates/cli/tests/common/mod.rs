@@ -124,6 +124,11 @@ impl Server {
         nix::sys::signal::kill(pid, sig).unwrap();
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     /// Wait for the server to exit.
     pub async fn wait_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + PATIENCE;

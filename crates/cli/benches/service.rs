@@ -1,0 +1,243 @@
+//! Service benchmark (prints figures; asserts nothing about speed):
+//!
+//! 1. latency `POST …/run` → COMPLETED for a Python hello world, p50/p95 of 100 sequential
+//!    runs, beside the bare interpreter's start time and the sandbox engine's own cost, all
+//!    measured in this run;
+//! 2. throughput of a burst of 200 mixed Python/JavaScript hello worlds (runs/s), beside the
+//!    bare interpreters at the same parallelism;
+//! 3. `GET /executions/:id` requests/s and p50/p99 under 64 concurrent connections;
+//! 4. the server's idle RSS;
+//! 5. with `REDIS_URL` set: the latency of (1) with the Redis queue.
+//!
+//! Run (as root): `cargo bench -p livexec --bench service`
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::Server;
+use livexec_runtimes::{Registry, Resolved};
+use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PY_HELLO: &str = "print('Hello World')";
+const JS_HELLO: &str = "console.log('Hello World')";
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(mut ms: Vec<f64>) -> (f64, f64, f64) {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    (pct(&ms, 0.5), pct(&ms, 0.95), pct(&ms, 0.99))
+}
+
+/// The bare interpreter, same file and clean environment as the sandbox gives it.
+fn bare(rt: &Resolved, dir: &std::path::Path, code: &str) -> Duration {
+    let sub = dir.join(format!("bare-{}", rt.id));
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(sub.join(&rt.file_name), code).unwrap();
+    let start = Instant::now();
+    let out = std::process::Command::new(&rt.program)
+        .args(&rt.args)
+        .current_dir(&sub)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "C.UTF-8")
+        .envs(rt.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    assert!(out.status.success());
+    took
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn latency(server: &Server, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let session = server.session("python", PY_HELLO).await;
+    let (mut total, mut program) = (Vec::new(), Vec::new());
+    for _ in 0..n + 5 {
+        let start = Instant::now();
+        let id = server.run(&session).await;
+        let v = loop {
+            let v = server.execution(&id).await;
+            if common::is_terminal(&v) {
+                break v;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        let took = start.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(v["status"], "COMPLETED", "{v}");
+        total.push(took);
+        program.push(v["execution_time_ms"].as_f64().unwrap());
+    }
+    // The first runs warm caches; drop them.
+    (total.split_off(5), program.split_off(5))
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let registry = Registry::builtin().unwrap();
+    let py = registry.get("python").unwrap().resolve().unwrap();
+    let js = registry.get("javascript").unwrap().resolve().unwrap();
+    let workers_s = workers.to_string();
+    let server = Server::start(
+        dir.path(),
+        &[("LIVEXEC_WORKERS", &workers_s), ("RUST_LOG", "warn")],
+    )
+    .await;
+    let pid = server.pid();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = rss_kb(pid);
+
+    // 1. Latency, beside the bare interpreter and the sandbox engine alone.
+    let bare_py: Vec<f64> = (0..100)
+        .map(|_| bare(&py, dir.path(), PY_HELLO).as_secs_f64() * 1e3)
+        .collect();
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let engine: Vec<f64> = (0..100)
+        .map(|_| {
+            let cmd = livexec_worker::command_for(&py, PY_HELLO, b"", Limits::default());
+            let start = Instant::now();
+            let o = sandbox.run(&cmd, &mut |_, _| {}).unwrap();
+            assert_eq!(o.exit_code, Some(0));
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    let (total, program) = latency(&server, 100).await;
+    let (b50, b95, _) = summary(bare_py);
+    let (e50, e95, _) = summary(engine);
+    let (t50, t95, _) = summary(total);
+    let (p50, _, _) = summary(program);
+    println!("== latency: python hello world, 100 sequential runs (ms)");
+    println!("bare interpreter start→exit      p50 {b50:7.1}  p95 {b95:7.1}");
+    println!("sandbox engine alone (run())     p50 {e50:7.1}  p95 {e95:7.1}");
+    println!("HTTP POST run → COMPLETED        p50 {t50:7.1}  p95 {t95:7.1}   (client polls GET every 1 ms)");
+    println!("  of which the program's own execution_time_ms p50 {p50:.1}");
+    println!("platform over the engine          p50 {:7.1}", t50 - e50);
+
+    // 2. Throughput of a burst of 200 mixed hello worlds, beside bare interpreters.
+    let bare_start = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let next = next.clone();
+            let (py, js, d) = (&py, &js, dir.path());
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= 200 {
+                    break;
+                }
+                if i.is_multiple_of(2) {
+                    bare(py, d, PY_HELLO);
+                } else {
+                    bare(js, d, JS_HELLO);
+                }
+            });
+        }
+    });
+    let bare_rate = 200.0 / bare_start.elapsed().as_secs_f64();
+    let (py_s, js_s) = (
+        server.session("python", PY_HELLO).await,
+        server.session("javascript", JS_HELLO).await,
+    );
+    let burst_start = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..200usize {
+        ids.push(
+            server
+                .run(if i.is_multiple_of(2) { &py_s } else { &js_s })
+                .await,
+        );
+    }
+    for id in &ids {
+        let v = server.wait(id).await;
+        assert_eq!(v["status"], "COMPLETED", "{v}");
+    }
+    let rate = 200.0 / burst_start.elapsed().as_secs_f64();
+    println!(
+        "== throughput: burst of 200 mixed python/javascript hello worlds, parallelism {workers}"
+    );
+    println!("bare interpreters                {bare_rate:7.1} runs/s");
+    println!(
+        "service (HTTP, queue, sandbox)   {rate:7.1} runs/s   ({:.0}% of bare)",
+        rate / bare_rate * 100.0
+    );
+
+    // 3. GET /executions/:id under 64 concurrent connections.
+    let id = ids[0].clone();
+    let url = server.url(&format!("/executions/{id}"));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let run_for = Duration::from_secs(3);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while start.elapsed() < run_for {
+                let t = Instant::now();
+                let r = client.get(&url).send().await.unwrap();
+                assert!(r.status().is_success());
+                let _ = r.bytes().await.unwrap();
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = all.len();
+    let (g50, _, g99) = summary(all);
+    println!("== GET /executions/:id, 64 concurrent connections, {secs:.1} s (load generator in-process, same 2 cores)");
+    println!(
+        "{:.0} requests/s   p50 {g50:.2} ms   p99 {g99:.2} ms",
+        n as f64 / secs
+    );
+
+    println!("== memory");
+    println!(
+        "server idle RSS {:.1} MiB; after the benchmark {:.1} MiB",
+        idle_rss as f64 / 1024.0,
+        rss_kb(pid) as f64 / 1024.0
+    );
+
+    // 5. The Redis path, when a Redis is at hand.
+    if let Ok(redis) = std::env::var("REDIS_URL") {
+        let rdir = tempfile::tempdir().unwrap();
+        let prefix = format!("livexec-bench-{}", std::process::id());
+        let rserver = Server::start(
+            rdir.path(),
+            &[
+                ("LIVEXEC_WORKERS", &workers_s),
+                ("RUST_LOG", "warn"),
+                ("REDIS_URL", &redis),
+                ("LIVEXEC_REDIS_PREFIX", &prefix),
+            ],
+        )
+        .await;
+        let (total, _) = latency(&rserver, 100).await;
+        let (r50, r95, _) = summary(total);
+        println!("== latency with the Redis queue (SQLite store)");
+        println!("HTTP POST run → COMPLETED        p50 {r50:7.1}  p95 {r95:7.1}   (+{:.1} ms over embedded p50)", r50 - t50);
+    } else {
+        println!("== Redis path skipped (set REDIS_URL=redis://127.0.0.1:6379 to measure it)");
+    }
+}

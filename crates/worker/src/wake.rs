@@ -1,0 +1,142 @@
+//! Waking idle workers in the same process the moment work arrives, instead of at their next
+//! poll: [`WakeStore`] and [`WakeQueue`] wrap the ports the API uses and ring a shared
+//! [`Wakeup`] when an execution is created or a job enqueued; [`crate::Worker::with_wakeup`]
+//! makes idle loops listen for it. Polling stays as the fallback (other processes, retries).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use livexec_core::{
+    CreatedExecution, Execution, ExecutionId, JobQueue, Lease, NewExecution, PortError, RunResult,
+    Session, SessionId, Status, Store, StoreError,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The bell idle workers of this process wait on.
+pub type Wakeup = Arc<Notify>;
+
+/// A [`Store`] that rings `wakeup` when it creates an execution (its embedded job is runnable).
+pub struct WakeStore {
+    inner: Arc<dyn Store>,
+    wakeup: Wakeup,
+}
+
+impl WakeStore {
+    /// Wrap `inner`.
+    pub fn new(inner: Arc<dyn Store>, wakeup: Wakeup) -> Self {
+        WakeStore { inner, wakeup }
+    }
+}
+
+#[async_trait]
+impl Store for WakeStore {
+    async fn create_session(&self, language: &str, code: &str) -> Result<Session, StoreError> {
+        self.inner.create_session(language, code).await
+    }
+    async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        self.inner.get_session(id).await
+    }
+    async fn update_session(
+        &self,
+        id: SessionId,
+        source_code: &str,
+        language: Option<&str>,
+    ) -> Result<Option<Session>, StoreError> {
+        self.inner.update_session(id, source_code, language).await
+    }
+    async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
+        let job = new.enqueue_job;
+        let created = self.inner.create_execution(new).await?;
+        if created.created && job {
+            self.wakeup.notify_one();
+        }
+        Ok(created)
+    }
+    async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError> {
+        self.inner.get_execution(id).await
+    }
+    async fn list_executions(
+        &self,
+        session_id: SessionId,
+        limit: u32,
+        before: Option<ExecutionId>,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.inner.list_executions(session_id, limit, before).await
+    }
+    async fn start_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {
+        self.inner.start_execution(id, attempt).await
+    }
+    async fn finish_execution(
+        &self,
+        id: ExecutionId,
+        attempt: i32,
+        result: &RunResult,
+    ) -> Result<bool, StoreError> {
+        self.inner.finish_execution(id, attempt, result).await
+    }
+    async fn requeue_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {
+        self.inner.requeue_execution(id, attempt).await
+    }
+    async fn fail_execution(&self, id: ExecutionId, message: &str) -> Result<bool, StoreError> {
+        self.inner.fail_execution(id, message).await
+    }
+    async fn list_unfinished(
+        &self,
+        queued_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(ExecutionId, Status, i32)>, StoreError> {
+        self.inner.list_unfinished(queued_before, limit).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+/// A [`JobQueue`] that rings `wakeup` when a job becomes runnable at once.
+pub struct WakeQueue {
+    inner: Arc<dyn JobQueue>,
+    wakeup: Wakeup,
+}
+
+impl WakeQueue {
+    /// Wrap `inner`.
+    pub fn new(inner: Arc<dyn JobQueue>, wakeup: Wakeup) -> Self {
+        WakeQueue { inner, wakeup }
+    }
+}
+
+#[async_trait]
+impl JobQueue for WakeQueue {
+    fn enqueued_by_store(&self) -> bool {
+        self.inner.enqueued_by_store()
+    }
+    async fn enqueue(&self, execution_id: ExecutionId) -> Result<(), PortError> {
+        self.inner.enqueue(execution_id).await?;
+        self.wakeup.notify_one();
+        Ok(())
+    }
+    async fn claim(&self, worker: &str, lease_for: Duration) -> Result<Option<Lease>, PortError> {
+        self.inner.claim(worker, lease_for).await
+    }
+    async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<bool, PortError> {
+        self.inner.extend(lease, lease_for).await
+    }
+    async fn ack(&self, lease: &Lease) -> Result<(), PortError> {
+        self.inner.ack(lease).await
+    }
+    async fn retry(&self, lease: &Lease, delay: Duration) -> Result<(), PortError> {
+        self.inner.retry(lease, delay).await
+    }
+    async fn release(&self, lease: &Lease) -> Result<(), PortError> {
+        self.inner.release(lease).await?;
+        self.wakeup.notify_one();
+        Ok(())
+    }
+    async fn contains(&self, execution_id: ExecutionId) -> Result<bool, PortError> {
+        self.inner.contains(execution_id).await
+    }
+    async fn ping(&self) -> Result<(), PortError> {
+        self.inner.ping().await
+    }
+}
