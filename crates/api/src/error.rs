@@ -148,13 +148,18 @@ impl ApiError {
     }
 }
 
-/// `err` and its sources, joined with `: `, for the log.
+/// `err` and its sources, joined with `: `, for the log (sources already printed by the
+/// error above them are not repeated).
 fn cause_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let text = s.to_string();
+        // Many errors already print their source; do not repeat it.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         source = s.source();
     }
     out
@@ -172,5 +177,51 @@ impl IntoResponse for ApiError {
             "error": status.canonical_reason().unwrap_or("Error"),
         });
         (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend() -> StoreError {
+        StoreError::Backend {
+            op: "ping",
+            source: "pool closed".into(),
+        }
+    }
+
+    #[test]
+    fn cause_chain_does_not_repeat_printed_sources() {
+        let err = ApiError::from(backend());
+        assert_eq!(
+            cause_chain(&err),
+            "store failed: database error during ping: pool closed"
+        );
+    }
+
+    #[test]
+    fn store_errors_map_to_statuses_once() {
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(
+            ApiError::from(StoreError::SessionNotFound(id)).status(),
+            StatusCode::NOT_FOUND
+        );
+        let conflict: Result<(), StoreError> =
+            Err(StoreError::IdempotencyConflict { other_session: id });
+        let err = conflict.for_idempotency_key(Some("k")).unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            err.message(),
+            json!("Idempotency key \"k\" is already used by another session")
+        );
+        assert_eq!(
+            ApiError::from(backend()).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            ApiError::from(backend()).message(),
+            json!("Internal server error")
+        );
     }
 }
