@@ -13,6 +13,9 @@ use crate::sys::{self, Errno};
 /// The fd the status pipe is moved to by [`Op::Stdio`].
 pub(crate) const STATUS_FD: c_int = 3;
 
+/// The fd of the exit pipe (the init's report of the program's wait status).
+pub(crate) const EXIT_FD: c_int = 4;
+
 /// The record the child writes on failure: step index and errno, little-endian.
 pub(crate) const REPORT_LEN: usize = 8;
 
@@ -38,6 +41,25 @@ fn report(fd: c_int, index: usize, errno: Errno) -> ! {
     sys::exit_now(127)
 }
 
+/// The jail's init: holds no pipe of the program, reaps every child, reports the program's
+/// wait status as 4 little-endian bytes on [`EXIT_FD`], and exits (the kernel then kills the
+/// rest of the pid namespace).
+fn init(program: c_int) -> ! {
+    for fd in [0, 1, 2, STATUS_FD] {
+        sys::close(fd);
+    }
+    loop {
+        match sys::wait_any() {
+            Ok((pid, status)) if pid == program => {
+                let _ = sys::write_all(EXIT_FD, &status.to_le_bytes());
+                sys::exit_now(0)
+            }
+            Ok(_) | Err(libc::EINTR) => {}
+            Err(_) => sys::exit_now(1),
+        }
+    }
+}
+
 const ROOT: &CStr = c"/";
 const DOT: &CStr = c".";
 
@@ -48,12 +70,22 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             stdout,
             stderr,
             status,
+            exit,
         } => {
             sys::dup3(*stdin, 0, false)?;
             sys::dup3(*stdout, 1, false)?;
             sys::dup3(*stderr, 2, false)?;
             sys::dup3(*status, STATUS_FD, true)?;
-            sys::close_from(STATUS_FD as u32 + 1)
+            sys::dup3(*exit, EXIT_FD, true)?;
+            sys::close_from(EXIT_FD as u32 + 1)
+        }
+        Op::ForkInit => {
+            let pid = sys::fork_raw()?;
+            if pid == 0 {
+                sys::close(EXIT_FD);
+                return Ok(());
+            }
+            init(pid)
         }
         Op::EnterNetns { fd } => sys::setns(*fd, libc::CLONE_NEWNET),
         Op::DeathSignal => sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0),

@@ -30,6 +30,8 @@ pub(crate) struct ChildFds {
     pub stdout: c_int,
     pub stderr: c_int,
     pub status: c_int,
+    /// The exit pipe (write end) for the init's report.
+    pub exit: c_int,
     /// A network namespace to enter (from the pool), before the fds are rearranged.
     pub netns: c_int,
 }
@@ -160,6 +162,7 @@ pub(crate) fn build<'a>(
         stdout: fds.stdout,
         stderr: fds.stderr,
         status: fds.status,
+        exit: fds.exit,
     });
     b.push(Op::DeathSignal);
     for t in tasks {
@@ -313,6 +316,7 @@ fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, cmd: &Command) {
     b.push(Op::Seccomp {
         prog: &layout.seccomp,
     });
+    b.push(Op::ForkInit);
 }
 
 fn exec<'a>(mut b: Builder<'a>, cmd: &'a Command) -> Result<Prepared<'a>, SandboxError> {

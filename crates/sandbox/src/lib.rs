@@ -38,7 +38,7 @@
 //!
 //! | layer | what |
 //! |---|---|
-//! | namespaces | new pid, mount, ipc, uts and cgroup namespaces, and a network namespace with only `lo` (down) taken from a pool of empty ones (one run at a time, see [`Sandbox::prewarm`]); the program is pid 1 of its own pid namespace, so when it exits the kernel kills everything it left behind (daemons that `setsid` and double-fork included) |
+//! | namespaces | new pid, mount, ipc, uts and cgroup namespaces, and a network namespace with only `lo` (down) taken from a pool of empty ones (one run at a time, see [`Sandbox::prewarm`]); pid 1 is a tiny init of ours (forked from the child, no exec) that reaps every process and reports the program's (pid 2) wait status, then exits as soon as the program does, so the kernel kills everything it left behind (daemons that `setsid` and double-fork included); the program keeps normal signal semantics (an `abort()` is `SIGABRT`, not an ignored signal of a pid 1) |
 //! | identity | as root: `setgroups([])`, gid/uid 65534 — never uid 0; every capability dropped (bounding, permitted, effective, inheritable, ambient); `no_new_privs` |
 //! | filesystem | `pivot_root` into a fresh read-only tmpfs root with read-only `nosuid,nodev` binds of `/usr`, the usrmerge links (`/bin → usr/bin` …) or dirs, `/etc/ld.so.cache`, `/etc/localtime`, and each [`Command::mount_ro`] path at its original path; generated `/etc/passwd`, `group`, `hosts`; private size-limited tmpfs `/tmp` and `/work` (the cwd, holding [`Command::file`]s); `/dev` with null, zero, full, random, urandom; a new `/proc`; no `/sys` |
 //! | limits | cgroup memory (no swap), CPU quota, pids; rlimits NOFILE, FSIZE, CORE=0, CPU (optional); tmpfs sizes; wall clock and output caps in the supervisor |

@@ -22,12 +22,14 @@ pub(crate) const JAIL_HOSTNAME: &str = "livexec";
 
 /// One step of building the jail.
 pub(crate) enum Op<'a> {
-    /// Move the pipes to fds 0, 1, 2 and the status pipe to 3; close every other fd.
+    /// Move the pipes to fds 0, 1, 2, the status pipe to 3 and the exit pipe to 4; close
+    /// every other fd.
     Stdio {
         stdin: c_int,
         stdout: c_int,
         stderr: c_int,
         status: c_int,
+        exit: c_int,
     },
     /// `setns(fd, CLONE_NEWNET)`: enter a pooled network namespace (only `lo`, down).
     EnterNetns { fd: c_int },
@@ -100,6 +102,10 @@ pub(crate) enum Op<'a> {
     Seccomp {
         prog: &'a [seccompiler::sock_filter],
     },
+    /// Split into the jail's init (this process, pid 1: reaps everything, reports the
+    /// program's wait status on the exit pipe, then exits, which kills whatever is left) and
+    /// the program (pid 2, goes on to `execve` with normal signal semantics).
+    ForkInit,
     /// `execve(path, argv, envp)`.
     Exec {
         path: CString,
@@ -113,7 +119,8 @@ impl Op<'_> {
     pub(crate) fn describe(&self) -> String {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
-            Op::Stdio { .. } => "dup3 stdio / close_range(4, ~0)".into(),
+            Op::Stdio { .. } => "dup3 stdio / close_range(5, ~0)".into(),
+            Op::ForkInit => "clone(SIGCHLD) of the program under the jail's init".into(),
             Op::EnterNetns { fd } => format!("setns(fd {fd}, CLONE_NEWNET)"),
             Op::DeathSignal => "prctl(PR_SET_PDEATHSIG, SIGKILL)".into(),
             Op::JoinCgroup { tasks } => format!("write 0 > {}", s(tasks)),

@@ -45,6 +45,7 @@ pub(crate) fn run(
         stdout: -1,
         stderr: -1,
         status: -1,
+        exit: -1,
     };
     let mut child_ends = vec![in_r];
     let close_child_ends = |v: &mut Vec<i32>| v.drain(..).for_each(sys::close);
@@ -58,9 +59,10 @@ pub(crate) fn run(
         let out_w = mk("stdout", &mut fds.stdout, &mut child_ends)?;
         let err_w = mk("stderr", &mut fds.stderr, &mut child_ends)?;
         let st_w = mk("status", &mut fds.status, &mut child_ends)?;
-        Ok::<_, SandboxError>((out_w, err_w, st_w))
+        let ex_w = mk("exit", &mut fds.exit, &mut child_ends)?;
+        Ok::<_, SandboxError>((out_w, err_w, st_w, ex_w))
     })();
-    let (out_w, err_w, st_w) = match made {
+    let (out_w, err_w, st_w, ex_w) = match made {
         Ok(v) => v,
         Err(e) => {
             close_child_ends(&mut child_ends);
@@ -79,6 +81,7 @@ pub(crate) fn run(
         stdout: out_w,
         stderr: err_w,
         status: st_w,
+        exit: ex_w,
         netns: netns::raw(&netns),
     };
     let prepared = match jail::build(&sb.layout, cmd, &sb.root, tasks, child_fds) {

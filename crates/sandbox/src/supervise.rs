@@ -22,6 +22,8 @@ pub(crate) struct Fds {
     pub stdout: c_int,
     pub stderr: c_int,
     pub status: c_int,
+    /// The exit pipe: the init writes the program's raw wait status (4 bytes).
+    pub exit: c_int,
 }
 
 /// What was observed.
@@ -54,7 +56,7 @@ pub(crate) fn supervise(
     cap: usize,
     on_output: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Observed, (&'static str, i32)> {
-    for fd in [fds.stdin, fds.stdout, fds.stderr, fds.status] {
+    for fd in [fds.stdin, fds.stdout, fds.stderr, fds.status, fds.exit] {
         sys::set_nonblocking(fd).map_err(|e| ("fcntl(O_NONBLOCK)", e))?;
     }
     let start = Instant::now();
@@ -80,6 +82,9 @@ pub(crate) fn supervise(
     let mut report = Vec::with_capacity(REPORT_LEN);
     let mut exec_at: Option<Instant> = None;
     let mut exited_at: Option<Instant> = None;
+    // The program's wait status from the init, and when it arrived.
+    let mut exit_rec: Vec<u8> = Vec::with_capacity(4);
+    let mut program_end: Option<Instant> = None;
     let mut killed = false;
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -103,7 +108,7 @@ pub(crate) fn supervise(
             let _ = sys::pidfd_kill(fds.pidfd, libc::SIGKILL);
             killed = true;
         }
-        let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(5);
+        let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(6);
         let mut push = |fd: c_int, events: i16| {
             pfds.push(libc::pollfd {
                 fd,
@@ -117,6 +122,10 @@ pub(crate) fn supervise(
         push(if stdin_open { fds.stdin } else { -1 }, libc::POLLOUT);
         push(
             if exited_at.is_none() { fds.pidfd } else { -1 },
+            libc::POLLIN,
+        );
+        push(
+            if program_end.is_none() { fds.exit } else { -1 },
             libc::POLLIN,
         );
         let timeout = if killed && exited_at.is_none() {
@@ -196,13 +205,25 @@ pub(crate) fn supervise(
                 stdin_open = false;
             }
         }
+        if program_end.is_none() && pfds[5].revents != 0 {
+            read_exit(fds.exit, &mut exit_rec, &mut program_end);
+        }
         if exited_at.is_none() && pfds[4].revents != 0 {
             let (code, sig) = sys::wait_pid(pid).map_err(|e| ("waitpid", e))?;
             let t = Instant::now();
             exited_at = Some(t);
-            obs.exit_code = code;
-            obs.signal = sig;
-            obs.wall_ms = exec_at.map_or(0, |e| t.duration_since(e).as_millis() as u64);
+            if program_end.is_none() {
+                read_exit(fds.exit, &mut exit_rec, &mut program_end);
+            }
+            // The program's own status when the init reported it; else the init's (e.g. the
+            // SIGKILL of a timeout or output cap, which took the whole namespace down).
+            (obs.exit_code, obs.signal) = match <[u8; 4]>::try_from(exit_rec.as_slice()) {
+                Ok(rec) => sys::decode_status(i32::from_le_bytes(rec)),
+                Err(_) => (code, sig),
+            };
+            let end = program_end.unwrap_or(t);
+            obs.wall_ms =
+                exec_at.map_or(0, |e| end.saturating_duration_since(e).as_millis() as u64);
             if stdin_open {
                 sys::close(fds.stdin);
                 fds.stdin = -1;
@@ -229,6 +250,18 @@ pub(crate) fn supervise(
     Ok(obs)
 }
 
+/// Reads the init's 4-byte report (non-blocking), noting when it was complete.
+fn read_exit(fd: c_int, rec: &mut Vec<u8>, at: &mut Option<Instant>) {
+    let mut buf = [0u8; 4];
+    while rec.len() < 4 {
+        match sys::read(fd, &mut buf[..4 - rec.len()]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => rec.extend_from_slice(&buf[..n]),
+        }
+    }
+    at.get_or_insert_with(Instant::now);
+}
+
 impl Drop for Fds {
     fn drop(&mut self) {
         for fd in [
@@ -237,6 +270,7 @@ impl Drop for Fds {
             self.stdout,
             self.stderr,
             self.status,
+            self.exit,
         ] {
             if fd >= 0 {
                 sys::close(fd);

@@ -411,6 +411,41 @@ pub(crate) unsafe fn clone3(flags: u64, cgroup_fd: Option<c_int>) -> Result<(c_i
     Ok((pid, pidfd))
 }
 
+/// A fork-like raw `clone(SIGCHLD)` (no glibc fork handlers): 0 in the child.
+pub(crate) fn fork_raw() -> Result<c_int, Errno> {
+    // SAFETY: fork semantics; the caller's child only makes raw syscalls until exec/_exit.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    check(r).map(|pid| pid as c_int)
+}
+
+/// `wait4(-1, &status, __WALL)`: `(pid, raw wait status)` of any reaped child.
+pub(crate) fn wait_any() -> Result<(c_int, c_int), Errno> {
+    let mut status: c_int = 0;
+    // SAFETY: status is a valid out-pointer.
+    let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+    check_int(r).map(|pid| (pid, status))
+}
+
+/// `(exit_code, signal)` of a raw wait status.
+pub(crate) fn decode_status(status: c_int) -> (Option<i32>, Option<i32>) {
+    if libc::WIFEXITED(status) {
+        (Some(libc::WEXITSTATUS(status)), None)
+    } else if libc::WIFSIGNALED(status) {
+        (None, Some(libc::WTERMSIG(status)))
+    } else {
+        (None, None)
+    }
+}
+
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
 pub(crate) fn pidfd_kill(pidfd: c_int, sig: c_int) -> Result<(), Errno> {
     // SAFETY: plain syscall on an fd.
@@ -438,22 +473,12 @@ pub(crate) fn wait_pid(pid: c_int) -> Result<(Option<i32>, Option<i32>), Errno> 
     loop {
         // SAFETY: status is a valid out-pointer.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
-        if r < 0 {
-            let e = errno();
-            if e == libc::EINTR {
-                continue;
-            }
-            return Err(e);
+        match check_int(r) {
+            Ok(_) => return Ok(decode_status(status)),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
         }
-        break;
     }
-    Ok(if libc::WIFEXITED(status) {
-        (Some(libc::WEXITSTATUS(status)), None)
-    } else if libc::WIFSIGNALED(status) {
-        (None, Some(libc::WTERMSIG(status)))
-    } else {
-        (None, None)
-    })
 }
 
 /// `pipe2(O_CLOEXEC)` whose ends are both ≥ 3 (so the child can `dup2` onto 0–2 safely).

@@ -206,17 +206,22 @@ print("parent done")
 
 #[test]
 fn kill_minus_one_only_hits_the_jail() {
+    // The child kills everything it may signal: in its pid namespace that is the program
+    // (its parent); the init, the supervisor and the host are out of reach.
     let o = run(&py(r#"
 import os, signal, time
+print("before", flush=True)
 pid = os.fork()
 if pid == 0:
     os.kill(-1, signal.SIGKILL)
-    time.sleep(0.2)
+    time.sleep(5)
     os._exit(0)
 os.waitpid(pid, 0)
-print("init alive")
+print("NOT KILLED")
 "#));
-    assert_eq!(ok(&o), "init alive");
+    assert_eq!(out(&o), "before");
+    assert_eq!(o.signal, Some(libc::SIGKILL));
+    assert!(!o.timed_out && !o.oom_killed);
     assert_eq!(ok(&run(&py("print('host fine')"))), "host fine");
 }
 
@@ -251,6 +256,45 @@ fn concurrent_runs_are_independent() {
         })
         .collect();
     for (i, h) in handles.into_iter().enumerate() {
-        assert_eq!(h.join().unwrap(), format!("{i} 1"));
+        assert_eq!(h.join().unwrap(), format!("{i} 2"));
     }
+}
+
+#[test]
+fn crashes_and_signals_are_reported_as_the_programs_own() {
+    let cases = [
+        ("import ctypes; ctypes.string_at(0)", libc::SIGSEGV),
+        ("import os; os.abort()", libc::SIGABRT),
+        (
+            "import os, signal; os.kill(os.getpid(), signal.SIGTERM)",
+            libc::SIGTERM,
+        ),
+    ];
+    for (code, sig) in cases {
+        let o = run(&py(code));
+        assert_eq!((o.exit_code, o.signal), (None, Some(sig)), "{code}");
+        assert!(!o.timed_out);
+    }
+}
+
+#[test]
+fn orphans_are_reaped_by_the_init() {
+    // Orphans that exit would stay zombies under a non-reaping pid 1 and eat the pids limit.
+    let o = run(&with(
+        py(r#"
+import os, time
+for i in range(40):
+    if os.fork() == 0:
+        if os.fork() == 0:
+            time.sleep(0.01)
+            os._exit(0)
+        os._exit(0)
+    os.wait()
+time.sleep(0.3)
+zombies = [p for p in os.listdir("/proc") if p.isdigit() and open(f"/proc/{p}/stat").read().split()[2] == "Z"]
+print("zombies", len(zombies))
+"#),
+        |l| l.pids = 10,
+    ));
+    assert_eq!(ok(&o), "zombies 0");
 }

@@ -36,8 +36,8 @@ print(pids, os.getpid(), os.getppid())
 "#));
     let s = ok(&o);
     assert_eq!(
-        s, "[1] 1 0",
-        "only the program itself, as pid 1 of its own namespace"
+        s, "[1, 2] 2 1",
+        "only the jail's init (1) and the program (2) in its own pid namespace"
     );
 }
 
