@@ -1,0 +1,187 @@
+//! exec, clone, wait, kill, pipes and poll.
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_long, c_ulong, c_void};
+
+use super::fs::close;
+use super::{check, check_int, errno, Errno};
+
+/// `execve(2)`; only returns on failure.
+pub(crate) fn execve(path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+    // SAFETY: argv and envp are NULL-terminated arrays of pointers to NUL-terminated strings
+    // that outlive the call (built by the supervisor before clone).
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    errno()
+}
+
+/// Ends the child without running any destructor or atexit handler.
+pub(crate) fn exit_now(code: c_int) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
+
+/// `CLONE_INTO_CGROUP` (libc's constant is deprecated for overflowing `c_int`).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A fork-like `clone3` with `CLONE_PIDFD` (and `CLONE_INTO_CGROUP` when `cgroup_fd` is set).
+/// Returns `(0, -1)` in the child and `(pid, pidfd)` in the parent.
+///
+/// # Safety
+/// The caller must, in the child, only make async-signal-safe calls (no allocation, no locks)
+/// until `execve` or `_exit`: the child is a copy of a possibly multi-threaded process.
+pub(crate) unsafe fn clone3(flags: u64, cgroup_fd: Option<c_int>) -> Result<(c_int, c_int), Errno> {
+    let mut pidfd: c_int = -1;
+    let mut args: libc::clone_args = std::mem::zeroed();
+    args.flags = flags | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut c_int as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    let r = libc::syscall(
+        libc::SYS_clone3,
+        &mut args as *mut libc::clone_args,
+        std::mem::size_of::<libc::clone_args>(),
+    );
+    let pid = check(r)? as c_int;
+    Ok((pid, pidfd))
+}
+
+/// A fork-like raw `clone(SIGCHLD)` (no glibc fork handlers): 0 in the child.
+pub(crate) fn fork_raw() -> Result<c_int, Errno> {
+    // SAFETY: fork semantics; the caller's child only makes raw syscalls until exec/_exit.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    check(r).map(|pid| pid as c_int)
+}
+
+/// `wait4(-1, &status, __WALL)`: `(pid, raw wait status)` of any reaped child.
+pub(crate) fn wait_any() -> Result<(c_int, c_int), Errno> {
+    let mut status: c_int = 0;
+    // SAFETY: status is a valid out-pointer.
+    let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+    check_int(r).map(|pid| (pid, status))
+}
+
+/// `(exit_code, signal)` of a raw wait status.
+pub(crate) fn decode_status(status: c_int) -> (Option<i32>, Option<i32>) {
+    if libc::WIFEXITED(status) {
+        (Some(libc::WEXITSTATUS(status)), None)
+    } else if libc::WIFSIGNALED(status) {
+        (None, Some(libc::WTERMSIG(status)))
+    } else {
+        (None, None)
+    }
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
+pub(crate) fn pidfd_kill(pidfd: c_int, sig: c_int) -> Result<(), Errno> {
+    // SAFETY: plain syscall on an fd.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<c_void>(),
+            0u32,
+        )
+    })
+    .map(drop)
+}
+
+/// `kill(2)`.
+pub(crate) fn kill(pid: c_int, sig: c_int) -> Result<(), Errno> {
+    // SAFETY: plain syscall.
+    check_int(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// `waitpid(pid, __WALL)`: `(exit_code, signal)` of the reaped child.
+pub(crate) fn wait_pid(pid: c_int) -> Result<(Option<i32>, Option<i32>), Errno> {
+    let mut status: c_int = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        match check_int(r) {
+            Ok(_) => return Ok(decode_status(status)),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `pipe2(O_CLOEXEC)` whose ends are both ≥ 3 (so the child can `dup2` onto 0–2 safely).
+pub(crate) fn pipe() -> Result<(c_int, c_int), Errno> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for two ints.
+    check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    for fd in &mut fds {
+        if *fd < 3 {
+            // SAFETY: duplicating an fd we own, then closing the low one.
+            let high = check_int(unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 3) })?;
+            close(*fd);
+            *fd = high;
+        }
+    }
+    Ok((fds[0], fds[1]))
+}
+
+/// Sets `O_NONBLOCK` on an fd.
+pub(crate) fn set_nonblocking(fd: c_int) -> Result<(), Errno> {
+    // SAFETY: plain fcntl calls on an fd we own.
+    unsafe {
+        let fl = check_int(libc::fcntl(fd, libc::F_GETFL))?;
+        check_int(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK)).map(drop)
+    }
+}
+
+/// `read(2)` once; `Ok(0)` is EOF.
+pub(crate) fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    let r = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+    check(r as c_long).map(|n| n as usize)
+}
+
+/// `write(2)` once.
+pub(crate) fn write(fd: c_int, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    let r = unsafe { libc::write(fd, buf.as_ptr() as *const c_void, buf.len()) };
+    check(r as c_long).map(|n| n as usize)
+}
+
+/// `poll(2)` with a timeout in milliseconds (-1 = forever); `EINTR` counts as no event.
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize, Errno> {
+    // SAFETY: fds is a valid array of pollfd.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    match check_int(r) {
+        Ok(n) => Ok(n as usize),
+        Err(libc::EINTR) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Blocks every signal in the calling thread, returning the previous mask.
+pub(crate) fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sets are initialised by sigfillset / written by pthread_sigmask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+/// Restores a signal mask saved by [`block_all_signals`].
+pub(crate) fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: old is a valid, initialised sigset.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+}
