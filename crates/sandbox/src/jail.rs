@@ -302,6 +302,8 @@ fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, cmd: &Command) {
         uid: JAIL_UID,
         gid: JAIL_GID,
     });
+    // A credential change clears the parent-death signal: set it again.
+    b.push(Op::DeathSignal);
     b.push(Op::ClearCaps);
     b.push(Op::NoNewPrivs);
     if let Some((handled, write, dev)) = layout.landlock {

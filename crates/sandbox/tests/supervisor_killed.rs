@@ -1,0 +1,105 @@
+//! A supervisor killed with SIGKILL in the middle of a run: its jail dies with it
+//! (`PR_SET_PDEATHSIG` on the jail's init), and the next `Sandbox::new` sweeps the cgroups and
+//! run directory it left behind.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use livexec_sandbox::{Sandbox, SandboxConfig};
+
+const ROLE: &str = "LIVEXEC_TEST_DOOMED_SUPERVISOR";
+
+/// Directories named `<pid>-…` under our v1 bases, and `<pid>.…` in the run dir.
+fn state_of(pid: u32) -> Vec<PathBuf> {
+    let me = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut found = Vec::new();
+    for line in me.lines() {
+        let mut it = line.splitn(3, ':');
+        let (_, ctrls, path) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or("/"));
+        for c in ctrls
+            .split(',')
+            .filter(|c| !c.is_empty() && !c.contains('='))
+        {
+            let base = PathBuf::from("/sys/fs/cgroup")
+                .join(c)
+                .join(path.trim_start_matches('/'))
+                .join("livexec");
+            for e in fs::read_dir(&base).into_iter().flatten().flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{pid}-"))
+                {
+                    found.push(e.path());
+                }
+            }
+        }
+    }
+    let run_dir = SandboxConfig::default().run_dir;
+    for e in fs::read_dir(&run_dir).into_iter().flatten().flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(&format!("{pid}."))
+        {
+            found.push(e.path());
+        }
+    }
+    found
+}
+
+#[test]
+fn killed_supervisor_takes_its_jail_down_and_is_swept() {
+    if let Ok(m) = std::env::var(ROLE) {
+        // The doomed supervisor: start a long run and wait to be killed.
+        let mut cmd = py(&format!(
+            "import os, sys\nos.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', '{m}'])"
+        ));
+        let mut l = small();
+        l.wall_ms = 60_000;
+        cmd.limits(l);
+        let _ = sandbox().run(&cmd, &mut |_, _| {});
+        return;
+    }
+    let m = marker("doomed");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "killed_supervisor_takes_its_jail_down_and_is_swept",
+            "--nocapture",
+        ])
+        .env(ROLE, &m)
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while host_procs_with(&m).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the doomed run never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sup = child.id();
+    assert!(
+        !state_of(sup).is_empty(),
+        "the run's cgroups should exist mid-run"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let t = Instant::now();
+    while !host_procs_with(&m).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the jail outlived its supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _sweeper = Sandbox::new(SandboxConfig::default()).unwrap();
+    assert_eq!(
+        state_of(sup),
+        Vec::<PathBuf>::new(),
+        "stale state not swept"
+    );
+}
