@@ -16,6 +16,10 @@ pub(crate) const STATUS_FD: c_int = 3;
 /// The fd of the exit pipe (the init's report of the program's wait status).
 pub(crate) const EXIT_FD: c_int = 4;
 
+/// The fd of the supervisor's pidfd (to notice a supervisor that died before
+/// `PR_SET_PDEATHSIG` was armed).
+pub(crate) const PARENT_FD: c_int = 5;
+
 /// The record the child writes on failure: step index and errno, little-endian.
 pub(crate) const REPORT_LEN: usize = 8;
 
@@ -71,24 +75,39 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             stderr,
             status,
             exit,
+            parent,
         } => {
-            sys::dup3(*stdin, 0, false)?;
-            sys::dup3(*stdout, 1, false)?;
-            sys::dup3(*stderr, 2, false)?;
-            sys::dup3(*status, STATUS_FD, true)?;
-            sys::dup3(*exit, EXIT_FD, true)?;
-            sys::close_from(EXIT_FD as u32 + 1)
+            // First lift every source above the targets 0..=5, so that placing one never
+            // overwrites another that is still to be placed (the supervisor's fds can be
+            // any numbers, including 3, 4 or 5).
+            let sources = [*stdin, *stdout, *stderr, *status, *exit, *parent];
+            let first_free = PARENT_FD + 1;
+            let mut lifted = [0 as c_int; 6];
+            for (slot, src) in lifted.iter_mut().zip(sources) {
+                *slot = sys::dup_above(src, first_free)?;
+            }
+            for (target, src) in lifted.into_iter().enumerate() {
+                sys::dup3(src, target as c_int, target as c_int >= STATUS_FD)?;
+            }
+            sys::close_from(first_free as u32)
         }
         Op::ForkInit => {
             let pid = sys::fork_raw()?;
             if pid == 0 {
                 sys::close(EXIT_FD);
+                sys::close(PARENT_FD);
                 return Ok(());
             }
             init(pid)
         }
         Op::EnterNetns { fd } => sys::setns(*fd, libc::CLONE_NEWNET),
-        Op::DeathSignal => sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0),
+        Op::DeathSignal => {
+            sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as c_ulong, 0)?;
+            if sys::pidfd_exited(PARENT_FD) {
+                return Err(libc::ESRCH);
+            }
+            Ok(())
+        }
         Op::JoinCgroup { tasks } => {
             let fd = sys::open(tasks, libc::O_WRONLY, 0)?;
             let r = sys::write_all(fd, b"0");

@@ -32,6 +32,8 @@ pub(crate) struct ChildFds {
     pub status: c_int,
     /// The exit pipe (write end) for the init's report.
     pub exit: c_int,
+    /// A pidfd of the supervisor process.
+    pub parent: c_int,
     /// A network namespace to enter (from the pool), before the fds are rearranged.
     pub netns: c_int,
 }
@@ -163,6 +165,7 @@ pub(crate) fn build<'a>(
         stderr: fds.stderr,
         status: fds.status,
         exit: fds.exit,
+        parent: fds.parent,
     });
     b.push(Op::DeathSignal);
     for t in tasks {

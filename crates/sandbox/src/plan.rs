@@ -22,18 +22,20 @@ pub(crate) const JAIL_HOSTNAME: &str = "livexec";
 
 /// One step of building the jail.
 pub(crate) enum Op<'a> {
-    /// Move the pipes to fds 0, 1, 2, the status pipe to 3 and the exit pipe to 4; close
-    /// every other fd.
+    /// Move the pipes to fds 0, 1, 2, the status pipe to 3, the exit pipe to 4 and the
+    /// supervisor's pidfd to 5; close every other fd.
     Stdio {
         stdin: c_int,
         stdout: c_int,
         stderr: c_int,
         status: c_int,
         exit: c_int,
+        parent: c_int,
     },
     /// `setns(fd, CLONE_NEWNET)`: enter a pooled network namespace (only `lo`, down).
     EnterNetns { fd: c_int },
-    /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`: a dying supervisor takes the jail down.
+    /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`: a dying supervisor takes the jail down; then
+    /// give up if the supervisor (pidfd at [`crate::child::PARENT_FD`]) already died.
     DeathSignal,
     /// Write `0` to a cgroup v1 `tasks` file (moves this single thread: no global lock).
     JoinCgroup { tasks: CString },
@@ -119,7 +121,7 @@ impl Op<'_> {
     pub(crate) fn describe(&self) -> String {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
-            Op::Stdio { .. } => "dup3 stdio / close_range(5, ~0)".into(),
+            Op::Stdio { .. } => "dup3 stdio / close_range(6, ~0)".into(),
             Op::ForkInit => "clone(SIGCHLD) of the program under the jail's init".into(),
             Op::EnterNetns { fd } => format!("setns(fd {fd}, CLONE_NEWNET)"),
             Op::DeathSignal => "prctl(PR_SET_PDEATHSIG, SIGKILL)".into(),

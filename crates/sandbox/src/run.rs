@@ -1,6 +1,7 @@
 //! One run: pipes, the plan, `clone3` into fresh namespaces, supervision, and the outcome.
 
 use std::io;
+use std::os::fd::AsRawFd;
 
 use crate::cgroup::RunCgroup;
 use crate::jail::{self, ChildFds};
@@ -82,6 +83,7 @@ pub(crate) fn run(
         stderr: err_w,
         status: st_w,
         exit: ex_w,
+        parent: sb.self_pidfd.as_raw_fd(),
         netns: netns::raw(&netns),
     };
     let prepared = match jail::build(&sb.layout, cmd, &sb.root, tasks, child_fds) {

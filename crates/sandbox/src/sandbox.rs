@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::fs;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -77,6 +78,8 @@ pub struct Sandbox {
     pub(crate) root: PathBuf,
     /// Idle network namespaces.
     pub(crate) netns: NetnsPool,
+    /// A pidfd of this process, so a jail notices a supervisor that died during its setup.
+    pub(crate) self_pidfd: OwnedFd,
 }
 
 impl Sandbox {
@@ -125,6 +128,14 @@ impl Sandbox {
                 );
             }
         }
+        let me = std::process::id() as i32;
+        let self_pidfd = crate::sys::pidfd_open(me).map_err(|e| SandboxError::Syscall {
+            call: "pidfd_open",
+            args: format!("{me}, 0"),
+            source: std::io::Error::from_raw_os_error(e),
+        })?;
+        // SAFETY: pidfd_open returned a new fd that nothing else owns.
+        let self_pidfd = unsafe { OwnedFd::from_raw_fd(self_pidfd) };
         let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
         let inst_dir = config.run_dir.join(format!("{}.{n}", std::process::id()));
         let root = inst_dir.join("root");
@@ -137,6 +148,7 @@ impl Sandbox {
             inst_dir,
             root,
             netns: NetnsPool::default(),
+            self_pidfd,
         })
     }
 

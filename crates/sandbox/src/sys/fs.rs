@@ -137,6 +137,12 @@ pub(crate) fn close(fd: c_int) {
     unsafe { libc::close(fd) };
 }
 
+/// `fcntl(fd, F_DUPFD_CLOEXEC, min)`: a copy of `fd` numbered at least `min`.
+pub(crate) fn dup_above(fd: c_int, min: c_int) -> Result<c_int, Errno> {
+    // SAFETY: plain fcntl on an fd.
+    check_int(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+}
+
 /// `dup3(2)` (or `fcntl(F_SETFD)` when `old == new`).
 pub(crate) fn dup3(old: c_int, new: c_int, cloexec: bool) -> Result<(), Errno> {
     if old == new {

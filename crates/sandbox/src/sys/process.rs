@@ -83,6 +83,24 @@ pub(crate) fn decode_status(status: c_int) -> (Option<i32>, Option<i32>) {
     }
 }
 
+/// `pidfd_open(pid, 0)`.
+pub(crate) fn pidfd_open(pid: c_int) -> Result<c_int, Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) }).map(|fd| fd as c_int)
+}
+
+/// Whether the process behind `pidfd` has exited (a zero-timeout `poll`).
+pub(crate) fn pidfd_exited(pidfd: c_int) -> bool {
+    let mut p = [libc::pollfd {
+        fd: pidfd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: p is a valid one-element pollfd array.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), 1, 0) };
+    r > 0 && p[0].revents != 0
+}
+
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)`.
 pub(crate) fn pidfd_kill(pidfd: c_int, sig: c_int) -> Result<(), Errno> {
     // SAFETY: plain syscall on an fd.
