@@ -18,8 +18,8 @@ pub struct Limits {
     /// expires every process of the run is killed and [`crate::Outcome::timed_out`] is set.
     /// Default 30 000.
     pub wall_ms: u64,
-    /// CPU-time limit in milliseconds (`RLIMIT_CPU`, rounded up to whole seconds); hitting it
-    /// counts as a timeout. Default `None`.
+    /// CPU-time limit in milliseconds (`RLIMIT_CPU`, per process, rounded up to whole
+    /// seconds); hitting it counts as a timeout. Default `None`.
     pub cpu_ms: Option<u64>,
     /// Maximum number of open file descriptors (`RLIMIT_NOFILE`). Default 256.
     pub open_files: u64,
