@@ -17,8 +17,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A running server and what the test may inspect behind it.
-pub struct Server {
+/// A running server and what the test may inspect behind it (`S`: the store's concrete type).
+pub struct Server<S = SqliteStore> {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// The address, for raw TCP requests.
@@ -26,7 +26,7 @@ pub struct Server {
     /// A client without redirects.
     pub client: Client,
     /// The very store the server uses.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<S>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: TempDir,
@@ -51,14 +51,14 @@ pub async fn start_with(config: ApiConfig, sandbox: SandboxHealth) -> Server {
     start_on(dir, store, queue, config, sandbox).await
 }
 
-/// Server on an existing store and any queue.
-pub async fn start_on(
+/// Server on an existing store and any queue; `dir` lives as long as the server.
+pub async fn start_on<S: Store>(
     dir: TempDir,
-    store: Arc<SqliteStore>,
+    store: Arc<S>,
     queue: Arc<dyn JobQueue>,
     config: ApiConfig,
     sandbox: SandboxHealth,
-) -> Server {
+) -> Server<S> {
     let state = AppState {
         store: store.clone() as Arc<dyn Store>,
         queue,
@@ -86,7 +86,7 @@ pub async fn start_on(
     }
 }
 
-impl Server {
+impl<S> Server<S> {
     /// Absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)

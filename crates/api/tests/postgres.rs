@@ -1,0 +1,233 @@
+//! The API over PostgreSQL (`PgStore` + `PgQueue`), the scaled deployment's source of truth:
+//! the whole flow, the idempotency race and conflict, NUL rejection, history paging and health.
+//! Each test makes its own database. Needs `DATABASE_URL=postgres://…`.
+
+mod common;
+
+use common::{error_body, start_on, Server};
+use livexec_api::{ApiConfig, SandboxHealth};
+use livexec_core::{JobQueue, Store};
+use livexec_queue::PgQueue;
+use livexec_store::PgStore;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::Executor;
+use std::collections::HashSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A fresh database, dropped by [`TempDb::drop_db`].
+struct TempDb {
+    admin: sqlx::PgPool,
+    name: String,
+}
+
+/// The admin URL, or `None` after a loud SKIPPED line (a panic under
+/// `LIVEXEC_REQUIRE_SERVICES=1`).
+fn postgres_url() -> Option<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => Some(url),
+        _ => {
+            let reason =
+                "SKIPPED (set DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres to run)";
+            if std::env::var("LIVEXEC_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!("{reason}");
+            }
+            eprintln!("{reason}");
+            None
+        }
+    }
+}
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{db}?{q}"),
+        None => format!("{host_part}/{db}"),
+    }
+}
+
+async fn start_pg() -> Option<(Server<PgStore>, TempDb)> {
+    let admin_url = postgres_url()?;
+    let admin = sqlx::PgPool::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+    let name = format!("livexec_t_{}", Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let store = Arc::new(
+        PgStore::connect(&with_database(&admin_url, &name))
+            .await
+            .unwrap(),
+    );
+    let queue: Arc<dyn JobQueue> = Arc::new(PgQueue::new(store.pool().clone()));
+    let server = start_on(
+        tempfile::tempdir().unwrap(),
+        store,
+        queue,
+        ApiConfig::default(),
+        SandboxHealth::Ok("cgroup v1".into()),
+    )
+    .await;
+    Some((server, TempDb { admin, name }))
+}
+
+impl TempDb {
+    async fn drop_db(self, server: Server<PgStore>) {
+        server.store.pool().close().await;
+        server.stop().await.unwrap();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        self.admin.execute(sql.as_str()).await.unwrap();
+        self.admin.close().await;
+    }
+}
+
+#[test]
+fn database_name_is_replaced() {
+    assert_eq!(
+        with_database("postgres://u@h:5432/postgres", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/postgres?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+}
+
+#[tokio::test]
+async fn full_flow_on_postgres() {
+    let Some((s, db)) = start_pg().await else {
+        return;
+    };
+    let res = s
+        .post_json("/code-sessions", &json!({"language":"javascript"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = res.json::<Value>().await.unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = s
+        .patch_json(
+            &format!("/code-sessions/{id}"),
+            &json!({"source_code":"a\u{0}b"}),
+        )
+        .await;
+    let msg = error_body(res, StatusCode::BAD_REQUEST).await;
+    assert_eq!(msg, json!(["source_code must not contain NUL characters"]));
+
+    // Twenty racing requests with one key: one execution, with its job.
+    let url = s.url(&format!("/code-sessions/{id}/run"));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (s.client.clone(), url.clone());
+            tokio::spawn(async move {
+                let res = client
+                    .post(url)
+                    .header("idempotency-key", "pg-race")
+                    .send()
+                    .await
+                    .unwrap();
+                (res.status(), res.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["status"], "QUEUED");
+        ids.insert(v["execution_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1);
+    let first = Uuid::parse_str(ids.iter().next().unwrap()).unwrap();
+    let queue = PgQueue::new(s.store.pool().clone());
+    assert!(queue.contains(first).await.unwrap());
+
+    // The same key on another session.
+    let other = s.create_session("python", None).await;
+    let res = s
+        .client
+        .post(s.url(&format!("/code-sessions/{other}/run")))
+        .header("idempotency-key", "pg-race")
+        .send()
+        .await
+        .unwrap();
+    let msg = error_body(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        msg,
+        "Idempotency key \"pg-race\" is already used by another session"
+    );
+
+    // More runs, then page through the history newest first.
+    let mut created = vec![first.to_string()];
+    for _ in 0..4 {
+        let (status, v) = s.run(&id, None).await;
+        assert_eq!(status, StatusCode::OK);
+        created.push(v["execution_id"].as_str().unwrap().to_owned());
+    }
+    created.reverse();
+    let mut path = format!("/executions/sessions/{id}?limit=2");
+    let mut seen = Vec::new();
+    loop {
+        let res = s.get(&path).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let link = res
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let page: Vec<Value> = res.json().await.unwrap();
+        seen.extend(
+            page.iter()
+                .map(|e| e["execution_id"].as_str().unwrap().to_owned()),
+        );
+        let Some(link) = link else { break };
+        path = link[1..link.find('>').unwrap()].to_owned();
+        assert!(seen.len() <= created.len());
+    }
+    assert_eq!(seen, created);
+
+    let res = s.get(&format!("/code-sessions/{id}")).await;
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["latest_execution_id"], created[0].as_str());
+    let exec = s
+        .store
+        .get_execution(Uuid::parse_str(&created[0]).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exec.source_code, "console.log(\"Hello World\")");
+
+    let res = s.get("/health").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    db.drop_db(s).await;
+}
+
+#[tokio::test]
+async fn closed_postgres_pool_is_503_and_500() {
+    let Some((s, db)) = start_pg().await else {
+        return;
+    };
+    s.store.pool().close().await;
+    let res = s.get("/health").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["status"], "degraded");
+    assert_ne!(v["checks"]["database"], "ok");
+    let res = s.get(&format!("/executions/{}", Uuid::now_v7())).await;
+    let msg = error_body(res, StatusCode::INTERNAL_SERVER_ERROR).await;
+    assert_eq!(msg, "Internal server error");
+    db.drop_db(s).await;
+}
