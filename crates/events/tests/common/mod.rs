@@ -2,6 +2,8 @@
 //! buses with their own key prefix, and event builders.
 #![allow(dead_code)]
 
+pub mod server;
+
 use futures::StreamExt;
 use livexec_core::{BoxStream, Event, EventBus, EventKind, ExecutionId, Status};
 use livexec_events::{RedisBus, RedisBusConfig};
