@@ -144,6 +144,7 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             )?;
             sys::mount_setattr(dst, true, *attrs)
         }
+        Op::Mknod { path, major, minor } => sys::mknod_char(path, *major, *minor),
         Op::Proc { target } => sys::mount(
             Some(c"proc"),
             target,

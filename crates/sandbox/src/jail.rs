@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::layout::{Entry, HostLayout, DEVICES};
 use crate::plan::{self, cpath, under, Op, JAIL_GID, JAIL_UID};
-use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use crate::{Command, SandboxError};
 
 /// Files written into the jail's `/etc`.
@@ -220,11 +220,14 @@ pub(crate) fn build<'a>(
         "size=64k,mode=0755".into(),
         (libc::MS_NOSUID | libc::MS_NOEXEC) as c_ulong,
     )?;
-    for d in DEVICES {
-        let host = Path::new("/dev").join(d);
-        if host.exists() {
-            b.bind(&host, false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC)?;
-        }
+    // mknod (we still hold CAP_MKNOD here) instead of bind mounts: no mounts to set up or
+    // tear down. The jail cannot make nodes itself (no capabilities) and /dev goes read-only.
+    for (name, major, minor) in DEVICES {
+        b.push(Op::Mknod {
+            path: under(root, &Path::new("/dev").join(name))?,
+            major: *major,
+            minor: *minor,
+        });
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -237,6 +240,9 @@ pub(crate) fn build<'a>(
             link: under(root, &Path::new("/dev").join(name))?,
         });
     }
+    b.push(Op::RemountRo {
+        target: under(root, Path::new("/dev"))?,
+    });
     b.mkdirs(Path::new("/proc"))?;
     b.push(Op::Proc {
         target: under(root, Path::new("/proc"))?,

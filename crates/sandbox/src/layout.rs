@@ -13,8 +13,14 @@ use crate::SandboxError;
 const TOP_LEVEL: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// `/etc` entries the runtimes need (the loader cache, the time zone).
 const ETC_FILES: &[&str] = &["ld.so.cache", "localtime"];
-/// Device nodes bound into the jail's `/dev`.
-pub(crate) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+/// Character devices created in the jail's `/dev`: name, major, minor.
+pub(crate) const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+];
 
 /// A top-level entry of the host root.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -61,6 +61,12 @@ pub(crate) enum Op<'a> {
         dst: CString,
         attrs: u64,
     },
+    /// `mknod(path, S_IFCHR | 0666, makedev(major, minor))`.
+    Mknod {
+        path: CString,
+        major: u32,
+        minor: u32,
+    },
     /// A new procfs at `target`.
     Proc { target: CString },
     /// Create `path` with `data`, mode 0644, owned by the jail user when `chown`.
@@ -134,6 +140,9 @@ impl Op<'_> {
             Op::Symlink { target, link } => format!("symlink {} -> {}", s(link), s(target)),
             Op::Bind { src, dst, .. } => format!("bind-mount {} at {} read-only", s(src), s(dst)),
             Op::Proc { target } => format!("mount proc {}", s(target)),
+            Op::Mknod {
+                path, major, minor, ..
+            } => format!("mknod {} c {major} {minor}", s(path)),
             Op::WriteFile { path, .. } => format!("write file {}", s(path)),
             Op::RemountRo { target } => format!("remount {} read-only", s(target)),
             Op::PivotRoot { root } => format!("pivot_root {}", s(root)),

@@ -336,3 +336,28 @@ fn a_panicking_output_callback_still_tears_the_jail_down() {
         "the jail outlived the panic"
     );
 }
+
+#[test]
+fn dev_has_working_devices_only_and_is_read_only() {
+    let o = run(&py(r#"
+import os, errno
+print(sorted(os.listdir("/dev")))
+open("/dev/null", "w").write("gone")
+print(open("/dev/zero", "rb").read(4), len(open("/dev/urandom", "rb").read(16)))
+for attempt in [lambda: open("/dev/evil", "w"), lambda: os.mknod("/tmp/null2", 0o20666, os.makedev(1, 3))]:
+    try:
+        attempt()
+        print("ALLOWED")
+    except OSError as e:
+        print(errno.errorcode[e.errno])
+"#));
+    let s = ok(&o);
+    let mut l = s.lines();
+    assert_eq!(
+        l.next().unwrap(),
+        "['fd', 'full', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']"
+    );
+    assert_eq!(l.next().unwrap(), r"b'\x00\x00\x00\x00' 16");
+    assert_eq!(l.next().unwrap(), "EROFS");
+    assert_eq!(l.next().unwrap(), "EPERM");
+}

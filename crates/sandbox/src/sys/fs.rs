@@ -20,8 +20,6 @@ pub(crate) const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub(crate) const MOUNT_ATTR_NOSUID: u64 = 0x2;
 /// `MOUNT_ATTR_NODEV`.
 pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
-/// `MOUNT_ATTR_NOEXEC`.
-pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 /// `mount(2)`.
 pub(crate) fn mount(
@@ -93,6 +91,16 @@ pub(crate) fn mkdir(path: &CStr, mode: u32) -> Result<(), Errno> {
     match check_int(unsafe { libc::mkdir(path.as_ptr(), mode) }) {
         Err(libc::EEXIST) | Ok(_) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// `mknod(path, S_IFCHR | 0666, makedev(major, minor))` (then `chmod`, the umask may bite).
+pub(crate) fn mknod_char(path: &CStr, major: u32, minor: u32) -> Result<(), Errno> {
+    let dev = libc::makedev(major, minor);
+    // SAFETY: path is NUL-terminated; plain syscalls.
+    unsafe {
+        check_int(libc::mknod(path.as_ptr(), libc::S_IFCHR | 0o666, dev))?;
+        check_int(libc::chmod(path.as_ptr(), 0o666)).map(drop)
     }
 }
 
