@@ -2,6 +2,9 @@
 //! file and free port, driven over HTTP.
 #![allow(dead_code)]
 
+pub mod cases;
+pub mod scaled;
+
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -70,6 +73,7 @@ impl Server {
                 format!("sqlite://{}/db.sqlite", self.dir.display()),
             )
             .env("LIVEXEC_BIND", format!("127.0.0.1:{}", self.port))
+            .env("LIVEXEC_HEALTH_BIND", format!("127.0.0.1:{}", self.port))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -1,0 +1,142 @@
+//! The scaled setup (issue 4) on the real binary: PostgreSQL for state, Redis for jobs, API
+//! and worker roles in separate processes. Each test has its own database and key prefix.
+
+mod common;
+
+use common::cases::{check, CASES, LIMITS};
+use common::scaled::{refs, scaled};
+use common::{is_terminal, Server};
+use serde_json::Value;
+
+#[tokio::test]
+async fn every_status_and_error_type_on_postgres_and_redis() {
+    let Some(sc) = scaled("every_status_and_error_type_on_postgres_and_redis").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sc.env();
+    env.extend(LIMITS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.push(("LIVEXEC_WORKERS".into(), "4".into()));
+    let server = Server::start(dir.path(), &refs(&env)).await;
+    let mut ids = Vec::new();
+    for c in CASES {
+        ids.push(server.submit(c.language, c.code).await);
+    }
+    let mut problems = Vec::new();
+    for (c, id) in CASES.iter().zip(&ids) {
+        problems.extend(check(c, &server.wait(id).await));
+    }
+    drop(server);
+    sc.cleanup().await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn program(i: usize) -> String {
+    if i.is_multiple_of(10) {
+        format!("import time\ntime.sleep(0.5)\nprint({i})")
+    } else {
+        format!("print({i})")
+    }
+}
+
+#[tokio::test]
+async fn two_apis_two_workers_survive_a_worker_sigkill() {
+    let Some(sc) = scaled("two_apis_two_workers_survive_a_worker_sigkill").await else {
+        return;
+    };
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let with = |extra: &[(&str, &str)]| {
+        let mut env = sc.env();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    };
+    let api_env = with(&[("LIVEXEC_ROLE", "api")]);
+    let worker_env = with(&[
+        ("LIVEXEC_ROLE", "worker"),
+        ("LIVEXEC_WORKERS", "2"),
+        ("LIVEXEC_LEASE_MS", "1000"),
+        ("LIVEXEC_IDLE_POLL_MS", "10"),
+    ]);
+    let api1 = Server::start(dirs[0].path(), &refs(&api_env)).await;
+    let api2 = Server::start(dirs[1].path(), &refs(&api_env)).await;
+    let mut w1 = Server::start(dirs[2].path(), &refs(&worker_env)).await;
+    let w2 = Server::start(dirs[3].path(), &refs(&worker_env)).await;
+
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let api = if i % 2 == 0 { &api1 } else { &api2 };
+        ids.push(api.submit("python", &program(i)).await);
+    }
+    api2.wait(&ids[40]).await;
+    w1.kill9().await;
+
+    for (i, id) in ids.iter().enumerate() {
+        let v = api2.wait(id).await;
+        assert_eq!(v["status"], "COMPLETED", "{i}: {v}");
+        assert_eq!(v["stdout"], format!("{i}\n"), "{i}: {v}");
+        assert!(v["attempts"].as_i64().unwrap() <= 3, "{v}");
+        // Both API nodes tell the same story.
+        if i % 20 == 0 {
+            let session = v["session_id"].as_str().unwrap();
+            let path = format!("/executions/sessions/{session}");
+            let h1: Value = api1
+                .http
+                .get(api1.url(&path))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let h2: Value = api2
+                .http
+                .get(api2.url(&path))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(h1, h2);
+            assert_eq!(h1.as_array().unwrap().len(), 1, "ran once: {h1}");
+        }
+    }
+    drop((api1, api2, w2));
+    sc.cleanup().await;
+}
+
+#[tokio::test]
+async fn redis_losing_its_keys_loses_no_execution() {
+    let Some(sc) = scaled("redis_losing_its_keys_loses_no_execution").await else {
+        return;
+    };
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut api_env = sc.env();
+    api_env.push(("LIVEXEC_ROLE".into(), "api".into()));
+    let api = Server::start(d1.path(), &refs(&api_env)).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(api.submit("python", &format!("print('kept {i}')")).await);
+    }
+    assert!(sc.wipe_redis().await > 0, "the jobs were in Redis");
+
+    let mut worker_env = sc.env();
+    worker_env.extend(
+        [
+            ("LIVEXEC_ROLE", "worker"),
+            ("LIVEXEC_RECONCILE_INTERVAL_MS", "200"),
+            ("LIVEXEC_ENQUEUE_TIMEOUT_MS", "100"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let worker = Server::start(d2.path(), &refs(&worker_env)).await;
+    for (i, id) in ids.iter().enumerate() {
+        let v = api.wait(id).await;
+        assert!(is_terminal(&v));
+        assert_eq!(v["status"], "COMPLETED", "{v}");
+        assert_eq!(v["stdout"], format!("kept {i}\n"));
+        assert_eq!(v["attempts"], 1, "{v}");
+    }
+    drop((api, worker));
+    sc.cleanup().await;
+}
