@@ -117,3 +117,16 @@ pub use error::SandboxError;
 pub use limits::Limits;
 pub use outcome::{Outcome, Stream};
 pub use sandbox::{CgroupMode, Sandbox, SandboxConfig};
+
+#[cfg(test)]
+mod tests {
+    /// One `Sandbox` is shared by every worker thread.
+    #[test]
+    fn sandbox_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<crate::Sandbox>();
+        assert_send_sync::<crate::Command>();
+        assert_send_sync::<crate::Outcome>();
+        assert_send_sync::<crate::SandboxError>();
+    }
+}
