@@ -89,8 +89,13 @@ where
 {
     let mut pause = Duration::from_millis(500);
     let mut shutdown = shutdown.clone();
+    tracing::info!("connecting to {what} at {target}");
     loop {
-        match attempt().await {
+        let outcome = tokio::select! {
+            r = attempt() => r,
+            _ = shutdown.wait_for(|s| *s) => return None,
+        };
+        match outcome {
             Ok(v) => return Some(v),
             Err(e) => {
                 tracing::warn!(

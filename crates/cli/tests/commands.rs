@@ -187,3 +187,51 @@ fn serve_help_documents_every_setting() {
         );
     }
 }
+
+#[test]
+fn serve_waits_for_an_unreachable_database_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead_port = common::free_port();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{dead_port}/nothing"),
+        )
+        .env_remove("REDIS_URL")
+        .env("LIVEXEC_BIND", format!("127.0.0.1:{}", common::free_port()))
+        .env("LIVEXEC_WORKERS", "1")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let waiting = loop {
+        match rx.recv_timeout(common::PATIENCE) {
+            Ok(line) if line.contains("waiting for database") => break line,
+            Ok(line) => seen.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("no waiting line ({e}):\n{}", seen.join("\n"));
+            }
+        }
+    };
+    assert!(waiting.contains("retrying"), "{waiting}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it must wait, not crash"
+    );
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
