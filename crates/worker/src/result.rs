@@ -75,14 +75,39 @@ fn failed(t: ErrorType, msg: String) -> (Status, Option<ErrorType>, Option<Strin
 }
 
 /// The last non-empty line of stderr, trimmed and cut to a sane length.
+///
+/// One exception keeps messages useful for Node.js: when stderr ends with Node's version
+/// trailer (`Node.js v20.11.0`), the trailer and the stack frames above it (`at …`) are
+/// skipped, so the message is the error line (`TypeError: …`), as it is for Python.
 fn last_line(stderr: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(stderr);
-    let line = text.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .rev()
+        .peekable();
+    if lines.peek().is_some_and(|l| is_node_trailer(l)) {
+        let mut rest = lines.clone().skip(1).skip_while(|l| l.starts_with("at "));
+        if let Some(error_line) = rest.next() {
+            return Some(cut(error_line));
+        }
+    }
+    lines.next().map(cut)
+}
+
+/// `Node.js v20.11.0`.
+fn is_node_trailer(line: &str) -> bool {
+    line.strip_prefix("Node.js v")
+        .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+fn cut(line: &str) -> String {
     let mut end = line.len().min(MAX_MESSAGE_BYTES);
     while !line.is_char_boundary(end) {
         end -= 1;
     }
-    Some(line[..end].to_owned())
+    line[..end].to_owned()
 }
 
 /// `30000` → `"30"`, `1500` → `"1.5"`, `250` → `"0.25"`.

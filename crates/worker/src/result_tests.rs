@@ -180,3 +180,18 @@ fn formatting_helpers() {
     assert_eq!(signal_name(0), "signal 0");
     assert_eq!(signal_name(64), "signal 64");
 }
+
+#[test]
+fn node_errors_give_the_error_line_not_the_version_trailer() {
+    let stderr = b"/work/main.js:1\nnull.x\n    ^\n\nTypeError: Cannot read properties of null (reading 'x')\n    at Object.<anonymous> (/work/main.js:1:6)\n    at node:internal/main/run_main_module:28:49\n\nNode.js v20.20.2\n";
+    let r = to_result(&exited(1, stderr), &limits());
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("TypeError: Cannot read properties of null (reading 'x')")
+    );
+    // Only Node's trailer triggers it: other output ending in "at …" is taken as it is.
+    let r = to_result(&exited(1, b"look\n  at the end\n"), &limits());
+    assert_eq!(r.error_message.as_deref(), Some("at the end"));
+    let r = to_result(&exited(1, b"Node.js v20.1.0\n"), &limits());
+    assert_eq!(r.error_message.as_deref(), Some("Node.js v20.1.0"));
+}

@@ -214,7 +214,7 @@ pub const CASES: &[Case] = &[
         "console.log('before'); null.x",
         "FAILED",
         RT,
-        None,
+        Some("TypeError: Cannot read properties of null (reading 'x')"),
         Some("before\n"),
     ),
     case(
@@ -223,7 +223,7 @@ pub const CASES: &[Case] = &[
         "console.log(",
         "FAILED",
         RT,
-        None,
+        Some("SyntaxError: *"),
         Some(""),
     ),
     case(
