@@ -361,3 +361,23 @@ for attempt in [lambda: open("/dev/evil", "w"), lambda: os.mknod("/tmp/null2", 0
     assert_eq!(l.next().unwrap(), "EROFS");
     assert_eq!(l.next().unwrap(), "EPERM");
 }
+
+#[test]
+fn landlock_confines_writes_to_tmp_work_and_dev() {
+    // /proc/self/comm and oom_score_adj are writable by any process for itself: only
+    // Landlock (writes allowed beneath /tmp, /work and /dev only) refuses them here.
+    let o = run(&py(r#"
+import errno
+for p in ["/proc/self/comm", "/proc/self/oom_score_adj"]:
+    try:
+        with open(p, "w") as f:
+            f.write("1000\n" if p.endswith("adj") else "renamed\n")
+        print(p, "WRITTEN")
+    except OSError as e:
+        print(p, errno.errorcode[e.errno])
+"#));
+    assert_eq!(
+        ok(&o),
+        "/proc/self/comm EACCES\n/proc/self/oom_score_adj EACCES"
+    );
+}
