@@ -42,7 +42,7 @@ use std::time::Duration;
 /// Interval of keep-alive comments.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// With no event for this long, the store is asked whether the execution is over.
-pub const IDLE_RECHECK: Duration = Duration::from_secs(30);
+pub const IDLE_RECHECK: Duration = Duration::from_secs(10);
 
 /// The body stream of an SSE response.
 pub type SseStream = BoxStream<Result<sse::Event, Infallible>>;

@@ -3,7 +3,8 @@
 //! The wait subscribes to the bus *before* reading the store, so a `Finished` published in
 //! between is not missed; it then waits for `Finished` (or the budget) and answers from the
 //! store. If the bus fails or the subscription is interrupted, it falls back to polling the
-//! store every 100 ms until the budget runs out.
+//! store every 100 ms until the budget runs out; while subscribed, a second without events
+//! also re-reads the store (an execution failed by a reconciler publishes no `Finished`).
 
 use crate::EventsError;
 use futures::StreamExt;
@@ -16,6 +17,9 @@ pub const WAIT_MARGIN: Duration = Duration::from_secs(5);
 
 /// Store polling interval when the bus cannot be used.
 const POLL: Duration = Duration::from_millis(100);
+
+/// While subscribed, the store is re-read after this long without an event.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// How long a `wait=true` request waits: `timeout_ms` when given, capped at the execution
 /// time limit plus [`WAIT_MARGIN`]; that cap when not given.
@@ -72,11 +76,23 @@ pub async fn wait_for_finish(
     }
     if let Some(mut events) = events {
         loop {
-            match tokio::time::timeout_at(deadline, events.next()).await {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let slice = deadline.min(now + RECHECK);
+            match tokio::time::timeout_at(slice, events.next()).await {
                 Ok(Some(event)) if matches!(event.kind, EventKind::Finished(_)) => break,
                 Ok(Some(_)) => continue,
-                // Interrupted (poll below) or out of time.
-                Ok(None) | Err(_) => break,
+                // Interrupted: poll below.
+                Ok(None) => break,
+                // Quiet for a while: an execution ended without `Finished` (a reconciler
+                // failing it) must not hold the wait to its budget.
+                Err(_) => {
+                    if get_execution(store, id).await?.status.is_terminal() {
+                        break;
+                    }
+                }
             }
         }
     }
