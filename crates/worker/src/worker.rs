@@ -177,7 +177,7 @@ impl Worker {
             return Ok(());
         }
         if *shutdown.borrow() {
-            info!(execution_id = %id, status = "QUEUED", "shutting down; handed back unrun");
+            info!(execution_id = %id, status = %Status::Queued, "shutting down; handed back unrun");
             return self
                 .queue
                 .release(&lease)
@@ -198,7 +198,7 @@ impl Worker {
             return self.ack(&lease).await;
         }
         let waited = (chrono::Utc::now() - exec.queued_at).num_milliseconds();
-        info!(execution_id = %id, attempt, status = "RUNNING", queued_ms = waited, language = %exec.language, "execution started");
+        info!(execution_id = %id, attempt, status = %Status::Running, queued_ms = waited, language = %exec.language, "execution started");
         let publisher = self
             .events
             .as_ref()
@@ -360,7 +360,7 @@ impl Worker {
                 op: "retry",
                 source,
             })?;
-        info!(execution_id = %id, attempt, status = "QUEUED", retry_in_ms = delay.as_millis() as u64, "execution will be retried");
+        info!(execution_id = %id, attempt, status = %Status::Queued, retry_in_ms = delay.as_millis() as u64, "execution will be retried");
         Ok(None)
     }
 

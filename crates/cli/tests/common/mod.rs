@@ -235,8 +235,18 @@ pub fn is_terminal(v: &Value) -> bool {
 }
 
 impl Drop for Server {
+    /// Stop gracefully (SIGTERM: running programs finish, the sandbox cleans up after them),
+    /// then SIGKILL if it does not exit in time.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let pid = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
