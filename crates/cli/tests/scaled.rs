@@ -140,3 +140,113 @@ async fn redis_losing_its_keys_loses_no_execution() {
     drop((api, worker));
     sc.cleanup().await;
 }
+
+/// A `redis-server` of this test's own on a free port (never the shared one), killed on drop.
+struct OwnRedis {
+    child: Option<std::process::Child>,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> OwnRedis {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (it is what CI runs)");
+        let deadline = std::time::Instant::now() + common::PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "own redis never came up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        OwnRedis {
+            child: Some(child),
+            port,
+        }
+    }
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn redis_down_never_hangs_a_run_and_loses_nothing() {
+    let Some(sc) = scaled("redis_down_never_hangs_a_run_and_loses_nothing").await else {
+        return;
+    };
+    let port = common::free_port();
+    let mut redis = OwnRedis::start(port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sc.env();
+    env.retain(|(k, _)| k != "REDIS_URL");
+    env.extend(
+        [
+            ("REDIS_URL", redis.url().as_str()),
+            ("LIVEXEC_RECONCILE_INTERVAL_MS", "200"),
+            ("LIVEXEC_ENQUEUE_TIMEOUT_MS", "500"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let server = Server::start(dir.path(), &refs(&env)).await;
+    let before = server.submit("python", "print('before')").await;
+    assert_eq!(server.wait(&before).await["status"], "COMPLETED");
+
+    redis.kill();
+    let health = server.http.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let body: Value = health.json().await.unwrap();
+    assert_ne!(body["checks"]["queue"], "ok", "{body}");
+    assert_eq!(body["checks"]["database"], "ok", "{body}");
+
+    // Runs while Redis is down: every answer comes back (the client's own bound is generous);
+    // accepted ones must run once Redis is back.
+    let session = server.session("python", "print('while down')").await;
+    let mut accepted = Vec::new();
+    for _ in 0..3 {
+        let r = server
+            .http
+            .post(server.url(&format!("/code-sessions/{session}/run")))
+            .timeout(std::time::Duration::from_secs(20))
+            .send()
+            .await
+            .expect("POST …/run must answer while Redis is down");
+        match r.status().as_u16() {
+            200 => {
+                let v: Value = r.json().await.unwrap();
+                accepted.push(v["execution_id"].as_str().unwrap().to_owned());
+            }
+            503 => {}
+            other => panic!("unexpected {other}: {}", r.text().await.unwrap()),
+        }
+    }
+    eprintln!("while Redis was down: {} of 3 runs accepted", accepted.len());
+    // Reads keep working from PostgreSQL.
+    assert_eq!(server.execution(&before).await["stdout"], "before\n");
+
+    let _redis = OwnRedis::start(port); // back, and empty
+    for id in &accepted {
+        let v = server.wait(id).await;
+        assert_eq!(v["status"], "COMPLETED", "{v}");
+        assert_eq!(v["stdout"], "while down\n");
+    }
+    let after = server.submit("python", "print('after')").await;
+    assert_eq!(server.wait(&after).await["stdout"], "after\n");
+    drop(server);
+    sc.cleanup().await;
+}
