@@ -235,7 +235,10 @@ async fn redis_down_never_hangs_a_run_and_loses_nothing() {
             other => panic!("unexpected {other}: {}", r.text().await.unwrap()),
         }
     }
-    eprintln!("while Redis was down: {} of 3 runs accepted", accepted.len());
+    eprintln!(
+        "while Redis was down: {} of 3 runs accepted",
+        accepted.len()
+    );
     // Reads keep working from PostgreSQL.
     assert_eq!(server.execution(&before).await["stdout"], "before\n");
 
