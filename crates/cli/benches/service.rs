@@ -7,9 +7,13 @@
 //!    bare interpreters at the same parallelism;
 //! 3. `GET /executions/:id` requests/s and p50/p99 under 64 concurrent connections;
 //! 4. the server's idle RSS;
-//! 5. with `REDIS_URL` set: the latency of (1) with the Redis queue.
+//! 5. with `REDIS_URL` set: the latency of (1) with the Redis queue;
+//! 6. with `DATABASE_URL=postgres://…` and `REDIS_URL` set: burst throughput with one and
+//!    with two worker processes (`--role worker`) behind one `--role api`.
 //!
-//! Run (as root): `cargo bench -p livexec --bench service`
+//! Run (as root): `cargo bench -p livexec --bench service`, or with
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379`
+//! in front for (5) and (6).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -282,4 +286,50 @@ async fn main() {
     } else {
         println!("== Redis path skipped (set REDIS_URL=redis://127.0.0.1:6379 to measure it)");
     }
+    scaled_throughput(workers).await;
+}
+
+/// Submit a burst of 200 mixed hello worlds through `api`; runs/s until all are COMPLETED.
+async fn burst(api: &Server) -> f64 {
+    let (py, js) = (
+        api.session("python", PY_HELLO).await,
+        api.session("javascript", JS_HELLO).await,
+    );
+    let start = Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..200usize {
+        ids.push(api.run(if i.is_multiple_of(2) { &py } else { &js }).await);
+    }
+    for id in &ids {
+        assert_eq!(api.wait(id).await["status"], "COMPLETED");
+    }
+    200.0 / start.elapsed().as_secs_f64()
+}
+
+/// (6): one `--role api`, then one and two `--role worker` processes.
+async fn scaled_throughput(workers: usize) {
+    let Some(sc) = common::scaled::scaled("bench scaled throughput").await else {
+        println!("== scaled throughput skipped (set DATABASE_URL=postgres://… and REDIS_URL)");
+        return;
+    };
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut api_env = sc.env();
+    api_env.push(("LIVEXEC_ROLE".into(), "api".into()));
+    api_env.push(("RUST_LOG".into(), "warn".into()));
+    let mut worker_env = sc.env();
+    worker_env.push(("LIVEXEC_ROLE".into(), "worker".into()));
+    worker_env.push(("LIVEXEC_WORKERS".into(), workers.to_string()));
+    worker_env.push(("LIVEXEC_IDLE_POLL_MS".into(), "10".into()));
+    worker_env.push(("RUST_LOG".into(), "warn".into()));
+    let refs = common::scaled::refs;
+    let api = Server::start(dirs[0].path(), &refs(&api_env)).await;
+    let w1 = Server::start(dirs[1].path(), &refs(&worker_env)).await;
+    let one = burst(&api).await;
+    let w2 = Server::start(dirs[2].path(), &refs(&worker_env)).await;
+    let two = burst(&api).await;
+    println!("== PostgreSQL + Redis, burst of 200 mixed hello worlds, LIVEXEC_WORKERS={workers} per worker process");
+    println!("1 worker process   {one:7.1} runs/s");
+    println!("2 worker processes {two:7.1} runs/s   (same {workers} cores)");
+    drop((api, w1, w2));
+    sc.cleanup().await;
 }
