@@ -113,3 +113,26 @@ async fn sigterm_lets_the_running_program_finish_and_keeps_the_queued_one() {
     assert_eq!(v["status"], "COMPLETED", "{v}");
     assert_eq!(v["stdout"], "after restart\n");
 }
+
+#[tokio::test]
+async fn a_platform_failure_is_retried_with_backoff_then_internal_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Python cannot be started on this "host": every attempt is a platform failure.
+    let env = [("LIVEXEC_PYTHON", "/nonexistent/livexec-test/python3")];
+    let server = Server::start(dir.path(), &env).await;
+    let id = server.submit("python", "print('never runs')").await;
+    let js = server.submit("javascript", "console.log('fine')").await;
+    let v = server.wait(&id).await;
+    assert_eq!(v["status"], "FAILED", "{v}");
+    assert_eq!(v["error_type"], "InternalError", "{v}");
+    assert_eq!(v["attempts"], 3, "three attempts in all: {v}");
+    assert_eq!(v["stdout"], "");
+    let msg = v["error_message"].as_str().unwrap();
+    assert!(!msg.contains("/nonexistent"), "no internals: {msg}");
+    // 2 s then 4 s of backoff between the attempts.
+    let queued = chrono::DateTime::parse_from_rfc3339(v["queued_at"].as_str().unwrap()).unwrap();
+    let finished =
+        chrono::DateTime::parse_from_rfc3339(v["finished_at"].as_str().unwrap()).unwrap();
+    assert!((finished - queued).num_milliseconds() >= 6000, "{v}");
+    assert_eq!(server.wait(&js).await["status"], "COMPLETED");
+}
