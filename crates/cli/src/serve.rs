@@ -98,8 +98,25 @@ impl ServeArgs {
     }
 }
 
+impl ServeArgs {
+    /// An empty variable (`REDIS_URL=` in a compose file) means "unset", not "empty value".
+    fn normalize(&mut self) {
+        if self.database_url.trim().is_empty() {
+            self.database_url = "sqlite://livexec.db".to_owned();
+        }
+        for opt in [&mut self.redis_url, &mut self.bind] {
+            if opt.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *opt = None;
+            }
+        }
+    }
+}
+
 /// Prepare the sandbox (before any thread starts), then serve until a signal.
-pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn main(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
+    args.normalize();
+    // A bad URL is a configuration error: say so before anything starts.
+    livexec_store::Backend::from_url(&args.database_url)?;
     args.sandbox.export_interpreters();
     let limits = args.limits.limits()?;
     let registry = Arc::new(args.sandbox.registry()?);
