@@ -10,6 +10,8 @@
 //! blows a limit is a result, recorded once; only a sandbox that could not run it (or a worker
 //! that died) leads to another attempt, with backoff, up to `max_attempts`.
 
+#![warn(missing_docs)]
+
 mod command;
 mod config;
 mod reconcile;
