@@ -9,6 +9,33 @@
 //! Retries are for the platform, not for the program: a program that fails, times out or
 //! blows a limit is a result, recorded once; only a sandbox that could not run it (or a worker
 //! that died) leads to another attempt, with backoff, up to `max_attempts`.
+//!
+//! ```no_run
+//! # async fn demo(
+//! #     store: std::sync::Arc<dyn livexec_core::Store>,
+//! #     queue: std::sync::Arc<dyn livexec_core::JobQueue>,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use livexec_worker::{Worker, WorkerConfig};
+//! use std::collections::HashMap;
+//! use std::sync::Arc;
+//!
+//! let sandbox = Arc::new(livexec_sandbox::Sandbox::new(Default::default())?);
+//! let registry = livexec_runtimes::Registry::builtin()?;
+//! let python = registry.get("python").ok_or("no python runtime")?.resolve()?;
+//! let runtimes = HashMap::from([("python".to_owned(), python)]);
+//! let worker = Arc::new(Worker::new(store, queue, sandbox, runtimes, WorkerConfig::default()));
+//!
+//! // Tests: drain the queue deterministically.
+//! while worker.step().await? {}
+//!
+//! // Service: 4 concurrent executions until the shutdown signal turns true.
+//! let (stop, stopped) = tokio::sync::watch::channel(false);
+//! let running = tokio::spawn(worker.clone().run(4, stopped));
+//! stop.send(true)?;
+//! running.await?;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
