@@ -53,8 +53,11 @@ pub struct CreatedExecution {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Create a session.
-    async fn create_session(&self, language: &str, source_code: &str)
-        -> Result<Session, StoreError>;
+    async fn create_session(
+        &self,
+        language: &str,
+        source_code: &str,
+    ) -> Result<Session, StoreError>;
     /// Fetch a session, with its latest execution id.
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
     /// Change a session's code and, when given, its language. `None` if it does not exist.
