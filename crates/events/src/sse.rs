@@ -24,6 +24,9 @@
 //!   `Last-Event-ID` (an `EventSource` does so by itself), and the stream ends.
 //! - With no event for [`IDLE_RECHECK`], the store is consulted too, so a lost `Finished`
 //!   never leaves a client hanging. Keep-alive comments go out every [`KEEP_ALIVE`].
+//! - When the server shuts down (the `stop` future of [`execution_sse_until`] resolves), the
+//!   stream ends with an `interrupted` event too, so a graceful shutdown never waits for open
+//!   streams and clients resume on another node.
 //!
 //! `Last-Event-ID`: absent or blank means 0 (from the start); a decimal `u64` resumes after
 //! that seq; anything else is [`EventsError::BadLastEventId`] (answer 400).
@@ -37,6 +40,7 @@ use serde_json::json;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 /// Interval of keep-alive comments.
@@ -49,6 +53,15 @@ pub type SseStream = BoxStream<Result<sse::Event, Infallible>>;
 
 /// The SSE response type (implements `IntoResponse`).
 pub type SseResponse = Sse<sse::KeepAliveStream<SseStream>>;
+
+/// A future that resolves when the server starts shutting down.
+pub type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What the `interrupted` event says when the event stream broke.
+const BROKEN: &str = "the live stream was interrupted (the client fell behind or the event bus \
+                      failed); reconnect with Last-Event-ID to resume";
+/// What the `interrupted` event says when the server shuts down.
+const SHUTTING_DOWN: &str = "the server is shutting down; reconnect with Last-Event-ID to resume";
 
 /// Parses a `Last-Event-ID` value: absent or blank → 0, a decimal `u64` → itself.
 pub fn parse_last_event_id(value: Option<&str>) -> Result<u64, EventsError> {
@@ -97,6 +110,29 @@ where
     L: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Option<ExecutionView>> + Send + 'static,
 {
+    sse_events_until(
+        execution_id,
+        current,
+        after,
+        events,
+        lookup,
+        Box::pin(std::future::pending()),
+    )
+}
+
+/// [`sse_events`] that ends with an `interrupted` event once `stop` resolves.
+pub fn sse_events_until<L, Fut>(
+    execution_id: ExecutionId,
+    current: Status,
+    after: u64,
+    events: BoxStream<Event>,
+    lookup: L,
+    stop: StopSignal,
+) -> SseResponse
+where
+    L: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<ExecutionView>> + Send + 'static,
+{
     let mut out = VecDeque::new();
     if after == 0 && current == Status::Queued {
         out.push_back(status_event(execution_id, Status::Queued, None));
@@ -108,6 +144,7 @@ where
         last: after,
         out,
         done: false,
+        stop,
     };
     let stream: SseStream = futures::stream::unfold(state, Glue::next).boxed();
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
@@ -149,6 +186,15 @@ struct Glue<L> {
     last: u64,
     out: VecDeque<sse::Event>,
     done: bool,
+    /// Resolves when the server shuts down.
+    stop: StopSignal,
+}
+
+/// What woke the stream up.
+enum Wake {
+    Event(Option<Event>),
+    Idle,
+    Stop,
 }
 
 impl<L, Fut> Glue<L>
@@ -169,10 +215,22 @@ where
                 self.conclude(false).await;
                 continue;
             };
-            match tokio::time::timeout(IDLE_RECHECK, events.next()).await {
-                Ok(Some(event)) => self.on_event(event).await,
-                Ok(None) => self.conclude(false).await,
-                Err(_idle) => {
+            let wake = tokio::select! {
+                next = tokio::time::timeout(IDLE_RECHECK, events.next()) => match next {
+                    Ok(event) => Wake::Event(event),
+                    Err(_idle) => Wake::Idle,
+                },
+                () = self.stop.as_mut() => Wake::Stop,
+            };
+            match wake {
+                Wake::Event(Some(event)) => self.on_event(event).await,
+                Wake::Event(None) => self.conclude(false).await,
+                Wake::Stop => {
+                    self.events = None;
+                    self.done = true;
+                    self.interrupt(SHUTTING_DOWN);
+                }
+                Wake::Idle => {
                     if let Some(view) = (self.lookup)().await {
                         if view.status.is_terminal() {
                             self.push_result(&view);
@@ -217,18 +275,17 @@ where
         }
         match view {
             Some(v) if v.status.is_terminal() || finished => self.push_result(&v),
-            _ => {
-                let data = json!({
-                    "message": "the live stream was interrupted (the client fell behind or \
-                                the event bus failed); reconnect with Last-Event-ID to resume",
-                    "last_event_id": self.last,
-                });
-                let event = sse::Event::default()
-                    .event("interrupted")
-                    .data(data.to_string());
-                self.out.push_back(with_id(event, self.last));
-            }
+            _ => self.interrupt(BROKEN),
         }
+    }
+
+    /// Ends the stream with an `interrupted` event telling the client where to resume.
+    fn interrupt(&mut self, message: &str) {
+        let data = json!({ "message": message, "last_event_id": self.last });
+        let event = sse::Event::default()
+            .event("interrupted")
+            .data(data.to_string());
+        self.out.push_back(with_id(event, self.last));
     }
 
     fn push_result(&mut self, view: &ExecutionView) {
@@ -254,6 +311,18 @@ pub async fn execution_sse(
     id: ExecutionId,
     after: u64,
 ) -> Result<SseResponse, EventsError> {
+    execution_sse_until(store, bus, id, after, Box::pin(std::future::pending())).await
+}
+
+/// [`execution_sse`] whose stream ends with an `interrupted` event once `stop` resolves (the
+/// server is shutting down).
+pub async fn execution_sse_until(
+    store: std::sync::Arc<dyn livexec_core::Store>,
+    bus: std::sync::Arc<dyn livexec_core::EventBus>,
+    id: ExecutionId,
+    after: u64,
+    stop: StopSignal,
+) -> Result<SseResponse, EventsError> {
     let execution = crate::wait::get_execution(store.as_ref(), id).await?;
     let events = if execution.status.is_terminal() {
         futures::stream::empty().boxed()
@@ -275,5 +344,12 @@ pub async fn execution_sse(
             }
         }
     };
-    Ok(sse_events(id, execution.status, after, events, lookup))
+    Ok(sse_events_until(
+        id,
+        execution.status,
+        after,
+        events,
+        lookup,
+        stop,
+    ))
 }
