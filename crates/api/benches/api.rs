@@ -47,6 +47,7 @@ async fn main() {
         store: store.clone() as Arc<dyn Store>,
         queue,
         runtimes: Arc::new(Registry::builtin().expect("runtimes")),
+        events: Arc::new(livexec_events::MemoryBus::new(Default::default())),
         config: ApiConfig::default(),
         sandbox: SandboxHealth::Ok("bench".into()),
     };

@@ -65,6 +65,9 @@ pub enum ApiError {
     /// The store failed in a way the client cannot fix.
     #[error("store failed")]
     Store(#[source] StoreError),
+    /// The live event bus failed (e.g. Redis is down): 503, the client can poll instead.
+    #[error("event bus unavailable")]
+    EventsUnavailable(#[source] livexec_events::EventsError),
     /// A handler panicked (caught by the panic layer).
     #[error("handler panicked: {detail}")]
     Panic {
@@ -80,6 +83,18 @@ impl From<StoreError> for ApiError {
             // Callers that send a key attach it with `StoreResultExt::for_idempotency_key`;
             // without one the conflict can only be a server bug, hence 500 via `Store`.
             other => ApiError::Store(other),
+        }
+    }
+}
+
+impl From<livexec_events::EventsError> for ApiError {
+    fn from(err: livexec_events::EventsError) -> Self {
+        use livexec_events::EventsError as E;
+        match err {
+            E::BadLastEventId { .. } => ApiError::BadRequest(err.to_string()),
+            E::ExecutionNotFound { .. } => ApiError::ExecutionNotFound,
+            E::Store { source, .. } => source.into(),
+            other => ApiError::EventsUnavailable(other),
         }
     }
 }
@@ -121,6 +136,7 @@ impl ApiError {
             ApiError::IdempotencyConflict { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -144,6 +160,9 @@ impl ApiError {
                 json!(format!("Method {method} is not allowed on {path}"))
             }
             ApiError::Store(_) | ApiError::Panic { .. } => json!("Internal server error"),
+            ApiError::EventsUnavailable(_) => json!(
+                "Live events are unavailable right now; poll GET /executions/:executionId instead"
+            ),
         }
     }
 }
@@ -222,6 +241,40 @@ mod tests {
         assert_eq!(
             ApiError::from(backend()).message(),
             json!("Internal server error")
+        );
+    }
+
+    #[test]
+    fn events_errors_map_to_statuses() {
+        use livexec_events::EventsError;
+        let id = uuid::Uuid::now_v7();
+        let bad = ApiError::from(EventsError::BadLastEventId { value: "x".into() });
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            bad.message(),
+            json!("invalid Last-Event-ID \"x\": expected a non-negative integer")
+        );
+        let missing = ApiError::from(EventsError::ExecutionNotFound { id });
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(missing.message(), json!("Execution not found"));
+        let store = ApiError::from(EventsError::Store {
+            op: "get_execution",
+            id,
+            source: backend(),
+        });
+        assert_eq!(store.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bus = ApiError::from(EventsError::Bus {
+            id,
+            source: livexec_core::PortError {
+                backend: "redis",
+                op: "XREAD",
+                source: "connection refused".into(),
+            },
+        });
+        assert_eq!(bus.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            !bus.message().to_string().contains("refused"),
+            "no detail to clients"
         );
     }
 }

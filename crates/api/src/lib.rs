@@ -1,4 +1,5 @@
-//! The HTTP API of livexec (API.md §1–7), built on axum.
+//! The HTTP API of livexec (API.md §1–7), built on axum, plus live output:
+//! `GET /executions/:id/events` (Server-Sent Events) and `POST /code-sessions/:id/run?wait=true`.
 //!
 //! [`router`] builds the whole service from an [`AppState`]: the routes, our own 404/405
 //! answers, the body limit, a panic guard and one log line per request. [`launch`] serves it
@@ -29,7 +30,7 @@ pub use error::ApiError;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use livexec_core::{JobQueue, Store};
+use livexec_core::{EventBus, JobQueue, Store};
 use livexec_runtimes::Registry;
 use std::future::Future;
 use std::sync::Arc;
@@ -44,10 +45,23 @@ pub struct AppState {
     pub queue: Arc<dyn JobQueue>,
     /// The languages this service runs (validates `language`, gives default templates).
     pub runtimes: Arc<Registry>,
+    /// Live events of executions (SSE and `?wait=true`): the same bus the workers publish to.
+    pub events: Arc<dyn EventBus>,
     /// Limits and timeouts of the API.
     pub config: ApiConfig,
     /// What `/health` reports about the sandbox.
     pub sandbox: SandboxHealth,
+}
+
+impl AppState {
+    /// The wall-clock limit of an execution in `language`: the runtime's override, else the
+    /// service default.
+    pub fn time_limit(&self, language: &str) -> Duration {
+        self.runtimes
+            .get(language)
+            .and_then(|r| r.limits.timeout_ms)
+            .map_or(self.config.time_limit, Duration::from_millis)
+    }
 }
 
 /// Settings of the API layer.
@@ -60,6 +74,9 @@ pub struct ApiConfig {
     /// before answering anyway (the execution is durable; a reconciler enqueues it later).
     /// Default 2 s.
     pub enqueue_timeout: Duration,
+    /// The service's default wall-clock limit of one execution (`LIVEXEC_TIMEOUT_MS`); with a
+    /// runtime's own override it caps how long `?wait=true` waits. Default 30 s.
+    pub time_limit: Duration,
 }
 
 impl Default for ApiConfig {
@@ -67,6 +84,7 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: 1024 * 1024,
             enqueue_timeout: Duration::from_secs(2),
+            time_limit: Duration::from_secs(30),
         }
     }
 }
@@ -94,7 +112,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serve [`router`] on `listener` until `shutdown` resolves, then finish in-flight requests
-/// and return.
+/// and return. Long requests do not hold the shutdown up: open event streams end with an
+/// `interrupted` event (clients resume elsewhere with `Last-Event-ID`) and `?wait=true`
+/// answers 202 with the execution as it stands.
 pub async fn launch(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -103,7 +123,34 @@ pub async fn launch(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let app = router(state).layer(axum::Extension(Stopping(stop_rx)));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
         .await
+}
+
+/// Tells long-running handlers that [`launch`] is shutting down (absent when the router is
+/// served some other way: then nothing is cut short).
+#[derive(Clone)]
+pub(crate) struct Stopping(tokio::sync::watch::Receiver<bool>);
+
+impl Stopping {
+    /// Resolves once shutdown has begun.
+    pub(crate) async fn wait(mut self) {
+        // An error means the sender is gone, which happens only after `launch` returned.
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+
+    /// The shutdown as a boxed future; never resolves without a `Stopping`.
+    pub(crate) fn signal(stopping: Option<Self>) -> livexec_events::StopSignal {
+        match stopping {
+            Some(s) => Box::pin(s.wait()),
+            None => Box::pin(std::future::pending()),
+        }
+    }
 }

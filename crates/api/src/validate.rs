@@ -224,6 +224,45 @@ pub fn history_query(query: &HashMap<String, String>) -> Result<HistoryQuery, Ap
     problems.finish(|| HistoryQuery { limit, before })
 }
 
+/// The query of `POST /code-sessions/:id/run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunQuery {
+    /// `wait=true`: answer when the execution is over (or the wait runs out).
+    pub wait: bool,
+    /// `timeout_ms`: how long to wait at most (capped by the server).
+    pub timeout_ms: Option<u64>,
+}
+
+/// Validate `?wait=true|false&timeout_ms=N` of a run. `wait` alone (or empty) means true;
+/// `timeout_ms` only makes sense with `wait=true`. Other keys are ignored.
+pub fn run_query(query: &HashMap<String, String>) -> Result<RunQuery, ApiError> {
+    let mut problems = Problems::default();
+    let wait = match query.get("wait").map(|v| v.trim()) {
+        None => false,
+        Some("" | "true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(_) => {
+            problems.push("wait must be true or false");
+            false
+        }
+    };
+    let timeout_ms = match query.get("timeout_ms") {
+        None => None,
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(ms) if wait => Some(ms),
+            Ok(_) => {
+                problems.push("timeout_ms is only allowed with wait=true");
+                None
+            }
+            Err(_) => {
+                problems.push("timeout_ms must be a non-negative integer (milliseconds)");
+                None
+            }
+        },
+    };
+    problems.finish(|| RunQuery { wait, timeout_ms })
+}
+
 #[cfg(test)]
 #[path = "validate_tests.rs"]
 mod tests;

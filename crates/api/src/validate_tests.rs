@@ -151,3 +151,40 @@ fn history_query_rules() {
     let p = problems(history_query(&q(&[("limit", "0"), ("before", "x")])).unwrap_err());
     assert_eq!(p.len(), 2);
 }
+
+#[test]
+fn run_query_rules() {
+    let q = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(run_query(&q(&[])).unwrap(), RunQuery::default());
+    for yes in ["", "true", "1"] {
+        assert!(run_query(&q(&[("wait", yes)])).unwrap().wait, "{yes:?}");
+    }
+    for no in ["false", "0"] {
+        assert!(!run_query(&q(&[("wait", no)])).unwrap().wait, "{no:?}");
+    }
+    let r = run_query(&q(&[("wait", "true"), ("timeout_ms", "250")])).unwrap();
+    assert_eq!(r.timeout_ms, Some(250));
+    assert_eq!(
+        problems(run_query(&q(&[("wait", "yes")])).unwrap_err()),
+        vec!["wait must be true or false"]
+    );
+    assert_eq!(
+        problems(run_query(&q(&[("timeout_ms", "250")])).unwrap_err()),
+        vec!["timeout_ms is only allowed with wait=true"]
+    );
+    for bad in ["-1", "abc", "1.5", ""] {
+        let p = problems(run_query(&q(&[("wait", "true"), ("timeout_ms", bad)])).unwrap_err());
+        assert_eq!(
+            p,
+            vec!["timeout_ms must be a non-negative integer (milliseconds)"],
+            "{bad:?}"
+        );
+    }
+    let p = problems(run_query(&q(&[("wait", "maybe"), ("timeout_ms", "x")])).unwrap_err());
+    assert_eq!(p.len(), 2);
+}

@@ -1,14 +1,18 @@
-//! `GET /executions/:id` and the history `GET /executions/sessions/:id` with paging.
+//! `GET /executions/:id`, its live event stream `GET /executions/:id/events` (SSE), and the
+//! history `GET /executions/sessions/:id` with paging.
 
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::validate;
 use crate::AppState;
+use crate::Stopping;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use livexec_core::{ExecutionView, SessionId};
+use livexec_events::{execution_sse_until, last_event_id, parse_last_event_id, SseResponse};
 
 /// One execution (API.md §4).
 pub async fn show(
@@ -17,6 +21,25 @@ pub async fn show(
 ) -> Result<Json<ExecutionView>, ApiError> {
     let execution = state.store.get_execution(id).await?;
     Ok(Json(execution.ok_or(ApiError::ExecutionNotFound)?.view()))
+}
+
+/// The execution's events as Server-Sent Events (`status`, `stdout`, `stderr`, then `result`;
+/// wire format in `livexec_events::sse`). Resumes after the `Last-Event-ID` header, or after
+/// `?last_event_id=N` for clients that cannot set headers; the header wins.
+pub async fn events(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    QueryMap(query): QueryMap,
+    stopping: Option<Extension<Stopping>>,
+    headers: HeaderMap,
+) -> Result<SseResponse, ApiError> {
+    let after = if headers.contains_key("last-event-id") {
+        last_event_id(&headers)?
+    } else {
+        parse_last_event_id(query.get("last_event_id").map(String::as_str))?
+    };
+    let stop = Stopping::signal(stopping.map(|Extension(s)| s));
+    Ok(execution_sse_until(state.store.clone(), state.events.clone(), id, after, stop).await?)
 }
 
 /// A session's executions, newest first; a `Link: <…>; rel="next"` header when there are more.

@@ -11,7 +11,7 @@ use axum::http::{Method, Uri};
 use axum::routing::{get, post};
 use axum::Router;
 
-/// Every route of API.md §1–7.
+/// Every route of API.md §1–7, plus the live event stream of an execution.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/code-sessions", post(sessions::create))
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/code-sessions/{id}/run", post(runs::run))
         .route("/executions/{id}", get(executions::show))
+        .route("/executions/{id}/events", get(executions::events))
         .route("/executions/sessions/{id}", get(executions::history))
         .route("/health", get(health::health))
         .fallback(not_found)

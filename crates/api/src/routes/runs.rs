@@ -4,15 +4,24 @@
 //! honouring the idempotency key. A separate queue (Redis) is then told about it, bounded by
 //! `enqueue_timeout`; if that fails the client still gets 200, because the execution is
 //! durable in the database and the reconciler enqueues executions that have no job.
+//!
+//! With `?wait=true` (and optionally `timeout_ms`) the answer waits for the execution to end:
+//! 200 with the execution object of API.md §4 when it is over, 202 with the execution as it
+//! stands when the wait runs out first. The wait is capped at the execution's time limit plus
+//! [`livexec_events::WAIT_MARGIN`]. Idempotency is the same with and without `wait`: a repeated
+//! key waits on the original execution. Both answers carry `Location: /executions/:id`.
 
 use crate::error::{ApiError, StoreResultExt};
-use crate::extract::PathId;
+use crate::extract::{PathId, QueryMap};
 use crate::validate;
-use crate::AppState;
+use crate::{AppState, Stopping};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
-use livexec_core::{ExecutionId, NewExecution, Status};
+use livexec_core::{Execution, ExecutionId, NewExecution, Status};
+use livexec_events::{wait_budget, wait_for_finish, WaitOutcome};
 use serde::Serialize;
 
 /// The answer to a run.
@@ -22,13 +31,16 @@ pub struct RunAccepted {
     status: Status,
 }
 
-/// Queue a run of the session's current code.
+/// Queue a run of the session's current code; with `?wait=true`, answer when it is over.
 pub async fn run(
     State(state): State<AppState>,
     PathId(session_id): PathId,
+    QueryMap(query): QueryMap,
+    stopping: Option<Extension<Stopping>>,
     headers: HeaderMap,
-) -> Result<Json<RunAccepted>, ApiError> {
+) -> Result<Response, ApiError> {
     let key = validate::idempotency_key(&headers)?;
+    let query = validate::run_query(&query)?;
     let by_store = state.queue.enqueued_by_store();
     let created = state
         .store
@@ -46,10 +58,46 @@ pub async fn run(
             enqueue(&state, execution.id).await;
         }
     }
-    Ok(Json(RunAccepted {
-        execution_id: execution.id,
-        status: execution.status,
-    }))
+    if !query.wait {
+        return Ok(Json(RunAccepted {
+            execution_id: execution.id,
+            status: execution.status,
+        })
+        .into_response());
+    }
+    let budget = wait_budget(query.timeout_ms, state.time_limit(&execution.language));
+    let stop = Stopping::signal(stopping.map(|Extension(s)| s));
+    let outcome = tokio::select! {
+        outcome = wait_for_finish(
+            state.store.as_ref(),
+            state.events.as_ref(),
+            execution.id,
+            budget,
+        ) => outcome?,
+        // Shutting down: answer with the execution as it stands instead of holding it up.
+        () = stop => {
+            let now = state.store.get_execution(execution.id).await?.unwrap_or(execution);
+            if now.status.is_terminal() {
+                WaitOutcome::Finished(now)
+            } else {
+                WaitOutcome::Pending(now)
+            }
+        }
+    };
+    Ok(match outcome {
+        WaitOutcome::Finished(e) => with_location(StatusCode::OK, &e),
+        WaitOutcome::Pending(e) => with_location(StatusCode::ACCEPTED, &e),
+    })
+}
+
+/// The execution object with `Location: /executions/:id`.
+fn with_location(status: StatusCode, execution: &Execution) -> Response {
+    let mut response = (status, Json(execution.view())).into_response();
+    // Built from a UUID only, so always a valid header value.
+    if let Ok(location) = HeaderValue::from_str(&format!("/executions/{}", execution.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 /// Hand the execution to a separate queue; failures are logged, never returned.

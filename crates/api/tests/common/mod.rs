@@ -4,7 +4,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use livexec_api::{launch, ApiConfig, AppState, SandboxHealth};
-use livexec_core::{JobQueue, Store};
+use livexec_core::{EventBus, JobQueue, Store};
+use livexec_events::{MemoryBus, MemoryBusConfig};
 use livexec_queue::SqliteQueue;
 use livexec_runtimes::Registry;
 use livexec_store::SqliteStore;
@@ -27,6 +28,8 @@ pub struct Server<S = SqliteStore> {
     pub client: Client,
     /// The very store the server uses.
     pub store: Arc<S>,
+    /// The very event bus the server uses (an in-process one, as in embedded mode).
+    pub events: MemoryBus,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: TempDir,
@@ -59,10 +62,35 @@ pub async fn start_on<S: Store>(
     config: ApiConfig,
     sandbox: SandboxHealth,
 ) -> Server<S> {
+    let events = MemoryBus::new(MemoryBusConfig::default());
+    start_with_bus(
+        dir,
+        store,
+        queue,
+        config,
+        sandbox,
+        events.clone(),
+        Arc::new(events),
+    )
+    .await
+}
+
+/// Server on an existing store, any queue and any event bus (`events` is what the test keeps;
+/// `bus` what the server uses).
+pub async fn start_with_bus<S: Store>(
+    dir: TempDir,
+    store: Arc<S>,
+    queue: Arc<dyn JobQueue>,
+    config: ApiConfig,
+    sandbox: SandboxHealth,
+    events: MemoryBus,
+    bus: Arc<dyn EventBus>,
+) -> Server<S> {
     let state = AppState {
         store: store.clone() as Arc<dyn Store>,
         queue,
         runtimes: Arc::new(Registry::builtin().expect("builtin runtimes")),
+        events: bus,
         config,
         sandbox,
     };
@@ -80,6 +108,7 @@ pub async fn start_on<S: Store>(
             .build()
             .expect("client"),
         store,
+        events,
         stop: Some(stop),
         task: Some(task),
         _dir: dir,
