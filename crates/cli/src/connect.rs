@@ -1,9 +1,10 @@
-//! Start-up connections: the store and the queue the settings name, waiting for the database
-//! and Redis (with a clear log line and growing pauses) instead of crashing when they are not
+//! Start-up connections: the store, the queue and the event bus the settings name, waiting
+//! for the database and Redis (with a clear log line and growing pauses) instead of crashing when they are not
 //! up yet.
 
 use crate::settings::redact_url;
-use livexec_core::{JobQueue, Store};
+use livexec_core::{EventBus, JobQueue, Store};
+use livexec_events::{MemoryBus, MemoryBusConfig, RedisBus};
 use livexec_queue::{PgQueue, RedisQueue, SqliteQueue};
 use livexec_store::{Backend, PgStore, SqliteStore};
 use std::fmt::Display;
@@ -12,17 +13,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The store and the queue of a running service.
+/// The store, the queue and the event bus of a running service.
 pub struct Ports {
     /// Sessions and executions.
     pub store: Arc<dyn Store>,
     /// Jobs.
     pub queue: Arc<dyn JobQueue>,
+    /// Live events: shared by the API (SSE, `?wait=true`) and the workers (publishing).
+    pub events: Arc<dyn EventBus>,
 }
 
-/// Connect the store for `database_url` (running its migrations) and the queue: Redis when
-/// `redis_url` is set, else the jobs table of the store's own database. Waits for each until
-/// it answers or `shutdown` is set (then `None`).
+/// Connect the store for `database_url` (running its migrations), the queue and the event
+/// bus: Redis for both when `redis_url` is set, else the jobs table of the store's own
+/// database and an in-process bus. Waits for each until it answers or `shutdown` is set
+/// (then `None`).
 pub async fn connect(
     database_url: &str,
     redis_url: Option<&str>,
@@ -56,8 +60,11 @@ pub async fn connect(
         }
     };
     tracing::info!(database = %shown, "database ready (migrations applied)");
-    let queue: Arc<dyn JobQueue> = match redis_url {
-        None => table_queue,
+    let (queue, events): (Arc<dyn JobQueue>, Arc<dyn EventBus>) = match redis_url {
+        None => (
+            table_queue,
+            Arc::new(MemoryBus::new(MemoryBusConfig::default())),
+        ),
         Some(url) => {
             let shown = redact_url(url);
             let Some(q) = wait_for("redis", &shown, shutdown, || {
@@ -67,11 +74,22 @@ pub async fn connect(
             else {
                 return Ok(None);
             };
-            tracing::info!(redis = %shown, prefix = redis_prefix, "redis queue ready");
-            Arc::new(q)
+            let Some(bus) = wait_for("redis", &shown, shutdown, || {
+                RedisBus::connect(url, redis_prefix)
+            })
+            .await
+            else {
+                return Ok(None);
+            };
+            tracing::info!(redis = %shown, prefix = redis_prefix, "redis queue and event bus ready");
+            (Arc::new(q), Arc::new(bus))
         }
     };
-    Ok(Some(Ports { store, queue }))
+    Ok(Some(Ports {
+        store,
+        queue,
+        events,
+    }))
 }
 
 /// Call `attempt` until it succeeds, logging each failure and pausing 0.5 s, 1 s, 2 s, … 5 s.

@@ -139,7 +139,11 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(watch_signals(stop_tx));
-    let Some(Ports { store, queue }) = connect(
+    let Some(Ports {
+        store,
+        queue,
+        events,
+    }) = connect(
         &args.database_url,
         args.redis_url.as_deref(),
         &args.redis_prefix,
@@ -152,6 +156,12 @@ async fn serve(
     // In one process, the API rings the workers when it accepts a run: no poll delay.
     let wakeup: Wakeup = Arc::new(tokio::sync::Notify::new());
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    if args.role != Role::All && args.redis_url.is_none() {
+        tracing::warn!(
+            "without REDIS_URL live events stay inside this process: SSE clients of an API-only \
+             process see no live output from other processes, only the final result"
+        );
+    }
     let sandbox_health = match &engine {
         Some(e) => e.health.clone(),
         None => SandboxHealth::NotUsed,
@@ -165,9 +175,11 @@ async fn serve(
             store: Arc::new(WakeStore::new(store.clone(), wakeup.clone())),
             queue: Arc::new(WakeQueue::new(queue.clone(), wakeup.clone())),
             runtimes: registry,
+            events: events.clone(),
             config: ApiConfig {
                 max_body_bytes: args.max_body_bytes,
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
+                time_limit: Duration::from_millis(args.limits.timeout_ms),
             },
             sandbox: sandbox_health,
         };
@@ -198,7 +210,8 @@ async fn serve(
                 engine.runtimes,
                 config,
             )
-            .with_wakeup(wakeup.clone()),
+            .with_wakeup(wakeup.clone())
+            .with_events(events.clone()),
         );
         let stop_w = stop.clone();
         tasks.spawn(async move {

@@ -4,6 +4,7 @@
 
 pub mod cases;
 pub mod scaled;
+pub mod sse;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
