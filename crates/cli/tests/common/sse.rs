@@ -18,6 +18,8 @@ pub struct SseEvent {
     pub data: String,
     /// When the client had the whole event.
     pub at: Instant,
+    /// The same moment on the wall clock (to compare with a program's own timestamps).
+    pub wall: std::time::SystemTime,
 }
 
 impl SseEvent {
@@ -153,6 +155,7 @@ impl SseReader {
                 id,
                 data: data.join("\n"),
                 at: Instant::now(),
+                wall: std::time::SystemTime::now(),
             });
         }
     }
