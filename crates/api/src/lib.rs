@@ -145,12 +145,22 @@ impl Stopping {
         // An error means the sender is gone, which happens only after `launch` returned.
         let _ = self.0.wait_for(|stopping| *stopping).await;
     }
+}
 
-    /// The shutdown as a boxed future; never resolves without a `Stopping`.
-    pub(crate) fn signal(stopping: Option<Self>) -> livexec_events::StopSignal {
-        match stopping {
-            Some(s) => Box::pin(s.wait()),
+/// Extractor: a future that resolves when the server starts shutting down (never, when the
+/// router is served without [`launch`]).
+pub(crate) struct OnShutdown(pub(crate) livexec_events::StopSignal);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for OnShutdown {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(OnShutdown(match parts.extensions.get::<Stopping>() {
+            Some(s) => Box::pin(s.clone().wait()),
             None => Box::pin(std::future::pending()),
-        }
+        }))
     }
 }

@@ -13,6 +13,14 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
+/// A query map from pairs.
+fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 fn problems(err: ApiError) -> Vec<String> {
     match err {
         ApiError::Validation(p) => p,
@@ -133,12 +141,6 @@ fn idempotency_key_rules() {
 
 #[test]
 fn history_query_rules() {
-    let q = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
     let h = history_query(&q(&[])).unwrap();
     assert_eq!((h.limit, h.before), (100, None));
     let id = Uuid::now_v7();
@@ -154,12 +156,6 @@ fn history_query_rules() {
 
 #[test]
 fn run_query_rules() {
-    let q = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
     assert_eq!(run_query(&q(&[])).unwrap(), RunQuery::default());
     for yes in ["", "true", "1"] {
         assert!(run_query(&q(&[("wait", yes)])).unwrap().wait, "{yes:?}");

@@ -15,28 +15,20 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use common::sse;
 use common::Server;
 use livexec_runtimes::{Registry, Resolved};
 use std::io::BufRead;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::{bare_command, summary};
 
 const PY_HELLO: &str = "print('Hello World')";
 const TICKS: usize = 200;
 
 fn ticker() -> String {
     format!("import time\nfor _ in range({TICKS}):\n    print(time.time_ns(), flush=True)\n    time.sleep(0.02)")
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (pct(&v, 0.5), pct(&v, 0.95), pct(&v, 0.99))
 }
 
 fn now_ns(t: SystemTime) -> i128 {
@@ -54,16 +46,7 @@ fn lags(text: &str, wall: SystemTime) -> Vec<f64> {
 
 /// The ticker under the bare interpreter, stdout on a pipe read line by line here.
 fn bare_ticker(rt: &Resolved, dir: &std::path::Path) -> Vec<f64> {
-    let sub = dir.join("bare-ticker");
-    std::fs::create_dir_all(&sub).unwrap();
-    std::fs::write(sub.join(&rt.file_name), ticker()).unwrap();
-    let mut child = std::process::Command::new(&rt.program)
-        .args(&rt.args)
-        .current_dir(&sub)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LANG", "C.UTF-8")
-        .envs(rt.env.iter().map(|(k, v)| (k, v)))
+    let mut child = bare_command(rt, dir, "bare-ticker", &ticker())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -96,19 +79,9 @@ async fn service_ticker(api: &Server) -> Vec<f64> {
 }
 
 fn bare(rt: &Resolved, dir: &std::path::Path) -> f64 {
-    let sub = dir.join("bare-hello");
-    std::fs::create_dir_all(&sub).unwrap();
-    std::fs::write(sub.join(&rt.file_name), PY_HELLO).unwrap();
+    let mut cmd = bare_command(rt, dir, "bare-hello", PY_HELLO);
     let start = Instant::now();
-    let out = std::process::Command::new(&rt.program)
-        .args(&rt.args)
-        .current_dir(&sub)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LANG", "C.UTF-8")
-        .envs(rt.env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
+    let out = cmd.output().unwrap();
     assert!(out.status.success());
     start.elapsed().as_secs_f64() * 1e3
 }

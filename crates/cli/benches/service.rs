@@ -17,41 +17,23 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use common::Server;
 use livexec_runtimes::{Registry, Resolved};
 use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{bare_command, summary};
 
 const PY_HELLO: &str = "print('Hello World')";
 const JS_HELLO: &str = "console.log('Hello World')";
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn summary(mut ms: Vec<f64>) -> (f64, f64, f64) {
-    ms.sort_by(|a, b| a.total_cmp(b));
-    (pct(&ms, 0.5), pct(&ms, 0.95), pct(&ms, 0.99))
-}
-
 /// The bare interpreter, same file and clean environment as the sandbox gives it.
 fn bare(rt: &Resolved, dir: &std::path::Path, code: &str) -> Duration {
-    let sub = dir.join(format!("bare-{}", rt.id));
-    std::fs::create_dir_all(&sub).unwrap();
-    std::fs::write(sub.join(&rt.file_name), code).unwrap();
+    let mut cmd = bare_command(rt, dir, &format!("bare-{}", rt.id), code);
     let start = Instant::now();
-    let out = std::process::Command::new(&rt.program)
-        .args(&rt.args)
-        .current_dir(&sub)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("LANG", "C.UTF-8")
-        .envs(rt.env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
+    let out = cmd.output().unwrap();
     let took = start.elapsed();
     assert!(out.status.success());
     took

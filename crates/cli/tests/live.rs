@@ -281,15 +281,7 @@ async fn check_wait(s: &Server) {
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["message"], serde_json::json!([message]), "{query}");
     }
-    let history: Value = s
-        .http
-        .get(s.url(&format!("/executions/sessions/{fresh}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = s.history(&fresh).await;
     assert_eq!(
         history,
         serde_json::json!([]),
@@ -357,46 +349,25 @@ async fn check_stream_errors(s: &Server) {
     );
 }
 
-#[tokio::test]
-async fn two_lines_arrive_as_two_events_apart() {
-    let (_dir, s) = embedded().await;
-    check_two_lines_arrive_apart(&s).await;
+/// One test per check on the embedded default, each on its own server.
+macro_rules! embedded_tests {
+    ($($name:ident => $check:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let (_dir, s) = embedded().await;
+            $check(&s).await;
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn late_subscriber_gets_everything_once() {
-    let (_dir, s) = embedded().await;
-    check_late_subscriber(&s).await;
-}
-
-#[tokio::test]
-async fn last_event_id_resumes_without_loss() {
-    let (_dir, s) = embedded().await;
-    check_resume(&s).await;
-}
-
-#[tokio::test]
-async fn fifty_subscribers_see_the_same_sequence() {
-    let (_dir, s) = embedded().await;
-    check_fifty_subscribers(&s).await;
-}
-
-#[tokio::test]
-async fn run_and_wait() {
-    let (_dir, s) = embedded().await;
-    check_wait(&s).await;
-}
-
-#[tokio::test]
-async fn flood_is_capped_in_the_stream_as_in_the_result() {
-    let (_dir, s) = embedded().await;
-    check_flood_capped(&s).await;
-}
-
-#[tokio::test]
-async fn stream_errors_have_the_error_shape() {
-    let (_dir, s) = embedded().await;
-    check_stream_errors(&s).await;
+embedded_tests! {
+    two_lines_arrive_as_two_events_apart => check_two_lines_arrive_apart,
+    late_subscriber_gets_everything_once => check_late_subscriber,
+    last_event_id_resumes_without_loss => check_resume,
+    fifty_subscribers_see_the_same_sequence => check_fifty_subscribers,
+    run_and_wait => check_wait,
+    flood_is_capped_in_the_stream_as_in_the_result => check_flood_capped,
+    stream_errors_have_the_error_shape => check_stream_errors,
 }
 
 /// SIGTERM does not wait for open streams or waits: a stream ends with `interrupted` (the
@@ -417,18 +388,9 @@ async fn shutdown_ends_streams_and_waits_at_once() {
         (status, res.json::<Value>().await.unwrap())
     });
     // The wait is under way once its execution exists.
-    let history = s.url(&format!("/executions/sessions/{session}"));
     let deadline = std::time::Instant::now() + common::PATIENCE;
     loop {
-        let list: Value = s
-            .http
-            .get(&history)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = s.history(&session).await;
         if list.as_array().is_some_and(|a| !a.is_empty()) {
             break;
         }

@@ -71,16 +71,8 @@ async fn sigkill_mid_burst_then_restart_runs_everything_exactly_once() {
     for id in &ids {
         let v = server.execution(id).await;
         let session = v["session_id"].as_str().unwrap();
-        let hist: Vec<Value> = server
-            .http
-            .get(server.url(&format!("/executions/sessions/{session}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(hist.len(), 1);
+        let hist = server.history(session).await;
+        assert_eq!(hist.as_array().map(Vec::len), Some(1), "{hist}");
     }
 }
 

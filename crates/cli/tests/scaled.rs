@@ -78,25 +78,7 @@ async fn two_apis_two_workers_survive_a_worker_sigkill() {
         // Both API nodes tell the same story.
         if i % 20 == 0 {
             let session = v["session_id"].as_str().unwrap();
-            let path = format!("/executions/sessions/{session}");
-            let h1: Value = api1
-                .http
-                .get(api1.url(&path))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let h2: Value = api2
-                .http
-                .get(api2.url(&path))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let (h1, h2) = (api1.history(session).await, api2.history(session).await);
             assert_eq!(h1, h2);
             assert_eq!(h1.as_array().unwrap().len(), 1, "ran once: {h1}");
         }

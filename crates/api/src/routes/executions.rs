@@ -5,11 +5,10 @@ use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::validate;
 use crate::AppState;
-use crate::Stopping;
+use crate::OnShutdown;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use axum::Json;
 use livexec_core::{ExecutionView, SessionId};
 use livexec_events::{execution_sse_until, last_event_id, parse_last_event_id, SseResponse};
@@ -30,7 +29,7 @@ pub async fn events(
     State(state): State<AppState>,
     PathId(id): PathId,
     QueryMap(query): QueryMap,
-    stopping: Option<Extension<Stopping>>,
+    OnShutdown(stop): OnShutdown,
     headers: HeaderMap,
 ) -> Result<SseResponse, ApiError> {
     let after = if headers.contains_key("last-event-id") {
@@ -38,7 +37,6 @@ pub async fn events(
     } else {
         parse_last_event_id(query.get("last_event_id").map(String::as_str))?
     };
-    let stop = Stopping::signal(stopping.map(|Extension(s)| s));
     Ok(execution_sse_until(state.store.clone(), state.events.clone(), id, after, stop).await?)
 }
 

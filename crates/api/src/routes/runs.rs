@@ -14,11 +14,10 @@
 use crate::error::{ApiError, StoreResultExt};
 use crate::extract::{PathId, QueryMap};
 use crate::validate;
-use crate::{AppState, Stopping};
+use crate::{AppState, OnShutdown};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use axum::Json;
 use livexec_core::{Execution, ExecutionId, NewExecution, Status};
 use livexec_events::{wait_budget, wait_for_finish, WaitOutcome};
@@ -36,7 +35,7 @@ pub async fn run(
     State(state): State<AppState>,
     PathId(session_id): PathId,
     QueryMap(query): QueryMap,
-    stopping: Option<Extension<Stopping>>,
+    OnShutdown(stop): OnShutdown,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = validate::idempotency_key(&headers)?;
@@ -66,7 +65,6 @@ pub async fn run(
         .into_response());
     }
     let budget = wait_budget(query.timeout_ms, state.time_limit(&execution.language));
-    let stop = Stopping::signal(stopping.map(|Extension(s)| s));
     let outcome = tokio::select! {
         outcome = wait_for_finish(
             state.store.as_ref(),

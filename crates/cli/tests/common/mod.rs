@@ -204,6 +204,18 @@ impl Server {
         r.json().await.unwrap()
     }
 
+    /// `GET /executions/sessions/:id`: the session's executions, newest first.
+    pub async fn history(&self, session: &str) -> Value {
+        let r = self
+            .http
+            .get(self.url(&format!("/executions/sessions/{session}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "history of {session}");
+        r.json().await.unwrap()
+    }
+
     /// Poll `GET /executions/:id` until it is terminal.
     pub async fn wait(&self, id: &str) -> Value {
         self.wait_for(id, is_terminal).await
