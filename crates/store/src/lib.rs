@@ -17,10 +17,12 @@
 
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 
 pub use postgres::PgStore;
 pub use rows::DataError;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 
 use livexec_core::{Store, StoreError};

@@ -1,12 +1,13 @@
 //! Row → domain conversion shared by both backends, and the errors of bad stored data.
 //!
-//! Each backend decodes its own column types (TEXT ids and unix-ms integers in SQLite, UUID and
-//! timestamptz in PostgreSQL) into the backend-neutral [`RawExecution`]; the parsing of status
-//! and error-type strings, which can fail on bad data, happens once here. The shared column
-//! lists keep both backends' queries selecting the same thing.
+//! Rows are read into [`RawExecution`] and [`RawSession`], generic over how the backend stores
+//! ids and times (TEXT ids and unix-ms integers in SQLite, UUID and timestamptz in PostgreSQL);
+//! the backend's readers for those columns are passed in, and the parsing of status and
+//! error-type strings, which can fail on bad data, happens once here. The column lists are what
+//! every query selects.
 
 use chrono::{DateTime, Utc};
-use livexec_core::{ErrorType, Execution, Status, StoreError};
+use livexec_core::{ErrorType, Execution, Session, Status, StoreError};
 use uuid::Uuid;
 
 /// Stored data that does not fit the domain, or a request the store refuses to write.
@@ -65,27 +66,6 @@ pub enum DataError {
     },
 }
 
-/// Either a driver error or bad data, while decoding a row.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum DecodeError {
-    /// The driver could not read a column.
-    #[error(transparent)]
-    Driver(#[from] sqlx::Error),
-    /// The column held data the domain does not accept.
-    #[error(transparent)]
-    Data(#[from] DataError),
-}
-
-impl DecodeError {
-    /// Turn a decode failure into a [`StoreError::Backend`] for `op`.
-    pub(crate) fn into_store(op: &'static str) -> impl FnOnce(DecodeError) -> StoreError {
-        move |e| match e {
-            DecodeError::Driver(e) => backend(op)(e),
-            DecodeError::Data(e) => backend(op)(e),
-        }
-    }
-}
-
 /// Wrap a driver error (or a [`DataError`]) with the operation that hit it.
 pub(crate) fn backend<E>(op: &'static str) -> impl FnOnce(E) -> StoreError
 where
@@ -109,14 +89,6 @@ pub(crate) fn from_ms(column: &'static str, ms: i64) -> Result<DateTime<Utc>, Da
     DateTime::from_timestamp_millis(ms).ok_or(DataError::BadTimestamp { column, value: ms })
 }
 
-/// Optional unix milliseconds → optional time.
-pub(crate) fn from_opt_ms(
-    column: &'static str,
-    ms: Option<i64>,
-) -> Result<Option<DateTime<Utc>>, DataError> {
-    ms.map(|v| from_ms(column, v)).transpose()
-}
-
 /// Hyphenated UUID text → UUID.
 pub(crate) fn parse_uuid(column: &'static str, text: &str) -> Result<Uuid, DataError> {
     Uuid::parse_str(text).map_err(|_| DataError::BadUuid {
@@ -138,11 +110,15 @@ pub(crate) const EXECUTION_COLUMNS: &str = "id, session_id, language, source_cod
      stdout, stderr, execution_time_ms, error_message, error_type, exit_code, signal, \
      cpu_time_ms, memory_kb, idempotency_key, attempts, queued_at, started_at, finished_at";
 
-/// An execution row with ids and times already decoded, status strings not yet parsed.
-#[derive(Debug)]
-pub(crate) struct RawExecution {
-    pub id: Uuid,
-    pub session_id: Uuid,
+/// Reads a stored id or time column of type `T` into the domain type `U`.
+pub(crate) type Reader<T, U> = fn(&'static str, T) -> Result<U, DataError>;
+
+/// An execution row as stored: ids of type `Id` and times of type `Time` in the backend's own
+/// encoding, status strings not yet parsed.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RawExecution<Id, Time> {
+    pub id: Id,
+    pub session_id: Id,
     pub language: String,
     pub source_code: String,
     pub status: String,
@@ -157,14 +133,27 @@ pub(crate) struct RawExecution {
     pub memory_kb: Option<i64>,
     pub idempotency_key: Option<String>,
     pub attempts: i32,
-    pub queued_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
+    pub queued_at: Time,
+    pub started_at: Option<Time>,
+    pub finished_at: Option<Time>,
 }
 
-impl RawExecution {
-    /// Parse the status strings into the domain execution.
-    pub(crate) fn into_domain(self) -> Result<Execution, DataError> {
+impl<Id, Time> RawExecution<Id, Time> {
+    /// Decode the ids and times with the backend's readers and parse the status strings into
+    /// the domain execution.
+    pub(crate) fn into_domain(
+        self,
+        read_id: Reader<Id, Uuid>,
+        read_time: Reader<Time, DateTime<Utc>>,
+    ) -> Result<Execution, DataError> {
+        let read_opt_time = |column, stored: Option<Time>| -> Result<_, DataError> {
+            stored.map(|v| read_time(column, v)).transpose()
+        };
+        let id = read_id("id", self.id)?;
+        let session_id = read_id("session_id", self.session_id)?;
+        let queued_at = read_time("queued_at", self.queued_at)?;
+        let started_at = read_opt_time("started_at", self.started_at)?;
+        let finished_at = read_opt_time("finished_at", self.finished_at)?;
         let status = parse_status("status", &self.status)?;
         let error_type = self
             .error_type
@@ -174,8 +163,8 @@ impl RawExecution {
             })
             .transpose()?;
         Ok(Execution {
-            id: self.id,
-            session_id: self.session_id,
+            id,
+            session_id,
             language: self.language,
             source_code: self.source_code,
             status,
@@ -190,9 +179,43 @@ impl RawExecution {
             memory_kb: self.memory_kb,
             idempotency_key: self.idempotency_key,
             attempts: self.attempts,
-            queued_at: self.queued_at,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
+            queued_at,
+            started_at,
+            finished_at,
+        })
+    }
+}
+
+/// A session row as stored ([`SESSION_COLUMNS`]), ids and times in the backend's own encoding.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RawSession<Id, Time> {
+    pub id: Id,
+    pub language: String,
+    pub source_code: String,
+    pub status: String,
+    pub created_at: Time,
+    pub updated_at: Time,
+    pub latest_execution_id: Option<Id>,
+}
+
+impl<Id, Time> RawSession<Id, Time> {
+    /// Decode the ids and times with the backend's readers into the domain session.
+    pub(crate) fn into_domain(
+        self,
+        read_id: Reader<Id, Uuid>,
+        read_time: Reader<Time, DateTime<Utc>>,
+    ) -> Result<Session, DataError> {
+        Ok(Session {
+            id: read_id("id", self.id)?,
+            language: self.language,
+            source_code: self.source_code,
+            status: self.status,
+            created_at: read_time("created_at", self.created_at)?,
+            updated_at: read_time("updated_at", self.updated_at)?,
+            latest_execution_id: self
+                .latest_execution_id
+                .map(|l| read_id("latest_execution_id", l))
+                .transpose()?,
         })
     }
 }
