@@ -14,10 +14,12 @@
 
 mod postgres;
 mod redis;
+mod sql;
 mod sqlite;
 
 pub use crate::postgres::PgQueue;
 pub use crate::redis::RedisQueue;
+pub use crate::sql::SqlQueue;
 pub use crate::sqlite::SqliteQueue;
 
 use livexec_core::PortError;

@@ -4,64 +4,62 @@
 //! transaction as its execution, so nothing accepted is ever lost between the two. A claim is a
 //! single `UPDATE … RETURNING` statement: SQLite runs it under the database's write lock, so two
 //! workers never claim the same job. Times are unix milliseconds of this machine's clock, the
-//! same clock the store uses for `run_at`.
+//! same clock the store uses for `run_at`. This module owns the SQLite [`Dialect`] (the claim
+//! and the clock); the other statements are shared ([`crate::sql`]).
 
-use crate::{millis, new_token, parse_execution_id, port_err};
-use async_trait::async_trait;
-use livexec_core::{ExecutionId, Job, JobQueue, Lease, PortError};
-use sqlx::SqlitePool;
+use crate::sql::{Dialect, SqlQueue};
+use crate::{millis, parse_execution_id, QueueError};
+use livexec_core::ExecutionId;
+use sqlx::sqlite::{SqlitePool, SqliteQueryResult};
+use sqlx::Sqlite;
+use std::future::Future;
 use std::time::Duration;
 
-const BACKEND: &str = "sqlite queue";
-
 /// The job queue in the store's SQLite database. Cheap to clone (it shares the pool).
-#[derive(Debug, Clone)]
-pub struct SqliteQueue {
-    pool: SqlitePool,
-}
-
-impl SqliteQueue {
-    /// A queue on the pool of a migrated store database (`SqliteStore::pool()`).
-    pub fn new(pool: SqlitePool) -> Self {
-        SqliteQueue { pool }
-    }
-}
+pub type SqliteQueue = SqlQueue<Sqlite>;
 
 /// Now, in unix milliseconds.
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Execution ids are stored as hyphenated text.
-fn id_text(id: ExecutionId) -> String {
-    id.hyphenated().to_string()
-}
+/// Hyphenated-text ids; times computed here and bound as values.
+impl Dialect for Sqlite {
+    const BACKEND: &'static str = "sqlite queue";
+    const GREATEST: &'static str = "MAX";
+    type Id = String;
 
-#[async_trait]
-impl JobQueue for SqliteQueue {
-    fn enqueued_by_store(&self) -> bool {
-        true
+    /// Execution ids are stored as hyphenated text.
+    fn id(id: ExecutionId) -> String {
+        id.hyphenated().to_string()
     }
 
-    async fn enqueue(&self, execution_id: ExecutionId) -> Result<(), PortError> {
-        sqlx::query(
-            "INSERT INTO jobs (execution_id, attempts, run_at) VALUES (?1, 0, ?2) \
-             ON CONFLICT (execution_id) DO NOTHING",
-        )
-        .bind(id_text(execution_id))
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| port_err(BACKEND, "enqueue", e))?;
-        Ok(())
+    fn read_id(stored: String) -> Result<ExecutionId, QueueError> {
+        parse_execution_id(&stored)
     }
 
-    async fn claim(&self, worker: &str, lease_for: Duration) -> Result<Option<Lease>, PortError> {
+    fn from_now_sql(param: &str) -> String {
+        param.to_owned()
+    }
+
+    fn from_now_arg(after: Duration) -> i64 {
+        now_ms().saturating_add(millis(after))
+    }
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn claim<'a>(
+        pool: &'a SqlitePool,
+        worker: &'a str,
+        lease_for: Duration,
+        token: &'a str,
+    ) -> impl Future<Output = Result<Option<(String, i32)>, sqlx::Error>> + Send + 'a {
         let now = now_ms();
-        let token = new_token();
         // One statement: SQLite takes the write lock before it reads, so the subquery and the
         // update see the same state and no other writer can claim the row in between.
-        let row: Option<(String, i32)> = sqlx::query_as(
+        sqlx::query_as(
             "UPDATE jobs SET attempts = attempts + 1, lease_until = ?2, lease_token = ?3, \
                  worker = ?4 \
              WHERE execution_id = ( \
@@ -73,89 +71,8 @@ impl JobQueue for SqliteQueue {
         )
         .bind(now)
         .bind(now.saturating_add(millis(lease_for)))
-        .bind(&token)
+        .bind(token)
         .bind(worker)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| port_err(BACKEND, "claim", e))?;
-        let Some((id, attempt)) = row else {
-            return Ok(None);
-        };
-        let execution_id = parse_execution_id(&id).map_err(|e| port_err(BACKEND, "claim", e))?;
-        Ok(Some(Lease {
-            job: Job {
-                execution_id,
-                attempt,
-            },
-            token,
-        }))
-    }
-
-    async fn extend(&self, lease: &Lease, lease_for: Duration) -> Result<bool, PortError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_until = ?3 WHERE execution_id = ?1 AND lease_token = ?2",
-        )
-        .bind(id_text(lease.job.execution_id))
-        .bind(&lease.token)
-        .bind(now_ms().saturating_add(millis(lease_for)))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| port_err(BACKEND, "extend", e))?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn ack(&self, lease: &Lease) -> Result<(), PortError> {
-        sqlx::query("DELETE FROM jobs WHERE execution_id = ?1 AND lease_token = ?2")
-            .bind(id_text(lease.job.execution_id))
-            .bind(&lease.token)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| port_err(BACKEND, "ack", e))?;
-        Ok(())
-    }
-
-    async fn retry(&self, lease: &Lease, delay: Duration) -> Result<(), PortError> {
-        sqlx::query(
-            "UPDATE jobs SET run_at = ?3, lease_until = NULL, lease_token = NULL, worker = NULL \
-             WHERE execution_id = ?1 AND lease_token = ?2",
-        )
-        .bind(id_text(lease.job.execution_id))
-        .bind(&lease.token)
-        .bind(now_ms().saturating_add(millis(delay)))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| port_err(BACKEND, "retry", e))?;
-        Ok(())
-    }
-
-    async fn release(&self, lease: &Lease) -> Result<(), PortError> {
-        sqlx::query(
-            "UPDATE jobs SET run_at = ?3, attempts = MAX(attempts - 1, 0), lease_until = NULL, \
-                 lease_token = NULL, worker = NULL \
-             WHERE execution_id = ?1 AND lease_token = ?2",
-        )
-        .bind(id_text(lease.job.execution_id))
-        .bind(&lease.token)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| port_err(BACKEND, "release", e))?;
-        Ok(())
-    }
-
-    async fn contains(&self, execution_id: ExecutionId) -> Result<bool, PortError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE execution_id = ?1)")
-            .bind(id_text(execution_id))
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| port_err(BACKEND, "contains", e))
-    }
-
-    async fn ping(&self) -> Result<(), PortError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| port_err(BACKEND, "ping", e))?;
-        Ok(())
+        .fetch_optional(pool)
     }
 }
