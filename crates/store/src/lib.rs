@@ -27,6 +27,8 @@ pub use sqlite::SqliteStore;
 
 use livexec_core::{Store, StoreError};
 use rows::backend;
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::{Database, Pool};
 use std::sync::Arc;
 
 /// Which backend a database URL names.
@@ -65,24 +67,23 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 pub async fn migrate(url: &str) -> Result<(), StoreError> {
     match Backend::from_url(url).map_err(backend("migrate"))? {
         Backend::Sqlite => {
-            let pool = sqlite::open_pool(url).await?;
-            let ran = sqlite::MIGRATOR
-                .run(&pool)
-                .await
-                .map_err(backend("migrate"));
-            pool.close().await;
-            ran
+            migrate_and_close(sqlite::open_pool(url).await?, &sqlite::MIGRATOR).await
         }
         Backend::Postgres => {
-            let pool = postgres::open_pool(url).await?;
-            let ran = postgres::MIGRATOR
-                .run(&pool)
-                .await
-                .map_err(backend("migrate"));
-            pool.close().await;
-            ran
+            migrate_and_close(postgres::open_pool(url).await?, &postgres::MIGRATOR).await
         }
     }
+}
+
+/// Run `migrator` on `pool`, then close the pool whatever the outcome.
+async fn migrate_and_close<DB>(pool: Pool<DB>, migrator: &Migrator) -> Result<(), StoreError>
+where
+    DB: Database,
+    DB::Connection: Migrate,
+{
+    let ran = migrator.run(&pool).await.map_err(backend("migrate"));
+    pool.close().await;
+    ran
 }
 
 #[cfg(test)]
