@@ -28,10 +28,11 @@ pub fn services_required() -> bool {
 ///
 /// The line goes straight to the stderr handle, which the test harness does not capture, so
 /// the skip shows in every run, not only in failures.
+#[track_caller]
 pub fn skip(reason: &str) {
     let test = current_test();
     if services_required() {
-        panic!("{test}: {reason}, and {REQUIRE_SERVICES}=1 requires it");
+        panic!("{test}: {reason}; {REQUIRE_SERVICES}=1 makes that a failure");
     }
     let _ = writeln!(
         std::io::stderr(),
@@ -49,6 +50,7 @@ fn current_test() -> String {
 
 /// The value of the service variable `var`, or `None` after [`skip`] when it is unset or
 /// empty. `example` is a value to suggest in the message (`redis://127.0.0.1:6379`).
+#[track_caller]
 pub fn service_url(var: &str, example: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => Some(url),
@@ -65,6 +67,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 /// `DATABASE_URL` when it is a PostgreSQL URL, else `None` after [`skip`].
+#[track_caller]
 pub fn postgres_url() -> Option<String> {
     const EXAMPLE: &str = "postgres://postgres@127.0.0.1:5432/postgres";
     let url = service_url("DATABASE_URL", EXAMPLE)?;
@@ -78,6 +81,7 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// `REDIS_URL`, else `None` after [`skip`].
+#[track_caller]
 pub fn redis_url() -> Option<String> {
     service_url("REDIS_URL", "redis://127.0.0.1:6379")
 }
