@@ -34,10 +34,9 @@ pub fn skip(reason: &str) {
     if services_required() {
         panic!("{test}: {reason}; {REQUIRE_SERVICES}=1 makes that a failure");
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!!!!! SKIPPED {test}: {reason} !!!!!\n"
-    );
+    // One write, so parallel tests' lines do not interleave mid-line.
+    let line = format!("\n!!!!! SKIPPED {test}: {reason} !!!!!\n\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// The test running on this thread (the harness names each test's thread after it).
