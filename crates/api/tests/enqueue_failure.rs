@@ -18,22 +18,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// The Redis URL, or `None` after a loud SKIPPED line (a panic under
-/// `LIVEXEC_REQUIRE_SERVICES=1`).
-fn redis_url() -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let reason = "SKIPPED (set REDIS_URL=redis://127.0.0.1:6379 to run)";
-            if std::env::var("LIVEXEC_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{reason}");
-            }
-            eprintln!("{reason}");
-            None
-        }
-    }
-}
-
 /// What the relay does with traffic.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -104,23 +88,6 @@ fn host_port(url: &str) -> String {
     rest.split('/').next().unwrap_or(rest).to_owned()
 }
 
-async fn delete_prefix(url: &str, prefix: &str) {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL")
-            .arg(keys)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-    }
-}
-
 /// A server on a fresh SQLite store with a RedisQueue reached through a relay.
 async fn server_with_relay(url: &str, prefix: &str) -> (common::Server, Relay, Arc<RedisQueue>) {
     let relay = Relay::start(host_port(url)).await;
@@ -159,19 +126,23 @@ async fn run_and_check_queued(s: &common::Server, session: &str) -> Uuid {
 
 #[tokio::test]
 async fn reachable_redis_gets_the_job() {
-    let Some(url) = redis_url() else { return };
-    let prefix = format!("livexec_api_t_{}", Uuid::new_v4().simple());
+    let Some(url) = livexec_testkit::redis_url() else {
+        return;
+    };
+    let prefix = livexec_testkit::unique_name();
     let (s, _relay, queue) = server_with_relay(&url, &prefix).await;
     let session = s.create_session("python", None).await;
     let id = run_and_check_queued(&s, &session).await;
     assert!(queue.contains(id).await.unwrap(), "job not in Redis");
-    delete_prefix(&url, &prefix).await;
+    livexec_testkit::delete_keys(&url, &prefix).await;
 }
 
 #[tokio::test]
 async fn refused_redis_still_answers_200() {
-    let Some(url) = redis_url() else { return };
-    let prefix = format!("livexec_api_t_{}", Uuid::new_v4().simple());
+    let Some(url) = livexec_testkit::redis_url() else {
+        return;
+    };
+    let prefix = livexec_testkit::unique_name();
     let (s, relay, queue) = server_with_relay(&url, &prefix).await;
     let session = s.create_session("python", None).await;
     relay.set(Mode::Refuse);
@@ -186,13 +157,15 @@ async fn refused_redis_still_answers_200() {
     let v: serde_json::Value = res.json().await.unwrap();
     assert_ne!(v["checks"]["queue"], "ok");
     assert_eq!(v["checks"]["database"], "ok");
-    delete_prefix(&url, &prefix).await;
+    livexec_testkit::delete_keys(&url, &prefix).await;
 }
 
 #[tokio::test]
 async fn silent_redis_still_answers_200() {
-    let Some(url) = redis_url() else { return };
-    let prefix = format!("livexec_api_t_{}", Uuid::new_v4().simple());
+    let Some(url) = livexec_testkit::redis_url() else {
+        return;
+    };
+    let prefix = livexec_testkit::unique_name();
     let (s, relay, _queue) = server_with_relay(&url, &prefix).await;
     let session = s.create_session("python", None).await;
     relay.set(Mode::Blackhole);
@@ -202,5 +175,5 @@ async fn silent_redis_still_answers_200() {
         .expect("/health must answer when the queue hangs");
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     relay.set(Mode::Refuse);
-    delete_prefix(&url, &prefix).await;
+    livexec_testkit::delete_keys(&url, &prefix).await;
 }

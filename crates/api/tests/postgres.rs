@@ -9,68 +9,18 @@ use livexec_api::{ApiConfig, SandboxHealth};
 use livexec_core::{JobQueue, Store};
 use livexec_queue::PgQueue;
 use livexec_store::PgStore;
+use livexec_testkit::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sqlx::Executor;
 use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// A fresh database, dropped by [`TempDb::drop_db`].
-struct TempDb {
-    admin: sqlx::PgPool,
-    name: String,
-}
-
-/// The admin URL, or `None` after a loud SKIPPED line (a panic under
-/// `LIVEXEC_REQUIRE_SERVICES=1`).
-fn postgres_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if url.starts_with("postgres") => Some(url),
-        _ => {
-            let reason =
-                "SKIPPED (set DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres to run)";
-            if std::env::var("LIVEXEC_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{reason}");
-            }
-            eprintln!("{reason}");
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_part = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{host_part}/{db}?{q}"),
-        None => format!("{host_part}/{db}"),
-    }
-}
-
-async fn start_pg() -> Option<(Server<PgStore>, TempDb)> {
-    let admin_url = postgres_url()?;
-    let admin = sqlx::PgPool::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
-    let name = format!("livexec_t_{}", Uuid::new_v4().simple());
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let store = Arc::new(
-        PgStore::connect(&with_database(&admin_url, &name))
-            .await
-            .unwrap(),
-    );
+/// A server on a fresh [`TestDatabase`], or `None` after the testkit's skip rule.
+async fn start_pg() -> Option<(Server<PgStore>, TestDatabase)> {
+    let admin_url = livexec_testkit::postgres_url()?;
+    let db = TestDatabase::create(&admin_url).await;
+    let store = Arc::new(PgStore::connect(db.url()).await.unwrap());
     let queue: Arc<dyn JobQueue> = Arc::new(PgQueue::new(store.pool().clone()));
     let server = start_on(
         tempfile::tempdir().unwrap(),
@@ -80,30 +30,14 @@ async fn start_pg() -> Option<(Server<PgStore>, TempDb)> {
         SandboxHealth::Ok("cgroup v1".into()),
     )
     .await;
-    Some((server, TempDb { admin, name }))
+    Some((server, db))
 }
 
-impl TempDb {
-    async fn drop_db(self, server: Server<PgStore>) {
-        server.store.pool().close().await;
-        server.stop().await.unwrap();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        self.admin.execute(sql.as_str()).await.unwrap();
-        self.admin.close().await;
-    }
-}
-
-#[test]
-fn database_name_is_replaced() {
-    assert_eq!(
-        with_database("postgres://u@h:5432/postgres", "x"),
-        "postgres://u@h:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u@h/postgres?sslmode=disable", "x"),
-        "postgres://u@h/x?sslmode=disable"
-    );
-    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+/// Stop the server, then drop its database.
+async fn stop_pg(server: Server<PgStore>, db: TestDatabase) {
+    server.store.pool().close().await;
+    server.stop().await.unwrap();
+    db.cleanup().await;
 }
 
 #[tokio::test]
@@ -212,7 +146,7 @@ async fn full_flow_on_postgres() {
 
     let res = s.get("/health").await;
     assert_eq!(res.status(), StatusCode::OK);
-    db.drop_db(s).await;
+    stop_pg(s, db).await;
 }
 
 #[tokio::test]
@@ -229,5 +163,5 @@ async fn closed_postgres_pool_is_503_and_500() {
     let res = s.get(&format!("/executions/{}", Uuid::now_v7())).await;
     let msg = error_body(res, StatusCode::INTERNAL_SERVER_ERROR).await;
     assert_eq!(msg, "Internal server error");
-    db.drop_db(s).await;
+    stop_pg(s, db).await;
 }

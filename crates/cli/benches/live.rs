@@ -146,7 +146,7 @@ async fn main() {
         "embedded: sandbox → in-process bus → SSE",
         service_ticker(&server).await,
     );
-    let scaled = common::scaled::scaled("bench live through redis").await;
+    let scaled = common::scaled::scaled().await;
     let mut redis_api = None;
     if let Some(sc) = &scaled {
         let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();

@@ -290,7 +290,7 @@ async fn burst(api: &Server) -> f64 {
 
 /// (6): one `--role api`, then one and two `--role worker` processes.
 async fn scaled_throughput(workers: usize) {
-    let Some(sc) = common::scaled::scaled("bench scaled throughput").await else {
+    let Some(sc) = common::scaled::scaled().await else {
         println!("== scaled throughput skipped (set DATABASE_URL=postgres://… and REDIS_URL)");
         return;
     };

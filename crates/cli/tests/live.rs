@@ -421,7 +421,7 @@ async fn shutdown_ends_streams_and_waits_at_once() {
 /// Redis: output produced by the worker reaches clients of the API node through Redis.
 #[tokio::test]
 async fn live_output_through_redis_across_processes() {
-    let Some(sc) = scaled("live_output_through_redis_across_processes").await else {
+    let Some(sc) = scaled().await else {
         return;
     };
     let (api_dir, worker_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn every_status_and_error_type_on_postgres_and_redis() {
-    let Some(sc) = scaled("every_status_and_error_type_on_postgres_and_redis").await else {
+    let Some(sc) = scaled().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -41,7 +41,7 @@ fn program(i: usize) -> String {
 
 #[tokio::test]
 async fn two_apis_two_workers_survive_a_worker_sigkill() {
-    let Some(sc) = scaled("two_apis_two_workers_survive_a_worker_sigkill").await else {
+    let Some(sc) = scaled().await else {
         return;
     };
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -89,7 +89,7 @@ async fn two_apis_two_workers_survive_a_worker_sigkill() {
 
 #[tokio::test]
 async fn redis_losing_its_keys_loses_no_execution() {
-    let Some(sc) = scaled("redis_losing_its_keys_loses_no_execution").await else {
+    let Some(sc) = scaled().await else {
         return;
     };
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -169,7 +169,7 @@ impl Drop for OwnRedis {
 
 #[tokio::test]
 async fn redis_down_never_hangs_a_run_and_loses_nothing() {
-    let Some(sc) = scaled("redis_down_never_hangs_a_run_and_loses_nothing").await else {
+    let Some(sc) = scaled().await else {
         return;
     };
     let port = common::free_port();

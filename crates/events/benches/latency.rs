@@ -147,7 +147,7 @@ async fn main() {
     );
     match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => {
-            let prefix = format!("livexec_bench_{}", Uuid::new_v4().simple());
+            let prefix = livexec_testkit::unique_name();
             let redis = RedisBus::connect(&url, &prefix).await.unwrap();
             let bus: Arc<dyn EventBus> = Arc::new(redis.clone());
             report(
@@ -163,20 +163,7 @@ async fn main() {
                 through_sse(bus, n).await,
             );
             // Clean up this run's keys.
-            let client = redis::Client::open(url.as_str()).unwrap();
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{prefix}:*"))
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            if !keys.is_empty() {
-                redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async::<()>(&mut conn)
-                    .await
-                    .unwrap();
-            }
+            livexec_testkit::delete_keys(&url, &prefix).await;
         }
         _ => println!("RedisBus rows skipped (set REDIS_URL=redis://… to measure them)"),
     }

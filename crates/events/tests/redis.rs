@@ -113,11 +113,7 @@ impl OwnRedis {
         let child = match spawned {
             Ok(child) => child,
             Err(e) => {
-                let reason = format!("SKIPPED (redis-server not runnable: {e})");
-                if std::env::var("LIVEXEC_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                    panic!("LIVEXEC_REQUIRE_SERVICES=1: {reason}");
-                }
-                eprintln!("\n*** {reason} ***\n");
+                livexec_testkit::skip(&format!("redis-server is not runnable ({e})"));
                 return None;
             }
         };

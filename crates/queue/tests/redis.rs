@@ -7,10 +7,11 @@ mod support;
 
 use livexec_core::JobQueue;
 use livexec_queue::RedisQueue;
+use livexec_testkit::{delete_keys, unique_name};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use support::proxy::{host_port, Proxy};
-use support::{delete_prefix, service_url, unique_name, Harness, PrefixGuard};
+use support::{Harness, PrefixGuard};
 use uuid::Uuid;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -38,7 +39,7 @@ async fn keeps_working_after_its_keys_are_flushed() {
     let lost = h.new_job().await;
     let lease = h.queue.claim("w1", LEASE).await.unwrap().expect("a job");
     let delayed = h.new_job().await;
-    delete_prefix(url, prefix);
+    delete_keys(url, prefix).await;
 
     assert!(!h.queue.contains(lost).await.unwrap());
     assert!(!h.queue.contains(delayed).await.unwrap());
@@ -89,7 +90,7 @@ async fn recreates_a_destroyed_consumer_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_queues_on_one_prefix_share_the_jobs() {
-    let Some(url) = service_url("REDIS_URL", "redis://127.0.0.1:6379") else {
+    let Some(url) = livexec_testkit::redis_url() else {
         return;
     };
     let Some(h) = Harness::redis().await else {
@@ -196,7 +197,7 @@ async fn connect_to_a_silent_server_fails_without_hanging() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn calls_fail_while_redis_is_silent_and_recover_after() {
-    let Some(url) = service_url("REDIS_URL", "redis://127.0.0.1:6379") else {
+    let Some(url) = livexec_testkit::redis_url() else {
         return;
     };
     let upstream = host_port(&url);

@@ -2,7 +2,7 @@
 //! (`SELECT 1` on the same pool) as the baseline in the same run.
 //!
 //! `cargo bench -p livexec-store --bench store` (set `DATABASE_URL=postgres://…` to include
-//! PostgreSQL; it benchmarks in a throw-away database `livexec_b_<uuid>`). `BENCH_N` sets the
+//! PostgreSQL; it benchmarks in a throw-away database `livexec_t_<uuid>`). `BENCH_N` sets the
 //! number of sequential operations per figure (default 300).
 
 use livexec_core::{NewExecution, RunResult, Status, Store};
@@ -180,23 +180,13 @@ async fn main() {
 
     let Some(admin_url) = std::env::var("DATABASE_URL")
         .ok()
-        .filter(|u| u.starts_with("postgres:") || u.starts_with("postgresql:"))
+        .filter(|u| livexec_testkit::is_postgres_url(u))
     else {
         println!("postgres  SKIPPED (set DATABASE_URL=postgres://… to include it)");
         return;
     };
-    let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
-    let name = format!("livexec_b_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let base = admin_url.split('?').next().unwrap_or(&admin_url);
-    let cut = base
-        .rfind('/')
-        .filter(|&i| i > base.find("://").map_or(0, |j| j + 2));
-    let db_url = format!("{}/{name}", cut.map_or(base, |i| &base[..i]));
-    let pg = PgStore::connect(&db_url).await.unwrap();
+    let db = livexec_testkit::TestDatabase::create(&admin_url).await;
+    let pg = PgStore::connect(db.url()).await.unwrap();
     let pool = pg.pool().clone();
     bench_store("postgres", Arc::new(pg), n, || {
         let pool = pool.clone();
@@ -206,8 +196,5 @@ async fn main() {
     })
     .await;
     pool.close().await;
-    admin
-        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
+    db.cleanup().await;
 }

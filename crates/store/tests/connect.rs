@@ -117,11 +117,11 @@ async fn migrate_alone_creates_the_schema_on_sqlite() {
 
 #[tokio::test]
 async fn migrate_and_connect_on_postgres() {
-    let Some(admin) = harness::postgres_url("migrate_and_connect_on_postgres") else {
+    let Some(admin) = livexec_testkit::postgres_url() else {
         return;
     };
-    let db = harness::TempPg::create(&admin).await;
-    let db_url = db.url.clone();
+    let db = livexec_testkit::TestDatabase::create(&admin).await;
+    let db_url = db.url().to_owned();
     let outcome = async move {
         migrate(&db_url).await.unwrap();
         migrate(&db_url).await.unwrap();
@@ -141,7 +141,7 @@ async fn migrate_and_connect_on_postgres() {
         store.ping().await.unwrap();
     };
     let outcome = tokio::spawn(outcome).await;
-    db.drop_db().await;
+    db.cleanup().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }

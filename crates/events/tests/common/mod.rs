@@ -1,5 +1,5 @@
-//! Shared helpers of the integration tests: service discovery with the SKIPPED rule, Redis
-//! buses with their own key prefix, and event builders.
+//! Shared helpers of the integration tests: Redis buses with their own key prefix (found and
+//! skipped by `livexec_testkit`'s rule), and event builders.
 #![allow(dead_code)]
 
 pub mod server;
@@ -9,21 +9,6 @@ use livexec_core::{BoxStream, Event, EventBus, EventKind, ExecutionId, Status};
 use livexec_events::{RedisBus, RedisBusConfig};
 use std::sync::Arc;
 use uuid::Uuid;
-
-/// `REDIS_URL`, or `None` after a loud SKIPPED line (a panic under LIVEXEC_REQUIRE_SERVICES=1).
-pub fn redis_url() -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let reason = "SKIPPED (set REDIS_URL=redis://… to run the Redis event bus tests)";
-            if std::env::var("LIVEXEC_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("LIVEXEC_REQUIRE_SERVICES=1 but REDIS_URL is unset: {reason}");
-            }
-            eprintln!("\n*** {reason} ***\n");
-            None
-        }
-    }
-}
 
 /// A Redis bus on a fresh key prefix; [`RedisHarness::cleanup`] deletes its keys.
 pub struct RedisHarness {
@@ -38,8 +23,8 @@ impl RedisHarness {
     }
 
     pub async fn with_config(config: RedisBusConfig) -> Option<RedisHarness> {
-        let url = redis_url()?;
-        let prefix = format!("livexec_t_{}", Uuid::new_v4().simple());
+        let url = livexec_testkit::redis_url()?;
+        let prefix = livexec_testkit::unique_name();
         let bus = RedisBus::connect_with(&url, &prefix, config)
             .await
             .unwrap_or_else(|e| panic!("REDIS_URL is set but Redis is unreachable: {e}"));
@@ -48,20 +33,7 @@ impl RedisHarness {
 
     /// Deletes every key under this harness's prefix.
     pub async fn cleanup(&self) {
-        let client = redis::Client::open(self.url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            redis::cmd("DEL")
-                .arg(&keys)
-                .query_async::<()>(&mut conn)
-                .await
-                .unwrap();
-        }
+        livexec_testkit::delete_keys(&self.url, &self.prefix).await;
     }
 }
 

@@ -1,11 +1,12 @@
 //! Test harness: one fresh queue per test on each backend, torn down afterwards.
 //!
 //! - SQLite: a store database in a temp dir (the store's migrations make the `jobs` table).
-//! - PostgreSQL: a database `livexec_t_<uuid>` made on `DATABASE_URL`, dropped afterwards.
-//! - Redis: a key prefix `livexec_t_<uuid>` on `REDIS_URL`, its keys deleted afterwards.
+//! - PostgreSQL: a [`TestDatabase`] made on `DATABASE_URL`, dropped afterwards.
+//! - Redis: a key prefix [`livexec_testkit::unique_name`] on `REDIS_URL`, its keys deleted
+//!   afterwards.
 //!
-//! Without `DATABASE_URL` / `REDIS_URL` a test prints a loud SKIPPED line and returns, unless
-//! `LIVEXEC_REQUIRE_SERVICES=1`, which turns the skip into a failure.
+//! Without `DATABASE_URL` / `REDIS_URL` a test is skipped by `livexec_testkit`'s rule: a loud
+//! SKIPPED line, or a failure under `LIVEXEC_REQUIRE_SERVICES=1`.
 
 #![allow(dead_code)]
 
@@ -14,6 +15,8 @@ pub mod proxy;
 use livexec_core::{ExecutionId, JobQueue, NewExecution, Store};
 use livexec_queue::{PgQueue, RedisQueue, SqliteQueue};
 use livexec_store::{PgStore, SqliteStore};
+use livexec_testkit::TestDatabase;
+use std::future::Future;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -29,45 +32,8 @@ pub struct Harness {
 
 enum Cleanup {
     Dir(#[allow(dead_code)] tempfile::TempDir),
-    PgDatabase { admin_url: String, name: String },
+    PgDatabase(Option<TestDatabase>),
     RedisPrefix { url: String, prefix: String },
-}
-
-/// The URL of a service, or `None` (after a loud SKIPPED line) when the variable is unset.
-pub fn service_url(var: &str, example: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            let reason = format!("SKIPPED (set {var}={example} to run)");
-            if std::env::var("LIVEXEC_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{reason}; LIVEXEC_REQUIRE_SERVICES=1 requires it");
-            }
-            eprintln!("\n!!!!! {reason} !!!!!\n");
-            None
-        }
-    }
-}
-
-/// A unique name for a test database or key prefix.
-pub fn unique_name() -> String {
-    format!("livexec_t_{}", Uuid::new_v4().simple())
-}
-
-/// `url` with its database (path) replaced by `name`, query string kept.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 impl Harness {
@@ -86,23 +52,10 @@ impl Harness {
 
     /// A fresh PostgreSQL database and the table queue on its pool.
     pub async fn postgres() -> Option<Harness> {
-        let admin_url = service_url(
-            "DATABASE_URL",
-            "postgres://postgres@127.0.0.1:5432/postgres",
-        )?;
-        let name = unique_name();
-        let mut admin = connect_admin(&admin_url).await;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let cleanup = Cleanup::PgDatabase {
-            admin_url: admin_url.clone(),
-            name: name.clone(),
-        };
-        let store = PgStore::connect(&with_database(&admin_url, &name))
-            .await
-            .unwrap();
+        let admin_url = livexec_testkit::postgres_url()?;
+        let db = TestDatabase::create(&admin_url).await;
+        let store = PgStore::connect(db.url()).await.unwrap();
+        let cleanup = Cleanup::PgDatabase(Some(db));
         let queue = PgQueue::new(store.pool().clone());
         Some(Harness {
             queue: Arc::new(queue),
@@ -113,8 +66,8 @@ impl Harness {
 
     /// A Redis queue under a fresh key prefix.
     pub async fn redis() -> Option<Harness> {
-        let url = service_url("REDIS_URL", "redis://127.0.0.1:6379")?;
-        let prefix = unique_name();
+        let url = livexec_testkit::redis_url()?;
+        let prefix = livexec_testkit::unique_name();
         let queue = RedisQueue::connect(&url, &prefix).await.unwrap();
         Some(Harness {
             queue: Arc::new(queue),
@@ -156,11 +109,6 @@ impl Harness {
     }
 }
 
-async fn connect_admin(url: &str) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url).await.unwrap()
-}
-
 /// Deletes every key under a Redis prefix when dropped (for queues made outside a [`Harness`]).
 pub struct PrefixGuard {
     cleanup: Cleanup,
@@ -178,64 +126,41 @@ impl PrefixGuard {
     }
 }
 
-/// Delete every key under `prefix` (what a `FLUSHALL` does to this test's keys).
-pub fn delete_prefix(url: &str, prefix: &str) {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client
-        .get_connection_with_timeout(std::time::Duration::from_secs(2))
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query(&mut conn)
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).unwrap();
-    }
-}
-
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        // Drop may run inside the test's runtime: do the async work on a thread of its own.
         match self {
             Cleanup::Dir(_) => {}
-            Cleanup::PgDatabase { admin_url, name } => {
-                let (url, name) = (admin_url.clone(), name.clone());
-                let dropped = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        let mut admin = connect_admin(&url).await;
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut admin)
-                            .await
-                    })
-                })
-                .join();
-                if !matches!(dropped, Ok(Ok(_))) {
-                    eprintln!("warning: could not drop test database {}", self.name());
+            Cleanup::PgDatabase(db) => {
+                if let Some(db) = db.take() {
+                    let name = db.name().to_owned();
+                    if !on_own_runtime(db.cleanup()) {
+                        eprintln!("warning: could not drop test database {name}");
+                    }
                 }
             }
             Cleanup::RedisPrefix { url, prefix } => {
-                let (url, prefix) = (url.clone(), prefix.clone());
-                if std::thread::spawn(move || delete_prefix(&url, &prefix))
-                    .join()
-                    .is_err()
-                {
-                    eprintln!("warning: could not delete test keys under {}", self.name());
+                let (url, owned) = (url.clone(), prefix.clone());
+                let deleted = on_own_runtime(async move {
+                    livexec_testkit::delete_keys(&url, &owned).await;
+                });
+                if !deleted {
+                    eprintln!("warning: could not delete test keys under {prefix}");
                 }
             }
         }
     }
 }
 
-impl Cleanup {
-    fn name(&self) -> &str {
-        match self {
-            Cleanup::Dir(_) => "",
-            Cleanup::PgDatabase { name, .. } => name,
-            Cleanup::RedisPrefix { prefix, .. } => prefix,
-        }
-    }
+/// Run `work` to completion on a runtime of its own thread (a `Drop` may run inside the test's
+/// runtime, where blocking on it is not allowed); `false` if it panicked.
+fn on_own_runtime(work: impl Future<Output = ()> + Send + 'static) -> bool {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work)
+    })
+    .join()
+    .is_ok()
 }

@@ -1,15 +1,14 @@
 //! Runs one conformance case against a fresh database of each backend.
 //!
-//! SQLite: a file in a new temp dir. PostgreSQL: a new database `livexec_t_<uuid>` created
-//! through `DATABASE_URL` (a postgres URL) and dropped afterwards, even when the case panics.
-//! Without `DATABASE_URL` the PostgreSQL half prints SKIPPED, or panics when
-//! `LIVEXEC_REQUIRE_SERVICES=1`.
+//! SQLite: a file in a new temp dir. PostgreSQL: a [`TestDatabase`] made through
+//! `DATABASE_URL` (a postgres URL) and dropped afterwards, even when the case panics. Without
+//! `DATABASE_URL` the PostgreSQL half is skipped by `livexec_testkit`'s rule (SKIPPED, or a
+//! panic under `LIVEXEC_REQUIRE_SERVICES=1`).
 
 use livexec_core::Store;
 use livexec_store::{PgStore, SqliteStore};
-use sqlx::Executor;
+use livexec_testkit::TestDatabase;
 use std::future::Future;
-use std::io::Write;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -135,80 +134,17 @@ where
     case(backend).await;
 }
 
-/// `DATABASE_URL` when it is a postgres URL; otherwise SKIPPED (or a panic under
-/// `LIVEXEC_REQUIRE_SERVICES=1`).
-pub fn postgres_url(test: &str) -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if url.starts_with("postgres:") || url.starts_with("postgresql:") => Some(url),
-        _ => {
-            let reason = "set DATABASE_URL=postgres://… to run";
-            if std::env::var("LIVEXEC_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!("{test}: PostgreSQL required (LIVEXEC_REQUIRE_SERVICES=1): {reason}");
-            }
-            // Straight to the stderr handle: the test harness does not capture it, so the skip
-            // shows in every run, not only in failures.
-            let _ = writeln!(std::io::stderr(), "SKIPPED {test} on PostgreSQL ({reason})");
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `database`.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[authority_start..]
-        .find('/')
-        .map(|i| authority_start + i)
-        .unwrap_or(base.len());
-    format!("{}/{database}{query}", &base[..host_end])
-}
-
-/// A fresh PostgreSQL database, created through the admin URL; dropped by [`TempPg::drop_db`].
-pub struct TempPg {
-    admin: sqlx::PgPool,
-    name: String,
-    /// URL of the new database.
-    pub url: String,
-}
-
-impl TempPg {
-    /// Create `livexec_t_<uuid>`.
-    pub async fn create(admin_url: &str) -> TempPg {
-        let admin = sqlx::PgPool::connect(admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
-        let name = format!("livexec_t_{}", Uuid::new_v4().simple());
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        let url = with_database(admin_url, &name);
-        TempPg { admin, name, url }
-    }
-
-    /// Drop the database (closing whatever is still connected to it).
-    pub async fn drop_db(self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        self.admin.execute(sql.as_str()).await.unwrap();
-        self.admin.close().await;
-    }
-}
-
 /// Run `case` against a fresh PostgreSQL database, dropping it afterwards.
-pub async fn run_postgres<F, Fut>(test: &str, case: F)
+pub async fn run_postgres<F, Fut>(case: F)
 where
     F: FnOnce(Backend) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(admin_url) = postgres_url(test) else {
+    let Some(admin_url) = livexec_testkit::postgres_url() else {
         return;
     };
-    let db = TempPg::create(&admin_url).await;
-    let store = PgStore::connect(&db.url).await.unwrap();
+    let db = TestDatabase::create(&admin_url).await;
+    let store = PgStore::connect(db.url()).await.unwrap();
     let pool = store.pool().clone();
     let backend = Backend {
         store: Arc::new(store.clone()),
@@ -216,21 +152,8 @@ where
     };
     let outcome = tokio::spawn(case(backend)).await;
     pool.close().await;
-    db.drop_db().await;
+    db.cleanup().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
-}
-
-#[test]
-fn with_database_replaces_only_the_path() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
-        "postgres://postgres@127.0.0.1:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/db?sslmode=disable", "x"),
-        "postgres://u:p@h/x?sslmode=disable"
-    );
-    assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
 }

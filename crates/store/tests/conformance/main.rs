@@ -24,7 +24,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    crate::harness::run_postgres(stringify!($case), crate::$module::$case).await;
+                    crate::harness::run_postgres(crate::$module::$case).await;
                 }
             )*
         }
