@@ -186,6 +186,23 @@ pub async fn delete_keys(url: &str, prefix: &str) -> usize {
     keys.len()
 }
 
+/// Run `work` to completion on a current-thread runtime of its own thread, for clean-up in a
+/// `Drop` (which may run inside a test's runtime, where blocking on it is not allowed, or while
+/// a failed test unwinds). `false` if `work` panicked; never panics itself.
+pub fn on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) -> bool {
+    std::thread::spawn(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(work),
+            Err(e) => panic!("cannot build a clean-up runtime: {e}"),
+        }
+    })
+    .join()
+    .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,8 @@ pub struct Scaled {
     pub redis_url: String,
     /// The test's own key prefix.
     pub prefix: String,
-    db: TestDatabase,
+    /// `None` once cleaned up.
+    db: Option<TestDatabase>,
 }
 
 /// The scaled setup, or `None` (after a loud SKIPPED line) when the services are not set.
@@ -24,7 +25,7 @@ pub async fn scaled() -> Option<Scaled> {
         database_url: db.url().to_owned(),
         redis_url,
         prefix: livexec_testkit::unique_name(),
-        db,
+        db: Some(db),
     })
 }
 
@@ -44,9 +45,27 @@ impl Scaled {
     }
 
     /// Drop the database and the Redis keys.
-    pub async fn cleanup(self) {
+    pub async fn cleanup(mut self) {
         self.wipe_redis().await;
-        self.db.cleanup().await;
+        if let Some(db) = self.db.take() {
+            db.cleanup().await;
+        }
+    }
+}
+
+/// A test that failed before [`Scaled::cleanup`] leaks nothing either.
+impl Drop for Scaled {
+    fn drop(&mut self) {
+        let Some(db) = self.db.take() else { return };
+        let (url, prefix) = (self.redis_url.clone(), self.prefix.clone());
+        let name = db.name().to_owned();
+        let cleaned = livexec_testkit::on_own_runtime(async move {
+            livexec_testkit::delete_keys(&url, &prefix).await;
+            db.cleanup().await;
+        });
+        if !cleaned {
+            eprintln!("warning: could not drop test database {name} or its Redis keys");
+        }
     }
 }
 

@@ -16,7 +16,6 @@ use livexec_core::{ExecutionId, JobQueue, NewExecution, Store};
 use livexec_queue::{PgQueue, RedisQueue, SqliteQueue};
 use livexec_store::{PgStore, SqliteStore};
 use livexec_testkit::TestDatabase;
-use std::future::Future;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -133,14 +132,14 @@ impl Drop for Cleanup {
             Cleanup::PgDatabase(db) => {
                 if let Some(db) = db.take() {
                     let name = db.name().to_owned();
-                    if !on_own_runtime(db.cleanup()) {
+                    if !livexec_testkit::on_own_runtime(db.cleanup()) {
                         eprintln!("warning: could not drop test database {name}");
                     }
                 }
             }
             Cleanup::RedisPrefix { url, prefix } => {
                 let (url, owned) = (url.clone(), prefix.clone());
-                let deleted = on_own_runtime(async move {
+                let deleted = livexec_testkit::on_own_runtime(async move {
                     livexec_testkit::delete_keys(&url, &owned).await;
                 });
                 if !deleted {
@@ -149,18 +148,4 @@ impl Drop for Cleanup {
             }
         }
     }
-}
-
-/// Run `work` to completion on a runtime of its own thread (a `Drop` may run inside the test's
-/// runtime, where blocking on it is not allowed); `false` if it panicked.
-fn on_own_runtime(work: impl Future<Output = ()> + Send + 'static) -> bool {
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(work)
-    })
-    .join()
-    .is_ok()
 }
