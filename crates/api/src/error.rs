@@ -65,7 +65,8 @@ pub enum ApiError {
     /// The store failed in a way the client cannot fix.
     #[error("store failed")]
     Store(#[source] StoreError),
-    /// The live event bus failed (e.g. Redis is down): 503, the client can poll instead.
+    /// The live event bus failed (e.g. Redis is down) or refused a subscription past the
+    /// server's cap: 503, the client can poll instead.
     #[error("event bus unavailable")]
     EventsUnavailable(#[source] livexec_events::EventsError),
     /// A handler panicked (caught by the panic layer).
@@ -161,7 +162,8 @@ impl ApiError {
             }
             ApiError::Store(_) | ApiError::Panic { .. } => json!("Internal server error"),
             ApiError::EventsUnavailable(_) => json!(
-                "Live events are unavailable right now; poll GET /executions/:executionId instead"
+                "Live events are unavailable right now (the event bus is down or this server \
+                 has too many open streams); poll GET /executions/:executionId instead"
             ),
         }
     }

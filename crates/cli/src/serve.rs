@@ -9,6 +9,7 @@ use crate::settings::{redact_url, tokio_runtime, LimitArgs, SandboxArgs};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use livexec_api::{ApiConfig, AppState, SandboxHealth};
+use livexec_events::LimitedBus;
 use livexec_worker::{reconcile_loop, WakeQueue, WakeStore, Wakeup, Worker, WorkerConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -75,6 +76,11 @@ pub struct ServeArgs {
     /// also wakes it at once).
     #[arg(long, env = "LIVEXEC_IDLE_POLL_MS", default_value_t = 50)]
     pub idle_poll_ms: u64,
+    /// Live subscriptions (open event streams plus `?wait=true` requests) this API process
+    /// holds at once; past it a stream is refused with 503 and a wait polls the store instead.
+    /// On the Redis bus each subscription is a Redis connection.
+    #[arg(long, env = "LIVEXEC_MAX_SUBSCRIPTIONS", default_value_t = 1000)]
+    pub max_subscriptions: usize,
     /// Address of the worker role's `GET /health` (host:port).
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
@@ -175,7 +181,7 @@ async fn serve(
             store: Arc::new(WakeStore::new(store.clone(), wakeup.clone())),
             queue: Arc::new(WakeQueue::new(queue.clone(), wakeup.clone())),
             runtimes: registry,
-            events: events.clone(),
+            events: Arc::new(LimitedBus::new(events.clone(), args.max_subscriptions)),
             config: ApiConfig {
                 max_body_bytes: args.max_body_bytes,
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),

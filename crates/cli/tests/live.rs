@@ -370,6 +370,58 @@ embedded_tests! {
     stream_errors_have_the_error_shape => check_stream_errors,
 }
 
+/// Past LIVEXEC_MAX_SUBSCRIPTIONS a new stream is refused with 503 in the error shape, a
+/// `wait=true` still answers (by polling the store), and a closed stream frees its place.
+#[tokio::test]
+async fn subscriptions_past_the_cap_are_refused_not_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = LIMITS.to_vec();
+    env.push(("LIVEXEC_MAX_SUBSCRIPTIONS", "2"));
+    let s = Server::start(dir.path(), &env).await;
+    let id = s
+        .submit(
+            "python",
+            "import time\nprint('up', flush=True)\ntime.sleep(1.5)",
+        )
+        .await;
+    let one = sse::connect(&s.http, &events_url(&s, &id), None).await;
+    let two = sse::connect(&s.http, &events_url(&s, &id), None).await;
+    let res = s.http.get(events_url(&s, &id)).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["statusCode"], 503);
+    assert_eq!(body["error"], "Service Unavailable");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("poll GET /executions"),
+        "{body}"
+    );
+    let hello = s.session("python", "print('hi')").await;
+    let (status, _, waited) = run_query(&s, &hello, "wait=true", None).await;
+    assert_eq!(status, 200, "{waited}");
+    assert_eq!(waited["stdout"], "hi\n");
+    drop(two);
+    // A place frees once a stream ends (the server notices a gone client at its next write,
+    // at the latest the next keep-alive or the end of the run); a new stream then gets in.
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    let three = loop {
+        let res = s.http.get(events_url(&s, &id)).send().await.unwrap();
+        if res.status() == 200 {
+            break res;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped stream's place never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(three.text().await.unwrap().contains("up\\n"));
+    let rest = one.all().await;
+    assert_eq!(sse::result(&rest)["stdout"], "up\n");
+}
+
 /// SIGTERM does not wait for open streams or waits: a stream ends with `interrupted` (the
 /// client resumes elsewhere), a `wait=true` answers 202, and the running programs still finish.
 #[tokio::test]

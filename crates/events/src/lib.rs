@@ -13,6 +13,8 @@
 //! - [`sse`] — the axum glue: maps an event stream to `text/event-stream`, with keep-alives,
 //!   `Last-Event-ID` resume, and a final `result` event carrying the execution object.
 //! - [`wait`] — waiting for an execution to finish (`POST …/run?wait=true`).
+//! - [`LimitedBus`] — a cap on the subscriptions one process holds (each is a Redis connection
+//!   on the Redis bus).
 //!
 //! # Contract of a subscription
 //!
@@ -29,6 +31,7 @@
 //! continues after everything attempt `n - 1` published, without coordination. Buses drop an
 //! event whose seq is not above the last one they hold, and anything after `Finished`.
 
+pub mod limit;
 pub mod memory;
 pub mod publisher;
 pub mod redis_bus;
@@ -37,6 +40,7 @@ pub mod sse;
 pub mod utf8;
 pub mod wait;
 
+pub use limit::{LimitedBus, TooManySubscriptions};
 pub use livexec_core::{Event, EventBus, EventKind};
 pub use memory::{MemoryBus, MemoryBusConfig, MemoryBusStats};
 pub use publisher::{first_seq, PublishStats, Publisher, PublisherConfig, PublisherHandle};
