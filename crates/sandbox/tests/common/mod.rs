@@ -106,8 +106,12 @@ pub fn ok(o: &Outcome) -> String {
     assert_eq!(
         o.exit_code,
         Some(0),
-        "expected exit 0; signal {:?}; stderr:\n{}",
+        "expected exit 0; signal {:?}, timed out {}, OOM-killed {}, wall {} ms, cpu {} ms; stderr:\n{}",
         o.signal,
+        o.timed_out,
+        o.oom_killed,
+        o.wall_ms,
+        o.cpu_ms,
         String::from_utf8_lossy(&o.stderr)
     );
     out(o)
