@@ -4,11 +4,28 @@
 
 mod common;
 
-use common::{collect, new_id, number, publish_all, run_kinds, take, RedisHarness};
-use livexec_core::{EventBus, EventKind};
+use common::{collect, new_id, number, publish_all, run_kinds, stdout_lines, take, RedisHarness};
+use livexec_core::EventBus;
 use livexec_events::{RedisBus, RedisBusConfig};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A Redis harness with this tuning, and its bus as an `EventBus`.
+async fn setup(config: RedisBusConfig) -> Option<(RedisHarness, Arc<dyn EventBus>)> {
+    let h = RedisHarness::with_config(config).await?;
+    let bus: Arc<dyn EventBus> = Arc::new(h.bus.clone());
+    Some((h, bus))
+}
+
+/// Tuning under which a subscription lags after 4 unread live events, changed by `tweak`.
+fn lagging_after_4(tweak: impl FnOnce(&mut RedisBusConfig)) -> RedisBusConfig {
+    let mut config = RedisBusConfig {
+        broadcast_capacity: 4,
+        ..RedisBusConfig::default()
+    };
+    tweak(&mut config);
+    config
+}
 
 /// Reader connections of `bus` open in Redis now.
 async fn reader_connections(url: &str, bus: &RedisBus) -> usize {
@@ -44,10 +61,9 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_subscribers_of_one_execution_share_one_reader_until_finished() {
-    let Some(h) = RedisHarness::new().await else {
+    let Some((h, bus)) = setup(RedisBusConfig::default()).await else {
         return;
     };
-    let bus: Arc<dyn EventBus> = Arc::new(h.bus.clone());
     let id = new_id();
     let events = number(id, &run_kinds(200));
     publish_all(&bus, &events[..50]).await;
@@ -80,10 +96,9 @@ async fn fifty_subscribers_of_one_execution_share_one_reader_until_finished() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reader_stops_when_its_last_subscriber_goes_away() {
-    let Some(h) = RedisHarness::new().await else {
+    let Some((h, bus)) = setup(RedisBusConfig::default()).await else {
         return;
     };
-    let bus: Arc<dyn EventBus> = Arc::new(h.bus.clone());
     let id = new_id();
     let events = number(id, &run_kinds(10));
     publish_all(&bus, &events[..3]).await;
@@ -110,10 +125,9 @@ async fn the_reader_stops_when_its_last_subscriber_goes_away() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_execution_has_one_reader_and_a_finished_one_needs_none() {
-    let Some(h) = RedisHarness::new().await else {
+    let Some((h, bus)) = setup(RedisBusConfig::default()).await else {
         return;
     };
-    let bus: Arc<dyn EventBus> = Arc::new(h.bus.clone());
     let (a, b, done) = (new_id(), new_id(), new_id());
     let finished = number(done, &run_kinds(5));
     publish_all(&bus, &finished).await;
@@ -136,15 +150,9 @@ async fn each_execution_has_one_reader_and_a_finished_one_needs_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lagging_subscribers_catch_up_from_redis() {
-    let config = RedisBusConfig {
-        broadcast_capacity: 4,
-        read_batch: 7,
-        ..RedisBusConfig::default()
-    };
-    let Some(h) = RedisHarness::with_config(config).await else {
+    let Some((h, bus)) = setup(lagging_after_4(|c| c.read_batch = 7)).await else {
         return;
     };
-    let bus: Arc<dyn EventBus> = Arc::new(h.bus.clone());
     let id = new_id();
     let events = number(id, &run_kinds(500));
     let stalled = bus.subscribe(id, 0).await.unwrap();
@@ -167,20 +175,11 @@ async fn lagging_subscribers_catch_up_from_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_lagging_past_trimmed_entries_is_interrupted() {
-    let config = RedisBusConfig {
-        max_entries: 10,
-        broadcast_capacity: 4,
-        ..RedisBusConfig::default()
-    };
-    let Some(h) = RedisHarness::with_config(config).await else {
+    let Some((h, bus)) = setup(lagging_after_4(|c| c.max_entries = 10)).await else {
         return;
     };
-    let bus: Arc<dyn EventBus> = Arc::new(h.bus.clone());
     let id = new_id();
-    let kinds: Vec<_> = (0..1000)
-        .map(|i| EventKind::Stdout(format!("{i}\n").into_bytes()))
-        .collect();
-    let events = number(id, &kinds);
+    let events = number(id, &stdout_lines(1000));
     let stalled = bus.subscribe(id, 0).await.unwrap();
     publish_all(&bus, &events).await;
     // What it missed is trimmed: no gap, just an early end (its reader may have broadcast a
