@@ -29,6 +29,7 @@
 //! Every call is bounded in time; a Redis that is down gives a [`PortError`] quickly, and
 //! ends live subscriptions (their reader gives up), never a hang.
 
+use crate::memory::lock;
 use crate::redis_codec::{decode, encode, entry_seq, Decoded};
 use crate::{EventsError, TimedOut};
 use async_trait::async_trait;
@@ -40,7 +41,7 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadRe
 use redis::{AsyncCommands, AsyncConnectionConfig, RedisResult};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
@@ -413,11 +414,6 @@ struct ReaderSlot {
     /// Weak, so the channel closes when the reader task ends (it owns the only `Sender`).
     tx: broadcast::WeakSender<Event>,
     task: AbortHandle,
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section leaves the map consistent.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A subscription's hold on its execution's reader: the last one dropped stops the reader.
