@@ -6,15 +6,16 @@
 //! - [`MemoryBus`] — the embedded [`EventBus`]: per execution a bounded replay log plus a
 //!   `tokio::sync::broadcast` channel, in-process.
 //! - [`RedisBus`] — the scaled [`EventBus`]: one Redis Stream per execution, so a client on any
-//!   API node sees output produced on any worker.
+//!   API node sees output produced on any worker; the subscriptions of a process to one
+//!   execution share one reader (one Redis connection).
 //! - [`Publisher`] — what a worker uses for one execution attempt: numbers events, never blocks
 //!   the program (a sync `send` from the blocking output callback), keeps UTF-8 characters whole
 //!   across chunk boundaries, and ends with [`EventKind::Finished`].
 //! - [`sse`] — the axum glue: maps an event stream to `text/event-stream`, with keep-alives,
 //!   `Last-Event-ID` resume, and a final `result` event carrying the execution object.
 //! - [`wait`] — waiting for an execution to finish (`POST …/run?wait=true`).
-//! - [`LimitedBus`] — a cap on the subscriptions one process holds (each is a Redis connection
-//!   on the Redis bus).
+//! - [`LimitedBus`] — a cap on the subscriptions one process holds (each holds a broadcast
+//!   receiver, and on the Redis bus catches up with its own `XRANGE` reads).
 //!
 //! # Contract of a subscription
 //!

@@ -94,8 +94,9 @@ struct Log {
     tx: broadcast::Sender<Event>,
 }
 
-/// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks a mutex, ignoring poisoning: every critical section (here and in the Redis bus's
+/// reader map) leaves the data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -49,6 +49,11 @@ fn number(entry: &StreamId, field: &str) -> Option<u64> {
     }
 }
 
+/// The seq of an entry id `<seq>-0`.
+pub(crate) fn entry_seq(id: &str) -> Option<u64> {
+    id.split_once('-').and_then(|(ms, _)| ms.parse().ok())
+}
+
 /// Reads an entry back into an event.
 pub(crate) fn decode(execution_id: ExecutionId, entry: &StreamId) -> Result<Decoded, BadEntry> {
     let bad = |what| BadEntry {
@@ -56,11 +61,7 @@ pub(crate) fn decode(execution_id: ExecutionId, entry: &StreamId) -> Result<Deco
         id: entry.id.clone(),
         what,
     };
-    let seq = entry
-        .id
-        .split_once('-')
-        .and_then(|(ms, _)| ms.parse::<u64>().ok())
-        .ok_or_else(|| bad("id is not <seq>-0"))?;
+    let seq = entry_seq(&entry.id).ok_or_else(|| bad("id is not <seq>-0"))?;
     let prev = number(entry, "p").ok_or_else(|| bad("missing p"))?;
     let kind = bytes(entry, "k").ok_or_else(|| bad("missing k"))?;
     let data = bytes(entry, "d").ok_or_else(|| bad("missing d"))?;

@@ -57,6 +57,13 @@ pub fn run_kinds(n: usize) -> Vec<EventKind> {
     kinds
 }
 
+/// `n` short stdout chunks, no status and no `Finished`.
+pub fn stdout_lines(n: usize) -> Vec<EventKind> {
+    (0..n)
+        .map(|i| EventKind::Stdout(format!("{i}\n").into_bytes()))
+        .collect()
+}
+
 /// Numbers kinds from seq 1.
 pub fn number(id: ExecutionId, kinds: &[EventKind]) -> Vec<Event> {
     kinds
