@@ -78,7 +78,7 @@ pub struct ServeArgs {
     pub idle_poll_ms: u64,
     /// Live subscriptions (open event streams plus `?wait=true` requests) this API process
     /// holds at once; past it a stream is refused with 503 and a wait polls the store instead.
-    /// On the Redis bus each subscription is a Redis connection.
+    /// On the Redis bus, watchers of one execution share one reader connection per process.
     #[arg(long, env = "LIVEXEC_MAX_SUBSCRIPTIONS", default_value_t = 1000)]
     pub max_subscriptions: usize,
     /// Address of the worker role's `GET /health` (host:port).

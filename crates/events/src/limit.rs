@@ -4,7 +4,8 @@
 //! bus the subscriptions to one execution share one Redis connection, but each execution
 //! watched is one, and each subscription reads its backlog (and what it missed when it lags)
 //! from Redis itself. Without a cap, a client opening thousands of streams could exhaust
-//! Redis's connection limit or load it with reads, and stall the job queue that shares it. [`LimitedBus`] wraps any [`EventBus`]: publishing passes through, a subscription
+//! Redis's connection limit or load it with reads, and stall the job queue that shares it.
+//! [`LimitedBus`] wraps any [`EventBus`]: publishing passes through, a subscription
 //! takes a permit that its stream releases when dropped, and past the cap `subscribe` fails at
 //! once with [`TooManySubscriptions`] (the API answers 503 for a stream; a wait falls back to
 //! polling the store).
