@@ -19,6 +19,11 @@ pub struct LimitArgs {
     /// CPU quota of one execution, in cores (0.5 = half a core).
     #[arg(long, env = "LIVEXEC_CPUS", default_value_t = 0.5)]
     pub cpus: f64,
+    /// Let a run spend one more period's CPU quota at once (50 ms at 0.5 core) so an
+    /// interpreter's start-up is not stretched by throttling; the sustained rate stays
+    /// LIVEXEC_CPUS. `false` turns it off.
+    #[arg(long, env = "LIVEXEC_CPU_BURST", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cpu_burst: bool,
     /// Processes plus threads of one execution.
     #[arg(long, env = "LIVEXEC_PIDS", default_value_t = 50)]
     pub pids: u32,
@@ -43,6 +48,7 @@ impl LimitArgs {
         Ok(Limits {
             memory_bytes: self.memory_mb.saturating_mul(1024 * 1024),
             cpu_millicores: (self.cpus * 1000.0).round() as u32,
+            cpu_burst: self.cpu_burst,
             pids: self.pids,
             wall_ms: self.timeout_ms,
             output_bytes: self.output_limit_bytes,
@@ -168,8 +174,10 @@ mod tests {
             cpus: 1.5,
             pids: 10,
             output_limit_bytes: 1000,
+            cpu_burst: false,
         };
         let l = a.limits().unwrap();
+        assert!(!l.cpu_burst);
         assert_eq!(l.memory_bytes, 64 << 20);
         assert_eq!((l.cpu_millicores, l.pids, l.wall_ms), (1500, 10, 2000));
         assert_eq!(l.output_bytes, 1000);

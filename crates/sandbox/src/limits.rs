@@ -12,6 +12,11 @@ pub struct Limits {
     /// CPU quota in thousandths of a core (cgroup v1 `cpu.cfs_quota_us`, v2 `cpu.max`).
     /// Default 500 (half a core).
     pub cpu_millicores: u32,
+    /// Let a run spend up to one more period's quota at once (cgroup v1 `cpu.cfs_burst_us`,
+    /// v2 `cpu.max.burst`, Linux ≥ 5.14; ignored where the kernel lacks it). The sustained
+    /// rate stays `cpu_millicores`, and the extra is bounded (50 ms of CPU at half a core), but
+    /// an interpreter's CPU-bound start-up is no longer stretched by throttling. Default on.
+    pub cpu_burst: bool,
     /// Maximum number of processes plus threads (cgroup `pids.max`). Default 50.
     pub pids: u32,
     /// Wall-clock limit in milliseconds, measured by the supervisor from `execve`; when it
@@ -38,6 +43,7 @@ impl Default for Limits {
         Limits {
             memory_bytes: 128 << 20,
             cpu_millicores: 500,
+            cpu_burst: true,
             pids: 50,
             wall_ms: 30_000,
             cpu_ms: None,

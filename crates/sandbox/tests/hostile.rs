@@ -106,6 +106,29 @@ fn long_sleep_times_out() {
     assert_eq!(out(&o), "zz", "output before the kill is kept");
 }
 
+/// The CPU quota holds a busy loop to its share of the wall clock, burst included: at half a
+/// core the run gets at most half its wall time plus one period's burst (50 ms). Load on the
+/// machine can only lower the figure, so the bound is safe to assert.
+#[test]
+fn cpu_quota_caps_a_busy_loop_with_and_without_burst() {
+    for burst in [true, false] {
+        let o = run(&with(py("while True: pass"), |l| {
+            l.cpu_millicores = 500;
+            l.cpu_burst = burst;
+            l.wall_ms = 2_000;
+        }));
+        assert!(o.timed_out, "{o:?}");
+        let allowed = o.wall_ms / 2 + 50 + 100; // half the wall + burst + accounting slack
+        assert!(
+            o.cpu_ms <= allowed,
+            "burst {burst}: {} ms of CPU in {} ms of wall at 0.5 core (allowed {allowed})",
+            o.cpu_ms,
+            o.wall_ms
+        );
+        assert!(o.cpu_ms > 0, "the loop ran: {o:?}");
+    }
+}
+
 #[test]
 fn cpu_time_limit_counts_as_timeout() {
     let o = run(&with(py("while True: pass"), |l| {

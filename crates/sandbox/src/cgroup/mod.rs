@@ -21,6 +21,18 @@ use crate::{Limits, SandboxError};
 /// The CFS period used for CPU quotas, in microseconds.
 pub(crate) const CPU_PERIOD_US: u64 = 100_000;
 
+/// Allows a burst of one period's `quota` through `file` (`cpu.cfs_burst_us` / `cpu.max.burst`).
+/// A kernel without CPU burst (before 5.14) has no such file: the run keeps the plain quota.
+/// A failed write is logged and ignored, since it can only leave the run with less CPU.
+fn set_burst(file: &Path, quota: u64) {
+    if !file.exists() {
+        return;
+    }
+    if let Err(e) = fsutil::write(file, &quota.to_string()) {
+        tracing::warn!(error = %e, "cannot allow a CPU burst; the run keeps the plain quota");
+    }
+}
+
 /// A usable hierarchy: where our subtree lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Hierarchy {

@@ -92,7 +92,7 @@ impl Run {
         out
     }
 
-    /// memory.limit_in_bytes (+ memsw), cpu.cfs_quota_us, pids.max.
+    /// memory.limit_in_bytes (+ memsw), cpu.cfs_quota_us (+ cpu.cfs_burst_us), pids.max.
     pub(crate) fn apply(&self, l: &Limits) -> Result<(), SandboxError> {
         let mem = l.memory_bytes.to_string();
         fsutil::write(&self.memory.join("memory.limit_in_bytes"), &mem)?;
@@ -106,6 +106,9 @@ impl Run {
         )?;
         let quota = (u64::from(l.cpu_millicores) * CPU_PERIOD_US / 1000).max(1000);
         fsutil::write(&self.cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
+        if l.cpu_burst {
+            super::set_burst(&self.cpu.join("cpu.cfs_burst_us"), quota);
+        }
         fsutil::write(&self.pids.join("pids.max"), &l.pids.to_string())
     }
 
@@ -196,7 +199,12 @@ mod tests {
             ),
             (
                 &run.cpu,
-                &["cpu.cfs_period_us", "cpu.cfs_quota_us", "tasks"],
+                &[
+                    "cpu.cfs_period_us",
+                    "cpu.cfs_quota_us",
+                    "cpu.cfs_burst_us",
+                    "tasks",
+                ],
             ),
             (&run.pids, &["pids.max", "tasks", "cgroup.procs"]),
         ];
@@ -229,6 +237,7 @@ mod tests {
         );
         assert_eq!(r(run.cpu.join("cpu.cfs_period_us")), "100000");
         assert_eq!(r(run.cpu.join("cpu.cfs_quota_us")), "25000");
+        assert_eq!(r(run.cpu.join("cpu.cfs_burst_us")), "25000");
         assert_eq!(r(run.pids.join("pids.max")), "7");
         let tasks = run.tasks_files().unwrap();
         assert_eq!(tasks.len(), 5);

@@ -48,7 +48,7 @@ impl Run {
         self.fd.as_ref().map(AsRawFd::as_raw_fd)
     }
 
-    /// memory.max, memory.swap.max, cpu.max, pids.max.
+    /// memory.max, memory.swap.max, cpu.max (+ cpu.max.burst), pids.max.
     pub(crate) fn apply(&self, l: &Limits) -> Result<(), SandboxError> {
         fsutil::write(&self.dir.join("memory.max"), &l.memory_bytes.to_string())?;
         let swap = self.dir.join("memory.swap.max");
@@ -60,6 +60,9 @@ impl Run {
             &self.dir.join("cpu.max"),
             &format!("{quota} {CPU_PERIOD_US}"),
         )?;
+        if l.cpu_burst {
+            super::set_burst(&self.dir.join("cpu.max.burst"), quota);
+        }
         fsutil::write(&self.dir.join("pids.max"), &l.pids.to_string())
     }
 
@@ -190,7 +193,13 @@ mod tests {
         fs::create_dir_all(t.path().join("livexec")).unwrap();
         let run = Run::create(&dir).unwrap();
         assert!(run.fd().is_some());
-        for f in ["memory.max", "memory.swap.max", "cpu.max", "pids.max"] {
+        for f in [
+            "memory.max",
+            "memory.swap.max",
+            "cpu.max",
+            "cpu.max.burst",
+            "pids.max",
+        ] {
             fs::write(dir.join(f), "").unwrap();
         }
         let limits = Limits {
@@ -204,6 +213,7 @@ mod tests {
         assert_eq!(r("memory.max"), "1048576");
         assert_eq!(r("memory.swap.max"), "0");
         assert_eq!(r("cpu.max"), "150000 100000");
+        assert_eq!(r("cpu.max.burst"), "150000");
         assert_eq!(r("pids.max"), "9");
         fs::write(dir.join("cpu.stat"), "usage_usec 12345\nuser_usec 1\n").unwrap();
         fs::write(dir.join("memory.peak"), "4096\n").unwrap();
