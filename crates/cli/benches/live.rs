@@ -169,7 +169,7 @@ async fn main() {
         println!("(Redis path skipped: set DATABASE_URL=postgres://… and REDIS_URL)");
     }
 
-    println!("== python hello world, 100 sequential runs (ms; each run has a 0.5-core CPU quota)");
+    println!("== python hello world, 100 sequential runs (ms; each run has a 0.5-core CPU quota, with its burst unless LIVEXEC_CPU_BURST=false)");
     let bare_ms: Vec<f64> = (0..100).map(|_| bare(&py, dir.path())).collect();
     let b50 = line("bare interpreter start → exit", bare_ms);
     let (total, beyond) = wait_latency(&server, 100).await;
