@@ -1,6 +1,6 @@
 //! Start-up connections: the store, the queue and the event bus the settings name, waiting
-//! for the database and Redis (with a clear log line and growing pauses) instead of crashing when they are not
-//! up yet.
+//! for the database and Redis (with a clear log line and growing pauses) instead of crashing
+//! when they are not up yet.
 
 use crate::settings::redact_url;
 use livexec_core::{EventBus, JobQueue, Store};

@@ -50,6 +50,17 @@ async fn run_query(
     (status, location, res.json().await.unwrap())
 }
 
+/// Every event of execution `id` from the start until the stream ends, which must not be an
+/// interruption.
+async fn watch(s: &Server, id: &str) -> Vec<SseEvent> {
+    let events = sse::connect(&s.http, &events_url(s, id), None)
+        .await
+        .all()
+        .await;
+    assert_no_interruption(&events);
+    events
+}
+
 fn assert_no_interruption(events: &[SseEvent]) {
     assert!(
         events.iter().all(|e| e.event != "interrupted"),
@@ -63,11 +74,7 @@ async fn check_two_lines_arrive_apart(s: &Server) {
     let code =
         "import time\nprint('first', flush=True)\ntime.sleep(0.5)\nprint('second', flush=True)";
     let id = s.submit("python", code).await;
-    let events = sse::connect(&s.http, &events_url(s, &id), None)
-        .await
-        .all()
-        .await;
-    assert_no_interruption(&events);
+    let events = watch(s, &id).await;
     assert_ids_increase(&events);
     let result = sse::result(&events);
     assert_eq!(result["status"], "COMPLETED", "{result}");
@@ -114,11 +121,7 @@ async fn check_late_subscriber(s: &Server) {
     let mut early = sse::connect(&s.http, &events_url(s, &id), None).await;
     let mut seen = early.until(|e| e.event == "stdout").await;
     // The first line is out and the program sleeps: subscribe now.
-    let late = sse::connect(&s.http, &events_url(s, &id), None)
-        .await
-        .all()
-        .await;
-    assert_no_interruption(&late);
+    let late = watch(s, &id).await;
     assert_ids_increase(&late);
     assert_eq!(output(&late, "stdout"), "early\nlate\n", "{late:#?}");
     assert_eq!(late[0].event, "status", "{late:#?}");
@@ -293,11 +296,7 @@ async fn check_wait(s: &Server) {
 async fn check_flood_capped(s: &Server) {
     let code = "import sys\nprint('warming up', file=sys.stderr, flush=True)\nwhile True:\n    sys.stdout.write('y' * 100)";
     let id = s.submit("python", code).await;
-    let events = sse::connect(&s.http, &events_url(s, &id), None)
-        .await
-        .all()
-        .await;
-    assert_no_interruption(&events);
+    let events = watch(s, &id).await;
     let result = sse::result(&events);
     assert_eq!(result["status"], "FAILED", "{result}");
     assert_eq!(result["error_type"], "OutputLimitExceeded");

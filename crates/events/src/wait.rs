@@ -37,6 +37,17 @@ pub enum WaitOutcome {
     Pending(Execution),
 }
 
+impl WaitOutcome {
+    /// The outcome for the execution as it stands: `Finished` when it is terminal.
+    pub fn of(execution: Execution) -> WaitOutcome {
+        if execution.status.is_terminal() {
+            WaitOutcome::Finished(execution)
+        } else {
+            WaitOutcome::Pending(execution)
+        }
+    }
+}
+
 /// Reads an execution, mapping absence and failure to [`EventsError`].
 pub(crate) async fn get_execution(
     store: &dyn Store,
@@ -97,13 +108,10 @@ pub async fn wait_for_finish(
         }
     }
     loop {
-        let execution = get_execution(store, id).await?;
-        if execution.status.is_terminal() {
-            return Ok(WaitOutcome::Finished(execution));
-        }
+        let outcome = WaitOutcome::of(get_execution(store, id).await?);
         let now = Instant::now();
-        if now >= deadline {
-            return Ok(WaitOutcome::Pending(execution));
+        if matches!(outcome, WaitOutcome::Finished(_)) || now >= deadline {
+            return Ok(outcome);
         }
         tokio::time::sleep(POLL.min(deadline - now)).await;
     }

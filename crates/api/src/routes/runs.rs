@@ -19,7 +19,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use livexec_core::{Execution, ExecutionId, NewExecution, Status};
+use livexec_core::{ExecutionId, NewExecution, Status};
 use livexec_events::{wait_budget, wait_for_finish, WaitOutcome};
 use serde::Serialize;
 
@@ -74,22 +74,18 @@ pub async fn run(
         ) => outcome?,
         // Shutting down: answer with the execution as it stands instead of holding it up.
         () = stop => {
-            let now = state.store.get_execution(execution.id).await?.unwrap_or(execution);
-            if now.status.is_terminal() {
-                WaitOutcome::Finished(now)
-            } else {
-                WaitOutcome::Pending(now)
-            }
+            WaitOutcome::of(state.store.get_execution(execution.id).await?.unwrap_or(execution))
         }
     };
-    Ok(match outcome {
-        WaitOutcome::Finished(e) => with_location(StatusCode::OK, &e),
-        WaitOutcome::Pending(e) => with_location(StatusCode::ACCEPTED, &e),
-    })
+    Ok(answer(outcome))
 }
 
-/// The execution object with `Location: /executions/:id`.
-fn with_location(status: StatusCode, execution: &Execution) -> Response {
+/// 200 with a finished execution, 202 with a pending one; `Location: /executions/:id`.
+fn answer(outcome: WaitOutcome) -> Response {
+    let (status, execution) = match outcome {
+        WaitOutcome::Finished(e) => (StatusCode::OK, e),
+        WaitOutcome::Pending(e) => (StatusCode::ACCEPTED, e),
+    };
     let mut response = (status, Json(execution.view())).into_response();
     // Built from a UUID only, so always a valid header value.
     if let Ok(location) = HeaderValue::from_str(&format!("/executions/{}", execution.id)) {

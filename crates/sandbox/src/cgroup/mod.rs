@@ -21,6 +21,11 @@ use crate::{Limits, SandboxError};
 /// The CFS period used for CPU quotas, in microseconds.
 pub(crate) const CPU_PERIOD_US: u64 = 100_000;
 
+/// The CFS quota per [`CPU_PERIOD_US`] for `l.cpu_millicores` (at least 1 ms).
+fn quota_us(l: &Limits) -> u64 {
+    (u64::from(l.cpu_millicores) * CPU_PERIOD_US / 1000).max(1000)
+}
+
 /// Allows a burst of one period's `quota` through `file` (`cpu.cfs_burst_us` / `cpu.max.burst`).
 /// A kernel without CPU burst (before 5.14) has no such file: the run keeps the plain quota.
 /// A failed write is logged and ignored, since it can only leave the run with less CPU.

@@ -104,7 +104,7 @@ impl Run {
             &self.cpu.join("cpu.cfs_period_us"),
             &CPU_PERIOD_US.to_string(),
         )?;
-        let quota = (u64::from(l.cpu_millicores) * CPU_PERIOD_US / 1000).max(1000);
+        let quota = super::quota_us(l);
         fsutil::write(&self.cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
         if l.cpu_burst {
             super::set_burst(&self.cpu.join("cpu.cfs_burst_us"), quota);

@@ -55,7 +55,7 @@ impl Run {
         if swap.exists() {
             fsutil::write(&swap, "0")?;
         }
-        let quota = (u64::from(l.cpu_millicores) * CPU_PERIOD_US / 1000).max(1000);
+        let quota = super::quota_us(l);
         fsutil::write(
             &self.dir.join("cpu.max"),
             &format!("{quota} {CPU_PERIOD_US}"),
