@@ -7,23 +7,32 @@
 use std::ffi::CStr;
 use std::os::raw::{c_int, c_ulong};
 
-use crate::plan::{Op, JAIL_GID, JAIL_HOSTNAME, JAIL_UID};
+use crate::init::{self, EXIT_FD, GO_FD, REPORT_LEN, STATUS_FD};
+use crate::plan::{Op, JAIL_HOSTNAME};
 use crate::sys::{self, Errno};
-
-/// The fd the status pipe is moved to by [`Op::Stdio`].
-pub(crate) const STATUS_FD: c_int = 3;
-
-/// The fd of the exit pipe (the init's report of the program's wait status).
-pub(crate) const EXIT_FD: c_int = 4;
 
 /// The fd of the supervisor's pidfd (to notice a supervisor that died before
 /// `PR_SET_PDEATHSIG` was armed).
 pub(crate) const PARENT_FD: c_int = 5;
 
-/// The record the child writes on failure: step index and errno, little-endian.
-pub(crate) const REPORT_LEN: usize = 8;
+/// The fd of the init executable (a sealed memfd) for `execveat`.
+pub(crate) const INIT_FD: c_int = 7;
 
-/// Runs every step, then `execve`. Never returns.
+/// Where [`Op::Stdio`] puts each fd, and whether it is closed on `execve` of the init: stdin,
+/// stdout, stderr, status, exit, parent pidfd, go, init executable. The init keeps 0–4 and
+/// 6; it makes the status pipe close-on-exec in the program itself (see [`crate::init`]).
+pub(crate) const FD_LAYOUT: [(c_int, bool); 8] = [
+    (0, false),
+    (1, false),
+    (2, false),
+    (STATUS_FD, false),
+    (EXIT_FD, false),
+    (PARENT_FD, true),
+    (GO_FD, false),
+    (INIT_FD, true),
+];
+
+/// Runs every step; the last one `execve`s the init. Never returns.
 pub(crate) fn run(ops: &[Op<'_>], status_fd: c_int) -> ! {
     let mut status = status_fd;
     for (i, op) in ops.iter().enumerate() {
@@ -38,30 +47,9 @@ pub(crate) fn run(ops: &[Op<'_>], status_fd: c_int) -> ! {
 }
 
 fn report(fd: c_int, index: usize, errno: Errno) -> ! {
-    let mut rec = [0u8; REPORT_LEN];
-    rec[..4].copy_from_slice(&(index as u32).to_le_bytes());
-    rec[4..].copy_from_slice(&errno.to_le_bytes());
+    let rec: [u8; REPORT_LEN] = init::record(index as u32, errno);
     let _ = sys::write_all(fd, &rec);
     sys::exit_now(127)
-}
-
-/// The jail's init: holds no pipe of the program, reaps every child, reports the program's
-/// wait status as 4 little-endian bytes on [`EXIT_FD`], and exits (the kernel then kills the
-/// rest of the pid namespace).
-fn init(program: c_int) -> ! {
-    for fd in [0, 1, 2, STATUS_FD] {
-        sys::close(fd);
-    }
-    loop {
-        match sys::wait_any() {
-            Ok((pid, status)) if pid == program => {
-                let _ = sys::write_all(EXIT_FD, &status.to_le_bytes());
-                sys::exit_now(0)
-            }
-            Ok(_) | Err(libc::EINTR) => {}
-            Err(_) => sys::exit_now(1),
-        }
-    }
 }
 
 const ROOT: &CStr = c"/";
@@ -76,29 +64,24 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             status,
             exit,
             parent,
+            go,
+            init,
         } => {
-            // First lift every source above the targets 0..=5, so that placing one never
+            // First lift every source above the targets, so that placing one never
             // overwrites another that is still to be placed (the supervisor's fds can be
-            // any numbers, including 3, 4 or 5).
-            let sources = [*stdin, *stdout, *stderr, *status, *exit, *parent];
-            let first_free = PARENT_FD + 1;
-            let mut lifted = [0 as c_int; 6];
+            // any numbers, including the targets).
+            let sources = [
+                *stdin, *stdout, *stderr, *status, *exit, *parent, *go, *init,
+            ];
+            let first_free = FD_LAYOUT.len() as c_int;
+            let mut lifted = [0 as c_int; FD_LAYOUT.len()];
             for (slot, src) in lifted.iter_mut().zip(sources) {
                 *slot = sys::dup_above(src, first_free)?;
             }
-            for (target, src) in lifted.into_iter().enumerate() {
-                sys::dup3(src, target as c_int, target as c_int >= STATUS_FD)?;
+            for (src, (target, cloexec)) in lifted.into_iter().zip(FD_LAYOUT) {
+                sys::dup3(src, target, cloexec)?;
             }
             sys::close_from(first_free as u32)
-        }
-        Op::ForkInit => {
-            let pid = sys::fork_raw()?;
-            if pid == 0 {
-                sys::close(EXIT_FD);
-                sys::close(PARENT_FD);
-                return Ok(());
-            }
-            init(pid)
         }
         Op::EnterNetns { fd } => sys::setns(*fd, libc::CLONE_NEWNET),
         Op::DeathSignal => {
@@ -152,15 +135,9 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong,
             None,
         ),
-        Op::WriteFile { path, data, chown } => {
+        Op::WriteFile { path, data } => {
             let fd = sys::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o644)?;
-            let r = sys::write_all(fd, data).and_then(|()| {
-                if *chown {
-                    sys::fchown(fd, JAIL_UID, JAIL_GID)
-                } else {
-                    Ok(())
-                }
-            });
+            let r = sys::write_all(fd, data);
             sys::close(fd);
             r
         }
@@ -202,6 +179,6 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
         }
         Op::ResetSignals => sys::reset_signals(),
         Op::Seccomp { prog } => sys::seccomp_filter(prog),
-        Op::Exec { path, argv, envp } => Err(sys::execve(path, argv, envp)),
+        Op::ExecInit { argv, envp } => Err(sys::execve_fd(INIT_FD, argv, envp)),
     }
 }

@@ -72,6 +72,16 @@ pub enum SandboxError {
         /// What was observed.
         reason: String,
     },
+    /// The configured uid range of the runs cannot be used.
+    #[error("run uid range {base}..+{count}: {reason}")]
+    UidRange {
+        /// First uid of the range ([`crate::SandboxConfig::uid_base`]).
+        base: u32,
+        /// Size of the range ([`crate::SandboxConfig::uid_count`]).
+        count: u32,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A file name given to [`crate::Command::file`] is absolute, empty, contains `..`, or NUL.
     #[error("bad file name {name:?}: must be a relative path without `..` or NUL")]
     BadFileName {

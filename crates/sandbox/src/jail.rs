@@ -1,30 +1,77 @@
-//! Builds the [`Op`] list of one run from the host layout and the [`Command`]: the filesystem
-//! (fresh tmpfs root, read-only binds, `/dev`, `/proc`, `/tmp`, `/work`), then limits,
-//! privilege drop, Landlock, seccomp and `execve`.
+//! Builds the [`Op`] list of one jail from the host layout and its [`Shape`]: the filesystem
+//! (fresh tmpfs root, read-only binds, `/dev` with a private `/dev/shm`, `/proc`, `/tmp`,
+//! `/work`), then limits, the drop to the run's own uid, Landlock, seccomp and the `execveat`
+//! of the jail's init. The program itself is not part of the plan: the init gets it later,
+//! on the go pipe (see [`crate::init`]), so a jail can be prepared before the request.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::ffi::CString;
-use std::os::raw::{c_char, c_int, c_ulong};
+use std::os::raw::{c_int, c_ulong};
 use std::path::{Component, Path, PathBuf};
 
 use crate::layout::{Entry, HostLayout, DEVICES};
-use crate::plan::{self, cpath, under, Op, JAIL_GID, JAIL_UID};
+use crate::plan::{self, cpath, under, Op};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
-use crate::{Command, SandboxError};
+use crate::{Command, Limits, SandboxError};
 
-/// Files written into the jail's `/etc`.
-const ETC_WRITTEN: &[(&str, &[u8])] = &[
-    (
-        "passwd",
-        b"root:x:0:0:root:/root:/bin/false\nnobody:x:65534:65534:nobody:/tmp:/bin/false\n",
-    ),
-    ("group", b"root:x:0:\nnogroup:x:65534:\n"),
-    ("hosts", b"127.0.0.1 localhost livexec\n::1 localhost\n"),
-];
+/// What a prepared jail depends on: its read-only mounts and its limits (without the two the
+/// supervisor enforces, `wall_ms` and `output_bytes`). Two commands of one shape can use
+/// each other's prepared jails.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Shape {
+    /// [`Command::mount_ro`] paths, sorted and deduplicated.
+    pub mounts: Vec<PathBuf>,
+    /// The limits that go into the jail (cgroup, rlimits, tmpfs sizes).
+    pub limits: Limits,
+}
+
+impl Shape {
+    /// The shape of a command.
+    pub(crate) fn of(cmd: &Command) -> Shape {
+        let mut mounts = cmd.mounts.clone();
+        mounts.sort();
+        mounts.dedup();
+        Shape {
+            mounts,
+            limits: Limits {
+                wall_ms: 0,
+                output_bytes: 0,
+                ..cmd.limits.clone()
+            },
+        }
+    }
+}
+
+/// `RLIMIT_SIGPENDING`: queued signals (and POSIX timers) of the run's uid.
+const SIGPENDING: u64 = 1024;
+/// `RLIMIT_MSGQUEUE`: bytes in POSIX message queues of the run's uid.
+const MSGQUEUE: u64 = 256 << 10;
+/// The jail's `/etc/hosts`.
+const HOSTS: &[u8] = b"127.0.0.1 localhost livexec\n::1 localhost\n";
+
+/// The jail's `/etc/passwd` and `/etc/group`: root, nobody and the run's own user.
+fn accounts(uid: u32) -> [(&'static str, Vec<u8>); 2] {
+    [
+        (
+            "passwd",
+            format!(
+                "root:x:0:0:root:/root:/bin/false\n\
+                 nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
+                 livexec:x:{uid}:{uid}:livexec:/tmp:/bin/false\n"
+            )
+            .into_bytes(),
+        ),
+        (
+            "group",
+            format!("root:x:0:\nnogroup:x:65534:\nlivexec:x:{uid}:\n").into_bytes(),
+        ),
+    ]
+}
 
 const RO: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 
-/// The pipe ends the child moves to fds 0–3.
+/// The pipe ends the child moves to the fds of [`crate::child::FD_LAYOUT`].
 pub(crate) struct ChildFds {
     pub stdin: c_int,
     pub stdout: c_int,
@@ -36,12 +83,10 @@ pub(crate) struct ChildFds {
     pub parent: c_int,
     /// A network namespace to enter (from the pool), before the fds are rearranged.
     pub netns: c_int,
-}
-
-/// A plan plus the C strings its `execve` pointers point into.
-pub(crate) struct Prepared<'a> {
-    pub ops: Vec<Op<'a>>,
-    _strings: Vec<CString>,
+    /// The go pipe (read end).
+    pub go: c_int,
+    /// The init executable (a sealed memfd).
+    pub init: c_int,
 }
 
 struct Builder<'a> {
@@ -144,15 +189,16 @@ pub(crate) fn validate(cmd: &Command) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Builds the whole plan. `tasks` are the v1 cgroup files to join (empty on v2/rlimits).
+/// Builds the whole plan of a jail whose program runs as `uid` (and gid `uid`). `tasks` are
+/// the v1 cgroup files to join (empty on v2/rlimits).
 pub(crate) fn build<'a>(
     layout: &'a HostLayout,
-    cmd: &'a Command,
+    shape: &'a Shape,
     root: &Path,
     tasks: Vec<CString>,
     fds: ChildFds,
-) -> Result<Prepared<'a>, SandboxError> {
-    validate(cmd)?;
+    uid: u32,
+) -> Result<Vec<Op<'a>>, SandboxError> {
     let mut b = Builder {
         ops: Vec::new(),
         root: root.to_path_buf(),
@@ -166,6 +212,8 @@ pub(crate) fn build<'a>(
         status: fds.status,
         exit: fds.exit,
         parent: fds.parent,
+        go: fds.go,
+        init: fds.init,
     });
     b.push(Op::DeathSignal);
     for t in tasks {
@@ -194,14 +242,18 @@ pub(crate) fn build<'a>(
         b.entry(e)?;
     }
     b.mkdirs(Path::new("/etc"))?;
-    for (name, data) in ETC_WRITTEN {
+    let [passwd, group] = accounts(uid);
+    for (name, data) in [passwd, group]
+        .map(|(n, d)| (n, Cow::Owned(d)))
+        .into_iter()
+        .chain([("hosts", Cow::Borrowed(HOSTS))])
+    {
         b.push(Op::WriteFile {
             path: under(root, &Path::new("/etc").join(name))?,
             data,
-            chown: false,
         });
     }
-    let mut mounts: Vec<&PathBuf> = cmd.mounts.iter().collect();
+    let mut mounts: Vec<&PathBuf> = shape.mounts.iter().collect();
     mounts.sort_by_key(|m| m.components().count());
     for m in mounts {
         let canon = m.canonicalize().unwrap_or_else(|_| m.to_path_buf());
@@ -240,6 +292,14 @@ pub(crate) fn build<'a>(
             link: under(root, &Path::new("/dev").join(name))?,
         });
     }
+    // POSIX shared memory and semaphores (Python's multiprocessing): private, size-limited,
+    // its pages counted in the run's memory cgroup like every tmpfs page.
+    let size = shape.limits.tmpfs_bytes;
+    b.tmpfs(
+        "/dev/shm",
+        format!("size={size},mode=1777"),
+        (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong,
+    )?;
     b.push(Op::RemountRo {
         target: under(root, Path::new("/dev"))?,
     });
@@ -247,24 +307,13 @@ pub(crate) fn build<'a>(
     b.push(Op::Proc {
         target: under(root, Path::new("/proc"))?,
     });
-    let size = cmd.limits.tmpfs_bytes;
     b.tmpfs("/tmp", format!("size={size},mode=1777"), nosuid_nodev)?;
+    // The command's files are written here by the supervisor when the jail is started.
     b.tmpfs(
         "/work",
-        format!("size={size},mode=0755,uid={JAIL_UID},gid={JAIL_GID}"),
+        format!("size={size},mode=0755,uid={uid},gid={uid}"),
         nosuid_nodev,
     )?;
-    for (name, data) in &cmd.files {
-        let inside = Path::new("/work").join(name);
-        if let Some(parent) = inside.parent() {
-            b.mkdirs(parent)?;
-        }
-        b.push(Op::WriteFile {
-            path: under(root, &inside)?,
-            data,
-            chown: true,
-        });
-    }
     b.push(Op::RemountRo {
         target: cpath(root)?,
     });
@@ -273,12 +322,15 @@ pub(crate) fn build<'a>(
         path: CString::from(c"/work"),
     });
     b.push(Op::Hostname);
-    privileges(&mut b, layout, cmd);
-    exec(b, cmd)
+    privileges(&mut b, layout, &shape.limits, uid);
+    b.push(Op::ExecInit {
+        argv: [c"livexec-init".as_ptr(), std::ptr::null()],
+        envp: [std::ptr::null()],
+    });
+    Ok(b.ops)
 }
 
-fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, cmd: &Command) {
-    let l = &cmd.limits;
+fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, l: &Limits, uid: u32) {
     let mut rl = |resource: c_int, name: &'static str, soft: u64, hard: u64| {
         b.push(Op::Rlimit {
             resource,
@@ -300,6 +352,18 @@ fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, cmd: &Command) {
         l.file_size_bytes,
     );
     rl(libc::RLIMIT_CORE as c_int, "RLIMIT_CORE", 0, 0);
+    rl(
+        libc::RLIMIT_SIGPENDING as c_int,
+        "RLIMIT_SIGPENDING",
+        SIGPENDING,
+        SIGPENDING,
+    );
+    rl(
+        libc::RLIMIT_MSGQUEUE as c_int,
+        "RLIMIT_MSGQUEUE",
+        MSGQUEUE,
+        MSGQUEUE,
+    );
     if let Some(ms) = l.cpu_ms {
         let secs = ms.div_ceil(1000).max(1);
         rl(libc::RLIMIT_CPU as c_int, "RLIMIT_CPU", secs, secs + 1);
@@ -307,10 +371,7 @@ fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, cmd: &Command) {
     b.push(Op::DropBoundingSet {
         last: layout.cap_last as c_ulong,
     });
-    b.push(Op::DropIds {
-        uid: JAIL_UID,
-        gid: JAIL_GID,
-    });
+    b.push(Op::DropIds { uid, gid: uid });
     // A credential change clears the parent-death signal: set it again.
     b.push(Op::DeathSignal);
     b.push(Op::ClearCaps);
@@ -320,6 +381,7 @@ fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, cmd: &Command) {
             (CString::from(c"/tmp"), write),
             (CString::from(c"/work"), write),
             (CString::from(c"/dev"), dev),
+            (CString::from(c"/dev/shm"), write),
         ];
         b.push(Op::Landlock { handled, rules });
     }
@@ -327,30 +389,4 @@ fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, cmd: &Command) {
     b.push(Op::Seccomp {
         prog: &layout.seccomp,
     });
-    b.push(Op::ForkInit);
-}
-
-fn exec<'a>(mut b: Builder<'a>, cmd: &'a Command) -> Result<Prepared<'a>, SandboxError> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = cpath(&cmd.program)?;
-    let mut strings = vec![path.clone()];
-    for (i, a) in cmd.args.iter().enumerate() {
-        strings.push(plan::cbytes(a.as_bytes(), || {
-            format!("argument {}", i + 1)
-        })?);
-    }
-    let argc = strings.len();
-    for (k, v) in &cmd.env {
-        strings.push(plan::cenv(k, v)?);
-    }
-    let ptrs: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
-    let mut argv = ptrs[..argc].to_vec();
-    argv.push(std::ptr::null());
-    let mut envp = ptrs[argc..].to_vec();
-    envp.push(std::ptr::null());
-    b.push(Op::Exec { path, argv, envp });
-    Ok(Prepared {
-        ops: b.ops,
-        _strings: strings,
-    })
 }

@@ -100,6 +100,7 @@ mod cgroup;
 mod child;
 mod command;
 mod error;
+mod init;
 mod jail;
 mod layout;
 mod limits;
@@ -111,6 +112,8 @@ mod sandbox;
 mod seccomp;
 mod supervise;
 mod sys;
+mod uids;
+mod warm;
 
 pub use command::{Command, DEFAULT_ENV};
 pub use error::SandboxError;

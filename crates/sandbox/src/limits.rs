@@ -3,7 +3,7 @@
 /// Resource limits of one run. Every limit is enforced by the kernel: cgroups (memory, CPU, pids),
 /// rlimits (CPU time, open files, file size), tmpfs sizes, and the supervisor's wall-clock timer
 /// and output caps.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Limits {
     /// Memory limit of the whole run (all processes, tmpfs pages included), no swap.
     /// cgroup v1 `memory.limit_in_bytes` (+ `memory.memsw.limit_in_bytes` when present),

@@ -33,4 +33,7 @@ pub struct Outcome {
     pub stdout: Vec<u8>,
     /// Everything written to stderr, at most `output_bytes`.
     pub stderr: Vec<u8>,
+    /// The run used a jail prepared ahead of need ([`crate::Sandbox::keep_warm`]) rather than
+    /// one built on the spot.
+    pub warm_start: bool,
 }

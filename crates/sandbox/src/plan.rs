@@ -6,6 +6,7 @@
 //! child reports its index and `errno`, and the supervisor turns the index back into a
 //! description naming the call and path ([`Op::describe`]).
 
+use std::borrow::Cow;
 use std::ffi::{CString, OsStr};
 use std::os::raw::{c_char, c_int, c_ulong};
 use std::os::unix::ffi::OsStrExt;
@@ -13,17 +14,14 @@ use std::path::Path;
 
 use crate::SandboxError;
 
-/// The uid and gid the program runs as (host ids: the jail never runs as uid 0).
-pub(crate) const JAIL_UID: u32 = 65534;
-/// See [`JAIL_UID`].
-pub(crate) const JAIL_GID: u32 = 65534;
 /// The host name inside the jail.
 pub(crate) const JAIL_HOSTNAME: &str = "livexec";
 
 /// One step of building the jail.
 pub(crate) enum Op<'a> {
-    /// Move the pipes to fds 0, 1, 2, the status pipe to 3, the exit pipe to 4 and the
-    /// supervisor's pidfd to 5; close every other fd.
+    /// Move the pipes to fds 0, 1, 2, the status pipe to 3, the exit pipe to 4, the
+    /// supervisor's pidfd to 5, the go pipe to 6 and the init executable to 7 (see
+    /// [`crate::child::FD_LAYOUT`]); close every other fd.
     Stdio {
         stdin: c_int,
         stdout: c_int,
@@ -31,6 +29,8 @@ pub(crate) enum Op<'a> {
         status: c_int,
         exit: c_int,
         parent: c_int,
+        go: c_int,
+        init: c_int,
     },
     /// `setns(fd, CLONE_NEWNET)`: enter a pooled network namespace (only `lo`, down).
     EnterNetns { fd: c_int },
@@ -69,12 +69,8 @@ pub(crate) enum Op<'a> {
     },
     /// A new procfs at `target`.
     Proc { target: CString },
-    /// Create `path` with `data`, mode 0644, owned by the jail user when `chown`.
-    WriteFile {
-        path: CString,
-        data: &'a [u8],
-        chown: bool,
-    },
+    /// Create `path` with `data`, mode 0644 (owned by root).
+    WriteFile { path: CString, data: Cow<'a, [u8]> },
     /// Make the mount at `target` read-only (not recursive).
     RemountRo { target: CString },
     /// `chdir(root)`, `pivot_root(".", ".")`, `umount2(".", MNT_DETACH)`.
@@ -110,15 +106,11 @@ pub(crate) enum Op<'a> {
     Seccomp {
         prog: &'a [seccompiler::sock_filter],
     },
-    /// Split into the jail's init (this process, pid 1: reaps everything, reports the
-    /// program's wait status on the exit pipe, then exits, which kills whatever is left) and
-    /// the program (pid 2, goes on to `execve` with normal signal semantics).
-    ForkInit,
-    /// `execve(path, argv, envp)`.
-    Exec {
-        path: CString,
-        argv: Vec<*const c_char>,
-        envp: Vec<*const c_char>,
+    /// `execveat(init fd, "", argv, envp, AT_EMPTY_PATH)`: become the jail's init (module
+    /// [`crate::init`]), a fresh image with a neutral argv and an empty environment.
+    ExecInit {
+        argv: [*const c_char; 2],
+        envp: [*const c_char; 1],
     },
 }
 
@@ -128,7 +120,6 @@ impl Op<'_> {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
             Op::Stdio { .. } => "dup3 stdio / close_range(6, ~0)".into(),
-            Op::ForkInit => "clone(SIGCHLD) of the program under the jail's init".into(),
             Op::EnterNetns { fd } => format!("setns(fd {fd}, CLONE_NEWNET)"),
             Op::DeathSignal => "prctl(PR_SET_PDEATHSIG, SIGKILL)".into(),
             Op::JoinCgroup { tasks } => format!("write 0 > {}", s(tasks)),
@@ -163,7 +154,7 @@ impl Op<'_> {
             ),
             Op::ResetSignals => "reset signal actions and mask".into(),
             Op::Seccomp { prog } => format!("seccomp(SET_MODE_FILTER, {} insns)", prog.len()),
-            Op::Exec { path, .. } => format!("execve {}", s(path)),
+            Op::ExecInit { .. } => "execveat(the jail's init, AT_EMPTY_PATH)".into(),
         }
     }
 }

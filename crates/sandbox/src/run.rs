@@ -1,18 +1,51 @@
-//! One run: pipes, the plan, `clone3` into fresh namespaces, supervision, and the outcome.
+//! One jail ([`Jail`]): *prepared* (its own uid, cgroup, pipes, the plan, `clone3` into fresh
+//! namespaces, and the child's setup up to the jail's init waiting on the go pipe), then
+//! *started* once with a [`Command`] (files into `/work`, the go message, supervision, the
+//! outcome), and torn down on drop. A cold run prepares and starts at once; the warm pool
+//! ([`crate::warm`]) prepares ahead of need.
 
-use std::io;
-use std::os::fd::AsRawFd;
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::cgroup::RunCgroup;
-use crate::jail::{self, ChildFds};
-use crate::plan::Op;
+use crate::init::{self, REPORT_LEN, STEP_EXEC, STEP_READY};
+use crate::jail::{self, ChildFds, Shape};
+use crate::sandbox::{Shared, RUN_SEQ};
 use crate::supervise::{self, Fds};
-use crate::{child, netns, sys, Command, Outcome, Sandbox, SandboxError, Stream};
+use crate::uids::Lease;
+use crate::{child, netns, sys, Command, Outcome, SandboxError, Stream};
 
 /// Namespaces the jail's init is created in. The cgroup namespace is entered after joining
 /// the run's cgroup and the network namespace comes from the pool, both in the child.
 const CLONE_FLAGS: u64 =
     (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS) as u64;
+
+/// How long the jail may take to reach its init.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest output pipe (bytes) when `/proc/sys/fs/pipe-max-size` cannot be read.
+const DEFAULT_PIPE_MAX: usize = 1 << 20;
+
+/// The output pipes' size: the output cap, so that a program that writes up to its cap at
+/// once and exits loses nothing (Node drops what a non-blocking pipe did not take at
+/// `process.exit()`), within the host's `fs.pipe-max-size` (beyond which even root needs
+/// `CAP_SYS_RESOURCE`).
+fn pipe_bytes(output_bytes: usize) -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let max = *MAX.get_or_init(|| {
+        fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(DEFAULT_PIPE_MAX)
+    });
+    output_bytes.clamp(64 << 10, max.max(64 << 10))
+}
 
 fn syscall_err(call: &'static str, args: String, errno: i32) -> SandboxError {
     SandboxError::Syscall {
@@ -27,151 +60,349 @@ fn pipe(which: &str) -> Result<(i32, i32), SandboxError> {
     sys::pipe().map_err(|e| syscall_err("pipe2", format!("O_CLOEXEC ({which})"), e))
 }
 
-/// Runs `cmd` with the cgroup `cg` already created.
-pub(crate) fn run(
-    sb: &Sandbox,
-    cmd: &Command,
-    cg: Option<&RunCgroup>,
-    on_output: &mut dyn FnMut(Stream, &[u8]),
-) -> Result<Outcome, SandboxError> {
-    let tasks = match cg {
-        Some(c) => c.tasks_files()?,
-        None => Vec::new(),
-    };
-    // Parent ends are wrapped in `Fds` right away so every error path closes them.
-    let (in_r, in_w) = pipe("stdin")?;
-    let mut fds = Fds {
-        pidfd: -1,
-        stdin: in_w,
-        stdout: -1,
-        stderr: -1,
-        status: -1,
-        exit: -1,
-    };
-    let mut child_ends = vec![in_r];
-    let close_child_ends = |v: &mut Vec<i32>| v.drain(..).for_each(sys::close);
-    let mk = |which: &str, slot: &mut i32, ends: &mut Vec<i32>| -> Result<i32, SandboxError> {
-        let (r, w) = pipe(which)?;
-        *slot = r;
-        ends.push(w);
-        Ok(w)
-    };
-    let made = (|| {
-        let out_w = mk("stdout", &mut fds.stdout, &mut child_ends)?;
-        let err_w = mk("stderr", &mut fds.stderr, &mut child_ends)?;
-        let st_w = mk("status", &mut fds.status, &mut child_ends)?;
-        let ex_w = mk("exit", &mut fds.exit, &mut child_ends)?;
-        Ok::<_, SandboxError>((out_w, err_w, st_w, ex_w))
-    })();
-    let (out_w, err_w, st_w, ex_w) = match made {
-        Ok(v) => v,
-        Err(e) => {
-            close_child_ends(&mut child_ends);
-            return Err(e);
-        }
-    };
-    let netns = match sb.netns.take() {
-        Ok(n) => n,
-        Err(e) => {
-            close_child_ends(&mut child_ends);
-            return Err(e);
-        }
-    };
-    let child_fds = ChildFds {
-        stdin: in_r,
-        stdout: out_w,
-        stderr: err_w,
-        status: st_w,
-        exit: ex_w,
-        parent: sb.self_pidfd.as_raw_fd(),
-        netns: netns::raw(&netns),
-    };
-    let prepared = match jail::build(&sb.layout, cmd, &sb.root, tasks, child_fds) {
-        Ok(p) => p,
-        Err(e) => {
-            close_child_ends(&mut child_ends);
-            return Err(e);
-        }
-    };
-    let ops = &prepared.ops;
+/// A prepared (or running) jail. Dropping it kills and reaps whatever runs in it, removes its
+/// cgroup and gives its network namespace and uid back.
+pub(crate) struct Jail {
+    shared: Arc<Shared>,
+    pub(crate) shape: Shape,
+    pid: i32,
+    fds: Fds,
+    /// The go pipe's write end (closed once the go message is written).
+    go: Option<OwnedFd>,
+    cg: Option<RunCgroup>,
+    netns: Option<OwnedFd>,
+    uid: Option<Lease>,
+    reaped: bool,
+}
 
-    let old_mask = sys::block_all_signals();
-    // SAFETY: the child branch only runs `child::run`, which makes raw syscalls on data
-    // prepared above (no allocation, no locks) and ends in execve or _exit.
-    let cloned = unsafe { sys::clone3(CLONE_FLAGS, cg.and_then(RunCgroup::clone_fd)) };
-    match cloned {
-        Ok((0, _)) => child::run(ops, st_w),
-        Ok(_) | Err(_) => sys::restore_signals(&old_mask),
+impl Jail {
+    /// Builds a jail of `shape` up to its init waiting for the program.
+    pub(crate) fn prepare(shared: &Arc<Shared>, shape: Shape) -> Result<Jail, SandboxError> {
+        let lease = shared.uids.acquire()?;
+        let uid = lease.uid;
+        let seq = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{seq}", std::process::id());
+        let mut jail = Jail {
+            shared: Arc::clone(shared),
+            shape,
+            pid: -1,
+            fds: Fds::default(),
+            go: None,
+            cg: None,
+            netns: None,
+            uid: Some(lease),
+            reaped: true,
+        };
+        if let Some(h) = &shared.hierarchy {
+            jail.cg = Some(h.create_run(&id, &jail.shape.limits)?);
+        }
+        let tasks = match &jail.cg {
+            Some(c) => c.tasks_files()?,
+            None => Vec::new(),
+        };
+        // Every pipe end lands in an owner right away, so every error path closes it.
+        let mut child_ends = ChildEnds(Vec::new());
+        let mut mk = |which: &str, ours_is_read: bool| -> Result<(i32, i32), SandboxError> {
+            let (r, w) = pipe(which)?;
+            let (ours, theirs) = if ours_is_read { (r, w) } else { (w, r) };
+            child_ends.0.push(theirs);
+            Ok((ours, theirs))
+        };
+        let (in_w, in_r) = mk("stdin", false)?;
+        jail.fds.stdin = in_w;
+        let (out_r, out_w) = mk("stdout", true)?;
+        jail.fds.stdout = out_r;
+        let (err_r, err_w) = mk("stderr", true)?;
+        jail.fds.stderr = err_r;
+        let (st_r, st_w) = mk("status", true)?;
+        jail.fds.status = st_r;
+        let (ex_r, ex_w) = mk("exit", true)?;
+        jail.fds.exit = ex_r;
+        let (go_w, go_r) = mk("go", false)?;
+        // SAFETY: go_w was just created by pipe2 and is owned by nothing else.
+        jail.go = Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(go_w) });
+        // The program (its own uid) may reopen its stdio through /dev/stdin, /dev/stdout,
+        // /proc/self/fd/N: the pipes must be its own, not root's 0600.
+        for fd in [in_w, out_r, err_r] {
+            sys::fchown(fd, uid, uid)
+                .map_err(|e| syscall_err("fchown", format!("stdio pipe, {uid}"), e))?;
+        }
+        let netns = jail.netns.insert(shared.netns.take()?);
+        let child_fds = ChildFds {
+            stdin: in_r,
+            stdout: out_w,
+            stderr: err_w,
+            status: st_w,
+            exit: ex_w,
+            parent: shared.self_pidfd.as_raw_fd(),
+            netns: netns::raw(netns),
+            go: go_r,
+            init: shared.init_exe.as_raw_fd(),
+        };
+        let ops = jail::build(
+            &shared.layout,
+            &jail.shape,
+            &shared.root,
+            tasks,
+            child_fds,
+            uid,
+        )?;
+        let cg_fd = jail.cg.as_ref().and_then(RunCgroup::clone_fd);
+        let old_mask = sys::block_all_signals();
+        // SAFETY: the child branch only runs `child::run`, which makes raw syscalls on data
+        // prepared above (no allocation, no locks) and ends in execveat or _exit.
+        let cloned = unsafe { sys::clone3(CLONE_FLAGS, cg_fd) };
+        match cloned {
+            Ok((0, _)) => child::run(&ops, st_w),
+            Ok(_) | Err(_) => sys::restore_signals(&old_mask),
+        }
+        drop(child_ends);
+        let (pid, pidfd) = cloned.map_err(|e| {
+            syscall_err("clone3", "CLONE_NEWPID|NEWNS|NEWIPC|NEWUTS|PIDFD".into(), e)
+        })?;
+        jail.pid = pid;
+        jail.fds.pidfd = pidfd;
+        jail.reaped = false;
+        match jail.wait_ready() {
+            Ok(()) => Ok(jail),
+            Err(Some((idx, errno))) => {
+                let source = io::Error::from_raw_os_error(errno);
+                Err(match ops.get(idx as usize) {
+                    Some(op) => SandboxError::ChildSetup {
+                        step: op.describe(),
+                        source,
+                    },
+                    None => SandboxError::SetupFailed {
+                        reason: format!("child reported unknown step {idx} (errno {errno})"),
+                    },
+                })
+            }
+            Err(None) => Err(SandboxError::SetupFailed {
+                reason: format!(
+                    "the jail's init did not report ready within {} s",
+                    SETUP_TIMEOUT.as_secs()
+                ),
+            }),
+        }
     }
-    close_child_ends(&mut child_ends);
-    let (pid, pidfd) = cloned
-        .map_err(|e| syscall_err("clone3", "CLONE_NEWPID|NEWNS|NEWIPC|NEWUTS|PIDFD".into(), e))?;
-    fds.pidfd = pidfd;
 
-    let limits = &cmd.limits;
-    let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        supervise::supervise(
-            pid,
-            &mut fds,
-            &cmd.stdin,
-            limits.wall_ms,
-            limits.output_bytes,
-            on_output,
-        )
-    }));
-    let obs = match observed {
-        Ok(Ok(o)) => o,
-        Ok(Err((call, errno))) => {
-            let _ = sys::pidfd_kill(fds.pidfd, libc::SIGKILL);
-            let _ = sys::wait_pid(pid);
-            let args = format!("run of {}", cmd.program.display());
-            return Err(syscall_err(call, args, errno));
+    /// Waits for the init's *ready* record; `Err(Some((step, errno)))` for a failed step,
+    /// `Err(None)` when the child died silently or the deadline passed.
+    fn wait_ready(&self) -> Result<(), Option<(u32, i32)>> {
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let mut rec = Vec::with_capacity(REPORT_LEN);
+        let mut buf = [0u8; REPORT_LEN];
+        while rec.len() < REPORT_LEN {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(None);
+            }
+            let mut p = [libc::pollfd {
+                fd: self.fds.status,
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            let ms = left.as_millis().min(60_000) as i32 + 1;
+            if sys::poll(&mut p, ms).map_err(|_| None)? == 0 {
+                continue;
+            }
+            match sys::read(self.fds.status, &mut buf[..REPORT_LEN - rec.len()]) {
+                Ok(0) => return Err(None),
+                Ok(n) => rec.extend_from_slice(&buf[..n]),
+                Err(libc::EINTR) | Err(libc::EAGAIN) => {}
+                Err(_) => return Err(None),
+            }
         }
-        Err(panic) => {
-            // on_output panicked: take the jail down and reap it before unwinding further.
-            let _ = sys::pidfd_kill(fds.pidfd, libc::SIGKILL);
-            let _ = sys::wait_pid(pid);
-            std::panic::resume_unwind(panic);
+        let step = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+        let errno = i32::from_le_bytes([rec[4], rec[5], rec[6], rec[7]]);
+        if step == STEP_READY {
+            Ok(())
+        } else {
+            Err(Some((step, errno)))
         }
-    };
-    // The init is reaped: every process of the run is gone, the namespace is clean.
-    sb.netns.give_back(netns);
-    if let Some((idx, errno)) = obs.setup_error {
-        let source = io::Error::from_raw_os_error(errno);
-        return Err(match ops.get(idx) {
-            Some(Op::Exec { .. }) => SandboxError::Exec {
-                program: cmd.program.clone(),
-                source,
-            },
-            Some(op) => SandboxError::ChildSetup {
-                step: op.describe(),
-                source,
-            },
-            None => SandboxError::SetupFailed {
-                reason: format!("child reported unknown step {idx} (errno {errno})"),
-            },
-        });
     }
-    if obs.setup_timed_out {
-        return Err(SandboxError::SetupFailed {
-            reason: "the jail did not reach execve within 10 s".into(),
-        });
+
+    /// Whether the init is still waiting (a prepared jail whose init died is useless).
+    pub(crate) fn alive(&self) -> bool {
+        !self.reaped && !sys::pidfd_exited(self.fds.pidfd)
     }
-    let stats = cg.map(RunCgroup::stats).unwrap_or_default();
-    let cpu_timeout = limits.cpu_ms.is_some()
-        && (obs.signal == Some(libc::SIGXCPU)
-            || (obs.signal == Some(libc::SIGKILL)
-                && limits.cpu_ms.is_some_and(|ms| stats.cpu_ms >= ms)));
-    Ok(Outcome {
-        exit_code: obs.exit_code,
-        signal: obs.signal,
-        wall_ms: obs.wall_ms,
-        cpu_ms: stats.cpu_ms,
-        memory_peak_bytes: stats.memory_peak_bytes,
-        timed_out: obs.timed_out || cpu_timeout,
-        oom_killed: stats.oom_killed,
-        output_limited: obs.output_limited,
-        stdout: obs.stdout,
-        stderr: obs.stderr,
+
+    /// Runs `cmd` in this jail (which must have been prepared for `Shape::of(cmd)`), blocking
+    /// until it is over. The jail is torn down when `self` drops, right after.
+    pub(crate) fn start(
+        mut self,
+        cmd: &Command,
+        on_output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<Outcome, SandboxError> {
+        let uid = self.uid.as_ref().map_or(0, |l| l.uid);
+        self.write_files(cmd, uid)?;
+        let pipe_bytes = pipe_bytes(cmd.limits.output_bytes);
+        for fd in [self.fds.stdout, self.fds.stderr] {
+            sys::set_pipe_size(fd, pipe_bytes)
+                .map_err(|e| syscall_err("fcntl", format!("F_SETPIPE_SZ {pipe_bytes}"), e))?;
+        }
+        let go = go_message(cmd)?;
+        if let Some(go_w) = self.go.take() {
+            // The init reads while we write; if it died, EPIPE (SIGPIPE is ignored).
+            let mut f = fs::File::from(go_w);
+            f.write_all(&go).map_err(|source| SandboxError::Fs {
+                op: "write the go message to",
+                path: PathBuf::from("the jail's init"),
+                source,
+            })?;
+        }
+        let limits = &cmd.limits;
+        let (pid, fds) = (self.pid, &mut self.fds);
+        let observed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            supervise::supervise(
+                pid,
+                fds,
+                &cmd.stdin,
+                limits.wall_ms,
+                limits.output_bytes,
+                on_output,
+            )
+        }));
+        let obs = match observed {
+            Ok(Ok(o)) => o,
+            Ok(Err((call, errno))) => {
+                let args = format!("run of {}", cmd.program.display());
+                return Err(syscall_err(call, args, errno));
+            }
+            // on_output panicked: `self` drops (kills and reaps the jail) while unwinding.
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        // The init is reaped: every process of the run is gone, the namespace is clean.
+        self.reaped = true;
+        if let Some((step, errno)) = obs.setup_error {
+            let source = io::Error::from_raw_os_error(errno);
+            return Err(if step == STEP_EXEC {
+                SandboxError::Exec {
+                    program: cmd.program.clone(),
+                    source,
+                }
+            } else {
+                SandboxError::SetupFailed {
+                    reason: format!("the jail's init failed at step {step:#x}: {source}"),
+                }
+            });
+        }
+        if obs.setup_timed_out {
+            return Err(SandboxError::SetupFailed {
+                reason: "the program did not reach execve within 10 s".into(),
+            });
+        }
+        let stats = self.cg.as_ref().map(RunCgroup::stats).unwrap_or_default();
+        let cpu_timeout = limits.cpu_ms.is_some()
+            && (obs.signal == Some(libc::SIGXCPU)
+                || (obs.signal == Some(libc::SIGKILL)
+                    && limits.cpu_ms.is_some_and(|ms| stats.cpu_ms >= ms)));
+        Ok(Outcome {
+            exit_code: obs.exit_code,
+            signal: obs.signal,
+            wall_ms: obs.wall_ms,
+            cpu_ms: stats.cpu_ms,
+            memory_peak_bytes: stats.memory_peak_bytes,
+            timed_out: obs.timed_out || cpu_timeout,
+            oom_killed: stats.oom_killed,
+            output_limited: obs.output_limited,
+            stdout: obs.stdout,
+            stderr: obs.stderr,
+            warm_start: false,
+        })
+    }
+
+    /// Writes the command's files into the jail's `/work` (through `/proc/<init>/root`, as
+    /// root; nothing in the jail runs yet), owned by the run's uid.
+    fn write_files(&self, cmd: &Command, uid: u32) -> Result<(), SandboxError> {
+        let work = PathBuf::from(format!("/proc/{}/root/work", self.pid));
+        let fs_err = |op: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SandboxError::Fs { op, path, source }
+        };
+        for (name, data) in &cmd.files {
+            let path = work.join(name);
+            let mut dir = work.clone();
+            for c in Path::new(name)
+                .parent()
+                .into_iter()
+                .flat_map(Path::components)
+            {
+                dir.push(c);
+                if let Err(e) = fs::DirBuilder::new().mode(0o755).create(&dir) {
+                    if e.kind() != io::ErrorKind::AlreadyExists {
+                        return Err(fs_err("mkdir", &dir)(e));
+                    }
+                    continue;
+                }
+                std::os::unix::fs::chown(&dir, Some(uid), Some(uid))
+                    .map_err(fs_err("chown", &dir))?;
+            }
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(fs_err("create", &path))?;
+            f.write_all(data).map_err(fs_err("write", &path))?;
+            std::os::unix::fs::fchown(&f, Some(uid), Some(uid)).map_err(fs_err("chown", &path))?;
+        }
+        Ok(())
+    }
+}
+
+/// The go message of `cmd` (program, `argv` = program path then the arguments, environment).
+fn go_message(cmd: &Command) -> Result<Vec<u8>, SandboxError> {
+    let program = cmd.program.as_os_str().as_bytes();
+    let argv: Vec<&[u8]> = std::iter::once(program)
+        .chain(cmd.args.iter().map(|a| a.as_bytes()))
+        .collect();
+    let env: Vec<Vec<u8>> = cmd
+        .env
+        .iter()
+        .map(|(k, v)| crate::plan::cenv(k, v).map(|c| c.into_bytes()))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
+    init::encode(program, &argv, &envp).ok_or_else(|| SandboxError::NulByte {
+        what: format!(
+            "the program's arguments (a NUL byte, or more than {} bytes)",
+            init::MAX_GO_BYTES
+        ),
     })
+}
+
+/// The child's pipe ends, closed in the supervisor once the child has them (or on error).
+struct ChildEnds(Vec<i32>);
+
+impl Drop for ChildEnds {
+    fn drop(&mut self) {
+        self.0.drain(..).for_each(sys::close);
+    }
+}
+
+impl Drop for Jail {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = sys::pidfd_kill(self.fds.pidfd, libc::SIGKILL);
+            self.reaped = sys::wait_pid(self.pid).is_ok();
+        }
+        if let Some(cg) = self.cg.take() {
+            cg.kill_all();
+            if let Err(e) = cg.remove() {
+                tracing::warn!(error = %e, "could not remove a run cgroup");
+            }
+        }
+        // Only a namespace whose processes are all gone (init reaped) is used again.
+        if let Some(n) = self.netns.take() {
+            if self.reaped {
+                self.shared.netns.give_back(n);
+            }
+        }
+        if let Some(l) = self.uid.take() {
+            if self.reaped {
+                self.shared.uids.release(l);
+            }
+        }
+    }
 }

@@ -1,15 +1,24 @@
-//! The engine's entry point ([`Sandbox`]): configuration, cgroup mode, and `run`.
+//! The engine's entry point ([`Sandbox`]): configuration, cgroup mode, the warm pool, and
+//! `run`.
 
 use std::fmt;
 use std::fs;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crate::cgroup::{self, Hierarchy, RunCgroup};
+use crate::cgroup::{self, Hierarchy};
+use crate::jail::Shape;
 use crate::layout::HostLayout;
 use crate::netns::NetnsPool;
-use crate::{run, Command, Outcome, SandboxError, Stream};
+use crate::run::Jail;
+use crate::uids::UidPool;
+use crate::warm::WarmPool;
+use crate::{Command, Outcome, SandboxError, Stream};
+
+/// The jail's init, a static executable built by `build.rs` from `src/init.rs`.
+static INIT_EXE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livexec-init"));
 
 /// Instances of [`Sandbox`] in this process (names their run directories).
 static INSTANCE: AtomicU64 = AtomicU64::new(0);
@@ -44,9 +53,17 @@ pub struct SandboxConfig {
     pub allow_rlimits_only: bool,
     /// Name of our cgroup subtree and run directory. Default `livexec`.
     pub name: String,
-    /// Directory for per-supervisor state (the jail's mount point). Default `/run/livexec`
-    /// as root, else `$TMPDIR/livexec-<uid>`.
+    /// Directory for per-supervisor state (the jail's mount point, the uid locks). Default
+    /// `/run/livexec` as root, else `$TMPDIR/livexec-<uid>`.
     pub run_dir: PathBuf,
+    /// First uid (and gid) of the range the runs take their own id from; each concurrent run
+    /// has a different one. The range must belong to no host account ([`Sandbox::new`]
+    /// refuses one that overlaps `/etc/passwd` or `/etc/group`). Default 2 000 000 000
+    /// (above systemd's container ranges, below its nspawn range).
+    pub uid_base: u32,
+    /// Number of ids in the range: the most concurrent runs on the host (all supervisors
+    /// sharing `run_dir`). Default 4096.
+    pub uid_count: u32,
 }
 
 impl Default for SandboxConfig {
@@ -62,29 +79,43 @@ impl Default for SandboxConfig {
             allow_rlimits_only: false,
             name: "livexec".to_owned(),
             run_dir,
+            uid_base: 2_000_000_000,
+            uid_count: 4096,
         }
     }
 }
 
-/// The sandbox engine. Create one per process and share it (`Arc`) across threads; every
-/// [`Sandbox::run`] builds and throws away its own jail.
-pub struct Sandbox {
-    mode: CgroupMode,
+/// What every jail of one [`Sandbox`] is built from (shared with the warm pool's thread).
+pub(crate) struct Shared {
     pub(crate) hierarchy: Option<Hierarchy>,
     pub(crate) layout: HostLayout,
-    /// `<run_dir>/<pid>.<instance>`.
-    inst_dir: PathBuf,
     /// `<inst_dir>/root`: the mount point of every jail's root (in its own mount namespace).
     pub(crate) root: PathBuf,
     /// Idle network namespaces.
     pub(crate) netns: NetnsPool,
     /// A pidfd of this process, so a jail notices a supervisor that died during its setup.
     pub(crate) self_pidfd: OwnedFd,
+    /// The jail's init executable, in a sealed memfd (`execveat` from inside the jail).
+    pub(crate) init_exe: OwnedFd,
+    /// The runs' own uids.
+    pub(crate) uids: UidPool,
+}
+
+/// The sandbox engine. Create one per process and share it (`Arc`) across threads; every
+/// [`Sandbox::run`] uses its own jail, prepared ahead of need ([`Sandbox::keep_warm`]) or
+/// built on the spot, and throws it away afterwards.
+pub struct Sandbox {
+    mode: CgroupMode,
+    shared: Arc<Shared>,
+    warm: WarmPool,
+    /// `<run_dir>/<pid>.<instance>`.
+    inst_dir: PathBuf,
 }
 
 impl Sandbox {
-    /// Detects cgroups, sweeps stale state of dead supervisors, and refuses to start without
-    /// a cgroup unless `allow_rlimits_only` (then warns loudly).
+    /// Detects cgroups, sweeps stale state of dead supervisors, checks the uid range, loads
+    /// the init, and refuses to start without a cgroup unless `allow_rlimits_only` (then
+    /// warns loudly).
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let read = |p: &str| {
             fs::read_to_string(p).map_err(|source| SandboxError::Fs {
@@ -118,6 +149,7 @@ impl Sandbox {
             })
         };
         mkdir(&config.run_dir)?;
+        let uids = UidPool::new(config.uid_base, config.uid_count, &config.run_dir)?;
         sweep_run_dirs(&config.run_dir);
         if let Some(h) = &hierarchy {
             let removed = h.sweep_stale(&pid_alive);
@@ -128,34 +160,64 @@ impl Sandbox {
                 );
             }
         }
+        let sys_err = |call: &'static str, args: String| {
+            move |e| SandboxError::Syscall {
+                call,
+                args,
+                source: std::io::Error::from_raw_os_error(e),
+            }
+        };
         let me = std::process::id() as i32;
-        let self_pidfd = crate::sys::pidfd_open(me).map_err(|e| SandboxError::Syscall {
-            call: "pidfd_open",
-            args: format!("{me}, 0"),
-            source: std::io::Error::from_raw_os_error(e),
-        })?;
+        let self_pidfd =
+            crate::sys::pidfd_open(me).map_err(sys_err("pidfd_open", me.to_string()))?;
         // SAFETY: pidfd_open returned a new fd that nothing else owns.
         let self_pidfd = unsafe { OwnedFd::from_raw_fd(self_pidfd) };
+        let init_exe = crate::sys::sealed_memfd(c"livexec-init", INIT_EXE)
+            .map_err(sys_err("memfd_create", "livexec-init, sealed".into()))?;
+        // SAFETY: sealed_memfd returned a new fd that nothing else owns.
+        let init_exe = unsafe { OwnedFd::from_raw_fd(init_exe) };
         let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
         let inst_dir = config.run_dir.join(format!("{}.{n}", std::process::id()));
         let root = inst_dir.join("root");
         mkdir(&root)?;
-        tracing::info!(mode = %mode, run_dir = %inst_dir.display(), "sandbox ready");
+        tracing::info!(
+            mode = %mode,
+            run_dir = %inst_dir.display(),
+            uids = %format!("{}..{}", config.uid_base, config.uid_base as u64 + config.uid_count as u64),
+            "sandbox ready"
+        );
         Ok(Sandbox {
             mode,
-            hierarchy,
-            layout,
+            shared: Arc::new(Shared {
+                hierarchy,
+                layout,
+                root,
+                netns: NetnsPool::default(),
+                self_pidfd,
+                init_exe,
+                uids,
+            }),
+            warm: WarmPool::default(),
             inst_dir,
-            root,
-            netns: NetnsPool::default(),
-            self_pidfd,
         })
     }
 
     /// Prepares `n` network namespaces ahead of need (each run takes one from the pool and
     /// gives it back, so after warm-up no run pays for creating one). Optional.
     pub fn prewarm(&self, n: usize) -> Result<(), SandboxError> {
-        self.netns.prewarm(n)
+        self.shared.netns.prewarm(n)
+    }
+
+    /// Keeps `n` jails of `template`'s shape (its read-only mounts and its limits, except the
+    /// wall-clock limit and the output cap, which the supervisor applies) prepared ahead of
+    /// need: namespaces, mounts, cgroup, uid, and the init waiting for a program. A run whose
+    /// command has that shape then only hands its files and program to a waiting init. A
+    /// background thread refills the pool after each use; every prepared jail is used once.
+    /// `n = 0` stops keeping that shape warm. A shape that fails to prepare is retried with
+    /// a back-off and logged; runs fall back to building their jail on the spot.
+    pub fn keep_warm(&self, template: &Command, n: usize) -> Result<(), SandboxError> {
+        crate::jail::validate(template)?;
+        self.warm.set_target(&self.shared, Shape::of(template), n)
     }
 
     /// Which cgroup mode is in use.
@@ -171,34 +233,21 @@ impl Sandbox {
         on_output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<Outcome, SandboxError> {
         crate::jail::validate(cmd)?;
-        let seq = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}-{seq}", std::process::id());
-        let cg = Teardown(match &self.hierarchy {
-            Some(h) => Some(h.create_run(&id, &cmd.limits)?),
-            None => None,
-        });
-        // On return or unwind, `cg` kills what is left in the cgroup and removes it.
-        run::run(self, cmd, cg.0.as_ref(), on_output)
-    }
-}
-
-/// Kills every process left in a run's cgroup and removes it, also when unwinding.
-struct Teardown(Option<RunCgroup>);
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if let Some(cg) = self.0.take() {
-            cg.kill_all();
-            if let Err(e) = cg.remove() {
-                tracing::warn!(error = %e, "could not remove a run cgroup");
-            }
-        }
+        let shape = Shape::of(cmd);
+        let (jail, warm) = match self.warm.take(&shape) {
+            Some(j) => (j, true),
+            None => (Jail::prepare(&self.shared, shape)?, false),
+        };
+        let mut outcome = jail.start(cmd, on_output)?;
+        outcome.warm_start = warm;
+        Ok(outcome)
     }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = fs::remove_dir(&self.root);
+        self.warm.shut_down();
+        let _ = fs::remove_dir(&self.shared.root);
         let _ = fs::remove_dir(&self.inst_dir);
     }
 }

@@ -6,11 +6,11 @@
 use std::os::raw::c_int;
 use std::time::{Duration, Instant};
 
-use crate::child::REPORT_LEN;
+use crate::init::REPORT_LEN;
 use crate::sys;
 use crate::Stream;
 
-/// How long the jail may take to reach `execve`.
+/// How long the program may take to reach `execve` after the go message.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for pipe EOF after the init exited (the namespace is already dead).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,11 +26,25 @@ pub(crate) struct Fds {
     pub exit: c_int,
 }
 
+impl Default for Fds {
+    /// No fd yet (all -1).
+    fn default() -> Self {
+        Fds {
+            pidfd: -1,
+            stdin: -1,
+            stdout: -1,
+            stderr: -1,
+            status: -1,
+            exit: -1,
+        }
+    }
+}
+
 /// What was observed.
 #[derive(Debug, Default)]
 pub(crate) struct Observed {
-    /// `(step index, errno)` reported by the child before `execve`.
-    pub setup_error: Option<(usize, i32)>,
+    /// `(step, errno)` reported by the jail's init before the program's `execve`.
+    pub setup_error: Option<(u32, i32)>,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub wall_ms: u64,
@@ -186,7 +200,7 @@ pub(crate) fn supervise(
                         let idx = u32::from_le_bytes([report[0], report[1], report[2], report[3]]);
                         let errno =
                             i32::from_le_bytes([report[4], report[5], report[6], report[7]]);
-                        obs.setup_error = Some((idx as usize, errno));
+                        obs.setup_error = Some((idx, errno));
                     }
                 }
                 Err(libc::EAGAIN) | Err(libc::EINTR) => {}
@@ -238,7 +252,7 @@ pub(crate) fn supervise(
                 if report.len() >= REPORT_LEN && obs.setup_error.is_none() {
                     let idx = u32::from_le_bytes([report[0], report[1], report[2], report[3]]);
                     let errno = i32::from_le_bytes([report[4], report[5], report[6], report[7]]);
-                    obs.setup_error = Some((idx as usize, errno));
+                    obs.setup_error = Some((idx, errno));
                 }
                 status_open = false;
             }

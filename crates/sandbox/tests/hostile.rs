@@ -276,9 +276,14 @@ fn concurrent_runs_are_independent() {
     let handles: Vec<_> = (0..12)
         .map(|i| {
             std::thread::spawn(move || {
-                let o = run(&py(&format!(
-                    "import os, time\nopen('/tmp/x','w').write('{i}')\ntime.sleep(0.3)\nprint(open('/tmp/x').read(), os.getpid())"
-                )));
+                // 12 interpreters at once on a loaded 2-core machine: a generous wall limit,
+                // so that only independence is tested here, not speed.
+                let o = run(&with(
+                    py(&format!(
+                        "import os, time\nopen('/tmp/x','w').write('{i}')\ntime.sleep(0.3)\nprint(open('/tmp/x').read(), os.getpid())"
+                    )),
+                    |l| l.wall_ms = 20_000,
+                ));
                 ok(&o)
             })
         })

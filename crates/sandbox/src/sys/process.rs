@@ -1,17 +1,61 @@
 //! exec, clone, wait, kill, pipes and poll.
 
 use std::ffi::CStr;
-use std::os::raw::{c_char, c_int, c_long, c_ulong, c_void};
+use std::os::raw::{c_char, c_int, c_long, c_void};
 
 use super::fs::close;
 use super::{check, check_int, errno, Errno};
 
-/// `execve(2)`; only returns on failure.
-pub(crate) fn execve(path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: runs the executable behind `fd` (a sealed
+/// memfd); only returns on failure.
+pub(crate) fn execve_fd(fd: c_int, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
     // SAFETY: argv and envp are NULL-terminated arrays of pointers to NUL-terminated strings
-    // that outlive the call (built by the supervisor before clone).
-    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    // with static lifetime; the path is an empty C string.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
     errno()
+}
+
+/// A sealed, read-only, close-on-exec memfd holding `bytes` (the init executable).
+pub(crate) fn sealed_memfd(name: &CStr, bytes: &[u8]) -> Result<c_int, Errno> {
+    const MFD_EXEC: u32 = 0x10;
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: name is NUL-terminated. MFD_EXEC (Linux ≥ 6.3) keeps the memfd executable
+    // where vm.memfd_noexec would otherwise refuse; older kernels reject it with EINVAL.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+    if fd < 0 && errno() == libc::EINVAL {
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    }
+    let fd = check_int(fd)?;
+    let sealed = super::fs::write_all(fd, bytes).and_then(|()| {
+        let seals =
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        // SAFETY: plain fcntl on the memfd we just created.
+        check_int(unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }).map(drop)
+    });
+    match sealed {
+        Ok(()) => Ok(fd),
+        Err(e) => {
+            close(fd);
+            Err(e)
+        }
+    }
+}
+
+/// `fcntl(fd, F_SETPIPE_SZ, bytes)`: the pipe's capacity (rounded up by the kernel).
+pub(crate) fn set_pipe_size(fd: c_int, bytes: usize) -> Result<(), Errno> {
+    let bytes = c_int::try_from(bytes).unwrap_or(c_int::MAX);
+    // SAFETY: plain fcntl on a pipe fd.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, bytes) }).map(drop)
 }
 
 /// Ends the child without running any destructor or atexit handler.
@@ -46,30 +90,6 @@ pub(crate) unsafe fn clone3(flags: u64, cgroup_fd: Option<c_int>) -> Result<(c_i
     );
     let pid = check(r)? as c_int;
     Ok((pid, pidfd))
-}
-
-/// A fork-like raw `clone(SIGCHLD)` (no glibc fork handlers): 0 in the child.
-pub(crate) fn fork_raw() -> Result<c_int, Errno> {
-    // SAFETY: fork semantics; the caller's child only makes raw syscalls until exec/_exit.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    check(r).map(|pid| pid as c_int)
-}
-
-/// `wait4(-1, &status, __WALL)`: `(pid, raw wait status)` of any reaped child.
-pub(crate) fn wait_any() -> Result<(c_int, c_int), Errno> {
-    let mut status: c_int = 0;
-    // SAFETY: status is a valid out-pointer.
-    let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
-    check_int(r).map(|pid| (pid, status))
 }
 
 /// `(exit_code, signal)` of a raw wait status.

@@ -22,6 +22,12 @@ pub fn sandbox() -> &'static Sandbox {
     })
 }
 
+/// The uids runs get with the default [`SandboxConfig`] (never a host account's, never 65534).
+pub fn run_uids() -> std::ops::Range<u32> {
+    let c = SandboxConfig::default();
+    c.uid_base..c.uid_base + c.uid_count
+}
+
 /// `(executable, prefix)` of the real Python interpreter (not the pyenv shim).
 pub fn python() -> &'static (PathBuf, PathBuf) {
     static PY: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
