@@ -100,8 +100,11 @@ pub(crate) fn decode(buf: &[u8]) -> Option<Go<'_>> {
 pub(crate) fn run() -> ! {
     use std::ffi::CString;
 
-    // SAFETY: plain prctl with integer arguments.
-    unsafe { ffi::prctl(ffi::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // SAFETY: plain prctl calls; the name is a NUL-terminated static string.
+    unsafe {
+        ffi::prctl(ffi::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        ffi::prctl(ffi::PR_SET_NAME, c"livexec-init".as_ptr(), 0, 0, 0);
+    }
     ffi::write_all(STATUS_FD, &record(STEP_READY, 0));
     let mut msg = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
@@ -178,6 +181,7 @@ mod ffi {
     pub const F_SETFD: c_int = 2;
     pub const FD_CLOEXEC: c_int = 1;
     pub const PR_SET_DUMPABLE: c_int = 4;
+    pub const PR_SET_NAME: c_int = 15;
     pub const WALL: c_int = 0x4000_0000;
 
     extern "C" {

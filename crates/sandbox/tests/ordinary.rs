@@ -1,0 +1,125 @@
+//! What ordinary programs need works in the jail: their stdio reopened by path, POSIX shared
+//! memory, and output written in one go just before exit.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn stdio_reopened_by_path_works_in_python() {
+    let mut c = py(r#"
+import sys
+data = open("/dev/stdin").read()
+open("/dev/stdout", "w").write("stdout:" + data.strip() + "\n")
+open("/proc/self/fd/1", "w").write("fd1\n")
+open("/dev/stderr", "w").write("stderr\n")
+with open("/proc/self/fd/0") as again:
+    print("eof:", repr(again.read()))
+"#);
+    c.stdin("given input\n");
+    let o = run(&c);
+    assert_eq!(ok(&o), "stdout:given input\nfd1\neof: ''");
+    assert_eq!(o.stderr, b"stderr\n");
+}
+
+#[test]
+fn read_file_sync_dev_stdin_works_in_node_with_and_without_input() {
+    let code = r#"
+const fs = require("fs");
+const input = fs.readFileSync("/dev/stdin", "utf8");
+fs.writeFileSync("/dev/stdout", JSON.stringify(input.split("\n").filter(Boolean).map(Number)) + "\n");
+"#;
+    let mut c = js(code);
+    c.stdin("1\n2\n3\n");
+    assert_eq!(ok(&run(&c)), "[1,2,3]");
+    assert_eq!(ok(&run(&js(code))), "[]", "no stdin: EOF at once");
+}
+
+#[test]
+fn shell_scripts_write_to_dev_stdout() {
+    let mut c = livexec_sandbox::Command::new("/bin/sh");
+    c.args([
+        "-c",
+        "echo out > /dev/stdout; echo err > /dev/stderr; cat /dev/stdin",
+    ])
+    .stdin("in\n")
+    .limits(small());
+    let o = run(&c);
+    assert_eq!(ok(&o), "out\nin");
+    assert_eq!(o.stderr, b"err\n");
+}
+
+#[test]
+fn multiprocessing_pool_and_posix_semaphores_work() {
+    let mut c = py(r#"
+from multiprocessing import Pool, Semaphore
+def sq(x):
+    return x * x
+if __name__ == "__main__":
+    s = Semaphore(2)
+    s.acquire(); s.release()
+    with Pool(2) as p:
+        print(sum(p.map(sq, range(10))))
+"#);
+    let mut l = small();
+    l.wall_ms = 30_000;
+    c.limits(l);
+    assert_eq!(ok(&run(&c)), "285");
+}
+
+#[test]
+fn dev_shm_is_private_and_counted_against_the_memory_limit() {
+    let first = run(&py(r#"
+import os
+open("/dev/shm/left-behind", "w").write("x")
+print(sorted(os.listdir("/dev/shm")))
+"#));
+    assert_eq!(ok(&first), "['left-behind']");
+    assert_eq!(
+        ok(&run(&py("import os; print(os.listdir('/dev/shm'))"))),
+        "[]"
+    );
+    // 24 MiB in /dev/shm (files under the 16 MiB file-size limit) shows in the run's memory.
+    let o = run(&py(r#"
+for i in range(3):
+    with open(f"/dev/shm/f{i}", "wb") as f:
+        f.write(b"x" * (8 << 20))
+print("ok")
+"#));
+    assert_eq!(ok(&o), "ok");
+    assert!(
+        o.memory_peak_bytes >= 24 << 20,
+        "shm pages are not counted in the run's memory: peak {}",
+        o.memory_peak_bytes
+    );
+    // Under a 32 MiB memory limit the same writes cannot all land.
+    let mut c = py(r#"
+import errno
+try:
+    for i in range(4):
+        with open(f"/dev/shm/f{i}", "wb") as f:
+            f.write(b"x" * (8 << 20))
+    print("WROTE 32 MiB")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+"#);
+    let mut l = small();
+    l.memory_bytes = 32 << 20;
+    c.limits(l);
+    let o = run(&c);
+    assert!(
+        o.oom_killed || out(&o) == "ENOSPC",
+        "shm was not limited: {o:?}"
+    );
+}
+
+#[test]
+fn node_output_written_just_before_process_exit_is_kept_whole() {
+    for _ in 0..3 {
+        let o = run(&js(
+            "process.stdout.write('x'.repeat(900000)); process.exit(0);",
+        ));
+        assert_eq!(o.exit_code, Some(0), "{o:?}");
+        assert_eq!(o.stdout.len(), 900_000, "node lost output at exit");
+    }
+}
