@@ -1,10 +1,12 @@
 //! Start-up overhead of the sandbox, side by side with the bare interpreter, same clean env.
 //!
 //! Run as root: `cargo bench -p livexec-sandbox --bench startup` (env `N` = runs per case,
-//! default 40). Prints median/p95 of wall time for: bare `python3 main.py`, the same in the
-//! sandbox with default limits (0.5 core) and with a 2-core quota (so the CPU quota does not
-//! throttle start-up); the same for node; the sandbox's own setup time (total minus the
-//! program's wall time); and the supervisor's added memory per concurrent run.
+//! default 40). Prints min/p50/p99 of wall time for: bare `python3 main.py`; the same in a
+//! jail built on the spot (*cold*) and in a jail prepared ahead of need (*warm*,
+//! [`Sandbox::keep_warm`]), with default limits (0.5 core) and with a 2-core quota (so the
+//! CPU quota does not throttle start-up); the same for node and `/usr/bin/true`; the
+//! sandbox's own cost on the request path (total minus the program's own wall time), cold
+//! and warm; and the supervisor's added memory per concurrent run.
 
 use std::path::PathBuf;
 use std::process::{Command as Std, Stdio};
@@ -70,9 +72,9 @@ fn langs() -> Vec<Lang> {
 fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let med = ms(v[v.len() / 2]);
-    let p95 = ms(v[((v.len() * 95) / 100).min(v.len() - 1)]);
-    (ms(v[0]), med, p95)
+    let p50 = ms(v[v.len() / 2]);
+    let p99 = ms(v[((v.len() * 99) / 100).min(v.len() - 1)]);
+    (ms(v[0]), p50, p99)
 }
 
 fn rss_kib() -> u64 {
@@ -86,12 +88,36 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Timings of one case: total wall time and the sandbox's part (total minus program wall).
+#[derive(Default)]
+struct Case {
+    total: Vec<Duration>,
+    cost: Vec<Duration>,
+    warm: usize,
+}
+
+impl Case {
+    fn run(&mut self, sb: &Sandbox, cmd: &Command, expect: &[u8], keep: bool) {
+        let t = Instant::now();
+        let o = sb.run(cmd, &mut |_, _| {}).expect("sandbox run");
+        let d = t.elapsed();
+        assert_eq!(o.stdout, expect);
+        if keep {
+            self.total.push(d);
+            self.cost
+                .push(d.saturating_sub(Duration::from_millis(o.wall_ms)));
+            self.warm += usize::from(o.warm_start);
+        }
+    }
+}
+
 fn main() {
     let n: usize = std::env::var("N")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(40);
     let sb = Sandbox::new(SandboxConfig::default()).expect("Sandbox::new (run as root)");
+    let warm = Sandbox::new(SandboxConfig::default()).expect("Sandbox::new (run as root)");
     println!("cgroup mode: {}; N = {n} runs per case", sb.cgroup_mode());
     let dir = tempfile::tempdir().expect("tempdir");
     for lang in langs() {
@@ -106,8 +132,12 @@ fn main() {
             cpu_millicores: 2000,
             ..Limits::default()
         });
-        let (mut bare, mut boxed, mut boxed_wide, mut setup) = (vec![], vec![], vec![], vec![]);
+        warm.keep_warm(&cmd, 1).expect("keep_warm");
+        warm.keep_warm(&wide, 1).expect("keep_warm");
+        let mut bare = vec![];
+        let (mut cold, mut cold_wide, mut hot, mut hot_wide) = Default::default();
         for i in 0..n + 3 {
+            let keep = i >= 3;
             let t = Instant::now();
             let st = Std::new(&lang.exe)
                 .arg(lang.file)
@@ -118,36 +148,37 @@ fn main() {
                 .stderr(Stdio::piped())
                 .output()
                 .expect("bare run");
-            let d_bare = t.elapsed();
-            assert!(st.status.success());
-            let t = Instant::now();
-            let o = sb.run(&cmd, &mut |_, _| {}).expect("sandbox run");
-            let d_box = t.elapsed();
-            assert_eq!(o.stdout, lang.expect);
-            let t = Instant::now();
-            let o2 = sb.run(&wide, &mut |_, _| {}).expect("sandbox run");
-            let d_wide = t.elapsed();
-            assert_eq!(o2.stdout, lang.expect);
-            if i >= 3 {
-                bare.push(d_bare);
-                boxed.push(d_box);
-                boxed_wide.push(d_wide);
-                setup.push(d_wide.saturating_sub(Duration::from_millis(o2.wall_ms)));
+            if keep {
+                bare.push(t.elapsed());
             }
+            assert!(st.status.success());
+            Case::run(&mut cold, &sb, &cmd, lang.expect, keep);
+            Case::run(&mut cold_wide, &sb, &wide, lang.expect, keep);
+            // Give the pool's thread time to refill (a request finds a prepared jail).
+            std::thread::sleep(Duration::from_millis(30));
+            Case::run(&mut hot, &warm, &cmd, lang.expect, keep);
+            Case::run(&mut hot_wide, &warm, &wide, lang.expect, keep);
         }
+        warm.keep_warm(&cmd, 0).expect("keep_warm");
+        warm.keep_warm(&wide, 0).expect("keep_warm");
         let (bn, bm, bp) = stats(bare);
-        let (sn, sm, sp) = stats(boxed);
-        let (wn, wm, wp) = stats(boxed_wide);
-        let (un, um, up) = stats(setup);
         let name = lang.name;
-        println!(
-            "{name:<7} bare                        min {bn:6.2}  median {bm:6.2}  p95 {bp:6.2} ms"
-        );
-        println!("{name:<7} sandbox, default limits     min {sn:6.2}  median {sm:6.2}  p95 {sp:6.2} ms  median overhead {:+.2} ms", sm - bm);
-        println!("{name:<7} sandbox, 2-core CPU quota   min {wn:6.2}  median {wm:6.2}  p95 {wp:6.2} ms  median overhead {:+.2} ms", wm - bm);
-        println!(
-            "{name:<7} sandbox total - program wall min {un:6.2}  median {um:6.2}  p95 {up:6.2} ms"
-        );
+        println!("{name:<7} bare                             min {bn:6.2}  p50 {bm:6.2}  p99 {bp:6.2} ms");
+        for (label, c) in [
+            ("cold, default limits", &cold),
+            ("warm, default limits", &hot),
+            ("cold, 2-core quota", &cold_wide),
+            ("warm, 2-core quota", &hot_wide),
+        ] {
+            let (sn, sm, sp) = stats(c.total.clone());
+            let (_, um, up) = stats(c.cost.clone());
+            println!(
+                "{name:<7} {label:<24} min {sn:6.2}  p50 {sm:6.2}  p99 {sp:6.2} ms  p50 {:+6.2} ms over bare; sandbox cost p50 {um:5.2} p99 {up:5.2} ms; {}/{} warm",
+                sm - bm,
+                c.warm,
+                c.total.len()
+            );
+        }
     }
 
     // Supervisor memory per concurrent run: K runs sleeping in parallel.
