@@ -117,6 +117,8 @@ pub use error::SandboxError;
 pub use limits::Limits;
 pub use outcome::{Outcome, Stream};
 pub use sandbox::{CgroupMode, Sandbox, SandboxConfig};
+#[doc(hidden)]
+pub use seccomp::allowed_syscalls;
 
 #[cfg(test)]
 mod tests {
