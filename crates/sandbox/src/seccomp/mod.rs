@@ -1,7 +1,7 @@
 //! The seccomp filter: an allow-list of syscalls, compiled once per [`crate::Sandbox`] with
 //! `seccompiler` (the policy itself is data in `policy`).
 //!
-//! The program runs in three parts, each deciding or falling through to the next:
+//! The program runs in four parts, each deciding or falling through to the next:
 //!
 //! 1. a hand-written preamble kills the process on a foreign architecture or an x32 syscall
 //!    number, and makes `clone3` fail with `ENOSYS` (its flags live in memory a filter cannot
@@ -10,13 +10,14 @@
 //!    facilities, administration, file handles, page-cache probes, file watches) and for
 //!    refused arguments: `clone` with namespace flags, `personality` other than the query
 //!    and `PER_LINUX`;
-//! 3. the allow-list; anything else gets `ENOSYS`, as on a kernel without the call, so libc
+//! 3. `EAFNOSUPPORT` for `socket`/`socketpair` outside `AF_UNIX`, `AF_INET`, `AF_INET6`;
+//! 4. the allow-list; anything else gets `ENOSYS`, as on a kernel without the call, so libc
 //!    and the runtimes take their fallbacks (and calls added to later kernels stay closed
 //!    until reviewed).
 //!
-//! `seccompiler` compiles one match action per filter, so parts 2 and 3 are two filters, the
-//! first with its "no match" return rewritten into a jump to the next part. Integer arguments
-//! (the persona) are compared on their low 32 bits, as the kernel reads them: a
+//! `seccompiler` compiles one match action per filter, so parts 2–4 are three filters whose
+//! "no match" return is rewritten into a jump to the next part. Integer arguments (the
+//! family, the persona) are compared on their low 32 bits, as the kernel reads them: a
 //! caller cannot slip past a check with garbage in the upper half. The kernel caches the
 //! verdict of every call allowed whatever its arguments, so only the argument-checked calls
 //! and the refused ones run the program.
@@ -41,7 +42,7 @@ const RET_KILL_PROCESS: u32 = 0x8000_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
 const RET_K: u16 = 0x06;
 const JA: u16 = 0x05;
-/// The "no match" action of part 2 before it becomes a jump to the next part (a
+/// The "no match" action of parts 2 and 3 before it becomes a jump to the next part (a
 /// `SECCOMP_RET_TRACE` value no part otherwise returns).
 const FALL_THROUGH: SeccompAction = SeccompAction::Trace(0xfa11);
 /// The kernel's limit on a filter's length (`BPF_MAXINSNS`).
@@ -177,10 +178,20 @@ fn refusals() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
 
 /// Compiles the whole filter.
 pub(crate) fn build() -> Result<BpfProgram, SandboxError> {
+    let families: Vec<u32> = policy::SOCKET_FAMILIES.iter().map(|&f| f as u32).collect();
+    let mut other_family = BTreeMap::new();
+    other_family.insert(libc::SYS_socket, int_is_none_of(0, &families)?);
+    other_family.insert(libc::SYS_socketpair, int_is_none_of(0, &families)?);
+
     let mut prog = preamble();
     prog.extend(part(
         refusals()?,
         SeccompAction::Errno(libc::EPERM as u32),
+        None,
+    )?);
+    prog.extend(part(
+        other_family,
+        SeccompAction::Errno(libc::EAFNOSUPPORT as u32),
         None,
     )?);
     prog.extend(part(

@@ -147,7 +147,7 @@ pub(crate) const ALLOWED: &[(&str, &[Syscall])] = &[
         },
     ),
     (
-        "sockets: multiprocessing and asyncio \
+        "sockets (families checked in socket/socketpair): multiprocessing and asyncio \
          (socketpair), servers on the jail's own loopback, glibc's nscd probe (connect)",
         calls! {
             SYS_socket SYS_socketpair SYS_connect SYS_accept SYS_accept4 SYS_bind SYS_listen
@@ -241,6 +241,11 @@ pub(crate) const NAMESPACE_FLAGS: &[i32] = &[
     libc::CLONE_NEWUTS,
     libc::CLONE_NEWCGROUP,
 ];
+
+/// The socket families a jail may create (`socket`, `socketpair`); any other gets
+/// `EAFNOSUPPORT`, the kernel's own answer for a family it was built without, so programs
+/// take their "not available here" path (glibc's netlink probe in `getaddrinfo` falls back).
+pub(crate) const SOCKET_FAMILIES: &[i32] = &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6];
 
 /// `personality` arguments allowed: the query (`0xffffffff`) and `PER_LINUX` (0).
 pub(crate) const PERSONALITY_ALLOWED: &[u32] = &[0xffff_ffff, 0];

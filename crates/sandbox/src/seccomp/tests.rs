@@ -8,6 +8,7 @@ use super::*;
 const ALLOW: u32 = 0x7fff_0000;
 const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
 const ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
+const EAFNOSUPPORT: u32 = RET_ERRNO | libc::EAFNOSUPPORT as u32;
 
 /// Runs `prog` on a `struct seccomp_data` and returns its verdict (panics on an instruction
 /// the compiler is not expected to emit, or a jump out of the program).
@@ -70,7 +71,7 @@ fn lists_are_disjoint_without_duplicates() {
     }
     // Every argument-checked call is allowed for the arguments that pass.
     let allowed: BTreeSet<i64> = allowed.iter().map(|c| c.1).collect();
-    for nr in refusals().unwrap().keys() {
+    for nr in refusals().unwrap().keys().chain(&[libc::SYS_socket]) {
         let refused_outright = refused.iter().any(|c| c.1 == *nr);
         assert!(refused_outright || allowed.contains(nr), "{nr}");
     }
@@ -104,7 +105,9 @@ fn every_number_gets_its_verdict() {
     let refused: Vec<i64> = names(policy::REFUSED).iter().map(|c| c.1).collect();
     for nr in 0..=1000i64 {
         let got = x86(&prog, nr, [0; 6]);
-        let want = if allowed.contains(&nr) {
+        let want = if nr == libc::SYS_socket || nr == libc::SYS_socketpair {
+            EAFNOSUPPORT // family 0 (AF_UNSPEC)
+        } else if allowed.contains(&nr) {
             ALLOW
         } else if refused.contains(&nr) {
             EPERM
@@ -145,6 +148,47 @@ fn argument_checks() {
             [libc::CLONE_NEWNET as u64 | 17, 0, 0, 0, 0, 0],
             EPERM,
         ),
+        (
+            libc::SYS_socket,
+            [libc::AF_UNIX as u64, 1, 0, 0, 0, 0],
+            ALLOW,
+        ),
+        (
+            libc::SYS_socket,
+            [libc::AF_INET as u64, 2, 0, 0, 0, 0],
+            ALLOW,
+        ),
+        (
+            libc::SYS_socket,
+            [libc::AF_INET6 as u64, 1, 0, 0, 0, 0],
+            ALLOW,
+        ),
+        (
+            libc::SYS_socket,
+            [high | libc::AF_INET as u64, 1, 0, 0, 0, 0],
+            ALLOW,
+        ),
+        (
+            libc::SYS_socket,
+            [libc::AF_NETLINK as u64, 3, 0, 0, 0, 0],
+            EAFNOSUPPORT,
+        ),
+        (
+            libc::SYS_socket,
+            [libc::AF_VSOCK as u64, 1, 0, 0, 0, 0],
+            EAFNOSUPPORT,
+        ),
+        (
+            libc::SYS_socket,
+            [libc::AF_PACKET as u64, 3, 0, 0, 0, 0],
+            EAFNOSUPPORT,
+        ),
+        (
+            libc::SYS_socketpair,
+            [libc::AF_UNIX as u64, 1, 0, 0, 0, 0],
+            ALLOW,
+        ),
+        (libc::SYS_socketpair, [255, 1, 0, 0, 0, 0], EAFNOSUPPORT),
         (libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0], ALLOW),
         (
             libc::SYS_personality,
@@ -189,6 +233,12 @@ fn filter_works_in_a_forked_child() {
                 (libc::SYS_clone3, 0, 0, libc::ENOSYS),
                 (libc::SYS_ptrace, 0, 0, libc::EPERM),
                 (libc::SYS_sysfs, 1, 0, libc::ENOSYS),
+                (
+                    libc::SYS_socket,
+                    libc::AF_NETLINK as i64,
+                    3,
+                    libc::EAFNOSUPPORT,
+                ),
             ];
             for (i, (nr, a0, a1, errno)) in expect.into_iter().enumerate() {
                 if call(nr, a0, a1) != (-1, errno) {
