@@ -8,19 +8,20 @@
 //!    read, so libc falls back to `clone`, whose flags are checked);
 //! 2. `EPERM` for the calls refused on purpose (mounts, namespaces, other processes, kernel
 //!    facilities, administration, file handles, page-cache probes, file watches) and for
-//!    refused arguments: `clone` with namespace flags, `personality` other than the query
-//!    and `PER_LINUX`;
+//!    refused arguments: `clone` with namespace flags, `fadvise64` `DONTNEED`/`NOREUSE`,
+//!    `madvise` `MADV_COLD`/`MADV_PAGEOUT`, `preadv2`/`pwritev2` with `RWF_NOWAIT`,
+//!    `personality` other than the query and `PER_LINUX`;
 //! 3. `EAFNOSUPPORT` for `socket`/`socketpair` outside `AF_UNIX`, `AF_INET`, `AF_INET6`;
 //! 4. the allow-list; anything else gets `ENOSYS`, as on a kernel without the call, so libc
 //!    and the runtimes take their fallbacks (and calls added to later kernels stay closed
 //!    until reviewed).
 //!
-//! `seccompiler` compiles one match action per filter, so parts 2–4 are three filters whose
-//! "no match" return is rewritten into a jump to the next part. Integer arguments (the
-//! family, the persona) are compared on their low 32 bits, as the kernel reads them: a
-//! caller cannot slip past a check with garbage in the upper half. The kernel caches the
-//! verdict of every call allowed whatever its arguments, so only the argument-checked calls
-//! and the refused ones run the program.
+//! `seccompiler` compiles one match action per filter, so parts 2–4 are three filters, and
+//! the "no match" return of parts 2 and 3 is rewritten into a jump to the next part. Integer
+//! arguments (advice, family, persona) are compared on their low 32 bits, as the kernel reads
+//! an `int`: a caller cannot slip past a check with garbage in the upper half. The kernel
+//! (Linux >= 5.11) caches the verdict of every call allowed whatever its arguments, so only
+//! the argument-checked calls and the refused ones run the program.
 
 mod policy;
 
@@ -106,6 +107,21 @@ fn rule(conds: Vec<SeccompCondition>) -> Result<SeccompRule, SandboxError> {
     SeccompRule::new(conds).map_err(|e| seccomp_err(&e))
 }
 
+/// Matches when the `int` argument equals any of `values` (one rule each).
+fn int_is_any(arg: u8, values: &[i32]) -> Result<Vec<SeccompRule>, SandboxError> {
+    values
+        .iter()
+        .map(|&v| {
+            rule(vec![cond(
+                arg,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                v as u32 as u64,
+            )?])
+        })
+        .collect()
+}
+
 /// Matches when the 32-bit argument is none of `values` (one rule, all conditions).
 fn int_is_none_of(arg: u8, values: &[u32]) -> Result<Vec<SeccompRule>, SandboxError> {
     let conds = values
@@ -169,6 +185,10 @@ fn refusals() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
     let mut rules = unconditional(REFUSED);
     let flags: Vec<u64> = NAMESPACE_FLAGS.iter().map(|&f| f as u64).collect();
     rules.insert(libc::SYS_clone, has_any_flag(0, &flags)?);
+    rules.insert(libc::SYS_fadvise64, int_is_any(3, FADVISE_REFUSED)?);
+    rules.insert(libc::SYS_madvise, int_is_any(2, MADVISE_REFUSED)?);
+    rules.insert(libc::SYS_preadv2, has_any_flag(5, &[RWF_NOWAIT])?);
+    rules.insert(libc::SYS_pwritev2, has_any_flag(5, &[RWF_NOWAIT])?);
     rules.insert(
         libc::SYS_personality,
         int_is_none_of(0, PERSONALITY_ALLOWED)?,

@@ -247,5 +247,18 @@ pub(crate) const NAMESPACE_FLAGS: &[i32] = &[
 /// take their "not available here" path (glibc's netlink probe in `getaddrinfo` falls back).
 pub(crate) const SOCKET_FAMILIES: &[i32] = &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6];
 
+/// `fadvise64` advice refused with `EPERM`: `DONTNEED` evicts clean pages of files shared
+/// with other runs (the eviction half of a page-cache attack); `NOREUSE` (Linux >= 6.3) lowers
+/// their reclaim priority.
+pub(crate) const FADVISE_REFUSED: &[i32] = &[libc::POSIX_FADV_DONTNEED, libc::POSIX_FADV_NOREUSE];
+
+/// `madvise` advice refused with `EPERM`: `MADV_COLD` (20) and `MADV_PAGEOUT` (21) deactivate
+/// or reclaim the caller's pages, file pages shared with other runs included.
+pub(crate) const MADVISE_REFUSED: &[i32] = &[20, 21];
+
+/// `RWF_NOWAIT`: `preadv2`/`pwritev2` with it answer `EAGAIN` for pages not cached, a residency
+/// test of shared files; refused with `EPERM`.
+pub(crate) const RWF_NOWAIT: u64 = 0x8;
+
 /// `personality` arguments allowed: the query (`0xffffffff`) and `PER_LINUX` (0).
 pub(crate) const PERSONALITY_ALLOWED: &[u32] = &[0xffff_ffff, 0];

@@ -189,6 +189,18 @@ fn argument_checks() {
             ALLOW,
         ),
         (libc::SYS_socketpair, [255, 1, 0, 0, 0, 0], EAFNOSUPPORT),
+        (libc::SYS_fadvise64, [3, 0, 0, 2, 0, 0], ALLOW), // SEQUENTIAL
+        (libc::SYS_fadvise64, [3, 0, 0, 4, 0, 0], EPERM), // DONTNEED
+        (libc::SYS_fadvise64, [3, 0, 0, high | 4, 0, 0], EPERM),
+        (libc::SYS_fadvise64, [3, 0, 0, 5, 0, 0], EPERM), // NOREUSE
+        (libc::SYS_madvise, [0, 4096, 4, 0, 0, 0], ALLOW), // DONTNEED
+        (libc::SYS_madvise, [0, 4096, 14, 0, 0, 0], ALLOW), // HUGEPAGE
+        (libc::SYS_madvise, [0, 4096, 20, 0, 0, 0], EPERM), // COLD
+        (libc::SYS_madvise, [0, 4096, high | 21, 0, 0, 0], EPERM), // PAGEOUT
+        (libc::SYS_preadv2, [3, 0, 1, 0, 0, 0], ALLOW),
+        (libc::SYS_preadv2, [3, 0, 1, 0, 0, 0x1 | 0x10], ALLOW), // HIPRI | APPEND
+        (libc::SYS_preadv2, [3, 0, 1, 0, 0, 0x8], EPERM),
+        (libc::SYS_pwritev2, [3, 0, 1, 0, 0, 0x8 | 0x2], EPERM),
         (libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0], ALLOW),
         (
             libc::SYS_personality,
