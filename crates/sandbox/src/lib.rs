@@ -42,7 +42,7 @@
 //! | identity | as root: `setgroups([])`, gid/uid 65534 — never uid 0; every capability dropped (bounding, permitted, effective, inheritable, ambient); `no_new_privs` |
 //! | filesystem | `pivot_root` into a fresh read-only tmpfs root with read-only `nosuid,nodev` binds of `/usr`, the usrmerge links (`/bin → usr/bin` …) or dirs, `/etc/ld.so.cache`, `/etc/localtime`, and each [`Command::mount_ro`] path at its original path; generated `/etc/passwd`, `group`, `hosts`; private size-limited tmpfs `/tmp` and `/work` (the cwd, holding [`Command::file`]s); a read-only `nosuid,noexec` `/dev` tmpfs holding only the null, zero, full, random and urandom nodes (made with `mknod` before the privilege drop; the jail cannot make any); a new `/proc`; no `/sys` |
 //! | limits | cgroup memory (no swap), CPU quota, pids; rlimits NOFILE, FSIZE, CORE=0, CPU (optional); tmpfs sizes; wall clock and output caps in the supervisor |
-//! | syscalls | seccomp (via `seccompiler`): kill on a foreign architecture or x32 numbers; `clone3` → `ENOSYS` (so libc falls back to `clone`, whose flags are checked); `EPERM` for `clone` with namespace flags, `unshare`, `setns`, mount API, `ptrace`, `process_vm_*`, keyring, `bpf`, `perf_event_open`, io_uring, kexec/modules, `reboot`, swap, `open_by_handle_at`, `userfaultfd`, clock setting … |
+//! | syscalls | seccomp (via `seccompiler`, built once per [`Sandbox`]), an allow-list modelled on the container default profiles, each group named with the runtime or libc path that needs it: kill on a foreign architecture or x32 numbers; `clone3` → `ENOSYS` (so libc falls back to `clone`, whose flags are checked); `EPERM` for calls refused on purpose: `clone` with namespace flags, `unshare`, `setns`, the mount API (`open_tree_attr` included), `ptrace`, `process_vm_*`, `process_madvise`, `kcmp`, `pidfd_getfd`, keyring, `bpf`, `perf_event_open`, io_uring, `userfaultfd`, `memfd_secret`, `modify_ldt`, kexec/modules, `reboot`, swap, quota, `syslog`, clock setting, `iopl`/`ioperm`, file handles, inotify/fanotify (file watches on the shared host mounts), `personality` other than the query, and the page-cache probes (`mincore`, `cachestat`, `fadvise` `DONTNEED`/`NOREUSE`, `madvise` `MADV_COLD`/`MADV_PAGEOUT`, `RWF_NOWAIT`); `EAFNOSUPPORT` for sockets other than `AF_UNIX`, `AF_INET`, `AF_INET6` (no netlink, vsock, packet); `ENOSYS` for everything else, as on a kernel without the call (calls added to later kernels stay closed until reviewed) |
 //! | Landlock | where the kernel has it: writes only beneath `/tmp`, `/work` and to `/dev` devices |
 //! | teardown | the pid namespace dies with its init; then every pid left in the run's cgroup is killed (v2 `cgroup.kill`; v1 freezer freeze + SIGKILL + thaw until empty) and the cgroup removed; mounts live only in the jail's mount namespace and vanish with it |
 //! | report | exit code or signal, the program's own wall time (from `execve` to exit), CPU time and peak memory from the cgroup, OOM kill, timeout, output cap |
@@ -120,6 +120,8 @@ pub use error::SandboxError;
 pub use limits::Limits;
 pub use outcome::{Outcome, Stream};
 pub use sandbox::{CgroupMode, Sandbox, SandboxConfig};
+#[doc(hidden)]
+pub use seccomp::allowed_syscalls;
 
 #[cfg(test)]
 mod tests {

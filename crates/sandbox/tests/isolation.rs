@@ -146,12 +146,21 @@ try:
     print("RESOLVED", socket.getaddrinfo("example.com", 80))
 except OSError as e:
     print("dns failed", type(e).__name__)
-print(sorted(n for _, n in socket.if_nameindex()))
+try:
+    socket.if_nameindex()  # netlink: refused by seccomp
+    print("NETLINK")
+except OSError as e:
+    print("netlink", e.errno)
+print(sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]))
 "#
     )));
     let s = ok(&o);
     assert!(s.contains("connect failed"), "{s}");
     assert!(s.contains("dns failed"), "{s}");
+    assert!(
+        s.contains(&format!("netlink {}", libc::EAFNOSUPPORT)),
+        "{s}"
+    );
     assert!(s.ends_with("['lo']"), "{s}");
     assert!(
         listener.accept().is_err(),
