@@ -108,7 +108,7 @@ pub(crate) const ALLOWED: &[(&str, &[Syscall])] = &[
     ),
     (
         "identity and limits: id, getpwuid paths, the JVM and Go raising RLIMIT_NOFILE; \
-         capget (node); the set* calls can only repeat uid/gid 65534 and capset can only \
+         capget (node); the set* calls can only repeat the run's own uid/gid and capset can only \
          drop (the jail holds no capability)",
         calls! {
             SYS_getuid SYS_geteuid SYS_getgid SYS_getegid SYS_getgroups SYS_getresuid
