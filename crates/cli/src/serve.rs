@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// also wakes it at once).
     #[arg(long, env = "LIVEXEC_IDLE_POLL_MS", default_value_t = 50)]
     pub idle_poll_ms: u64,
+    /// Sandboxes kept prepared ahead of need per runtime (namespaces, mounts, cgroup, the
+    /// jail's init waiting), refilled in the background; each is used once. 0 builds every
+    /// sandbox on the spot.
+    #[arg(long, env = "LIVEXEC_WARM_POOL", default_value_t = 2)]
+    pub warm_pool: usize,
     /// Live subscriptions (open event streams plus `?wait=true` requests) this API process
     /// holds at once; past it a stream is refused with 503 and a wait polls the store instead.
     /// On the Redis bus, watchers of one execution share one reader connection per process.
@@ -219,6 +224,9 @@ async fn serve(
             .with_wakeup(wakeup.clone())
             .with_events(events.clone()),
         );
+        worker
+            .keep_warm(args.warm_pool)
+            .context("preparing warm sandboxes")?;
         let stop_w = stop.clone();
         tasks.spawn(async move {
             worker.run(workers, stop_w).await;

@@ -105,7 +105,7 @@ impl Case {
         if keep {
             self.total.push(d);
             self.cost
-                .push(d.saturating_sub(Duration::from_millis(o.wall_ms)));
+                .push(d.saturating_sub(Duration::from_micros(o.wall_us)));
             self.warm += usize::from(o.warm_start);
         }
     }

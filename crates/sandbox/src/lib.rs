@@ -107,6 +107,7 @@ mod limits;
 mod netns;
 mod outcome;
 mod plan;
+mod reaper;
 mod run;
 mod sandbox;
 mod seccomp;

@@ -19,6 +19,8 @@ pub struct Outcome {
     pub signal: Option<i32>,
     /// The program's own wall time in milliseconds, from `execve` to exit (setup excluded).
     pub wall_ms: u64,
+    /// The same in microseconds.
+    pub wall_us: u64,
     /// CPU time of all processes of the run, from the cgroup (0 in rlimits-only mode).
     pub cpu_ms: u64,
     /// Peak memory of the run, from the cgroup (0 in rlimits-only mode).

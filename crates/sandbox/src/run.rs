@@ -73,6 +73,8 @@ pub(crate) struct Jail {
     netns: Option<OwnedFd>,
     uid: Option<Lease>,
     reaped: bool,
+    /// The go message was sent (a jail runs one program, once).
+    started: bool,
 }
 
 impl Jail {
@@ -92,6 +94,7 @@ impl Jail {
             netns: None,
             uid: Some(lease),
             reaped: true,
+            started: false,
         };
         if let Some(h) = &shared.hierarchy {
             jail.cg = Some(h.create_run(&id, &jail.shape.limits)?);
@@ -224,16 +227,21 @@ impl Jail {
 
     /// Whether the init is still waiting (a prepared jail whose init died is useless).
     pub(crate) fn alive(&self) -> bool {
-        !self.reaped && !sys::pidfd_exited(self.fds.pidfd)
+        !self.reaped && !self.started && !sys::pidfd_exited(self.fds.pidfd)
     }
 
     /// Runs `cmd` in this jail (which must have been prepared for `Shape::of(cmd)`), blocking
-    /// until it is over. The jail is torn down when `self` drops, right after.
+    /// until it is over. Used once: the jail is torn down when it drops.
     pub(crate) fn start(
-        mut self,
+        &mut self,
         cmd: &Command,
         on_output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<Outcome, SandboxError> {
+        if std::mem::replace(&mut self.started, true) {
+            return Err(SandboxError::SetupFailed {
+                reason: "a jail runs one program only".into(),
+            });
+        }
         let uid = self.uid.as_ref().map_or(0, |l| l.uid);
         self.write_files(cmd, uid)?;
         let pipe_bytes = pipe_bytes(cmd.limits.output_bytes);
@@ -300,7 +308,8 @@ impl Jail {
         Ok(Outcome {
             exit_code: obs.exit_code,
             signal: obs.signal,
-            wall_ms: obs.wall_ms,
+            wall_ms: obs.wall_us / 1000,
+            wall_us: obs.wall_us,
             cpu_ms: stats.cpu_ms,
             memory_peak_bytes: stats.memory_peak_bytes,
             timed_out: obs.timed_out || cpu_timeout,

@@ -12,6 +12,7 @@ use crate::cgroup::{self, Hierarchy};
 use crate::jail::Shape;
 use crate::layout::HostLayout;
 use crate::netns::NetnsPool;
+use crate::reaper::Reaper;
 use crate::run::Jail;
 use crate::uids::UidPool;
 use crate::warm::WarmPool;
@@ -108,6 +109,7 @@ pub struct Sandbox {
     mode: CgroupMode,
     shared: Arc<Shared>,
     warm: WarmPool,
+    reaper: Reaper,
     /// `<run_dir>/<pid>.<instance>`.
     inst_dir: PathBuf,
 }
@@ -198,6 +200,7 @@ impl Sandbox {
                 uids,
             }),
             warm: WarmPool::default(),
+            reaper: Reaper::start(),
             inst_dir,
         })
     }
@@ -234,11 +237,14 @@ impl Sandbox {
     ) -> Result<Outcome, SandboxError> {
         crate::jail::validate(cmd)?;
         let shape = Shape::of(cmd);
-        let (jail, warm) = match self.warm.take(&shape) {
+        let (mut jail, warm) = match self.warm.take(&shape) {
             Some(j) => (j, true),
             None => (Jail::prepare(&self.shared, shape)?, false),
         };
-        let mut outcome = jail.start(cmd, on_output)?;
+        // A panicking `on_output` unwinds from here: the jail then drops (is torn down) inline.
+        let result = jail.start(cmd, on_output);
+        self.reaper.dispose(jail);
+        let mut outcome = result?;
         outcome.warm_start = warm;
         Ok(outcome)
     }
@@ -247,6 +253,7 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.warm.shut_down();
+        self.reaper.shut_down();
         let _ = fs::remove_dir(&self.shared.root);
         let _ = fs::remove_dir(&self.inst_dir);
     }

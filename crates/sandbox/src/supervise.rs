@@ -47,7 +47,7 @@ pub(crate) struct Observed {
     pub setup_error: Option<(u32, i32)>,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
-    pub wall_ms: u64,
+    pub wall_us: u64,
     pub timed_out: bool,
     pub output_limited: Option<Stream>,
     pub stdout: Vec<u8>,
@@ -236,8 +236,8 @@ pub(crate) fn supervise(
                 Err(_) => (code, sig),
             };
             let end = program_end.unwrap_or(t);
-            obs.wall_ms =
-                exec_at.map_or(0, |e| end.saturating_duration_since(e).as_millis() as u64);
+            obs.wall_us =
+                exec_at.map_or(0, |e| end.saturating_duration_since(e).as_micros() as u64);
             if stdin_open {
                 sys::close(fds.stdin);
                 fds.stdin = -1;

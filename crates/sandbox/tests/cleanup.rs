@@ -123,6 +123,8 @@ fn nothing_is_left_behind_and_stale_state_is_swept() {
         sb.run(&py("print('x')"), &mut |_, _| panic!("callback failed"))
     }));
     assert!(r.is_err());
+    // Finished jails are torn down in the background; dropping the sandbox waits for that.
+    drop(sb);
 
     assert_eq!(host_procs_with(&m), Vec::<u32>::new(), "a process survived");
     for b in &bases {
@@ -138,7 +140,6 @@ fn nothing_is_left_behind_and_stale_state_is_swept() {
         !mountinfo.contains(run_dir.to_str().unwrap()),
         "a jail mount leaked into the host namespace"
     );
-    drop(sb);
     assert_eq!(
         ours_in(&run_dir, &format!("{pid}.")),
         Vec::<String>::new(),

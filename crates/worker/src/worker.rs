@@ -77,6 +77,18 @@ impl Worker {
         &self.config
     }
 
+    /// Keeps `per_runtime` sandboxes prepared ahead of need for every runtime, with the limits
+    /// its runs get ([`Sandbox::keep_warm`]): a run then only hands its code to a waiting jail.
+    /// `0` builds every jail on the spot.
+    pub fn keep_warm(&self, per_runtime: usize) -> Result<(), SandboxError> {
+        for rt in self.runtimes.values() {
+            let limits = effective_limits(&self.config.limits, &rt.limits);
+            self.sandbox
+                .keep_warm(&command_for(rt, "", &[], limits), per_runtime)?;
+        }
+        Ok(())
+    }
+
     /// Claim at most one job and carry it to its end (recorded, retried or handed back).
     /// `Ok(false)` when the queue had nothing runnable.
     pub async fn step(&self) -> Result<bool, WorkerError> {
