@@ -73,6 +73,13 @@ pub struct SandboxArgs {
     /// The Node.js interpreter to use (default: `node` on PATH).
     #[arg(long, env = "LIVEXEC_NODE")]
     pub node: Option<PathBuf>,
+    /// First uid (and gid) of the range runs take their own id from; the range must belong to
+    /// no host account (the service refuses to start otherwise).
+    #[arg(long, env = "LIVEXEC_UID_BASE", default_value_t = SandboxConfig::default().uid_base)]
+    pub uid_base: u32,
+    /// Number of ids in that range: the most concurrent runs of every livexec on this host.
+    #[arg(long, env = "LIVEXEC_UID_COUNT", default_value_t = SandboxConfig::default().uid_count)]
+    pub uid_count: u32,
 }
 
 impl SandboxArgs {
@@ -103,6 +110,8 @@ impl SandboxArgs {
         }
         let sandbox = Sandbox::new(SandboxConfig {
             allow_rlimits_only: self.allow_rlimits_only,
+            uid_base: self.uid_base,
+            uid_count: self.uid_count,
             ..SandboxConfig::default()
         })
         .context("starting the sandbox")?;
