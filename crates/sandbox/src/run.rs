@@ -280,8 +280,9 @@ impl Jail {
             // on_output panicked: `self` drops (kills and reaps the jail) while unwinding.
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        // The init is reaped: every process of the run is gone, the namespace is clean.
-        self.reaped = true;
+        // When the init is reaped, every process of the run is gone and the namespace is clean;
+        // otherwise the teardown kills and reaps it.
+        self.reaped = obs.init_reaped;
         if let Some((step, errno)) = obs.setup_error {
             let source = io::Error::from_raw_os_error(errno);
             return Err(if step == STEP_EXEC {

@@ -54,6 +54,8 @@ pub(crate) struct Observed {
     pub stderr: Vec<u8>,
     /// The child never reported and the setup deadline passed.
     pub setup_timed_out: bool,
+    /// The jail's init was reaped (else it is still exiting: the jail's teardown reaps it).
+    pub init_reaped: bool,
 }
 
 struct Sink {
@@ -222,18 +224,29 @@ pub(crate) fn supervise(
         if program_end.is_none() && pfds[5].revents != 0 {
             read_exit(fds.exit, &mut exit_rec, &mut program_end);
         }
-        if exited_at.is_none() && pfds[4].revents != 0 {
-            let (code, sig) = sys::wait_pid(pid).map_err(|e| ("waitpid", e))?;
+        let init_exit = if exited_at.is_none() && pfds[4].revents != 0 {
+            Some(sys::wait_pid(pid).map_err(|e| ("waitpid", e))?)
+        } else {
+            None
+        };
+        if program_end.is_none() && init_exit.is_some() {
+            read_exit(fds.exit, &mut exit_rec, &mut program_end);
+        }
+        // The run is over when the init has reported the program's status and the output
+        // pipes are at EOF (the init's own exit and the namespaces' teardown are left to the
+        // jail's teardown, off the request path) — or when the init itself exited (a kill for
+        // a limit took the whole namespace down).
+        let program_done =
+            exited_at.is_none() && program_end.is_some() && !out[0].open && !out[1].open;
+        if init_exit.is_some() || program_done {
             let t = Instant::now();
             exited_at = Some(t);
-            if program_end.is_none() {
-                read_exit(fds.exit, &mut exit_rec, &mut program_end);
-            }
+            obs.init_reaped = init_exit.is_some();
             // The program's own status when the init reported it; else the init's (e.g. the
             // SIGKILL of a timeout or output cap, which took the whole namespace down).
             (obs.exit_code, obs.signal) = match <[u8; 4]>::try_from(exit_rec.as_slice()) {
                 Ok(rec) => sys::decode_status(i32::from_le_bytes(rec)),
-                Err(_) => (code, sig),
+                Err(_) => init_exit.unwrap_or_default(),
             };
             let end = program_end.unwrap_or(t);
             obs.wall_us =
