@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::layout::{Entry, HostLayout, DEVICES};
 use crate::plan::{self, cpath, under, Op, JAIL_GID, JAIL_UID};
+use crate::procfs::RunProc;
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use crate::{Command, SandboxError};
 
@@ -48,6 +49,8 @@ struct Builder<'a> {
     ops: Vec<Op<'a>>,
     root: PathBuf,
     made: BTreeSet<PathBuf>,
+    /// The run's `/proc`.
+    proc: RunProc<'a>,
 }
 
 impl<'a> Builder<'a> {
@@ -157,6 +160,7 @@ pub(crate) fn build<'a>(
         ops: Vec::new(),
         root: root.to_path_buf(),
         made: BTreeSet::new(),
+        proc: RunProc::new(layout, cmd)?,
     };
     b.push(Op::EnterNetns { fd: fds.netns });
     b.push(Op::Stdio {
@@ -182,6 +186,7 @@ pub(crate) fn build<'a>(
         flags: nosuid_nodev,
     });
     b.made.insert(PathBuf::from("/"));
+    b.proc.stage(&mut b.ops)?;
 
     let mut bound: Vec<PathBuf> = Vec::new();
     for e in &layout.top {
@@ -244,9 +249,7 @@ pub(crate) fn build<'a>(
         target: under(root, Path::new("/dev"))?,
     });
     b.mkdirs(Path::new("/proc"))?;
-    b.push(Op::Proc {
-        target: under(root, Path::new("/proc"))?,
-    });
+    b.proc.mount(&mut b.ops, root)?;
     let size = cmd.limits.tmpfs_bytes;
     b.tmpfs("/tmp", format!("size={size},mode=1777"), nosuid_nodev)?;
     b.tmpfs(

@@ -106,6 +106,7 @@ mod limits;
 mod netns;
 mod outcome;
 mod plan;
+mod procfs;
 mod run;
 mod sandbox;
 mod seccomp;

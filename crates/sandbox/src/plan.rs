@@ -120,6 +120,13 @@ pub(crate) enum Op<'a> {
         argv: Vec<*const c_char>,
         envp: Vec<*const c_char>,
     },
+    /// Create `path` (mode 0444, owned by root) holding `data`, generated for this run.
+    WriteOwned { path: CString, data: Vec<u8> },
+    /// `mount(src, dst, MS_BIND)`: one bind, not recursive, that keeps the flags of the
+    /// mount `src` is on; a `dst` that does not exist is skipped (nothing there to cover).
+    Cover { src: CString, dst: CString },
+    /// `mount_setattr(target, attrs)`, not recursive.
+    SetAttrs { target: CString, attrs: u64 },
 }
 
 impl Op<'_> {
@@ -164,6 +171,9 @@ impl Op<'_> {
             Op::ResetSignals => "reset signal actions and mask".into(),
             Op::Seccomp { prog } => format!("seccomp(SET_MODE_FILTER, {} insns)", prog.len()),
             Op::Exec { path, .. } => format!("execve {}", s(path)),
+            Op::WriteOwned { path, .. } => format!("write file {}", s(path)),
+            Op::Cover { src, dst } => format!("bind-mount {} over {}", s(src), s(dst)),
+            Op::SetAttrs { target, attrs } => format!("mount_setattr({}, {attrs:#x})", s(target)),
         }
     }
 }

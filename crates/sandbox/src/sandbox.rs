@@ -109,7 +109,7 @@ impl Sandbox {
             }
             Err((v2, v1)) => return Err(SandboxError::NoCgroup { v2, v1 }),
         };
-        let layout = HostLayout::detect()?;
+        let mut layout = HostLayout::detect()?;
         let mkdir = |p: &Path| {
             fs::create_dir_all(p).map_err(|source| SandboxError::Fs {
                 op: "mkdir",
@@ -140,6 +140,9 @@ impl Sandbox {
         let inst_dir = config.run_dir.join(format!("{}.{n}", std::process::id()));
         let root = inst_dir.join("root");
         mkdir(&root)?;
+        let stage = inst_dir.join(crate::procfs::STAGE_DIR);
+        mkdir(&stage)?;
+        layout.proc.attach(stage);
         tracing::info!(mode = %mode, run_dir = %inst_dir.display(), "sandbox ready");
         Ok(Sandbox {
             mode,
@@ -199,6 +202,7 @@ impl Drop for Teardown {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = fs::remove_dir(&self.root);
+        let _ = fs::remove_dir(&self.layout.proc.stage);
         let _ = fs::remove_dir(&self.inst_dir);
     }
 }
@@ -232,6 +236,7 @@ fn sweep_run_dirs(run_dir: &Path) {
             let _ = crate::sys::umount2(&c, libc::MNT_DETACH);
         }
         let _ = fs::remove_dir(&root);
+        let _ = fs::remove_dir(dir.join(crate::procfs::STAGE_DIR));
         let _ = fs::remove_dir(&dir);
     }
 }

@@ -168,3 +168,6 @@ pub(crate) fn close_from(first: c_uint) -> Result<(), Errno> {
     // SAFETY: closes fds only.
     check(unsafe { libc::syscall(libc::SYS_close_range, first, c_uint::MAX, 0) }).map(drop)
 }
+
+/// `MOUNT_ATTR_NOEXEC`.
+pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;

@@ -1,0 +1,194 @@
+//! The jail's `/proc`: it shows the run, not the host.
+//!
+//! ## Choices
+//!
+//! - **A full procfs, covered where it shows the host** — not `subset=pid`. `subset=pid`
+//!   (Linux ≥ 5.8) drops every non-pid entry, and nothing can be mounted on an entry that does
+//!   not exist: `/proc/stat`, `meminfo`, `cpuinfo` would be missing, so glibc's `get_nprocs`
+//!   falls back to the affinity mask (the host's CPUs), libuv's `uv_cpu_info` fails (Node's
+//!   `os.cpus()` is `[]`) and `os.totalmem()` falls back to `sysinfo(2)` (the host's RAM). The
+//!   pid namespace already limits `/proc/<pid>` to the run's processes.
+//! - **No `hidepid`.** Every process of the jail has the same uid; `hidepid=invisible` would
+//!   only hide the jail's own init (it is not dumpable, so not "ptraceable"), whose sensitive
+//!   files (`environ`, `mem`, `maps`, `fd`) already need ptrace access, and leave a parent pid
+//!   without a `/proc` entry.
+//! - **Generated files, bound read-only** (like LXCFS, without FUSE): the supervisor writes
+//!   them when it builds the plan into a private tmpfs (the *stage*, mounted on
+//!   [`ProcHost::stage`] in the jail's mount namespace only, and detached with the old root at
+//!   `pivot_root`), and the child binds them over the procfs files. They are snapshots of the
+//!   run at its start (module `files`): `meminfo` (`MemTotal` = `MemFree` = `MemAvailable` =
+//!   the memory limit, no swap), `cpuinfo` and `stat` (the CPU quota rounded up, at least 1,
+//!   at most the host's CPUs, all idle; glibc's `get_nprocs` without `/sys` and libuv count
+//!   the `cpuN` lines of `stat`), `uptime`, `loadavg` (0), `version` (what `uname(2)`
+//!   shows). Nothing in them moves while the run goes on. `uptime` and `btime` agree with the
+//!   host's clocks, which the run still shares.
+//! - **Everything else that the jail's user can read is covered** — default-deny over the
+//!   host's own top-level listing, so a new kernel's new file is covered too (module `host`):
+//!   an empty read-only file (`cmdline`, `config.gz`, `kallsyms`, `keys`, `key-users`,
+//!   `diskstats`, `partitions`, `swaps`, `interrupts`, `softirqs`, `vmstat`, `zoneinfo`,
+//!   `buddyinfo`, `iomem`, `ioports`, `locks`, `cgroups`, `devices`, `misc`, `crypto`,
+//!   `consoles`, `dma`, `mtrr`, `execdomains`, `filesystems`, and `modules`, `schedstat`,
+//!   `sched_debug`, `timer_list` where a kernel has them readable) or an empty read-only
+//!   directory (`pressure`, `fs`, `irq`, `bus`, `acpi`, `tty`, `driver`, `scsi`, …). Left
+//!   live: the pid directories, `self`, `thread-self`, `mounts` and `net` (the run's mount
+//!   and network namespaces) and `sysvipc` (its IPC namespace). Left as they are: entries the
+//!   jail's user cannot read at all (mode 0400 root here: `kmsg`, `kpage*`, `slabinfo`,
+//!   `timer_list`, `vmallocinfo`, `pagetypeinfo`; uid 65534 has no capability to bypass
+//!   that), which saves a mount each.
+//! - **`/proc/sys` is a generated read-only tree** of what runtimes read there:
+//!   `kernel/random/boot_id` (random per run), a live `kernel/random/uuid` (a fresh UUID per
+//!   read), `kernel/threads-max` (the pids limit; the host's value derives from its RAM), and
+//!   copies of host settings the kernel applies to the run too: `kernel/osrelease` (as
+//!   `uname -r`), `kernel/pid_max` and `vm/max_map_count` (the JVM), `vm/overcommit_memory`
+//!   (jemalloc), `crypto/fips_enabled` (OpenSSL, Go) where present. Nothing else: no `net`,
+//!   `fs/file-max`, `binfmt_misc`, `kernel/core_pattern`, `tainted`, `random/entropy_avail`;
+//!   files with a libc fallback (`kernel/ngroups_max`) or a syscall equivalent
+//!   (`kernel/hostname`, `ostype`, `version`) are left out too, as each staged file costs
+//!   ~15 µs per run.
+//!
+//! ## What still shows the host
+//!
+//! The jail's init is a copy of the supervisor: `/proc/1/cmdline` and `comm` show the
+//! service's argv and a worker thread's name. Per-pid files cannot be covered (every new
+//! process has its own): `/proc/<pid>/status`
+//! (`Cpus_allowed`: the affinity mask is the host's, as `sched_getaffinity` is),
+//! `/proc/<pid>/stat` (start times count from the host's boot), `loginuid` and
+//! `sessionid` (the service's audit session), and the global views under `net/`
+//! (`softnet_stat`, `ptype`, `protocols`). Outside `/proc`: `sysinfo(2)` (host RAM and load;
+//! glibc's `sysconf(_SC_PHYS_PAGES)` uses it), `uname(2)`, `cpuid`, and the host's block
+//! device in `/proc/self/mountinfo`: a bind shows the source of the mount it comes from.
+
+mod files;
+mod host;
+
+use std::ffi::CString;
+use std::os::raw::c_ulong;
+use std::path::Path;
+
+pub(crate) use host::ProcHost;
+
+use crate::layout::HostLayout;
+use crate::plan::{cpath, under, Op};
+use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::{Command, SandboxError};
+
+/// The host directory next to the jails' root the stage is mounted on.
+pub(crate) const STAGE_DIR: &str = "stage";
+/// Read-only, no set-uid, no devices, no execution: the stage and what is bound from it.
+const SEALED: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+
+/// The `/proc` of one run: its generated files.
+pub(crate) struct RunProc<'a> {
+    host: &'a ProcHost,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+impl<'a> RunProc<'a> {
+    /// Generates the files of a run of `cmd`.
+    pub(crate) fn new(layout: &'a HostLayout, cmd: &Command) -> Result<RunProc<'a>, SandboxError> {
+        let host = &layout.proc;
+        let real = sys::clock_now(libc::CLOCK_REALTIME);
+        let boot = sys::clock_now(libc::CLOCK_BOOTTIME);
+        // The run's clocks are the host's.
+        let uptime = boot;
+        let uuid = Path::new("/proc/sys/kernel/random/uuid");
+        let boot_id = std::fs::read_to_string(uuid).map_err(|source| SandboxError::Fs {
+            op: "read",
+            path: uuid.to_path_buf(),
+            source,
+        })?;
+        let l = &cmd.limits;
+        let facts = files::Facts {
+            memory_bytes: l.memory_bytes,
+            cpus: files::cpus_for(l.cpu_millicores, host.host_cpus),
+            pids: l.pids,
+            boot_id,
+            btime: real.0 - uptime.0,
+            uptime,
+        };
+        let mut out: Vec<(String, Vec<u8>)> = [
+            ("cpuinfo", files::cpuinfo(&host.cpu_block, facts.cpus)),
+            ("meminfo", files::meminfo(facts.memory_bytes)),
+            ("stat", files::stat(facts.cpus, facts.btime)),
+            ("uptime", files::uptime(facts.uptime)),
+            ("loadavg", files::LOADAVG.to_owned()),
+            ("version", host.version.clone()),
+            ("empty", String::new()),
+        ]
+        .into_iter()
+        .map(|(n, c)| (n.to_owned(), c.into_bytes()))
+        .collect();
+        for (p, c) in files::sys_tree(host, &facts) {
+            out.push((format!("sys/{p}"), c.into_bytes()));
+        }
+        Ok(RunProc { host, files: out })
+    }
+
+    fn staged(&self, rel: &str) -> Result<CString, SandboxError> {
+        cpath(&self.host.stage.join(rel))
+    }
+
+    /// Steps before the first bind: the stage tmpfs and the generated files.
+    pub(crate) fn stage(&mut self, ops: &mut Vec<Op<'_>>) -> Result<(), SandboxError> {
+        ops.push(Op::Tmpfs {
+            target: self.staged("")?,
+            data: CString::from(c"size=4m,mode=0755"),
+            flags: (libc::MS_NOSUID | libc::MS_NOEXEC) as c_ulong,
+        });
+        let tree: Vec<(String, String)> = self
+            .files
+            .iter()
+            .filter_map(|(p, _)| Some((p.strip_prefix("sys/")?.to_owned(), String::new())))
+            .collect();
+        for dir in ["empty.d".to_owned()].into_iter().chain(
+            files::sys_dirs(&tree)
+                .into_iter()
+                .map(|d| format!("sys/{d}")),
+        ) {
+            ops.push(Op::Mkdir {
+                path: self.staged(&dir)?,
+                mode: 0o555,
+            });
+        }
+        for (rel, data) in std::mem::take(&mut self.files) {
+            ops.push(Op::WriteOwned {
+                path: self.staged(&rel)?,
+                data,
+            });
+        }
+        Ok(())
+    }
+
+    /// The `/proc` steps: seal the stage, mount procfs at `<root>/proc`, cover the host's
+    /// files, replace `/proc/sys`.
+    pub(crate) fn mount(&mut self, ops: &mut Vec<Op<'_>>, root: &Path) -> Result<(), SandboxError> {
+        let proc = |rel: &str| under(root, &Path::new("/proc").join(rel));
+        ops.push(Op::SetAttrs {
+            target: self.staged("")?,
+            attrs: SEALED,
+        });
+        ops.push(Op::Proc { target: proc("")? });
+        for name in host::GENERATED {
+            ops.push(Op::Cover {
+                src: self.staged(name)?,
+                dst: proc(name)?,
+            });
+        }
+        for (name, dir) in &self.host.masked {
+            ops.push(Op::Cover {
+                src: self.staged(if *dir { "empty.d" } else { "empty" })?,
+                dst: proc(name)?,
+            });
+        }
+        ops.push(Op::Cover {
+            src: proc("sys/kernel/random/uuid")?,
+            dst: self.staged("sys/kernel/random/uuid")?,
+        });
+        ops.push(Op::Bind {
+            src: self.staged("sys")?,
+            dst: proc("sys")?,
+            attrs: SEALED,
+        });
+        Ok(())
+    }
+}

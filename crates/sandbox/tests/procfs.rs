@@ -1,0 +1,151 @@
+//! The jail's `/proc` shows the run, not the host: values from the run's limits, host files
+//! covered. Checked from inside with real python3 and node.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use livexec_sandbox::{Command, Limits};
+
+fn with_limits(mut cmd: Command, f: impl FnOnce(&mut Limits)) -> Command {
+    let mut l = small();
+    f(&mut l);
+    cmd.limits(l);
+    cmd
+}
+
+fn host(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+/// CPUs in this process's affinity mask (what a run inherits).
+fn host_cpus() -> u32 {
+    let status = host("/proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    list.split(',')
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => b.parse::<u32>().unwrap() - a.parse::<u32>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
+}
+
+#[test]
+fn meminfo_shows_the_memory_limit() {
+    let code = r#"
+m = dict(l.split(":", 1) for l in open("/proc/meminfo"))
+print(*(m[k].split()[0] for k in ["MemTotal", "MemFree", "MemAvailable", "SwapTotal"]))
+"#;
+    let mib128 = run(&with_limits(py(code), |l| l.memory_bytes = 128 << 20));
+    assert_eq!(ok(&mib128), "131072 131072 131072 0");
+    let mib200 = run(&with_limits(py(code), |l| l.memory_bytes = 200 << 20));
+    assert_eq!(ok(&mib200), "204800 204800 204800 0");
+    let host_total = host("/proc/meminfo");
+    assert!(!host_total.starts_with("MemTotal:         131072 kB"));
+}
+
+#[test]
+fn python_counts_the_cpus_of_the_quota() {
+    let code = r#"
+import os
+procs = sum(1 for l in open("/proc/cpuinfo") if l.startswith("processor"))
+print(os.cpu_count(), os.sysconf("SC_NPROCESSORS_CONF"), procs, len(os.sched_getaffinity(0)))
+"#;
+    let cpus = host_cpus();
+    for (millicores, want) in [(500, 1), (1000, 1), (1500, 2.min(cpus)), (64_000, cpus)] {
+        let o = run(&with_limits(py(code), |l| l.cpu_millicores = millicores));
+        // The affinity mask stays the host's: the run may be scheduled on any CPU, the quota
+        // caps how much time it gets (os.sched_getaffinity, os.process_cpu_count, Node's
+        // os.availableParallelism and the JVM follow the mask).
+        assert_eq!(
+            ok(&o),
+            format!("{want} {want} {want} {cpus}"),
+            "{millicores} millicores"
+        );
+    }
+}
+
+#[test]
+fn node_sees_the_limits_too() {
+    let code = r#"
+const os = require("os");
+console.log(os.cpus().length, os.totalmem(), os.freemem() <= os.totalmem());
+"#;
+    let o = run(&with_limits(js(code), |l| {
+        l.cpu_millicores = 500;
+        l.memory_bytes = 256 << 20;
+    }));
+    assert_eq!(ok(&o), format!("1 {} true", 256u64 << 20));
+    if host_cpus() >= 2 {
+        let o = run(&with_limits(js(code), |l| {
+            l.cpu_millicores = 2000;
+            l.memory_bytes = 256 << 20;
+        }));
+        assert_eq!(ok(&o), format!("2 {} true", 256u64 << 20));
+    }
+}
+
+#[test]
+fn host_files_are_covered_read_only_and_sys_is_the_runs() {
+    let o = run(&py(r#"
+import errno, os
+for f in ["cmdline", "kallsyms", "diskstats", "partitions", "interrupts", "keys", "zoneinfo"]:
+    print(f, repr(open("/proc/" + f).read()))
+for d in ["pressure", "fs", "irq"]:
+    print(d, os.listdir("/proc/" + d))
+for p in ["/proc/meminfo", "/proc/cmdline", "/proc/sys/kernel/threads-max", "/proc/sys/vm/overcommit_memory"]:
+    try:
+        open(p, "w").write("1")
+        print(p, "WRITTEN")
+    except OSError as e:
+        print(p, errno.errorcode[e.errno])
+files = []
+for dirpath, _, names in os.walk("/proc/sys"):
+    files += [os.path.join(dirpath, n)[len("/proc/sys/"):] for n in names]
+print(sorted(files))
+r = "/proc/sys/kernel/random/"
+print(open(r + "uuid").read() != open(r + "uuid").read(), open("/proc/sys/kernel/threads-max").read().strip())
+"#));
+    let s = ok(&o);
+    let mut l = s.lines();
+    for f in [
+        "cmdline",
+        "kallsyms",
+        "diskstats",
+        "partitions",
+        "interrupts",
+        "keys",
+        "zoneinfo",
+    ] {
+        assert_eq!(l.next().unwrap(), format!("{f} ''"));
+    }
+    for d in ["pressure", "fs", "irq"] {
+        assert_eq!(l.next().unwrap(), format!("{d} []"));
+    }
+    for _ in 0..4 {
+        let line = l.next().unwrap();
+        assert!(line.ends_with(" EROFS"), "{line}");
+    }
+    let mut want = vec![
+        "kernel/osrelease",
+        "kernel/pid_max",
+        "kernel/random/boot_id",
+        "kernel/random/uuid",
+        "kernel/threads-max",
+        "vm/max_map_count",
+        "vm/overcommit_memory",
+    ];
+    if Path::new("/proc/sys/crypto/fips_enabled").exists() {
+        want.insert(0, "crypto/fips_enabled");
+    }
+    let want: Vec<String> = want.iter().map(|p| format!("'{p}'")).collect();
+    assert_eq!(l.next().unwrap(), format!("[{}]", want.join(", ")));
+    // A live uuid; threads-max is the run's pids limit (the host's derives from its RAM).
+    assert_eq!(l.next().unwrap(), format!("True {}", small().pids));
+}
