@@ -216,6 +216,12 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
                 r => r,
             }
         }
+        Op::WriteTo { path, data } => {
+            let fd = sys::open(path, libc::O_WRONLY, 0)?;
+            let r = sys::write_all(fd, data);
+            sys::close(fd);
+            r
+        }
         Op::SetAttrs { target, attrs } => sys::mount_setattr(target, false, *attrs),
     }
 }

@@ -125,6 +125,8 @@ pub(crate) enum Op<'a> {
     /// `mount(src, dst, MS_BIND)`: one bind, not recursive, that keeps the flags of the
     /// mount `src` is on; a `dst` that does not exist is skipped (nothing there to cover).
     Cover { src: CString, dst: CString },
+    /// Write `data` to the existing file `path`.
+    WriteTo { path: CString, data: Vec<u8> },
     /// `mount_setattr(target, attrs)`, not recursive.
     SetAttrs { target: CString, attrs: u64 },
 }
@@ -173,6 +175,7 @@ impl Op<'_> {
             Op::Exec { path, .. } => format!("execve {}", s(path)),
             Op::WriteOwned { path, .. } => format!("write file {}", s(path)),
             Op::Cover { src, dst } => format!("bind-mount {} over {}", s(src), s(dst)),
+            Op::WriteTo { path, .. } => format!("write to {}", s(path)),
             Op::SetAttrs { target, attrs } => format!("mount_setattr({}, {attrs:#x})", s(target)),
         }
     }

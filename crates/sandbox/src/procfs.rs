@@ -19,9 +19,8 @@
 //!   run at its start (module `files`): `meminfo` (`MemTotal` = `MemFree` = `MemAvailable` =
 //!   the memory limit, no swap), `cpuinfo` and `stat` (the CPU quota rounded up, at least 1,
 //!   at most the host's CPUs, all idle; glibc's `get_nprocs` without `/sys` and libuv count
-//!   the `cpuN` lines of `stat`), `uptime`, `loadavg` (0), `version` (what `uname(2)`
-//!   shows). Nothing in them moves while the run goes on. `uptime` and `btime` agree with the
-//!   host's clocks, which the run still shares.
+//!   the `cpuN` lines of `stat`), `uptime` (0), `loadavg` (0), `version` (what `uname(2)`
+//!   shows). Nothing in them moves while the run goes on.
 //! - **Everything else that the jail's user can read is covered** — default-deny over the
 //!   host's own top-level listing, so a new kernel's new file is covered too (module `host`):
 //!   an empty read-only file (`cmdline`, `config.gz`, `kallsyms`, `keys`, `key-users`,
@@ -45,6 +44,11 @@
 //!   files with a libc fallback (`kernel/ngroups_max`) or a syscall equivalent
 //!   (`kernel/hostname`, `ostype`, `version`) are left out too, as each staged file costs
 //!   ~15 µs per run.
+//! - **The run's own clocks**: a time namespace whose `monotonic` and `boottime` offsets start
+//!   the run at 0, so `CLOCK_MONOTONIC`/`CLOCK_BOOTTIME`, `sysinfo(2)`'s uptime and the start
+//!   times in `/proc/<pid>/stat` are the run's, consistent with the generated `uptime` and
+//!   `btime` (the kernel's `/proc/uptime` would add the host's summed idle time, so it stays
+//!   generated). These clocks are live.
 //!
 //! ## What still shows the host
 //!
@@ -52,11 +56,16 @@
 //! service's argv and a worker thread's name. Per-pid files cannot be covered (every new
 //! process has its own): `/proc/<pid>/status`
 //! (`Cpus_allowed`: the affinity mask is the host's, as `sched_getaffinity` is),
-//! `/proc/<pid>/stat` (start times count from the host's boot), `loginuid` and
+//! `timens_offsets` (the offsets are minus the host's uptime at the start), `loginuid` and
 //! `sessionid` (the service's audit session), and the global views under `net/`
 //! (`softnet_stat`, `ptype`, `protocols`). Outside `/proc`: `sysinfo(2)` (host RAM and load;
 //! glibc's `sysconf(_SC_PHYS_PAGES)` uses it), `uname(2)`, `cpuid`, and the host's block
 //! device in `/proc/self/mountinfo`: a bind shows the source of the mount it comes from.
+//!
+//! ## Fallbacks
+//!
+//! Without time namespaces the clocks stay the host's and the generated files agree with
+//! them.
 
 mod files;
 mod host;
@@ -77,10 +86,24 @@ pub(crate) const STAGE_DIR: &str = "stage";
 /// Read-only, no set-uid, no devices, no execution: the stage and what is bound from it.
 const SEALED: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 
-/// The `/proc` of one run: its generated files.
+/// The `/proc` of one run: its generated files, its clock offsets.
 pub(crate) struct RunProc<'a> {
     host: &'a ProcHost,
     files: Vec<(String, Vec<u8>)>,
+    offsets: Option<Vec<u8>>,
+}
+
+/// `monotonic` and `boottime` offsets that bring clocks read as `mono` and `boot` to 0.
+fn offsets_text(mono: (i64, i64), boot: (i64, i64)) -> Vec<u8> {
+    let neg = |(s, ns): (i64, i64)| {
+        if ns == 0 {
+            (-s, 0)
+        } else {
+            (-s - 1, 1_000_000_000 - ns)
+        }
+    };
+    let ((ms, mn), (bs, bn)) = (neg(mono), neg(boot));
+    format!("monotonic {ms} {mn}\nboottime {bs} {bn}\n").into_bytes()
 }
 
 impl<'a> RunProc<'a> {
@@ -88,9 +111,10 @@ impl<'a> RunProc<'a> {
     pub(crate) fn new(layout: &'a HostLayout, cmd: &Command) -> Result<RunProc<'a>, SandboxError> {
         let host = &layout.proc;
         let real = sys::clock_now(libc::CLOCK_REALTIME);
+        let mono = sys::clock_now(libc::CLOCK_MONOTONIC);
         let boot = sys::clock_now(libc::CLOCK_BOOTTIME);
-        // The run's clocks are the host's.
-        let uptime = boot;
+        // With a time namespace the run's clocks start at 0 now; without, they are the host's.
+        let uptime = if host.time_ns { (0, 0) } else { boot };
         let uuid = Path::new("/proc/sys/kernel/random/uuid");
         let boot_id = std::fs::read_to_string(uuid).map_err(|source| SandboxError::Fs {
             op: "read",
@@ -121,7 +145,11 @@ impl<'a> RunProc<'a> {
         for (p, c) in files::sys_tree(host, &facts) {
             out.push((format!("sys/{p}"), c.into_bytes()));
         }
-        Ok(RunProc { host, files: out })
+        Ok(RunProc {
+            host,
+            files: out,
+            offsets: host.time_ns.then(|| offsets_text(mono, boot)),
+        })
     }
 
     fn staged(&self, rel: &str) -> Result<CString, SandboxError> {
@@ -160,7 +188,7 @@ impl<'a> RunProc<'a> {
     }
 
     /// The `/proc` steps: seal the stage, mount procfs at `<root>/proc`, cover the host's
-    /// files, replace `/proc/sys`.
+    /// files, replace `/proc/sys`, enter the run's clocks.
     pub(crate) fn mount(&mut self, ops: &mut Vec<Op<'_>>, root: &Path) -> Result<(), SandboxError> {
         let proc = |rel: &str| under(root, &Path::new("/proc").join(rel));
         ops.push(Op::SetAttrs {
@@ -189,6 +217,28 @@ impl<'a> RunProc<'a> {
             dst: proc("sys")?,
             attrs: SEALED,
         });
+        if let Some(data) = self.offsets.take() {
+            ops.push(Op::Unshare {
+                flags: libc::CLONE_NEWTIME,
+            });
+            ops.push(Op::WriteTo {
+                path: proc("self/timens_offsets")?,
+                data,
+            });
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_bring_the_clocks_to_zero() {
+        assert_eq!(
+            offsets_text((100, 250_000_000), (120, 0)),
+            b"monotonic -101 750000000\nboottime -120 0\n"
+        );
     }
 }

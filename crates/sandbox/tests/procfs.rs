@@ -1,5 +1,5 @@
 //! The jail's `/proc` shows the run, not the host: values from the run's limits, host files
-//! covered. Checked from inside with real python3 and node.
+//! covered, the run's own clocks. Checked from inside with real python3 and node.
 
 mod common;
 
@@ -75,19 +75,19 @@ print(os.cpu_count(), os.sysconf("SC_NPROCESSORS_CONF"), procs, len(os.sched_get
 fn node_sees_the_limits_too() {
     let code = r#"
 const os = require("os");
-console.log(os.cpus().length, os.totalmem(), os.freemem() <= os.totalmem());
+console.log(os.cpus().length, os.totalmem(), os.freemem() <= os.totalmem(), os.uptime() < 5);
 "#;
     let o = run(&with_limits(js(code), |l| {
         l.cpu_millicores = 500;
         l.memory_bytes = 256 << 20;
     }));
-    assert_eq!(ok(&o), format!("1 {} true", 256u64 << 20));
+    assert_eq!(ok(&o), format!("1 {} true true", 256u64 << 20));
     if host_cpus() >= 2 {
         let o = run(&with_limits(js(code), |l| {
             l.cpu_millicores = 2000;
             l.memory_bytes = 256 << 20;
         }));
-        assert_eq!(ok(&o), format!("2 {} true", 256u64 << 20));
+        assert_eq!(ok(&o), format!("2 {} true true", 256u64 << 20));
     }
 }
 
@@ -148,4 +148,47 @@ print(open(r + "uuid").read() != open(r + "uuid").read(), open("/proc/sys/kernel
     assert_eq!(l.next().unwrap(), format!("[{}]", want.join(", ")));
     // A live uuid; threads-max is the run's pids limit (the host's derives from its RAM).
     assert_eq!(l.next().unwrap(), format!("True {}", small().pids));
+}
+
+#[test]
+fn clocks_boot_id_and_uptime_are_the_runs() {
+    let code = r#"
+import os, time
+st = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+btime = next(l.split()[1] for l in open("/proc/stat") if l.startswith("btime"))
+print(open("/proc/sys/kernel/random/boot_id").read().strip())
+print(open("/proc/uptime").read().strip(), open("/proc/loadavg").read().strip())
+print(time.clock_gettime(time.CLOCK_BOOTTIME), time.monotonic(), int(st[19]) / os.sysconf("SC_CLK_TCK"), btime)
+"#;
+    assert!(
+        Path::new("/proc/self/ns/time").exists(),
+        "this kernel has no time namespaces: the run's clocks are the host's"
+    );
+    let boot = |s: &str| s.split(' ').next().unwrap().parse::<f64>().unwrap();
+    let host_boot_before = boot(&host("/proc/uptime"));
+    let wall_before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (a, b) = (run(&py(code)), run(&py(code)));
+    let host_boot_after = boot(&host("/proc/uptime"));
+    let (a, b) = (ok(&a), ok(&b));
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let host_boot_id = host("/proc/sys/kernel/random/boot_id");
+    assert_eq!(la[0].len(), 36);
+    assert_ne!(la[0], host_boot_id);
+    assert_ne!(la[0], lb[0], "a boot id per run");
+    assert_eq!(la[1], "0.00 0.00 0.00 0.00 0.00 1/2 2");
+    let clocks: Vec<f64> = la[2].split(' ').map(|x| x.parse().unwrap()).collect();
+    // The run's clocks started with it: less than the host saw elapse around both runs.
+    let elapsed = host_boot_after - host_boot_before + 0.01;
+    for c in &clocks[..3] {
+        assert!(
+            *c <= elapsed,
+            "{c} s > {elapsed} s elapsed on the host: {a}"
+        );
+    }
+    let btime = clocks[3] as u64;
+    assert!(btime >= wall_before, "btime {btime} before the run started");
+    assert_eq!(host("/proc/sys/kernel/random/boot_id"), host_boot_id);
 }

@@ -1,6 +1,6 @@
 //! What the jail's `/proc` is built from, learnt once from the host ([`ProcHost`]): which
 //! top-level entries to cover, the host's CPU description, the `/proc/sys` values worth
-//! keeping.
+//! keeping, whether time namespaces exist.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -79,6 +79,8 @@ pub(crate) struct ProcHost {
     pub sys: Vec<(&'static str, String)>,
     /// The generated `/proc/version` (release and version as `uname(2)` shows them).
     pub version: String,
+    /// Whether the kernel has time namespaces (Linux ≥ 5.6, `CONFIG_TIME_NS`).
+    pub time_ns: bool,
     /// Host directory the per-run staging tmpfs is mounted on (in the jail's mount namespace
     /// only); set by [`ProcHost::attach`].
     pub stage: PathBuf,
@@ -142,6 +144,7 @@ impl ProcHost {
             host_cpus: host_cpus(),
             version,
             sys,
+            time_ns: Path::new("/proc/self/ns/time").exists(),
             stage: PathBuf::new(),
         })
     }
@@ -152,6 +155,7 @@ impl ProcHost {
         tracing::debug!(
             masked = ?self.masked,
             unreadable = ?self.unreadable,
+            time_ns = self.time_ns,
             "the jails' /proc"
         );
     }
