@@ -223,5 +223,31 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             r
         }
         Op::SetAttrs { target, attrs } => sys::mount_setattr(target, false, *attrs),
+        Op::Disguise { mem, ranges, name } => disguise(mem, ranges, name),
     }
+}
+
+/// [`Op::Disguise`]: zeroes each range of this process's memory through `mem`, writes `name`
+/// at the start of the first (the argv strings), and makes `name` the `comm`.
+fn disguise(mem: &CStr, ranges: &[(u64, u64); 2], name: &CStr) -> Result<(), Errno> {
+    static ZEROS: [u8; 4096] = [0; 4096];
+    let fd = sys::open(mem, libc::O_RDWR, 0)?;
+    let mut r = Ok(());
+    for &(start, end) in ranges {
+        let mut at = start;
+        while r.is_ok() && at < end {
+            let n = ((end - at) as usize).min(ZEROS.len());
+            r = sys::pwrite_all(fd, &ZEROS[..n], at);
+            at += n as u64;
+        }
+    }
+    let (start, end) = ranges[0];
+    let bytes = name.to_bytes_with_nul();
+    if r.is_ok() && end > start + bytes.len() as u64 {
+        // A last byte that is not NUL makes the kernel read the area as a title rewritten by
+        // setproctitle(3): `cmdline` then shows it up to the first NUL, the name alone.
+        r = sys::pwrite_all(fd, bytes, start).and_then(|()| sys::pwrite_all(fd, b" ", end - 1));
+    }
+    sys::close(fd);
+    r.and_then(|()| sys::set_comm(name))
 }

@@ -6,7 +6,7 @@
 //! child reports its index and `errno`, and the supervisor turns the index back into a
 //! description naming the call and path ([`Op::describe`]).
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::raw::{c_char, c_int, c_ulong};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -129,6 +129,15 @@ pub(crate) enum Op<'a> {
     WriteTo { path: CString, data: Vec<u8> },
     /// `mount_setattr(target, attrs)`, not recursive.
     SetAttrs { target: CString, attrs: u64 },
+    /// Zero the supervisor's argv and environment strings (`ranges`, inherited by this copy
+    /// of it) through `mem` (`/proc/self/mem`), write `name` as the only argument (shown alone
+    /// thanks to the kernel's setproctitle rule) and set `comm` to it: what the jail's init
+    /// shows in `/proc/1/cmdline`, `comm` and `status`.
+    Disguise {
+        mem: CString,
+        ranges: [(u64, u64); 2],
+        name: &'static CStr,
+    },
 }
 
 impl Op<'_> {
@@ -177,6 +186,7 @@ impl Op<'_> {
             Op::Cover { src, dst } => format!("bind-mount {} over {}", s(src), s(dst)),
             Op::WriteTo { path, .. } => format!("write to {}", s(path)),
             Op::SetAttrs { target, attrs } => format!("mount_setattr({}, {attrs:#x})", s(target)),
+            Op::Disguise { mem, .. } => format!("rewrite the init's argv through {}", s(mem)),
         }
     }
 }

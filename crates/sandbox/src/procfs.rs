@@ -11,7 +11,9 @@
 //! - **No `hidepid`.** Every process of the jail has the same uid; `hidepid=invisible` would
 //!   only hide the jail's own init (it is not dumpable, so not "ptraceable"), whose sensitive
 //!   files (`environ`, `mem`, `maps`, `fd`) already need ptrace access, and leave a parent pid
-//!   without a `/proc` entry.
+//!   without a `/proc` entry. The init's world-readable `cmdline` and `comm`, which it inherits
+//!   from the supervisor it is a copy of (the service's argv, a worker thread's name), are
+//!   rewritten to `livexec-init` instead ([`Op::Disguise`], before the privilege drop).
 //! - **Generated files, bound read-only** (like LXCFS, without FUSE): the supervisor writes
 //!   them when it builds the plan into a private tmpfs (the *stage*, mounted on
 //!   [`ProcHost::stage`] in the jail's mount namespace only, and detached with the old root at
@@ -52,9 +54,7 @@
 //!
 //! ## What still shows the host
 //!
-//! The jail's init is a copy of the supervisor: `/proc/1/cmdline` and `comm` show the
-//! service's argv and a worker thread's name. Per-pid files cannot be covered (every new
-//! process has its own): `/proc/<pid>/status`
+//! Per-pid files cannot be covered (every new process has its own): `/proc/<pid>/status`
 //! (`Cpus_allowed`: the affinity mask is the host's, as `sched_getaffinity` is),
 //! `timens_offsets` (the offsets are minus the host's uptime at the start), `loginuid` and
 //! `sessionid` (the service's audit session), and the global views under `net/`
@@ -83,6 +83,8 @@ use crate::{Command, SandboxError};
 
 /// The host directory next to the jails' root the stage is mounted on.
 pub(crate) const STAGE_DIR: &str = "stage";
+/// What the jail's init shows as its command line and name.
+const INIT_NAME: &std::ffi::CStr = c"livexec-init";
 /// Read-only, no set-uid, no devices, no execution: the stage and what is bound from it.
 const SEALED: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 
@@ -188,7 +190,7 @@ impl<'a> RunProc<'a> {
     }
 
     /// The `/proc` steps: seal the stage, mount procfs at `<root>/proc`, cover the host's
-    /// files, replace `/proc/sys`, enter the run's clocks.
+    /// files, replace `/proc/sys`, enter the run's clocks, disguise the init.
     pub(crate) fn mount(&mut self, ops: &mut Vec<Op<'_>>, root: &Path) -> Result<(), SandboxError> {
         let proc = |rel: &str| under(root, &Path::new("/proc").join(rel));
         ops.push(Op::SetAttrs {
@@ -226,6 +228,11 @@ impl<'a> RunProc<'a> {
                 data,
             });
         }
+        ops.push(Op::Disguise {
+            mem: proc("self/mem")?,
+            ranges: self.host.strings,
+            name: INIT_NAME,
+        });
         Ok(())
     }
 }

@@ -192,3 +192,20 @@ print(time.clock_gettime(time.CLOCK_BOOTTIME), time.monotonic(), int(st[19]) / o
     assert!(btime >= wall_before, "btime {btime} before the run started");
     assert_eq!(host("/proc/sys/kernel/random/boot_id"), host_boot_id);
 }
+
+#[test]
+fn the_jails_init_shows_nothing_of_the_supervisor() {
+    let o = run(&py(r#"
+print(repr(open("/proc/1/cmdline").read()), open("/proc/1/comm").read().strip())
+for f in ["environ", "maps"]:
+    try:
+        open("/proc/1/" + f).read()
+        print(f, "READ")
+    except OSError as e:
+        print(f, type(e).__name__)
+"#));
+    assert_eq!(
+        ok(&o),
+        "'livexec-init\\x00' livexec-init\nenviron PermissionError\nmaps PermissionError"
+    );
+}

@@ -1,6 +1,6 @@
 //! What the jail's `/proc` is built from, learnt once from the host ([`ProcHost`]): which
 //! top-level entries to cover, the host's CPU description, the `/proc/sys` values worth
-//! keeping, whether time namespaces exist.
+//! keeping, whether time namespaces exist, where the supervisor's argv lies.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -81,6 +81,9 @@ pub(crate) struct ProcHost {
     pub version: String,
     /// Whether the kernel has time namespaces (Linux ≥ 5.6, `CONFIG_TIME_NS`).
     pub time_ns: bool,
+    /// The supervisor's argv and environment strings `(start, end)` (from `/proc/self/stat`),
+    /// which the jail's init, a copy of the supervisor, would show as its own.
+    pub strings: [(u64, u64); 2],
     /// Host directory the per-run staging tmpfs is mounted on (in the jail's mount namespace
     /// only); set by [`ProcHost::attach`].
     pub stage: PathBuf,
@@ -137,6 +140,7 @@ impl ProcHost {
             value("kernel/osrelease"),
             value("kernel/version")
         );
+        let stat = read(Path::new("/proc/self/stat"))?;
         Ok(ProcHost {
             masked,
             unreadable,
@@ -145,6 +149,7 @@ impl ProcHost {
             version,
             sys,
             time_ns: Path::new("/proc/self/ns/time").exists(),
+            strings: strings_of(&stat),
             stage: PathBuf::new(),
         })
     }
@@ -187,6 +192,28 @@ fn host_cpus() -> u32 {
     }
 }
 
+/// `[(arg_start, arg_end), (env_start, env_end)]` from the text of `/proc/self/stat`
+/// (fields 48–51, Linux ≥ 3.5); empty ranges when absent.
+pub(crate) fn strings_of(stat: &str) -> [(u64, u64); 2] {
+    // Fields after the command name, which may hold spaces and parentheses: the 3rd field
+    // of the file is the first after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let field = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+    let range = |a: usize, b: usize| {
+        let (s, e) = (field(a), field(b));
+        if s < e {
+            (s, e)
+        } else {
+            (0, 0)
+        }
+    };
+    [range(48, 49), range(50, 51)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +253,18 @@ mod tests {
     }
 
     #[test]
+    fn argv_and_environment_ranges_are_read_after_the_name() {
+        let mut f: Vec<String> = (3..=52).map(|n| n.to_string()).collect();
+        f[48 - 3] = "1000".into();
+        f[49 - 3] = "1100".into();
+        f[50 - 3] = "1100".into();
+        f[51 - 3] = "1300".into();
+        let stat = format!("42 (a) b (c)) {}", f.join(" "));
+        assert_eq!(strings_of(&stat), [(1000, 1100), (1100, 1300)]);
+        assert_eq!(strings_of("1 (x) S 0"), [(0, 0), (0, 0)]);
+    }
+
+    #[test]
     fn the_host_is_read() {
         let h = ProcHost::detect().unwrap();
         assert!(h.masked.iter().any(|(n, d)| n == "cmdline" && !d));
@@ -233,5 +272,7 @@ mod tests {
         assert!(h.cpu_block.starts_with("processor"));
         assert!(h.host_cpus >= 1);
         assert!(h.version.starts_with("Linux version "));
+        let (s, e) = h.strings[0];
+        assert!(s > 0 && e > s, "{:?}", h.strings);
     }
 }

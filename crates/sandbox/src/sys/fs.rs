@@ -171,3 +171,31 @@ pub(crate) fn close_from(first: c_uint) -> Result<(), Errno> {
 
 /// `MOUNT_ATTR_NOEXEC`.
 pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// `pwrite(2)` of the whole buffer at `offset` (retrying short writes and `EINTR`).
+pub(crate) fn pwrite_all(fd: c_int, mut buf: &[u8], mut offset: u64) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let r = unsafe {
+            libc::pwrite(
+                fd,
+                buf.as_ptr() as *const c_void,
+                buf.len(),
+                offset as libc::off_t,
+            )
+        };
+        if r < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            return Err(libc::EIO);
+        }
+        buf = &buf[r as usize..];
+        offset += r as u64;
+    }
+    Ok(())
+}

@@ -189,3 +189,9 @@ pub(crate) fn landlock_restrict(ruleset: c_int) -> Result<(), Errno> {
     // SAFETY: plain syscall on an fd.
     check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) }).map(drop)
 }
+
+/// `prctl(PR_SET_NAME, name)`: the calling thread's `comm` (at most 15 bytes are kept).
+pub(crate) fn set_comm(name: &std::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: name is NUL-terminated and outlives the call.
+    check_int(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0 as c_ulong) }).map(drop)
+}
