@@ -223,6 +223,14 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             r
         }
         Op::SetAttrs { target, attrs } => sys::mount_setattr(target, false, *attrs),
+        Op::MountDevice {
+            dir,
+            name,
+            dev,
+            fstype,
+            target,
+            flags,
+        } => sys::mount_device_as(dir, name, *dev, fstype, target, *flags),
         Op::Disguise { mem, ranges, name } => disguise(mem, ranges, name),
     }
 }

@@ -49,7 +49,7 @@ struct Builder<'a> {
     ops: Vec<Op<'a>>,
     root: PathBuf,
     made: BTreeSet<PathBuf>,
-    /// The run's `/proc`.
+    /// The run's `/proc` and the sources of its binds.
     proc: RunProc<'a>,
 }
 
@@ -84,7 +84,7 @@ impl<'a> Builder<'a> {
             self.push(Op::Touch { path: dst.clone() });
         }
         self.push(Op::Bind {
-            src: cpath(src)?,
+            src: self.proc.source(src)?,
             dst,
             attrs,
         });

@@ -117,6 +117,7 @@ pub use command::{Command, DEFAULT_ENV};
 pub use error::SandboxError;
 pub use limits::Limits;
 pub use outcome::{Outcome, Stream};
+pub use procfs::ProcIsolation;
 pub use sandbox::{CgroupMode, Sandbox, SandboxConfig};
 
 #[cfg(test)]

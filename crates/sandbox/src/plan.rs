@@ -129,6 +129,16 @@ pub(crate) enum Op<'a> {
     WriteTo { path: CString, data: Vec<u8> },
     /// `mount_setattr(target, attrs)`, not recursive.
     SetAttrs { target: CString, attrs: u64 },
+    /// Mount the block device `dev` at `target` under the source name `name` instead of the
+    /// host's device path ([`crate::sys::mount_device_as`], the node made in `dir`).
+    MountDevice {
+        dir: CString,
+        name: &'static CStr,
+        dev: (u32, u32),
+        fstype: CString,
+        target: CString,
+        flags: c_ulong,
+    },
     /// Zero the supervisor's argv and environment strings (`ranges`, inherited by this copy
     /// of it) through `mem` (`/proc/self/mem`), write `name` as the only argument (shown alone
     /// thanks to the kernel's setproctitle rule) and set `comm` to it: what the jail's init
@@ -186,6 +196,15 @@ impl Op<'_> {
             Op::Cover { src, dst } => format!("bind-mount {} over {}", s(src), s(dst)),
             Op::WriteTo { path, .. } => format!("write to {}", s(path)),
             Op::SetAttrs { target, attrs } => format!("mount_setattr({}, {attrs:#x})", s(target)),
+            Op::MountDevice {
+                name, dev, target, ..
+            } => format!(
+                "mount block device {}:{} at {} as {:?}",
+                dev.0,
+                dev.1,
+                s(target),
+                name
+            ),
             Op::Disguise { mem, .. } => format!("rewrite the init's argv through {}", s(mem)),
         }
     }

@@ -51,6 +51,8 @@
 //!   times in `/proc/<pid>/stat` are the run's, consistent with the generated `uptime` and
 //!   `btime` (the kernel's `/proc/uptime` would add the host's summed idle time, so it stays
 //!   generated). These clocks are live.
+//! - **Neutral mount sources** (module `sources`): the read-only binds show `livexec`, not the
+//!   host's block device, in `/proc/self/mountinfo`.
 //!
 //! ## What still shows the host
 //!
@@ -59,24 +61,28 @@
 //! `timens_offsets` (the offsets are minus the host's uptime at the start), `loginuid` and
 //! `sessionid` (the service's audit session), and the global views under `net/`
 //! (`softnet_stat`, `ptype`, `protocols`). Outside `/proc`: `sysinfo(2)` (host RAM and load;
-//! glibc's `sysconf(_SC_PHYS_PAGES)` uses it), `uname(2)`, `cpuid`, and the host's block
-//! device in `/proc/self/mountinfo`: a bind shows the source of the mount it comes from.
+//! glibc's `sysconf(_SC_PHYS_PAGES)` uses it), `uname(2)`, `cpuid`, and `major:minor` of the
+//! host's device in `stat(2)` and `mountinfo`.
 //!
 //! ## Fallbacks
 //!
 //! Without time namespaces the clocks stay the host's and the generated files agree with
-//! them.
+//! them; without a mountable block device the binds show the host's device name. Both are
+//! reported by [`crate::Sandbox::proc_isolation`].
 
 mod files;
 mod host;
+mod sources;
 
 use std::ffi::CString;
+use std::fmt;
 use std::os::raw::c_ulong;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub(crate) use host::ProcHost;
+use sources::RunSources;
 
-use crate::layout::HostLayout;
+use crate::layout::{Entry, HostLayout};
 use crate::plan::{cpath, under, Op};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use crate::{Command, SandboxError};
@@ -88,10 +94,56 @@ const INIT_NAME: &std::ffi::CStr = c"livexec-init";
 /// Read-only, no set-uid, no devices, no execution: the stage and what is bound from it.
 const SEALED: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 
-/// The `/proc` of one run: its generated files, its clock offsets.
+/// How isolated the jail's `/proc` is on this host ([`crate::Sandbox::proc_isolation`]).
+///
+/// Always: a procfs of the run's pid namespace, host files covered, generated `meminfo`,
+/// `cpuinfo`, `stat`, `uptime`, `loadavg`, `version` and `/proc/sys`, and the jail's init
+/// showing `livexec-init`. The fields say what depends on the kernel and the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcIsolation {
+    /// The run has its own clocks (a time namespace, Linux ≥ 5.6 with `CONFIG_TIME_NS`):
+    /// uptime, boot time and process start times count from the run's start. Without it they
+    /// are the host's.
+    pub own_clocks: bool,
+    /// Read-only binds show the source `livexec` instead of the host's block device in
+    /// `/proc/self/mountinfo` (the device could be mounted again under that name at start-up).
+    pub neutral_mount_sources: bool,
+}
+
+impl ProcIsolation {
+    /// A one-line description for `livexec runtimes` and `/health`.
+    pub fn as_str(&self) -> &'static str {
+        match (self.own_clocks, self.neutral_mount_sources) {
+            (true, true) => "masked, generated from limits, own clocks, neutral mount sources",
+            (true, false) => "masked, generated from limits, own clocks, host device names",
+            (false, true) => "masked, generated from limits, host clocks, neutral mount sources",
+            (false, false) => "masked, generated from limits, host clocks, host device names",
+        }
+    }
+}
+
+impl fmt::Display for ProcIsolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ProcHost {
+    /// What this host supports.
+    pub(crate) fn isolation(&self) -> ProcIsolation {
+        ProcIsolation {
+            own_clocks: self.time_ns,
+            neutral_mount_sources: self.sources.usr_neutral,
+        }
+    }
+}
+
+/// The `/proc` of one run: its generated files, the sources of its binds, its clock offsets.
 pub(crate) struct RunProc<'a> {
     host: &'a ProcHost,
     files: Vec<(String, Vec<u8>)>,
+    sources: RunSources,
     offsets: Option<Vec<u8>>,
 }
 
@@ -109,7 +161,7 @@ fn offsets_text(mono: (i64, i64), boot: (i64, i64)) -> Vec<u8> {
 }
 
 impl<'a> RunProc<'a> {
-    /// Generates the files of a run of `cmd`.
+    /// Generates the files of a run of `cmd` and resolves the sources of its binds.
     pub(crate) fn new(layout: &'a HostLayout, cmd: &Command) -> Result<RunProc<'a>, SandboxError> {
         let host = &layout.proc;
         let real = sys::clock_now(libc::CLOCK_REALTIME);
@@ -147,9 +199,19 @@ impl<'a> RunProc<'a> {
         for (p, c) in files::sys_tree(host, &facts) {
             out.push((format!("sys/{p}"), c.into_bytes()));
         }
+        let binds = layout
+            .top
+            .iter()
+            .chain(&layout.etc)
+            .filter_map(|e| match e {
+                Entry::Dir(p) | Entry::File(p) => Some(p.as_path()),
+                Entry::Link(..) => None,
+            })
+            .chain(cmd.mounts.iter().map(PathBuf::as_path));
         Ok(RunProc {
             host,
             files: out,
+            sources: host.sources.resolve(binds),
             offsets: host.time_ns.then(|| offsets_text(mono, boot)),
         })
     }
@@ -158,7 +220,8 @@ impl<'a> RunProc<'a> {
         cpath(&self.host.stage.join(rel))
     }
 
-    /// Steps before the first bind: the stage tmpfs and the generated files.
+    /// Steps before the first bind: the stage tmpfs (no `nodev` yet: the device nodes of the
+    /// neutral mounts are made in it), the generated files, the neutral device mounts.
     pub(crate) fn stage(&mut self, ops: &mut Vec<Op<'_>>) -> Result<(), SandboxError> {
         ops.push(Op::Tmpfs {
             target: self.staged("")?,
@@ -186,7 +249,15 @@ impl<'a> RunProc<'a> {
                 data,
             });
         }
-        Ok(())
+        self.sources.steps(&self.host.stage, ops)
+    }
+
+    /// The source to bind `host_path` from: its neutral device mount, or the path itself.
+    pub(crate) fn source(&self, host_path: &Path) -> Result<CString, SandboxError> {
+        match self.sources.source(&self.host.stage, host_path) {
+            Some(p) => cpath(&p),
+            None => cpath(host_path),
+        }
     }
 
     /// The `/proc` steps: seal the stage, mount procfs at `<root>/proc`, cover the host's
@@ -246,6 +317,18 @@ mod tests {
         assert_eq!(
             offsets_text((100, 250_000_000), (120, 0)),
             b"monotonic -101 750000000\nboottime -120 0\n"
+        );
+    }
+
+    #[test]
+    fn isolation_is_described() {
+        let all = ProcIsolation {
+            own_clocks: true,
+            neutral_mount_sources: true,
+        };
+        assert_eq!(
+            all.to_string(),
+            "masked, generated from limits, own clocks, neutral mount sources"
         );
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::cgroup::{self, Hierarchy, RunCgroup};
 use crate::layout::HostLayout;
 use crate::netns::NetnsPool;
-use crate::{run, Command, Outcome, SandboxError, Stream};
+use crate::{run, Command, Outcome, ProcIsolation, SandboxError, Stream};
 
 /// Instances of [`Sandbox`] in this process (names their run directories).
 static INSTANCE: AtomicU64 = AtomicU64::new(0);
@@ -164,6 +164,12 @@ impl Sandbox {
     /// Which cgroup mode is in use.
     pub fn cgroup_mode(&self) -> CgroupMode {
         self.mode
+    }
+
+    /// How isolated the jails' `/proc` is on this host (what the kernel and the host allowed
+    /// at start-up).
+    pub fn proc_isolation(&self) -> ProcIsolation {
+        self.layout.proc.isolation()
     }
 
     /// Runs `cmd` in a fresh jail and blocks until it is over and torn down. `on_output` gets

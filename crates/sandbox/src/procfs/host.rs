@@ -6,6 +6,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::sources::Sources;
 use crate::SandboxError;
 
 /// Top-level entries left live: views the jail's own namespaces already limit to the run.
@@ -84,6 +85,8 @@ pub(crate) struct ProcHost {
     /// The supervisor's argv and environment strings `(start, end)` (from `/proc/self/stat`),
     /// which the jail's init, a copy of the supervisor, would show as its own.
     pub strings: [(u64, u64); 2],
+    /// Mount sources: the host's mount table and which devices can be mounted neutrally.
+    pub sources: Sources,
     /// Host directory the per-run staging tmpfs is mounted on (in the jail's mount namespace
     /// only); set by [`ProcHost::attach`].
     pub stage: PathBuf,
@@ -150,17 +153,21 @@ impl ProcHost {
             sys,
             time_ns: Path::new("/proc/self/ns/time").exists(),
             strings: strings_of(&stat),
+            sources: Sources::detect()?,
             stage: PathBuf::new(),
         })
     }
 
-    /// Records the staging directory.
+    /// Records the staging directory and checks, in a throw-away mount namespace, which of
+    /// the host's block devices can be mounted under a neutral name there.
     pub(crate) fn attach(&mut self, stage: PathBuf) {
+        self.sources.probe(&stage);
         self.stage = stage;
         tracing::debug!(
             masked = ?self.masked,
             unreadable = ?self.unreadable,
             time_ns = self.time_ns,
+            neutral_sources = self.sources.usr_neutral,
             "the jails' /proc"
         );
     }
