@@ -1,6 +1,6 @@
 //! The jail's `/proc` shows the run, not the host: values from the run's limits, host files
-//! covered, the run's own clocks, neutral mount sources. Checked from inside with real
-//! python3 and node.
+//! covered, the run's own clocks, neutral mount sources, and a sweep of every readable file
+//! for host secrets. Checked from inside with real python3 and node.
 
 mod common;
 
@@ -250,4 +250,123 @@ fn mount_sources_are_neutral_when_reported() {
         ok(&run(&js("console.log(require('os').platform())"))),
         "linux"
     );
+}
+
+/// Host secrets the sweep looks for: `(name, match as a token?, value)`.
+fn host_secrets() -> Vec<(&'static str, bool, String)> {
+    let mut v = Vec::new();
+    let cmdline = host("/proc/cmdline");
+    for tok in cmdline.split_whitespace().filter(|t| t.len() >= 16) {
+        v.push(("host kernel command line", false, tok.to_owned()));
+    }
+    v.push(("host kernel command line", false, cmdline));
+    v.push((
+        "host boot_id",
+        false,
+        host("/proc/sys/kernel/random/boot_id"),
+    ));
+    let name = host("/proc/sys/kernel/hostname");
+    v.push(("host name", name.len() < 8, name));
+    let mem = host("/proc/meminfo");
+    let kb = mem
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap();
+    v.push(("host MemTotal", true, kb.to_owned()));
+    let device = host_usr_source();
+    if sandbox().proc_isolation().neutral_mount_sources {
+        v.push(("host device", false, device));
+    }
+    let me = std::fs::read("/proc/self/cmdline").unwrap();
+    let argv0 = String::from_utf8_lossy(me.split(|b| *b == 0).next().unwrap()).into_owned();
+    v.push(("test binary argv", false, argv0));
+    v.push(("test thread name", false, host("/proc/thread-self/comm")));
+    let version = host("/proc/version");
+    if let Some(builder) = version.split(['(', ')']).find(|p| p.contains('@')) {
+        v.push(("kernel build host", false, builder.to_owned()));
+    }
+    v
+}
+
+const SWEEP: &str = r#"
+import os, re
+hits, read, seen = [], 0, set()
+def check(path):
+    global read
+    try:
+        with open(path, "rb", buffering=0) as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return
+    read += 1
+    seen.add(path)
+    toks = set(re.split(rb"[^A-Za-z0-9_.@/-]+", data))
+    for name, tok, s in SECRETS:
+        if (s in toks) if tok else (s in data):
+            hits.append(f"{path}: {name}")
+def walk(d):
+    try:
+        entries = list(os.scandir(d))
+    except OSError:
+        return
+    for e in entries:
+        if e.is_symlink():
+            continue
+        if e.is_dir(follow_symlinks=False):
+            if e.name not in ("fd", "map_files"):
+                walk(e.path)
+        else:
+            check(e.path)
+own = {"1", str(os.getpid())}
+for name in sorted(os.listdir("/proc")):
+    p = "/proc/" + name
+    if os.path.islink(p) or (name.isdigit() and name not in own):
+        continue
+    walk(p) if os.path.isdir(p) else check(p)
+for want in ["/proc/meminfo", "/proc/cpuinfo", "/proc/sys/kernel/random/boot_id", "/proc/1/cmdline", f"/proc/{os.getpid()}/mountinfo", f"/proc/{os.getpid()}/net/unix"]:
+    print("has", want, want in seen)
+print("read", read)
+print(*hits, sep="\n")
+print("verdict", "LEAK" if hits else "clean")
+"#;
+
+#[test]
+fn a_sweep_of_every_readable_proc_file_finds_no_host_secret() {
+    let secrets: Vec<String> = host_secrets()
+        .into_iter()
+        .map(|(name, tok, s)| {
+            let hex: String = s.bytes().map(|b| format!("{b:02x}")).collect();
+            let tok = if tok { "True" } else { "False" };
+            format!("({name:?}, {tok}, bytes.fromhex({hex:?}))")
+        })
+        .collect();
+    let code = format!("SECRETS = [{}]\n{SWEEP}", secrets.join(", "));
+    let host_mounts = || {
+        host("/proc/self/mountinfo")
+            .lines()
+            .filter(|l| l.contains("livexec"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let before = host_mounts();
+    let o = run(&with_limits(py(&code), |l| l.wall_ms = 20_000));
+    let s = ok(&o);
+    assert!(
+        s.ends_with("verdict clean"),
+        "host secrets inside the jail:\n{s}"
+    );
+    for line in s.lines().filter(|l| l.starts_with("has ")) {
+        assert!(line.ends_with(" True"), "the sweep missed a file: {line}");
+    }
+    let read: u32 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("read "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(read > 150, "only {read} files read");
+    assert_eq!(host_mounts(), before, "the run left mounts on the host");
 }
