@@ -38,9 +38,9 @@
 //!
 //! | layer | what |
 //! |---|---|
-//! | namespaces | new pid, mount, ipc, uts and cgroup namespaces, and a network namespace with only `lo` (down) taken from a pool of empty ones (one run at a time, see [`Sandbox::prewarm`]); pid 1 is a tiny init of ours (forked from the child, no exec) that reaps every process and reports the program's (pid 2) wait status, then exits as soon as the program does, so the kernel kills everything it left behind (daemons that `setsid` and double-fork included); the program keeps normal signal semantics (an `abort()` is `SIGABRT`, not an ignored signal of a pid 1) |
+//! | namespaces | new pid, mount, ipc, uts and cgroup namespaces, a time namespace where the kernel has one (the run's clocks start at 0), and a network namespace with only `lo` (down) taken from a pool of empty ones (one run at a time, see [`Sandbox::prewarm`]); pid 1 is a tiny init of ours (forked from the child, no exec) that reaps every process and reports the program's (pid 2) wait status, then exits as soon as the program does, so the kernel kills everything it left behind (daemons that `setsid` and double-fork included); the program keeps normal signal semantics (an `abort()` is `SIGABRT`, not an ignored signal of a pid 1) |
 //! | identity | as root: `setgroups([])`, gid/uid 65534 — never uid 0; every capability dropped (bounding, permitted, effective, inheritable, ambient); `no_new_privs` |
-//! | filesystem | `pivot_root` into a fresh read-only tmpfs root with read-only `nosuid,nodev` binds of `/usr`, the usrmerge links (`/bin → usr/bin` …) or dirs, `/etc/ld.so.cache`, `/etc/localtime`, and each [`Command::mount_ro`] path at its original path; generated `/etc/passwd`, `group`, `hosts`; private size-limited tmpfs `/tmp` and `/work` (the cwd, holding [`Command::file`]s); a read-only `nosuid,noexec` `/dev` tmpfs holding only the null, zero, full, random and urandom nodes (made with `mknod` before the privilege drop; the jail cannot make any); a new `/proc`; no `/sys` |
+//! | filesystem | `pivot_root` into a fresh read-only tmpfs root with read-only `nosuid,nodev` binds of `/usr`, the usrmerge links (`/bin → usr/bin` …) or dirs, `/etc/ld.so.cache`, `/etc/localtime`, and each [`Command::mount_ro`] path at its original path; generated `/etc/passwd`, `group`, `hosts`; private size-limited tmpfs `/tmp` and `/work` (the cwd, holding [`Command::file`]s); a read-only `nosuid,noexec` `/dev` tmpfs holding only the null, zero, full, random and urandom nodes (made with `mknod` before the privilege drop; the jail cannot make any); a `/proc` of the run's pid namespace that shows the run, not the host (module `procfs`): every host file the jail could read covered by an empty read-only file or directory, `meminfo`, `cpuinfo`, `stat`, `uptime`, `loadavg` and a small `/proc/sys` (random `boot_id`, `threads-max` = pids limit) generated from the run's limits and bound read-only, the init shown as `livexec-init`; the read-only binds show the source `livexec` instead of the host's block device in `mountinfo` ([`Sandbox::proc_isolation`] says what the host allowed); no `/sys` |
 //! | limits | cgroup memory (no swap), CPU quota, pids; rlimits NOFILE, FSIZE, CORE=0, CPU (optional); tmpfs sizes; wall clock and output caps in the supervisor |
 //! | syscalls | seccomp (via `seccompiler`): kill on a foreign architecture or x32 numbers; `clone3` → `ENOSYS` (so libc falls back to `clone`, whose flags are checked); `EPERM` for `clone` with namespace flags, `unshare`, `setns`, mount API, `ptrace`, `process_vm_*`, keyring, `bpf`, `perf_event_open`, io_uring, kexec/modules, `reboot`, swap, `open_by_handle_at`, `userfaultfd`, clock setting … |
 //! | Landlock | where the kernel has it: writes only beneath `/tmp`, `/work` and to `/dev` devices |
@@ -74,10 +74,12 @@
 //! min/median/p95 of the bare interpreter and of the same program in the sandbox, side by
 //! side with the same clean environment, for python, node and `/usr/bin/true`, plus the
 //! supervisor's memory per concurrent run. The fixed cost of a jail is about 2 ms of kernel
-//! work (namespaces, ~30 mount operations, teardown). Network namespaces, the slowest to
-//! create and destroy, come from a pool ([`Sandbox::prewarm`]). Designed next step for a warm
-//! pool: pre-cloned children already in their cgroup with the command-independent tree
-//! mounted, waiting on a pipe for the go (files written by the supervisor into their `/work`).
+//! work (namespaces, ~30 mount operations, teardown), plus about 1 ms for the `/proc` that
+//! shows the run (~40 binds over procfs files, its staging tmpfs, the time namespace). Network
+//! namespaces, the slowest to create and destroy, come from a pool ([`Sandbox::prewarm`]).
+//! Designed next step for a warm pool: pre-cloned children already in their cgroup with the
+//! command-independent tree mounted, waiting on a pipe for the go (files written by the
+//! supervisor into their `/work`).
 //!
 //! Every raw syscall lives in one module (`sys`); every `unsafe` block says why it is sound.
 //! The supervisor ignores `SIGPIPE` like every Rust program (writing stdin to a program that

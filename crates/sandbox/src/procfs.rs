@@ -69,6 +69,13 @@
 //! Without time namespaces the clocks stay the host's and the generated files agree with
 //! them; without a mountable block device the binds show the host's device name. Both are
 //! reported by [`crate::Sandbox::proc_isolation`].
+//!
+//! ## Cost
+//!
+//! About 1 ms of CPU per run (a jail running `/usr/bin/true`: ~2.5 → ~3.5 ms, minimum of 200
+//! runs): ~40 binds over procfs files at ~13 µs each (mount and teardown), the stage (a tmpfs
+//! and ~19 inodes, ~15 µs each), the time namespace (~50 µs), the neutral device mount
+//! (~40 µs).
 
 mod files;
 mod host;
