@@ -38,9 +38,9 @@
 //!
 //! | layer | what |
 //! |---|---|
-//! | namespaces | new pid, mount, ipc, uts and cgroup namespaces, and a network namespace with only `lo` (down) taken from a pool of empty ones (one run at a time, see [`Sandbox::prewarm`]); pid 1 is `livexec-init`, a tiny static program embedded in this crate and `execveat`ed from a sealed memfd with argv `["livexec-init"]` and an empty environment (so nothing of the server — argv, environment, memory — exists inside); it makes itself non-dumpable, forks the program (pid 2), reaps every process, reports the program's wait status, then exits as soon as the program does, so the kernel kills everything it left behind (daemons that `setsid` and double-fork included); the program keeps normal signal semantics (an `abort()` is `SIGABRT`, not an ignored signal of a pid 1) |
+//! | namespaces | new pid, mount, ipc, uts and cgroup namespaces, a time namespace where the kernel has one (the run's clocks start at 0 when its jail is prepared), and a network namespace with only `lo` (down) taken from a pool of empty ones (one run at a time, see [`Sandbox::prewarm`]); pid 1 is `livexec-init`, a tiny static program embedded in this crate and `execveat`ed from a sealed memfd with argv `["livexec-init"]` and an empty environment (so nothing of the server — argv, environment, memory — exists inside); it makes itself non-dumpable, forks the program (pid 2), reaps every process, reports the program's wait status, then exits as soon as the program does, so the kernel kills everything it left behind (daemons that `setsid` and double-fork included); the program keeps normal signal semantics (an `abort()` is `SIGABRT`, not an ignored signal of a pid 1) |
 //! | identity | as root: `setgroups([])`, a uid (= gid) of the run's own from [`SandboxConfig::uid_base`]`..+`[`SandboxConfig::uid_count`] (a range no host account uses, `flock`ed per id across processes), so what the kernel counts per user (pending signals, pipe pages, mqueue bytes) is the run's alone — never uid 0, never the host's `nobody`; `RLIMIT_SIGPENDING` 1024, `RLIMIT_MSGQUEUE` 256 KiB; every capability dropped (bounding, permitted, effective, inheritable, ambient); `no_new_privs` |
-//! | filesystem | `pivot_root` into a fresh read-only tmpfs root with read-only `nosuid,nodev` binds of `/usr`, the usrmerge links (`/bin → usr/bin` …) or dirs, `/etc/ld.so.cache`, `/etc/localtime`, and each [`Command::mount_ro`] path at its original path; generated `/etc/passwd`, `group`, `hosts`; private size-limited tmpfs `/tmp` and `/work` (the cwd, holding [`Command::file`]s); a read-only `nosuid,noexec` `/dev` tmpfs holding only the null, zero, full, random and urandom nodes (made with `mknod` before the privilege drop; the jail cannot make any); a new `/proc`; no `/sys` |
+//! | filesystem | `pivot_root` into a fresh read-only tmpfs root with read-only `nosuid,nodev` binds of `/usr`, the usrmerge links (`/bin → usr/bin` …) or dirs, `/etc/ld.so.cache`, `/etc/localtime`, and each [`Command::mount_ro`] path at its original path; generated `/etc/passwd`, `group`, `hosts`; private size-limited tmpfs `/tmp`, `/work` (the cwd, holding [`Command::file`]s, owned by the run's uid) and `/dev/shm`; a read-only `nosuid,noexec` `/dev` tmpfs holding only the null, zero, full, random and urandom nodes (made with `mknod` before the privilege drop; the jail cannot make any); a `/proc` of the run's pid namespace that shows the run, not the host (module `procfs`): every host file the jail could read covered by an empty read-only file or directory, `meminfo`, `cpuinfo`, `stat`, `uptime`, `loadavg` and a small `/proc/sys` (random `boot_id`, `threads-max` = pids limit) generated from the run's limits and bound read-only; the read-only binds show the source `livexec` instead of the host's block device in `mountinfo` ([`Sandbox::proc_isolation`] says what the host allowed); no `/sys` |
 //! | limits | cgroup memory (no swap), CPU quota, pids; rlimits NOFILE, FSIZE, CORE=0, CPU (optional); tmpfs sizes; wall clock and output caps in the supervisor |
 //! | syscalls | seccomp (via `seccompiler`, built once per [`Sandbox`]), an allow-list modelled on the container default profiles, each group named with the runtime or libc path that needs it: kill on a foreign architecture or x32 numbers; `clone3` → `ENOSYS` (so libc falls back to `clone`, whose flags are checked); `EPERM` for calls refused on purpose: `clone` with namespace flags, `unshare`, `setns`, the mount API (`open_tree_attr` included), `ptrace`, `process_vm_*`, `process_madvise`, `kcmp`, `pidfd_getfd`, keyring, `bpf`, `perf_event_open`, io_uring, `userfaultfd`, `memfd_secret`, `modify_ldt`, kexec/modules, `reboot`, swap, quota, `syslog`, clock setting, `iopl`/`ioperm`, file handles, inotify/fanotify (file watches on the shared host mounts), `personality` other than the query, and the page-cache probes (`mincore`, `cachestat`, `fadvise` `DONTNEED`/`NOREUSE`, `madvise` `MADV_COLD`/`MADV_PAGEOUT`, `RWF_NOWAIT`); `EAFNOSUPPORT` for sockets other than `AF_UNIX`, `AF_INET`, `AF_INET6` (no netlink, vsock, packet); `ENOSYS` for everything else, as on a kernel without the call (calls added to later kernels stay closed until reviewed) |
 //! | Landlock | where the kernel has it: writes only beneath `/tmp`, `/work`, `/dev/shm` and to `/dev` devices |
@@ -79,8 +79,9 @@
 //! (*cold*) and in one prepared ahead of need (*warm*, [`Sandbox::keep_warm`]), side by side
 //! with the same clean environment, for python, node and `/usr/bin/true`, plus the sandbox's
 //! own cost on the request path and the supervisor's memory per concurrent run. A cold jail
-//! costs a few ms of kernel work (namespaces, ~30 mount operations); a warm one only the
-//! hand-over (files, go message, the init's fork). Teardown happens after the outcome, off the
+//! costs a few ms of kernel work (namespaces, ~30 mount operations, and about 1 ms for the `/proc`
+//! that shows the run: ~40 binds over procfs files, its staging tmpfs, the time namespace); a
+//! warm one only the hand-over (files, go message, the init's fork). Teardown happens after the outcome, off the
 //! request path. Network namespaces, the slowest to create and destroy, come from a pool
 //! ([`Sandbox::prewarm`]).
 //!
@@ -113,6 +114,7 @@ mod limits;
 mod netns;
 mod outcome;
 mod plan;
+mod procfs;
 mod reaper;
 mod run;
 mod sandbox;
@@ -126,6 +128,7 @@ pub use command::{Command, DEFAULT_ENV};
 pub use error::SandboxError;
 pub use limits::Limits;
 pub use outcome::{Outcome, Stream};
+pub use procfs::ProcIsolation;
 pub use sandbox::{CgroupMode, Sandbox, SandboxConfig};
 #[doc(hidden)]
 pub use seccomp::allowed_syscalls;

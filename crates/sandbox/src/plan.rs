@@ -7,7 +7,7 @@
 //! description naming the call and path ([`Op::describe`]).
 
 use std::borrow::Cow;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::raw::{c_char, c_int, c_ulong};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -112,6 +112,25 @@ pub(crate) enum Op<'a> {
         argv: [*const c_char; 2],
         envp: [*const c_char; 1],
     },
+    /// Create `path` (mode 0444, owned by root) holding `data`, generated for this run.
+    WriteOwned { path: CString, data: Vec<u8> },
+    /// `mount(src, dst, MS_BIND)`: one bind, not recursive, that keeps the flags of the
+    /// mount `src` is on; a `dst` that does not exist is skipped (nothing there to cover).
+    Cover { src: CString, dst: CString },
+    /// Write `data` to the existing file `path`.
+    WriteTo { path: CString, data: Vec<u8> },
+    /// `mount_setattr(target, attrs)`, not recursive.
+    SetAttrs { target: CString, attrs: u64 },
+    /// Mount the block device `dev` at `target` under the source name `name` instead of the
+    /// host's device path ([`crate::sys::mount_device_as`], the node made in `dir`).
+    MountDevice {
+        dir: CString,
+        name: &'static CStr,
+        dev: (u32, u32),
+        fstype: CString,
+        target: CString,
+        flags: c_ulong,
+    },
 }
 
 impl Op<'_> {
@@ -155,6 +174,19 @@ impl Op<'_> {
             Op::ResetSignals => "reset signal actions and mask".into(),
             Op::Seccomp { prog } => format!("seccomp(SET_MODE_FILTER, {} insns)", prog.len()),
             Op::ExecInit { .. } => "execveat(the jail's init, AT_EMPTY_PATH)".into(),
+            Op::WriteOwned { path, .. } => format!("write file {}", s(path)),
+            Op::Cover { src, dst } => format!("bind-mount {} over {}", s(src), s(dst)),
+            Op::WriteTo { path, .. } => format!("write to {}", s(path)),
+            Op::SetAttrs { target, attrs } => format!("mount_setattr({}, {attrs:#x})", s(target)),
+            Op::MountDevice {
+                name, dev, target, ..
+            } => format!(
+                "mount block device {}:{} at {} as {:?}",
+                dev.0,
+                dev.1,
+                s(target),
+                name
+            ),
         }
     }
 }

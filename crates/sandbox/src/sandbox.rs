@@ -16,7 +16,7 @@ use crate::reaper::Reaper;
 use crate::run::Jail;
 use crate::uids::UidPool;
 use crate::warm::WarmPool;
-use crate::{Command, Outcome, SandboxError, Stream};
+use crate::{Command, Outcome, ProcIsolation, SandboxError, Stream};
 
 /// The jail's init, a static executable built by `build.rs` from `src/init.rs`.
 static INIT_EXE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livexec-init"));
@@ -142,7 +142,7 @@ impl Sandbox {
             }
             Err((v2, v1)) => return Err(SandboxError::NoCgroup { v2, v1 }),
         };
-        let layout = HostLayout::detect()?;
+        let mut layout = HostLayout::detect()?;
         let mkdir = |p: &Path| {
             fs::create_dir_all(p).map_err(|source| SandboxError::Fs {
                 op: "mkdir",
@@ -182,6 +182,9 @@ impl Sandbox {
         let inst_dir = config.run_dir.join(format!("{}.{n}", std::process::id()));
         let root = inst_dir.join("root");
         mkdir(&root)?;
+        let stage = inst_dir.join(crate::procfs::STAGE_DIR);
+        mkdir(&stage)?;
+        layout.proc.attach(stage);
         tracing::info!(
             mode = %mode,
             run_dir = %inst_dir.display(),
@@ -228,6 +231,12 @@ impl Sandbox {
         self.mode
     }
 
+    /// How isolated the jails' `/proc` is on this host (what the kernel and the host allowed
+    /// at start-up).
+    pub fn proc_isolation(&self) -> ProcIsolation {
+        self.shared.layout.proc.isolation()
+    }
+
     /// Runs `cmd` in a fresh jail and blocks until it is over and torn down. `on_output` gets
     /// every chunk of output as it arrives (the same bytes are accumulated in the outcome).
     pub fn run(
@@ -255,6 +264,7 @@ impl Drop for Sandbox {
         self.warm.shut_down();
         self.reaper.shut_down();
         let _ = fs::remove_dir(&self.shared.root);
+        let _ = fs::remove_dir(&self.shared.layout.proc.stage);
         let _ = fs::remove_dir(&self.inst_dir);
     }
 }
@@ -288,6 +298,7 @@ fn sweep_run_dirs(run_dir: &Path) {
             let _ = crate::sys::umount2(&c, libc::MNT_DETACH);
         }
         let _ = fs::remove_dir(&root);
+        let _ = fs::remove_dir(dir.join(crate::procfs::STAGE_DIR));
         let _ = fs::remove_dir(&dir);
     }
 }

@@ -223,3 +223,14 @@ pub(crate) fn restore_signals(old: &libc::sigset_t) {
     // SAFETY: old is a valid, initialised sigset.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
 }
+
+/// `clock_gettime(clock)` as `(seconds, nanoseconds)`.
+pub(crate) fn clock_now(clock: libc::clockid_t) -> (i64, i64) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer; the clocks used here always exist.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec, ts.tv_nsec)
+}
