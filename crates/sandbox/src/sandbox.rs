@@ -163,6 +163,15 @@ impl Sandbox {
         self.mode
     }
 
+    /// How many jails this process (every [`Sandbox`] in it) has created directly inside their
+    /// run cgroup with `clone3(CLONE_INTO_CGROUP)`: on cgroup v2 every run, so the program never
+    /// runs a single instruction outside its limits and is never migrated. Stays 0 on cgroup v1,
+    /// where the child joins its cgroups through the `tasks` files instead. For tests and
+    /// diagnostics.
+    pub fn runs_cloned_into_cgroup() -> u64 {
+        crate::sys::CLONED_INTO_CGROUP.load(Ordering::Relaxed)
+    }
+
     /// Runs `cmd` in a fresh jail and blocks until it is over and torn down. `on_output` gets
     /// every chunk of output as it arrives (the same bytes are accumulated in the outcome).
     pub fn run(
