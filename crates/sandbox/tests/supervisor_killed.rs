@@ -28,6 +28,16 @@ fn state_of(pid: u32) -> Vec<PathBuf> {
     found
 }
 
+/// The doomed supervisor, killed when the test ends early so it never outlives it.
+struct Doomed(std::process::Child);
+
+impl Drop for Doomed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn killed_supervisor_takes_its_jail_down_and_is_swept() {
     if let Ok(m) = std::env::var(ROLE) {
@@ -45,18 +55,23 @@ fn killed_supervisor_takes_its_jail_down_and_is_swept() {
     // the delegated subtree, and the doomed supervisor, started from here, shares it.
     let _ = sandbox();
     let m = marker("doomed");
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "killed_supervisor_takes_its_jail_down_and_is_swept",
-            "--nocapture",
-        ])
-        .env(ROLE, &m)
-        .spawn()
-        .unwrap();
+    // Its panics (stderr) show here; its test harness's lines (stdout) would read like this
+    // test's own result.
+    let mut child = Doomed(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "killed_supervisor_takes_its_jail_down_and_is_swept",
+                "--nocapture",
+            ])
+            .env(ROLE, &m)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let t = Instant::now();
     while host_procs_with(&m).is_empty() {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             panic!("the doomed supervisor ended ({status}) before its run started");
         }
         assert!(
@@ -65,13 +80,13 @@ fn killed_supervisor_takes_its_jail_down_and_is_swept() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let sup = child.id();
+    let sup = child.0.id();
     assert!(
         !state_of(sup).is_empty(),
         "the run's cgroups should exist mid-run"
     );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
     let t = Instant::now();
     while !host_procs_with(&m).is_empty() {
         assert!(
