@@ -182,6 +182,7 @@ while read -r name path; do
   start=$(date +%s)
   run_bin "$name" "$path" "${args[@]}" 2>&1 | tee "$OUT/$name.log"
   rc=${PIPESTATUS[0]}
+  echo "$rc" >"$OUT/$name.rc"
   echo "== $name: exit $rc in $(( $(date +%s) - start )) s"
   (( rc == 0 )) || status=1
 done <"$OUT/binaries"
@@ -223,6 +224,12 @@ for log in "$OUT"/*.log; do
   fi
   passed=$((passed + BASH_REMATCH[1])) failed=$((failed + BASH_REMATCH[2]))
   ignored=$((ignored + BASH_REMATCH[3])) filtered=$((filtered + BASH_REMATCH[4]))
+  # The exit status has the last word (a result line could come from a child process).
+  rc=$(cat "${log%.log}.rc" 2>/dev/null || echo none)
+  if [[ $rc != 0 && ${BASH_REMATCH[2]} == 0 ]]; then
+    echo "$(basename "$log" .log) exited $rc with no failed test counted: counted as one"
+    failed=$((failed + 1))
+  fi
 done
 guest_status=$(cat "$OUT/status" 2>/dev/null || echo "none")
 if [[ $guest_status == 0 && $failed == 0 && $vng_rc == 0 ]]; then
