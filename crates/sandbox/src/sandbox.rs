@@ -226,6 +226,14 @@ impl Sandbox {
         self.warm.set_target(&self.shared, Shape::of(template), n)
     }
 
+    /// Blocks until the jail of every run that has returned is torn down: its processes
+    /// reaped, its cgroup removed, its network namespace and uid given back. Runs do not need
+    /// this (teardown happens in the background, off the request path); tests that look for
+    /// leftovers and graceful shutdowns do.
+    pub fn wait_torn_down(&self) {
+        self.reaper.wait_idle();
+    }
+
     /// Which cgroup mode is in use.
     pub fn cgroup_mode(&self) -> CgroupMode {
         self.mode
@@ -235,6 +243,15 @@ impl Sandbox {
     /// at start-up).
     pub fn proc_isolation(&self) -> ProcIsolation {
         self.shared.layout.proc.isolation()
+    }
+
+    /// How many jails this process (every [`Sandbox`] in it) has created directly inside their
+    /// run cgroup with `clone3(CLONE_INTO_CGROUP)`: on cgroup v2 every run, so the program never
+    /// runs a single instruction outside its limits and is never migrated. Stays 0 on cgroup v1,
+    /// where the child joins its cgroups through the `tasks` files instead. For tests and
+    /// diagnostics.
+    pub fn runs_cloned_into_cgroup() -> u64 {
+        crate::sys::CLONED_INTO_CGROUP.load(Ordering::Relaxed)
     }
 
     /// Runs `cmd` in a fresh jail and blocks until it is over and torn down. `on_output` gets

@@ -25,7 +25,7 @@ fn run_in(sb: &Sandbox, cmd: &livexec_sandbox::Command) -> Outcome {
 
 /// Runs `cmd` until a run takes a prepared jail (the pool fills in the background).
 fn run_warm(sb: &Sandbox, cmd: &livexec_sandbox::Command) -> Outcome {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_millis(scaled(60_000));
     loop {
         let o = run_in(sb, cmd);
         if o.warm_start || Instant::now() > deadline {
@@ -80,14 +80,17 @@ fn warm_jails_enforce_the_limits_and_the_wall_clock() {
     std::thread::sleep(Duration::from_millis(1500));
     let mut sleeper = py("import time; time.sleep(0.2); print('on time')");
     sleeper.limits(Limits {
-        wall_ms: 1_000,
+        wall_ms: scaled(1_000),
         ..l.clone()
     });
     let o = run_warm(&sb, &sleeper);
     assert!(o.warm_start);
     assert_eq!(ok(&o), "on time");
     let mut spin = py("while True: pass");
-    spin.limits(Limits { wall_ms: 500, ..l });
+    spin.limits(Limits {
+        wall_ms: scaled(500),
+        ..l
+    });
     let o = run_warm(&sb, &spin);
     assert!(o.warm_start && o.timed_out, "{o:?}");
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_long, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::fs::close;
 use super::{check, check_int, errno, Errno};
@@ -67,6 +68,10 @@ pub(crate) fn exit_now(code: c_int) -> ! {
 /// `CLONE_INTO_CGROUP` (libc's constant is deprecated for overflowing `c_int`).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// Children this process created with `CLONE_INTO_CGROUP` (see
+/// `Sandbox::runs_cloned_into_cgroup`).
+pub(crate) static CLONED_INTO_CGROUP: AtomicU64 = AtomicU64::new(0);
+
 /// A fork-like `clone3` with `CLONE_PIDFD` (and `CLONE_INTO_CGROUP` when `cgroup_fd` is set).
 /// Returns `(0, -1)` in the child and `(pid, pidfd)` in the parent.
 ///
@@ -89,6 +94,9 @@ pub(crate) unsafe fn clone3(flags: u64, cgroup_fd: Option<c_int>) -> Result<(c_i
         std::mem::size_of::<libc::clone_args>(),
     );
     let pid = check(r)? as c_int;
+    if pid > 0 && cgroup_fd.is_some() {
+        CLONED_INTO_CGROUP.fetch_add(1, Ordering::Relaxed);
+    }
     Ok((pid, pidfd))
 }
 
