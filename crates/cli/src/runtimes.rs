@@ -29,7 +29,7 @@ pub fn prepare_engine(
     limits: &Limits,
 ) -> anyhow::Result<Engine> {
     let sandbox = args.sandbox()?;
-    let mode = sandbox.cgroup_mode();
+    let mode = sandbox.isolation();
     tracing::info!(sandbox = %mode, "sandbox ready");
     let mut runtimes = HashMap::new();
     let mut broken = Vec::new();
@@ -114,7 +114,7 @@ pub fn main(args: RuntimesArgs) -> anyhow::Result<ExitCode> {
     let sandbox = args.sandbox.sandbox();
     let limits = Limits::default();
     if let Ok(s) = &sandbox {
-        println!("sandbox: {}", s.cgroup_mode());
+        println!("sandbox: {}", s.isolation());
     }
     let mut all_ok = true;
     for rt in registry.iter() {

@@ -131,6 +131,16 @@ fn runtimes_lists_python_and_javascript_as_working() {
         assert!(line.contains(" ok (smoke test"), "{line}");
     }
     assert!(text.starts_with("sandbox: cgroup"), "{text}");
+    // The isolation line names every layer, so a fallback shows.
+    let first = text.lines().next().unwrap_or_default();
+    for layer in [
+        "pid 1 livexec-init",
+        "run uids ",
+        "seccomp allow-list",
+        "/proc masked",
+    ] {
+        assert!(first.contains(layer), "{layer} missing: {first}");
+    }
 }
 
 #[test]

@@ -108,6 +108,7 @@ mod child;
 mod command;
 mod error;
 mod init;
+mod isolation;
 mod jail;
 mod layout;
 mod limits;
@@ -126,6 +127,7 @@ mod warm;
 
 pub use command::{Command, DEFAULT_ENV};
 pub use error::SandboxError;
+pub use isolation::Isolation;
 pub use limits::Limits;
 pub use outcome::{Outcome, Stream};
 pub use procfs::ProcIsolation;

@@ -226,6 +226,19 @@ impl Sandbox {
         self.warm.set_target(&self.shared, Shape::of(template), n)
     }
 
+    /// The layers of this host's jails and the fallbacks in use (one line with `to_string()`,
+    /// for logs, `livexec runtimes` and `/health`).
+    pub fn isolation(&self) -> crate::Isolation {
+        let abi = crate::sys::landlock_abi();
+        crate::Isolation {
+            cgroup: self.mode,
+            clone_into_cgroup: self.mode == CgroupMode::V2,
+            proc: self.proc_isolation(),
+            landlock_abi: u32::try_from(abi).ok().filter(|a| *a > 0),
+            uids: self.shared.uids.range(),
+        }
+    }
+
     /// Blocks until the jail of every run that has returned is torn down: its processes
     /// reaped, its cgroup removed, its network namespace and uid given back. Runs do not need
     /// this (teardown happens in the background, off the request path); tests that look for
