@@ -162,6 +162,7 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             }
             Ok(())
         }
+        Op::Renice => sys::set_nice(0, 0),
         Op::DropIds { uid, gid } => sys::drop_ids(*uid, *gid),
         Op::ClearCaps => sys::clear_caps(),
         Op::NoNewPrivs => sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0),

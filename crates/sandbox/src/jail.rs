@@ -374,6 +374,7 @@ fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, l: &Limits, uid: 
     b.push(Op::DropBoundingSet {
         last: layout.cap_last as c_ulong,
     });
+    b.push(Op::Renice);
     b.push(Op::DropIds { uid, gid: uid });
     // A credential change clears the parent-death signal: set it again.
     b.push(Op::DeathSignal);

@@ -88,6 +88,9 @@ pub(crate) enum Op<'a> {
     },
     /// `prctl(PR_CAPBSET_DROP, cap)` for every capability up to `last`.
     DropBoundingSet { last: c_ulong },
+    /// `setpriority(PRIO_PROCESS, 0, 0)`: the normal priority back (a jail prepared by the
+    /// warm pool's low-priority thread inherits its nice value; the program must not).
+    Renice,
     /// `setgroups(0)`, `setresgid`, `setresuid`.
     DropIds { uid: u32, gid: u32 },
     /// `capset` to all-zero sets.
@@ -160,6 +163,7 @@ impl Op<'_> {
             Op::Hostname => format!("sethostname {JAIL_HOSTNAME}"),
             Op::Rlimit { name, soft, .. } => format!("setrlimit({name}, {soft})"),
             Op::DropBoundingSet { last } => format!("prctl(PR_CAPBSET_DROP, 0..={last})"),
+            Op::Renice => "setpriority(PRIO_PROCESS, 0, 0)".into(),
             Op::DropIds { uid, gid } => format!("setgroups/setresgid({gid})/setresuid({uid})"),
             Op::ClearCaps => "capset(0, 0, 0)".into(),
             Op::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS, 1)".into(),
