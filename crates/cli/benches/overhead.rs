@@ -8,8 +8,9 @@
 //!    are taken back to back, so the differences are paired: each round's difference, then
 //!    its p50/p99;
 //! 2. throughput: bursts of 200 mixed Python/JavaScript hello worlds at the parallelism of
-//!    the workers (one per core), alternating with the bare interpreters at that parallelism,
-//!    embedded and scaled (one `--role api`, one `--role worker`).
+//!    the workers (one per core), alternating with the bare interpreters and with
+//!    `Sandbox::run` alone at that parallelism, embedded and scaled (one `--role api`, one
+//!    `--role worker`).
 //!
 //! Run (as root): `cargo bench -p livexec --bench overhead`, with
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379`
@@ -139,8 +140,8 @@ async fn scaled_pair(
     }
 }
 
-/// Runs/s of `BURST` mixed bare hello worlds, `parallel` at a time.
-fn bare_burst(py: &Resolved, js: &Resolved, dir: &Path, parallel: usize) -> f64 {
+/// Runs/s of `BURST` mixed hello worlds, `parallel` at a time, each run by `one(is_python)`.
+fn local_burst(parallel: usize, one: &(dyn Fn(bool) + Sync)) -> f64 {
     let start = Instant::now();
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -150,11 +151,7 @@ fn bare_burst(py: &Resolved, js: &Resolved, dir: &Path, parallel: usize) -> f64 
                 if i >= BURST {
                     break;
                 }
-                if i.is_multiple_of(2) {
-                    bare(py, dir, PY_HELLO);
-                } else {
-                    bare(js, dir, JS_HELLO);
-                }
+                one(i.is_multiple_of(2));
             });
         }
     });
@@ -277,7 +274,7 @@ async fn main() {
     }
 
     // 2. Bursts, alternating with the bare interpreters at the same parallelism.
-    println!("== burst of {BURST} mixed python/javascript hello worlds, parallelism {workers} (runs/s; {BURSTS} bursts each, alternating)");
+    println!("== burst of {BURST} mixed python/javascript hello worlds, parallelism {workers} (runs/s, median of {BURSTS} rounds of: bare, Sandbox::run alone in this process, the service)");
     let e_js = embedded.session("javascript", JS_HELLO).await;
     let mut targets = vec![("embedded", &embedded, e_py.clone(), e_js)];
     if let Some(p) = &pair {
@@ -286,25 +283,38 @@ async fn main() {
         targets.push(("scaled", &p.api, spy, sjs));
     }
     for (label, server, spy, sjs) in &targets {
-        let (mut b, mut v, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut b, mut e, mut v) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..BURSTS {
-            let bare_rate = bare_burst(&py, &js, dir.path(), workers);
-            let rate = burst(server, spy, sjs).await;
-            ratio.push(rate / bare_rate * 100.0);
-            b.push(bare_rate);
-            v.push(rate);
+            b.push(local_burst(workers, &|is_py| {
+                match is_py {
+                    true => bare(&py, dir.path(), PY_HELLO),
+                    false => bare(&js, dir.path(), JS_HELLO),
+                };
+            }));
+            e.push(local_burst(workers, &|is_py| {
+                match is_py {
+                    true => engine(&sandbox, &py, PY_HELLO),
+                    false => engine(&sandbox, &js, JS_HELLO),
+                };
+            }));
+            v.push(burst(server, spy, sjs).await);
         }
-        let med = |v: &Vec<f64>| Samples(v.clone()).p(0.5);
+        let med = |v: &[f64]| Samples(v.to_vec()).p(0.5);
+        let ratios = |of: &[f64]| {
+            let r: Vec<f64> = v.iter().zip(of).map(|(v, o)| v / o * 100.0).collect();
+            let each: Vec<String> = r.iter().map(|r| format!("{r:.0}")).collect();
+            format!("{:3.0}% (each: {})", med(&r), each.join(" "))
+        };
         println!(
-            "{label:<9} bare {:6.1}  service {:6.1}  → median {:3.0}% of bare (each burst: {})",
+            "{label:<9} bare {:6.1}  Sandbox::run alone {:6.1}  service {:6.1}",
             med(&b),
-            med(&v),
-            med(&ratio),
-            ratio
-                .iter()
-                .map(|r| format!("{r:.0}%"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            med(&e),
+            med(&v)
+        );
+        println!(
+            "          service / bare {}; service / Sandbox::run alone {}",
+            ratios(&b),
+            ratios(&e)
         );
     }
     drop(targets);
