@@ -50,8 +50,12 @@ pub(crate) async fn open_pool(url: &str) -> Result<SqlitePool, StoreError> {
         .foreign_keys(true);
     // An in-memory database exists once per connection: keep it to one.
     let max = if url.contains(":memory:") { 1 } else { 8 };
+    // No ping before each use (sqlx's default): it is one more round trip to the
+    // connection's thread per query, and a SQLite connection is a local file handle that
+    // cannot go stale while it sits in the pool.
     SqlitePoolOptions::new()
         .max_connections(max)
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(backend("connect"))
