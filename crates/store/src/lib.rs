@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+mod dialect;
 mod postgres;
 mod rows;
 mod sql;

@@ -6,8 +6,9 @@
 //! loser then reads and returns the winner's execution. This module owns only the connection
 //! settings and the PostgreSQL [`Dialect`]; the queries are shared ([`crate::sql`]).
 
+use crate::dialect::Dialect;
 use crate::rows::{backend, DataError};
-use crate::sql::{Dialect, SqlStore};
+use crate::sql::SqlStore;
 use chrono::{DateTime, Utc};
 use livexec_core::StoreError;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult};

@@ -6,8 +6,9 @@
 //! the second one wait instead of failing. This module owns only the connection settings and
 //! the SQLite [`Dialect`]; the queries are shared ([`crate::sql`]).
 
+use crate::dialect::Dialect;
 use crate::rows::{backend, from_ms, parse_uuid, DataError};
-use crate::sql::{Dialect, SqlStore};
+use crate::sql::SqlStore;
 use chrono::{DateTime, Utc};
 use livexec_core::StoreError;
 use sqlx::sqlite::{
