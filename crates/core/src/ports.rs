@@ -80,9 +80,14 @@ pub trait Store: Send + Sync + 'static {
         before: Option<ExecutionId>,
     ) -> Result<Vec<Execution>, StoreError>;
     /// Guarded `QUEUED → RUNNING` (or a newer attempt taking over a `RUNNING` one whose
-    /// attempt number is lower): sets `attempts = attempt` and `started_at`. False when the
-    /// guard did not match (terminal, or a newer attempt owns it).
-    async fn start_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError>;
+    /// attempt number is lower): sets `attempts = attempt` and `started_at`, and returns the
+    /// execution as it now stands, in the same statement (a worker needs its snapshot to run
+    /// it). `None` when the guard did not match (unknown, terminal, or a newer attempt owns it).
+    async fn start_execution(
+        &self,
+        id: ExecutionId,
+        attempt: i32,
+    ) -> Result<Option<Execution>, StoreError>;
     /// Guarded `RUNNING (attempts = attempt) → terminal`. False when the guard did not match.
     async fn finish_execution(
         &self,

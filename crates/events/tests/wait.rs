@@ -17,7 +17,7 @@ async fn finishes_during_the_wait(bus: Arc<dyn EventBus>) {
         let server = Arc::clone(&server);
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            assert!(server.store.start_execution(id, 1).await.unwrap());
+            assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
             let publisher = Publisher::start(Arc::clone(&server.bus), id);
             publisher.handle().status(Status::Running);
             publisher.handle().stdout(b"hi\n");
@@ -46,7 +46,7 @@ async fn finishes_during_the_wait(bus: Arc<dyn EventBus>) {
 async fn budget_runs_out_with_the_current_state(bus: Arc<dyn EventBus>) {
     let server = Server::start(bus).await;
     let id = server.queued_execution().await.id;
-    assert!(server.store.start_execution(id, 1).await.unwrap());
+    assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
     let outcome = wait_for_finish(
         server.store.as_ref(),
         server.bus.as_ref(),
@@ -64,7 +64,7 @@ async fn budget_runs_out_with_the_current_state(bus: Arc<dyn EventBus>) {
 async fn already_finished_answers_at_once(bus: Arc<dyn EventBus>) {
     let server = Server::start(bus).await;
     let id = server.queued_execution().await.id;
-    assert!(server.store.start_execution(id, 1).await.unwrap());
+    assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
     server.record(id, Status::Failed, b"", b"boom\n").await;
     let outcome = wait_for_finish(
         server.store.as_ref(),

@@ -256,18 +256,25 @@ where
         rows.into_iter().map(|r| execution::<DB>(OP, r)).collect()
     }
 
-    async fn start_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+    async fn start_execution(
+        &self,
+        id: ExecutionId,
+        attempt: i32,
+    ) -> Result<Option<Execution>, StoreError> {
+        const OP: &str = "start_execution";
+        let sql = format!(
             "UPDATE executions SET status = 'RUNNING', attempts = $2, started_at = $3 \
-             WHERE id = $1 AND (status = 'QUEUED' OR (status = 'RUNNING' AND attempts < $2))",
-        )
-        .bind(DB::id(id))
-        .bind(attempt)
-        .bind(DB::time(now_ms()))
-        .execute(&self.pool)
-        .await
-        .map_err(backend("start_execution"))?;
-        Ok(DB::rows_affected(&done) > 0)
+             WHERE id = $1 AND (status = 'QUEUED' OR (status = 'RUNNING' AND attempts < $2)) \
+             RETURNING {EXECUTION_COLUMNS}"
+        );
+        let row: Option<RawExecution<DB::Id, DB::Time>> = sqlx::query_as(&sql)
+            .bind(DB::id(id))
+            .bind(attempt)
+            .bind(DB::time(now_ms()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        row.map(|r| execution::<DB>(OP, r)).transpose()
     }
 
     async fn finish_execution(

@@ -64,7 +64,11 @@ impl Store for WakeStore {
     ) -> Result<Vec<Execution>, StoreError> {
         self.inner.list_executions(session_id, limit, before).await
     }
-    async fn start_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {
+    async fn start_execution(
+        &self,
+        id: ExecutionId,
+        attempt: i32,
+    ) -> Result<Option<Execution>, StoreError> {
         self.inner.start_execution(id, attempt).await
     }
     async fn finish_execution(

@@ -1,13 +1,15 @@
 //! The worker: claim a job, run its execution in the sandbox, record the result. One
 //! [`Worker::step`] that tests call to drain the queue deterministically, and one loop
-//! ([`Worker::run`]) that the service runs with a concurrency and a shutdown signal.
+//! ([`Worker::run`]) that the service runs with a concurrency and a shutdown signal. What
+//! happens to a job before and after its run (admitting, recording, retrying, acking) is in
+//! `settle`.
+
+mod settle;
 
 use crate::command::{command_for, effective_limits};
-use crate::config::retry_store;
 use crate::result::to_result;
 use crate::{Wakeup, WorkerConfig, WorkerError};
-use livexec_core::ports::retry_backoff;
-use livexec_core::{EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
+use livexec_core::{EventBus, Execution, JobQueue, Lease, Status, Store};
 use livexec_events::{Publisher, PublisherHandle};
 use livexec_runtimes::Resolved;
 use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
@@ -155,48 +157,9 @@ impl Worker {
     ) -> Result<(), WorkerError> {
         let id = lease.job.execution_id;
         let attempt = lease.job.attempt;
-        let store_err = |source| WorkerError::Store {
-            execution_id: id,
-            source,
-        };
-        let Some(exec) = self.store.get_execution(id).await.map_err(store_err)? else {
-            warn!(execution_id = %id, "job for an unknown execution; dropping it");
-            return self.ack(&lease).await;
-        };
-        if exec.status.is_terminal() {
-            debug!(execution_id = %id, status = %exec.status, "already finished; acking");
-            return self.ack(&lease).await;
-        }
-        if attempt > self.config.max_attempts {
-            self.give_up(&lease).await?;
-            if let Some(bus) = &self.events {
-                Publisher::start_attempt(Arc::clone(bus), id, attempt)
-                    .finish(Status::Failed)
-                    .await;
-            }
+        let Some(exec) = self.admit(&lease, shutdown).await? else {
             return Ok(());
-        }
-        if *shutdown.borrow() {
-            info!(execution_id = %id, status = %Status::Queued, "shutting down; handed back unrun");
-            return self
-                .queue
-                .release(&lease)
-                .await
-                .map_err(|source| WorkerError::Queue {
-                    execution_id: id,
-                    op: "release",
-                    source,
-                });
-        }
-        if !self
-            .store
-            .start_execution(id, attempt)
-            .await
-            .map_err(store_err)?
-        {
-            debug!(execution_id = %id, attempt, "a newer attempt owns it; acking");
-            return self.ack(&lease).await;
-        }
+        };
         let waited = (chrono::Utc::now() - exec.queued_at).num_milliseconds();
         info!(execution_id = %id, attempt, status = %Status::Running, queued_ms = waited, language = %exec.language, "execution started");
         let publisher = self
@@ -290,101 +253,5 @@ impl Worker {
             Ok(Err(e)) => Err(PlatformFailure::Sandbox(e)),
             Err(e) => Err(PlatformFailure::Panicked(e.to_string())),
         }
-    }
-
-    /// Record the result; `Some(status)` when it was recorded (then the job is acked).
-    async fn record(
-        &self,
-        lease: &Lease,
-        result: &RunResult,
-    ) -> Result<Option<Status>, WorkerError> {
-        let id = lease.job.execution_id;
-        let attempt = lease.job.attempt;
-        let recorded = retry_store(|| self.store.finish_execution(id, attempt, result))
-            .await
-            .map_err(|source| WorkerError::Store {
-                execution_id: id,
-                source,
-            })?;
-        if !recorded {
-            warn!(execution_id = %id, attempt, "result not recorded: another attempt owns the execution");
-            return Ok(None);
-        }
-        info!(
-            execution_id = %id,
-            attempt,
-            status = %result.status,
-            ms = result.execution_time_ms,
-            error_type = result.error_type.map(|t| t.as_str()),
-            "execution finished"
-        );
-        self.ack(lease).await?;
-        Ok(Some(result.status))
-    }
-
-    async fn platform_failure(
-        &self,
-        lease: &Lease,
-        failure: PlatformFailure,
-    ) -> Result<Option<Status>, WorkerError> {
-        let id = lease.job.execution_id;
-        let attempt = lease.job.attempt;
-        match &failure {
-            PlatformFailure::Sandbox(e) => {
-                warn!(execution_id = %id, attempt, error = %e, "sandbox failed")
-            }
-            PlatformFailure::Panicked(e) => {
-                error!(execution_id = %id, attempt, error = %e, "sandbox thread panicked")
-            }
-            PlatformFailure::NoRuntime => {
-                warn!(execution_id = %id, attempt, "runtime not available on this worker")
-            }
-        }
-        if attempt >= self.config.max_attempts {
-            self.give_up(lease).await?;
-            return Ok(Some(Status::Failed));
-        }
-        let store_err = |source| WorkerError::Store {
-            execution_id: id,
-            source,
-        };
-        retry_store(|| self.store.requeue_execution(id, attempt))
-            .await
-            .map_err(store_err)?;
-        let delay = retry_backoff(attempt);
-        self.queue
-            .retry(lease, delay)
-            .await
-            .map_err(|source| WorkerError::Queue {
-                execution_id: id,
-                op: "retry",
-                source,
-            })?;
-        info!(execution_id = %id, attempt, status = %Status::Queued, retry_in_ms = delay.as_millis() as u64, "execution will be retried");
-        Ok(None)
-    }
-
-    /// Retries exhausted: FAILED/`InternalError`, then drop the job.
-    async fn give_up(&self, lease: &Lease) -> Result<(), WorkerError> {
-        let id = lease.job.execution_id;
-        retry_store(|| self.store.fail_execution(id, PLATFORM_FAILED))
-            .await
-            .map_err(|source| WorkerError::Store {
-                execution_id: id,
-                source,
-            })?;
-        info!(execution_id = %id, attempt = lease.job.attempt, status = %Status::Failed, error_type = "InternalError", "execution failed: attempts exhausted");
-        self.ack(lease).await
-    }
-
-    async fn ack(&self, lease: &Lease) -> Result<(), WorkerError> {
-        self.queue
-            .ack(lease)
-            .await
-            .map_err(|source| WorkerError::Queue {
-                execution_id: lease.job.execution_id,
-                op: "ack",
-                source,
-            })
     }
 }

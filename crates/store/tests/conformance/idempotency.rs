@@ -27,7 +27,11 @@ pub async fn repeat_returns_same_execution_and_current_status(b: Backend) {
 
     // Even after the session changed, the key names the original snapshot.
     store.update_session(s.id, "print(2)", None).await.unwrap();
-    assert!(store.start_execution(first.execution.id, 1).await.unwrap());
+    assert!(store
+        .start_execution(first.execution.id, 1)
+        .await
+        .unwrap()
+        .is_some());
     let running = store.create_execution(new.clone()).await.unwrap();
     assert_eq!(running.execution.id, first.execution.id);
     assert_eq!(running.execution.status, Status::Running);
