@@ -182,12 +182,16 @@ impl Worker {
             }
             return Ok(());
         }
-        let ended = match ran {
+        // A recorded result is acked only after `Finished` is out: whoever waits for this
+        // execution (`?wait=true`, SSE) answers from the store on `Finished` and needs nothing
+        // from the queue. Should the process die in between, the job is claimed again and
+        // acked at once, its execution being terminal.
+        let (ended, ack_after) = match ran {
             Ok((outcome, limits)) => {
                 let result = to_result(&outcome, &limits);
-                self.record(&lease, &result).await
+                (self.record(&lease, &result).await, true)
             }
-            Err(failure) => self.platform_failure(&lease, failure).await,
+            Err(failure) => (self.platform_failure(&lease, failure).await, false),
         };
         if let Some(p) = publisher {
             match ended {
@@ -199,6 +203,9 @@ impl Worker {
                     p.close().await;
                 }
             }
+        }
+        if ack_after && matches!(ended, Ok(Some(_))) {
+            self.ack(&lease).await?;
         }
         ended.map(|_| ())
     }

@@ -84,7 +84,7 @@ impl Worker {
         Ok(started)
     }
 
-    /// Record the result; `Some(status)` when it was recorded (then the job is acked).
+    /// Record the result; `Some(status)` when it was recorded (the caller then acks the job).
     pub(super) async fn record(
         &self,
         lease: &Lease,
@@ -110,7 +110,6 @@ impl Worker {
             error_type = result.error_type.map(|t| t.as_str()),
             "execution finished"
         );
-        self.ack(lease).await?;
         Ok(Some(result.status))
     }
 
