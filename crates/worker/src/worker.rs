@@ -13,10 +13,13 @@ use livexec_core::{EventBus, Execution, JobQueue, Lease, Status, Store};
 use livexec_events::{Publisher, PublisherHandle};
 use livexec_runtimes::Resolved;
 use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
+use std::any::Any;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -244,7 +247,7 @@ impl Worker {
         let limits = effective_limits(&self.config.limits, &rt.limits);
         let cmd = command_for(rt, &exec.source_code, &[], limits.clone());
         let sandbox = Arc::clone(&self.sandbox);
-        let joined = tokio::task::spawn_blocking(move || {
+        let run = move || {
             sandbox.run(&cmd, &mut |stream, chunk| {
                 if let Some(live) = &live {
                     match stream {
@@ -253,12 +256,34 @@ impl Worker {
                     }
                 }
             })
-        })
-        .await;
+        };
+        // On the multi-threaded runtime the sandbox runs on this very thread, which hands its
+        // other tasks to another one: no hand-off to a blocking thread and back between the
+        // claim and the result. Elsewhere (a current-thread runtime, as in tests) it goes to
+        // the blocking pool. A panic in the sandbox is caught either way.
+        let joined = match tokio::runtime::Handle::current().runtime_flavor() {
+            RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
+                std::panic::catch_unwind(AssertUnwindSafe(run)).map_err(panic_message)
+            }),
+            _ => tokio::task::spawn_blocking(run)
+                .await
+                .map_err(|e| e.to_string()),
+        };
         match joined {
             Ok(Ok(outcome)) => Ok((outcome, limits)),
             Ok(Err(e)) => Err(PlatformFailure::Sandbox(e)),
-            Err(e) => Err(PlatformFailure::Panicked(e.to_string())),
+            Err(e) => Err(PlatformFailure::Panicked(e)),
         }
+    }
+}
+
+/// What a panic said, for the log.
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload.downcast_ref::<&str>().map_or_else(
+            || "a panic without a message".to_owned(),
+            |s| (*s).to_owned(),
+        ),
     }
 }
