@@ -8,6 +8,7 @@ mod settle;
 
 use crate::command::{command_for, effective_limits};
 use crate::result::to_result;
+use crate::wake::ring_on_arrivals;
 use crate::{Wakeup, WorkerConfig, WorkerError};
 use livexec_core::{EventBus, Execution, JobQueue, Lease, Status, Store};
 use livexec_events::{Publisher, PublisherHandle};
@@ -105,12 +106,23 @@ impl Worker {
 
     /// Run `concurrency` loops of [`Worker::step_until`] until `shutdown` becomes true, then
     /// return once every program that had started has finished and been recorded.
+    ///
+    /// Idle loops wait for the next poll, for the [`crate::Wakeup`] of [`Worker::with_wakeup`],
+    /// and for the queue's [`JobQueue::arrivals`] when it has them (jobs enqueued by other
+    /// processes), whichever comes first.
     pub async fn run(self: Arc<Self>, concurrency: usize, shutdown: watch::Receiver<bool>) {
+        let concurrency = concurrency.max(1);
+        let wakeup = self.wakeup.clone().unwrap_or_default();
         let mut tasks = tokio::task::JoinSet::new();
-        for slot in 0..concurrency.max(1) {
+        // Before the first claims: a job enqueued after them is an arrival.
+        if let Some(arrivals) = self.queue.arrivals().await {
+            let (wakeup, shutdown) = (wakeup.clone(), shutdown.clone());
+            tasks.spawn(ring_on_arrivals(arrivals, wakeup, concurrency, shutdown));
+        }
+        for slot in 0..concurrency {
             let worker = Arc::clone(&self);
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move { worker.run_slot(slot, shutdown).await });
+            let (wakeup, shutdown) = (wakeup.clone(), shutdown.clone());
+            tasks.spawn(async move { worker.run_slot(slot, &wakeup, shutdown).await });
         }
         while let Some(res) = tasks.join_next().await {
             if let Err(e) = res {
@@ -120,7 +132,7 @@ impl Worker {
         info!(worker = %self.config.worker_id, "worker stopped");
     }
 
-    async fn run_slot(&self, slot: usize, mut shutdown: watch::Receiver<bool>) {
+    async fn run_slot(&self, slot: usize, wakeup: &Wakeup, mut shutdown: watch::Receiver<bool>) {
         let mut failures: u32 = 0;
         while !*shutdown.borrow() {
             let pause = match self.step_until(&shutdown).await {
@@ -138,15 +150,9 @@ impl Worker {
                     Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)))
                 }
             };
-            let rung = async {
-                match &self.wakeup {
-                    Some(w) => w.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                _ = rung => {}
+                _ = wakeup.notified() => {}
                 _ = shutdown.changed() => {}
             }
         }
