@@ -30,6 +30,10 @@ pub(crate) trait Dialect: Database {
     /// Appended to a nullable id parameter where the database must know its type to test it
     /// for NULL (`$2::uuid IS NULL` in PostgreSQL).
     const NULLABLE_ID_CAST: &'static str;
+    /// A `FROM` clause for an `UPDATE` whose commit need not wait for the disk (PostgreSQL:
+    /// `synchronous_commit` off for that one transaction); empty where commits do not wait
+    /// anyway (SQLite in WAL mode with `synchronous = NORMAL`).
+    const RELAXED_COMMIT: &'static str;
 
     /// An id as bound to a query.
     fn id(id: Uuid) -> Self::Id;

@@ -262,8 +262,15 @@ where
         attempt: i32,
     ) -> Result<Option<Execution>, StoreError> {
         const OP: &str = "start_execution";
+        // The one write of a run whose commit does not wait for the disk: losing it takes a
+        // crash of the database server itself (a crash of ours loses nothing), and then the
+        // execution is QUEUED at its previous attempt again, finish_execution's guard refuses
+        // this attempt's result, its job is not acked, and the next claim after the lease runs
+        // it anew. The log is flushed in order, so the result's (waiting) commit makes this one
+        // durable too.
+        let relaxed = DB::RELAXED_COMMIT;
         let sql = format!(
-            "UPDATE executions SET status = 'RUNNING', attempts = $2, started_at = $3 \
+            "UPDATE executions SET status = 'RUNNING', attempts = $2, started_at = $3 {relaxed} \
              WHERE id = $1 AND (status = 'QUEUED' OR (status = 'RUNNING' AND attempts < $2)) \
              RETURNING {EXECUTION_COLUMNS}"
         );

@@ -67,6 +67,8 @@ impl Dialect for Postgres {
     type Id = Uuid;
     type Time = DateTime<Utc>;
     const NULLABLE_ID_CAST: &'static str = "::uuid";
+    const RELAXED_COMMIT: &'static str =
+        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_commit";
 
     fn id(id: Uuid) -> Uuid {
         id

@@ -67,6 +67,7 @@ impl Dialect for Sqlite {
     type Id = String;
     type Time = i64;
     const NULLABLE_ID_CAST: &'static str = "";
+    const RELAXED_COMMIT: &'static str = "";
 
     fn id(id: Uuid) -> String {
         id.to_string()
