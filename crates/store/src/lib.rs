@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+mod create;
 mod dialect;
 mod postgres;
 mod rows;

@@ -4,10 +4,11 @@
 //! transactions and row decoding are shared. A dialect says only what differs
 //! ([`crate::dialect`]). SQL text uses `$N` placeholders, which both drivers accept.
 
+use crate::create::existing;
 use crate::dialect::Dialect;
 use crate::rows::{
-    backend, new_execution, now_ms, parse_status, resolve_existing, DataError, RawExecution,
-    RawSession, EXECUTION_COLUMNS, SESSION_COLUMNS,
+    backend, new_execution, now_ms, parse_status, DataError, RawExecution, RawSession,
+    EXECUTION_COLUMNS, SESSION_COLUMNS,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -150,10 +151,15 @@ where
 
     async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
         const OP: &str = "create_execution";
-        let by_key =
-            format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE idempotency_key = $1");
+        // The insert takes the session's snapshot itself: one statement on the request path
+        // instead of a read and then a write. It inserts nothing when the key is taken or the
+        // session unknown; which one is told apart after.
+        const INSERT: &str = "INSERT INTO executions (id, session_id, language, source_code, \
+             status, idempotency_key, attempts, queued_at) \
+             SELECT $1, id, language, source_code, 'QUEUED', $3, 0, $4 FROM sessions \
+             WHERE id = $2 \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING language, source_code";
         for _ in 0..KEY_RACE_TRIES {
-            let mut tx = DB::begin_write(&self.pool).await.map_err(backend(OP))?;
             let mut exec = new_execution(
                 new.session_id,
                 String::new(),
@@ -161,58 +167,45 @@ where
                 new.idempotency_key.clone(),
                 now_ms(),
             );
-            // The insert takes the session's snapshot itself: one statement on the request
-            // path instead of a read and then a write. It inserts nothing when the key is
-            // taken or the session unknown; which one is told apart below.
-            let snapshot: Option<(String, String)> = sqlx::query_as(
-                "INSERT INTO executions (id, session_id, language, source_code, status, \
-                 idempotency_key, attempts, queued_at) \
-                 SELECT $1, id, language, source_code, 'QUEUED', $3, 0, $4 FROM sessions \
-                 WHERE id = $2 \
-                 ON CONFLICT (idempotency_key) DO NOTHING RETURNING language, source_code",
-            )
-            .bind(DB::id(exec.id))
-            .bind(DB::id(new.session_id))
-            .bind(exec.idempotency_key.as_deref())
-            .bind(DB::time(exec.queued_at))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
-            let Some((language, source_code)) = snapshot else {
-                if let Some(key) = &new.idempotency_key {
-                    let existing: Option<RawExecution<DB::Id, DB::Time>> = sqlx::query_as(&by_key)
-                        .bind(key.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(backend(OP))?;
-                    if let Some(existing) = existing {
-                        return resolve_existing(execution::<DB>(OP, existing)?, new.session_id);
-                    }
-                }
-                let session: Option<(String, String)> =
-                    sqlx::query_as("SELECT language, source_code FROM sessions WHERE id = $1")
-                        .bind(DB::id(new.session_id))
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(backend(OP))?;
-                if session.is_none() {
-                    return Err(StoreError::SessionNotFound(new.session_id));
-                }
-                // The key's owner was not visible yet: look again.
-                continue;
-            };
-            exec.language = language;
-            exec.source_code = source_code;
-            if new.enqueue_job {
-                // The queue's times are unix milliseconds in both backends.
-                sqlx::query("INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)")
+            let insert = sqlx::query_as::<_, (String, String)>(INSERT)
+                .bind(DB::id(exec.id))
+                .bind(DB::id(new.session_id))
+                .bind(exec.idempotency_key.as_deref())
+                .bind(DB::time(exec.queued_at));
+            let snapshot = if new.enqueue_job {
+                // The execution and its job commit together.
+                let mut tx = DB::begin_write(&self.pool).await.map_err(backend(OP))?;
+                let snapshot = insert.fetch_optional(&mut *tx).await.map_err(backend(OP))?;
+                if snapshot.is_some() {
+                    // The queue's times are unix milliseconds in both backends.
+                    sqlx::query(
+                        "INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)",
+                    )
                     .bind(DB::id(exec.id))
                     .bind(exec.queued_at.timestamp_millis())
                     .execute(&mut *tx)
                     .await
                     .map_err(backend(OP))?;
-            }
-            tx.commit().await.map_err(backend(OP))?;
+                    tx.commit().await.map_err(backend(OP))?;
+                }
+                snapshot
+            } else {
+                // One statement commits on its own, before its row comes back (both drivers
+                // finish the statement first), so no transaction round trips around it.
+                insert
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend(OP))?
+            };
+            let Some((language, source_code)) = snapshot else {
+                match existing(&self.pool, OP, &new).await? {
+                    Some(found) => return found,
+                    // The key's owner was not visible yet: try again.
+                    None => continue,
+                }
+            };
+            exec.language = language;
+            exec.source_code = source_code;
             return Ok(CreatedExecution {
                 execution: exec,
                 created: true,
