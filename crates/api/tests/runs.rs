@@ -99,7 +99,7 @@ async fn repeated_key_returns_the_same_execution_and_its_current_status() {
     assert_eq!(again, first);
     // Move it on as a worker would; a repeat must report the current status.
     let exec_id = uuid_of(&first["execution_id"]);
-    assert!(s.store.start_execution(exec_id, 1).await.unwrap());
+    assert!(s.store.start_execution(exec_id, 1).await.unwrap().is_some());
     let (_, later) = s.run(&id, Some("key-1")).await;
     assert_eq!(later["execution_id"], first["execution_id"]);
     assert_eq!(later["status"], "RUNNING");

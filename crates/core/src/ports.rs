@@ -80,9 +80,14 @@ pub trait Store: Send + Sync + 'static {
         before: Option<ExecutionId>,
     ) -> Result<Vec<Execution>, StoreError>;
     /// Guarded `QUEUED → RUNNING` (or a newer attempt taking over a `RUNNING` one whose
-    /// attempt number is lower): sets `attempts = attempt` and `started_at`. False when the
-    /// guard did not match (terminal, or a newer attempt owns it).
-    async fn start_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError>;
+    /// attempt number is lower): sets `attempts = attempt` and `started_at`, and returns the
+    /// execution as it now stands, in the same statement (a worker needs its snapshot to run
+    /// it). `None` when the guard did not match (unknown, terminal, or a newer attempt owns it).
+    async fn start_execution(
+        &self,
+        id: ExecutionId,
+        attempt: i32,
+    ) -> Result<Option<Execution>, StoreError>;
     /// Guarded `RUNNING (attempts = attempt) → terminal`. False when the guard did not match.
     async fn finish_execution(
         &self,
@@ -157,6 +162,14 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn contains(&self, execution_id: ExecutionId) -> Result<bool, PortError>;
     /// A cheap round trip to the backend.
     async fn ping(&self) -> Result<(), PortError>;
+    /// Jobs as they arrive, from any process: each item is how many arrived since the last
+    /// (at least one). Idle workers wake on it at once instead of at their next poll; it
+    /// starts from the jobs present when this returns, and a job it misses (the backend was
+    /// unreachable) is still found by polling. `None` (the default) when the queue has no
+    /// such feed: workers then poll, and in one process the API rings them.
+    async fn arrivals(&self) -> Option<BoxStream<usize>> {
+        None
+    }
 }
 
 /// Fan-out of live execution events, with replay from a sequence number.

@@ -50,7 +50,7 @@ pub use sse::{
     execution_sse, execution_sse_until, last_event_id, parse_last_event_id, sse_events,
     sse_events_until, SseResponse, SseStream, StopSignal,
 };
-pub use wait::{wait_budget, wait_for_finish, WaitOutcome, WAIT_MARGIN};
+pub use wait::{wait_budget, wait_for_finish, Known, WaitOutcome, WAIT_MARGIN};
 
 use livexec_core::{ExecutionId, PortError, StoreError};
 use std::time::Duration;

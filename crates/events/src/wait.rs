@@ -2,7 +2,8 @@
 //!
 //! The wait subscribes to the bus *before* reading the store, so a `Finished` published in
 //! between is not missed; it then waits for `Finished` (or the budget) and answers from the
-//! store. If the bus fails or the subscription is interrupted, it falls back to polling the
+//! store. An execution the request itself just created needs no read before listening: every
+//! event it ever had is still on the bus, which replays them to a new subscription. If the bus fails or the subscription is interrupted, it falls back to polling the
 //! store every 100 ms until the budget runs out; while subscribed, a second without events
 //! also re-reads the store (an execution failed by a reconciler publishes no `Finished`).
 
@@ -64,11 +65,22 @@ pub(crate) async fn get_execution(
         .ok_or(EventsError::ExecutionNotFound { id })
 }
 
+/// What the waiting request knows of the execution it waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// The request created it: all its events are still on the bus (both buses replay from
+    /// the first to a new subscription), so the wait listens without reading the store first.
+    JustCreated,
+    /// Anything else (an idempotent repeat): the store is read once subscribed.
+    Existing,
+}
+
 /// Waits up to `budget` for execution `id` to reach a terminal state.
 pub async fn wait_for_finish(
     store: &dyn Store,
     bus: &dyn EventBus,
     id: ExecutionId,
+    known: Known,
     budget: Duration,
 ) -> Result<WaitOutcome, EventsError> {
     let deadline = Instant::now() + budget;
@@ -81,9 +93,11 @@ pub async fn wait_for_finish(
         }
         Err(_) => None,
     };
-    let execution = get_execution(store, id).await?;
-    if execution.status.is_terminal() {
-        return Ok(WaitOutcome::Finished(execution));
+    if known == Known::Existing || events.is_none() {
+        let execution = get_execution(store, id).await?;
+        if execution.status.is_terminal() {
+            return Ok(WaitOutcome::Finished(execution));
+        }
     }
     if let Some(mut events) = events {
         loop {

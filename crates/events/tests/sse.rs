@@ -23,7 +23,7 @@ async fn live_run(bus: Arc<dyn EventBus>) {
     assert_eq!(queued.json()["execution_id"], id.to_string());
 
     // The worker's side.
-    assert!(server.store.start_execution(id, 1).await.unwrap());
+    assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
     let publisher = Publisher::start(Arc::clone(&server.bus), id);
     let out = publisher.handle();
     out.status(Status::Running);
@@ -69,7 +69,7 @@ async fn live_run(bus: Arc<dyn EventBus>) {
 async fn resume_with_last_event_id(bus: Arc<dyn EventBus>) {
     let server = Server::start(bus).await;
     let id = server.queued_execution().await.id;
-    assert!(server.store.start_execution(id, 1).await.unwrap());
+    assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
     // Explicit events (a Publisher could coalesce the lines into fewer events).
     let mut kinds = vec![EventKind::Status(Status::Running)];
     let mut stdout = Vec::new();
@@ -115,7 +115,7 @@ async fn resume_with_last_event_id(bus: Arc<dyn EventBus>) {
 async fn finished_execution_answers_with_result(bus: Arc<dyn EventBus>) {
     let server = Server::start(bus).await;
     let id = server.queued_execution().await.id;
-    assert!(server.store.start_execution(id, 1).await.unwrap());
+    assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
     server.record(id, Status::Completed, b"done\n", b"").await;
     let (status, mut frames) = open(&server.events_url(id), Some("17")).await;
     assert_eq!(status, 200);
@@ -175,7 +175,7 @@ async fn a_client_too_far_behind_is_told_to_resume() {
     });
     let server = Server::start(Arc::new(bus)).await;
     let id = server.queued_execution().await.id;
-    assert!(server.store.start_execution(id, 1).await.unwrap());
+    assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
     // Published directly (the Publisher would coalesce them into one event).
     for seq in 1..=200u64 {
         let event = livexec_core::Event {

@@ -5,19 +5,25 @@ mod common;
 use common::server::Server;
 use livexec_core::{EventBus, Status};
 use livexec_events::{
-    wait_budget, wait_for_finish, MemoryBus, Publisher, WaitOutcome, WAIT_MARGIN,
+    wait_budget, wait_for_finish, Known, MemoryBus, Publisher, WaitOutcome, WAIT_MARGIN,
 };
 use std::sync::Arc;
 use std::time::Duration;
 
 async fn finishes_during_the_wait(bus: Arc<dyn EventBus>) {
+    for known in [Known::Existing, Known::JustCreated] {
+        finishes_during_a_wait(Arc::clone(&bus), known).await;
+    }
+}
+
+async fn finishes_during_a_wait(bus: Arc<dyn EventBus>, known: Known) {
     let server = Arc::new(Server::start(bus).await);
     let id = server.queued_execution().await.id;
     let worker = {
         let server = Arc::clone(&server);
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            assert!(server.store.start_execution(id, 1).await.unwrap());
+            assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
             let publisher = Publisher::start(Arc::clone(&server.bus), id);
             publisher.handle().status(Status::Running);
             publisher.handle().stdout(b"hi\n");
@@ -29,6 +35,7 @@ async fn finishes_during_the_wait(bus: Arc<dyn EventBus>) {
         server.store.as_ref(),
         server.bus.as_ref(),
         id,
+        known,
         Duration::from_secs(30),
     )
     .await
@@ -46,11 +53,12 @@ async fn finishes_during_the_wait(bus: Arc<dyn EventBus>) {
 async fn budget_runs_out_with_the_current_state(bus: Arc<dyn EventBus>) {
     let server = Server::start(bus).await;
     let id = server.queued_execution().await.id;
-    assert!(server.store.start_execution(id, 1).await.unwrap());
+    assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
     let outcome = wait_for_finish(
         server.store.as_ref(),
         server.bus.as_ref(),
         id,
+        Known::Existing,
         Duration::from_millis(300),
     )
     .await
@@ -64,17 +72,43 @@ async fn budget_runs_out_with_the_current_state(bus: Arc<dyn EventBus>) {
 async fn already_finished_answers_at_once(bus: Arc<dyn EventBus>) {
     let server = Server::start(bus).await;
     let id = server.queued_execution().await.id;
-    assert!(server.store.start_execution(id, 1).await.unwrap());
+    assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
     server.record(id, Status::Failed, b"", b"boom\n").await;
     let outcome = wait_for_finish(
         server.store.as_ref(),
         server.bus.as_ref(),
         id,
+        Known::Existing,
         Duration::from_secs(30),
     )
     .await
     .unwrap();
     assert!(matches!(outcome, WaitOutcome::Finished(e) if e.status == Status::Failed));
+}
+
+/// Created by the request, then run to its end before the wait even listens (a fast worker,
+/// a slow request): the bus replays `Finished`, the wait answers at once from the store.
+async fn just_created_and_finished_before_the_wait_listens(bus: Arc<dyn EventBus>) {
+    let server = Server::start(bus).await;
+    let id = server.queued_execution().await.id;
+    assert!(server.store.start_execution(id, 1).await.unwrap().is_some());
+    let publisher = Publisher::start(Arc::clone(&server.bus), id);
+    publisher.handle().status(Status::Running);
+    server.record(id, Status::Completed, b"fast\n", b"").await;
+    publisher.finish(Status::Completed).await;
+    let outcome = wait_for_finish(
+        server.store.as_ref(),
+        server.bus.as_ref(),
+        id,
+        Known::JustCreated,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    match outcome {
+        WaitOutcome::Finished(e) => assert_eq!(e.stdout, b"fast\n"),
+        other => panic!("expected Finished, got {other:?}"),
+    }
 }
 
 macro_rules! both_buses {
@@ -104,7 +138,8 @@ macro_rules! both_buses {
 both_buses!(
     finishes_during_the_wait,
     budget_runs_out_with_the_current_state,
-    already_finished_answers_at_once
+    already_finished_answers_at_once,
+    just_created_and_finished_before_the_wait_listens
 );
 
 #[tokio::test]
@@ -114,6 +149,7 @@ async fn unknown_execution_is_an_error() {
         server.store.as_ref(),
         server.bus.as_ref(),
         uuid::Uuid::now_v7(),
+        Known::Existing,
         Duration::from_millis(10),
     )
     .await;

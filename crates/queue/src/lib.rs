@@ -5,7 +5,8 @@
 //! - [`PgQueue`]: the same table in PostgreSQL, claimed with `FOR UPDATE SKIP LOCKED`, so a
 //!   PostgreSQL deployment can run without Redis.
 //! - [`RedisQueue`]: Redis Streams with a consumer group, per-claim leases, `XAUTOCLAIM` to take
-//!   over the jobs of dead workers and a sorted set for delayed retries.
+//!   over the jobs of dead workers and a sorted set for delayed retries; its arrivals feed
+//!   wakes idle workers of every process when a job is added.
 //!
 //! All three follow the same lease protocol: a claim increments the job's attempt counter and
 //! hands out a fresh token; `extend`, `ack`, `retry` and `release` act only while that token is
@@ -14,6 +15,7 @@
 
 mod postgres;
 mod redis;
+mod redis_arrivals;
 mod sql;
 mod sqlite;
 

@@ -22,7 +22,7 @@
 
 use crate::{millis, new_token, parse_execution_id, port_err, QueueError};
 use async_trait::async_trait;
-use livexec_core::{ExecutionId, Job, JobQueue, Lease, PortError};
+use livexec_core::{BoxStream, ExecutionId, Job, JobQueue, Lease, PortError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 use std::future::Future;
@@ -68,6 +68,8 @@ impl Scripts {
 
 /// A Redis Streams job queue. Cheap to share: wrap it in an `Arc`.
 pub struct RedisQueue {
+    /// For the dedicated connections of arrivals feeds.
+    client: redis::Client,
     conn: ConnectionManager,
     /// `[stream, delayed, attempts, queued, leases]`, the `KEYS` of every script.
     keys: [String; 5],
@@ -116,10 +118,11 @@ impl RedisQueue {
             .set_number_of_retries(0);
         let conn = bounded(
             "connect",
-            ConnectionManager::new_with_config(client, config),
+            ConnectionManager::new_with_config(client.clone(), config),
         )
         .await?;
         let queue = RedisQueue {
+            client,
             conn,
             keys: ["jobs", "delayed", "attempts", "queued", "leases"]
                 .map(|name| format!("{prefix}:{name}")),
@@ -320,6 +323,12 @@ impl JobQueue for RedisQueue {
         let mut conn = self.conn.clone();
         let _pong: String = bounded("ping", redis::cmd("PING").query_async(&mut conn)).await?;
         Ok(())
+    }
+
+    /// A blocking `XREAD` of the job stream on a connection of its own
+    /// ([`crate::redis_arrivals`]).
+    async fn arrivals(&self) -> Option<BoxStream<usize>> {
+        Some(crate::redis_arrivals::arrivals(self.client.clone(), self.keys[0].clone()).await)
     }
 }
 

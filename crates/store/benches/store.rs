@@ -125,7 +125,7 @@ where
         let id = ids[i];
         let result = &result;
         async move {
-            assert!(store.start_execution(id, 1).await.unwrap());
+            assert!(store.start_execution(id, 1).await.unwrap().is_some());
             assert!(store.finish_execution(id, 1, result).await.unwrap());
         }
     })

@@ -15,6 +15,8 @@
 //! # }
 //! ```
 
+mod create;
+mod dialect;
 mod postgres;
 mod rows;
 mod sql;

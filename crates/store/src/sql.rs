@@ -1,14 +1,14 @@
 //! The [`Store`] logic, written once over sqlx for both backends.
 //!
 //! [`SqlStore`] holds a pool of any sqlx database that is a [`Dialect`]; its queries, binds,
-//! transactions and row decoding are shared. A dialect says only what differs: how ids and times
-//! are stored (UUID and timestamptz in PostgreSQL, hyphenated text and unix-ms integers in
-//! SQLite), how a writing transaction begins, and a typed-NULL cast PostgreSQL needs. SQL text
-//! uses `$N` placeholders, which both drivers accept.
+//! transactions and row decoding are shared. A dialect says only what differs
+//! ([`crate::dialect`]). SQL text uses `$N` placeholders, which both drivers accept.
 
+use crate::create::existing;
+use crate::dialect::Dialect;
 use crate::rows::{
-    backend, new_execution, now_ms, parse_status, resolve_existing, DataError, RawExecution,
-    RawSession, EXECUTION_COLUMNS, SESSION_COLUMNS,
+    backend, new_execution, now_ms, parse_status, DataError, RawExecution, RawSession,
+    EXECUTION_COLUMNS, SESSION_COLUMNS,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,50 +16,11 @@ use livexec_core::{
     CreatedExecution, Execution, ExecutionId, NewExecution, RunResult, Session, SessionId, Status,
     Store, StoreError,
 };
-use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
-use std::future::Future;
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
 
 /// How many times `create_execution` retries after losing an idempotency-key race.
 const KEY_RACE_TRIES: usize = 5;
-
-/// A type a column of `DB` can be bound from and read into, by value.
-pub(crate) trait Column<DB: Database>:
-    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send + Sync + Unpin + 'static
-{
-}
-
-impl<DB: Database, T> Column<DB> for T where
-    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send + Sync + Unpin + 'static
-{
-}
-
-/// What one backend does differently: the column encoding of ids and times and a few dialect
-/// details. Everything else of the store is shared.
-pub(crate) trait Dialect: Database {
-    /// How an id column is stored and bound.
-    type Id: Column<Self>;
-    /// How a time column is stored and bound.
-    type Time: Column<Self>;
-    /// Appended to a nullable id parameter where the database must know its type to test it
-    /// for NULL (`$2::uuid IS NULL` in PostgreSQL).
-    const NULLABLE_ID_CAST: &'static str;
-
-    /// An id as bound to a query.
-    fn id(id: Uuid) -> Self::Id;
-    /// A time as bound to a query.
-    fn time(t: DateTime<Utc>) -> Self::Time;
-    /// An id read from `column`.
-    fn read_id(column: &'static str, stored: Self::Id) -> Result<Uuid, DataError>;
-    /// A time read from `column`.
-    fn read_time(column: &'static str, stored: Self::Time) -> Result<DateTime<Utc>, DataError>;
-    /// Begin a transaction that reads and then writes.
-    fn begin_write(
-        pool: &Pool<Self>,
-    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
-    /// How many rows a statement changed.
-    fn rows_affected(done: &Self::QueryResult) -> u64;
-}
 
 /// A [`Store`] on a pool of the sqlx database `DB`: [`SqliteStore`](crate::SqliteStore) or
 /// [`PgStore`](crate::PgStore).
@@ -190,64 +151,61 @@ where
 
     async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
         const OP: &str = "create_execution";
-        let by_key =
-            format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE idempotency_key = $1");
+        // The insert takes the session's snapshot itself: one statement on the request path
+        // instead of a read and then a write. It inserts nothing when the key is taken or the
+        // session unknown; which one is told apart after.
+        const INSERT: &str = "INSERT INTO executions (id, session_id, language, source_code, \
+             status, idempotency_key, attempts, queued_at) \
+             SELECT $1, id, language, source_code, 'QUEUED', $3, 0, $4 FROM sessions \
+             WHERE id = $2 \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING language, source_code";
         for _ in 0..KEY_RACE_TRIES {
-            let mut tx = DB::begin_write(&self.pool).await.map_err(backend(OP))?;
-            if let Some(key) = &new.idempotency_key {
-                let existing: Option<RawExecution<DB::Id, DB::Time>> = sqlx::query_as(&by_key)
-                    .bind(key.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(backend(OP))?;
-                if let Some(existing) = existing {
-                    return resolve_existing(execution::<DB>(OP, existing)?, new.session_id);
-                }
-            }
-            let snapshot: Option<(String, String)> =
-                sqlx::query_as("SELECT language, source_code FROM sessions WHERE id = $1")
-                    .bind(DB::id(new.session_id))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(backend(OP))?;
-            let Some((language, source_code)) = snapshot else {
-                return Err(StoreError::SessionNotFound(new.session_id));
-            };
-            let exec = new_execution(
+            let mut exec = new_execution(
                 new.session_id,
-                language,
-                source_code,
+                String::new(),
+                String::new(),
                 new.idempotency_key.clone(),
                 now_ms(),
             );
-            let inserted = sqlx::query(
-                "INSERT INTO executions (id, session_id, language, source_code, status, \
-                 idempotency_key, attempts, queued_at) VALUES ($1, $2, $3, $4, 'QUEUED', $5, 0, $6) \
-                 ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(DB::id(exec.id))
-            .bind(DB::id(new.session_id))
-            .bind(exec.language.as_str())
-            .bind(exec.source_code.as_str())
-            .bind(exec.idempotency_key.as_deref())
-            .bind(DB::time(exec.queued_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(backend(OP))?;
-            if DB::rows_affected(&inserted) == 0 {
-                // Another writer took the key between our lookup and insert: look again.
-                continue;
-            }
-            if new.enqueue_job {
-                // The queue's times are unix milliseconds in both backends.
-                sqlx::query("INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)")
+            let insert = sqlx::query_as::<_, (String, String)>(INSERT)
+                .bind(DB::id(exec.id))
+                .bind(DB::id(new.session_id))
+                .bind(exec.idempotency_key.as_deref())
+                .bind(DB::time(exec.queued_at));
+            let snapshot = if new.enqueue_job {
+                // The execution and its job commit together.
+                let mut tx = DB::begin_write(&self.pool).await.map_err(backend(OP))?;
+                let snapshot = insert.fetch_optional(&mut *tx).await.map_err(backend(OP))?;
+                if snapshot.is_some() {
+                    // The queue's times are unix milliseconds in both backends.
+                    sqlx::query(
+                        "INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)",
+                    )
                     .bind(DB::id(exec.id))
                     .bind(exec.queued_at.timestamp_millis())
                     .execute(&mut *tx)
                     .await
                     .map_err(backend(OP))?;
-            }
-            tx.commit().await.map_err(backend(OP))?;
+                    tx.commit().await.map_err(backend(OP))?;
+                }
+                snapshot
+            } else {
+                // One statement commits on its own, before its row comes back (both drivers
+                // finish the statement first), so no transaction round trips around it.
+                insert
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend(OP))?
+            };
+            let Some((language, source_code)) = snapshot else {
+                match existing(&self.pool, OP, &new).await? {
+                    Some(found) => return found,
+                    // The key's owner was not visible yet: try again.
+                    None => continue,
+                }
+            };
+            exec.language = language;
+            exec.source_code = source_code;
             return Ok(CreatedExecution {
                 execution: exec,
                 created: true,
@@ -291,18 +249,32 @@ where
         rows.into_iter().map(|r| execution::<DB>(OP, r)).collect()
     }
 
-    async fn start_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE executions SET status = 'RUNNING', attempts = $2, started_at = $3 \
-             WHERE id = $1 AND (status = 'QUEUED' OR (status = 'RUNNING' AND attempts < $2))",
-        )
-        .bind(DB::id(id))
-        .bind(attempt)
-        .bind(DB::time(now_ms()))
-        .execute(&self.pool)
-        .await
-        .map_err(backend("start_execution"))?;
-        Ok(DB::rows_affected(&done) > 0)
+    async fn start_execution(
+        &self,
+        id: ExecutionId,
+        attempt: i32,
+    ) -> Result<Option<Execution>, StoreError> {
+        const OP: &str = "start_execution";
+        // The one write of a run whose commit does not wait for the disk: losing it takes a
+        // crash of the database server itself (a crash of ours loses nothing), and then the
+        // execution is QUEUED at its previous attempt again, finish_execution's guard refuses
+        // this attempt's result, its job is not acked, and the next claim after the lease runs
+        // it anew. The log is flushed in order, so the result's (waiting) commit makes this one
+        // durable too.
+        let relaxed = DB::RELAXED_COMMIT;
+        let sql = format!(
+            "UPDATE executions SET status = 'RUNNING', attempts = $2, started_at = $3 {relaxed} \
+             WHERE id = $1 AND (status = 'QUEUED' OR (status = 'RUNNING' AND attempts < $2)) \
+             RETURNING {EXECUTION_COLUMNS}"
+        );
+        let row: Option<RawExecution<DB::Id, DB::Time>> = sqlx::query_as(&sql)
+            .bind(DB::id(id))
+            .bind(attempt)
+            .bind(DB::time(now_ms()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        row.map(|r| execution::<DB>(OP, r)).transpose()
     }
 
     async fn finish_execution(

@@ -1,20 +1,42 @@
-//! Waking idle workers in the same process the moment work arrives, instead of at their next
-//! poll: [`WakeStore`] and [`WakeQueue`] wrap the ports the API uses and ring a shared
+//! Waking idle workers the moment work arrives, instead of at their next poll. In the same
+//! process, [`WakeStore`] and [`WakeQueue`] wrap the ports the API uses and ring a shared
 //! [`Wakeup`] when an execution is created or a job enqueued; [`crate::Worker::with_wakeup`]
-//! makes idle loops listen for it. Polling stays as the fallback (other processes, retries).
+//! makes idle loops listen for it. From other processes, the queue's arrivals (when it has
+//! them, see [`JobQueue::arrivals`]) ring it ([`ring_on_arrivals`]). Polling stays as the
+//! fallback (retries coming due, a feed that is down).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use livexec_core::{
-    CreatedExecution, Execution, ExecutionId, JobQueue, Lease, NewExecution, PortError, RunResult,
-    Session, SessionId, Status, Store, StoreError,
+    BoxStream, CreatedExecution, Execution, ExecutionId, JobQueue, Lease, NewExecution, PortError,
+    RunResult, Session, SessionId, Status, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// The bell idle workers of this process wait on.
 pub type Wakeup = Arc<Notify>;
+
+/// Rings `wakeup` for every arrival (up to `slots` idle loops per batch) until `shutdown`
+/// becomes true or the feed ends.
+pub(crate) async fn ring_on_arrivals(
+    mut arrivals: BoxStream<usize>,
+    wakeup: Wakeup,
+    slots: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            arrived = arrivals.next() => match arrived {
+                Some(n) => (0..n.min(slots)).for_each(|_| wakeup.notify_one()),
+                None => return,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
 
 /// A [`Store`] that rings `wakeup` when it creates an execution (its embedded job is runnable).
 pub struct WakeStore {
@@ -64,7 +86,11 @@ impl Store for WakeStore {
     ) -> Result<Vec<Execution>, StoreError> {
         self.inner.list_executions(session_id, limit, before).await
     }
-    async fn start_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {
+    async fn start_execution(
+        &self,
+        id: ExecutionId,
+        attempt: i32,
+    ) -> Result<Option<Execution>, StoreError> {
         self.inner.start_execution(id, attempt).await
     }
     async fn finish_execution(
@@ -138,5 +164,8 @@ impl JobQueue for WakeQueue {
     }
     async fn ping(&self) -> Result<(), PortError> {
         self.inner.ping().await
+    }
+    async fn arrivals(&self) -> Option<BoxStream<usize>> {
+        self.inner.arrivals().await
     }
 }

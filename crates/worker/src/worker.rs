@@ -1,20 +1,26 @@
 //! The worker: claim a job, run its execution in the sandbox, record the result. One
 //! [`Worker::step`] that tests call to drain the queue deterministically, and one loop
-//! ([`Worker::run`]) that the service runs with a concurrency and a shutdown signal.
+//! ([`Worker::run`]) that the service runs with a concurrency and a shutdown signal. What
+//! happens to a job before and after its run (admitting, recording, retrying, acking) is in
+//! `settle`.
+
+mod settle;
 
 use crate::command::{command_for, effective_limits};
-use crate::config::retry_store;
 use crate::result::to_result;
+use crate::wake::ring_on_arrivals;
 use crate::{Wakeup, WorkerConfig, WorkerError};
-use livexec_core::ports::retry_backoff;
-use livexec_core::{EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
+use livexec_core::{EventBus, Execution, JobQueue, Lease, Status, Store};
 use livexec_events::{Publisher, PublisherHandle};
 use livexec_runtimes::Resolved;
 use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
+use std::any::Any;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -112,12 +118,23 @@ impl Worker {
 
     /// Run `concurrency` loops of [`Worker::step_until`] until `shutdown` becomes true, then
     /// return once every program that had started has finished and been recorded.
+    ///
+    /// Idle loops wait for the next poll, for the [`crate::Wakeup`] of [`Worker::with_wakeup`],
+    /// and for the queue's [`JobQueue::arrivals`] when it has them (jobs enqueued by other
+    /// processes), whichever comes first.
     pub async fn run(self: Arc<Self>, concurrency: usize, shutdown: watch::Receiver<bool>) {
+        let concurrency = concurrency.max(1);
+        let wakeup = self.wakeup.clone().unwrap_or_default();
         let mut tasks = tokio::task::JoinSet::new();
-        for slot in 0..concurrency.max(1) {
+        // Before the first claims: a job enqueued after them is an arrival.
+        if let Some(arrivals) = self.queue.arrivals().await {
+            let (wakeup, shutdown) = (wakeup.clone(), shutdown.clone());
+            tasks.spawn(ring_on_arrivals(arrivals, wakeup, concurrency, shutdown));
+        }
+        for slot in 0..concurrency {
             let worker = Arc::clone(&self);
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move { worker.run_slot(slot, shutdown).await });
+            let (wakeup, shutdown) = (wakeup.clone(), shutdown.clone());
+            tasks.spawn(async move { worker.run_slot(slot, &wakeup, shutdown).await });
         }
         while let Some(res) = tasks.join_next().await {
             if let Err(e) = res {
@@ -127,7 +144,7 @@ impl Worker {
         info!(worker = %self.config.worker_id, "worker stopped");
     }
 
-    async fn run_slot(&self, slot: usize, mut shutdown: watch::Receiver<bool>) {
+    async fn run_slot(&self, slot: usize, wakeup: &Wakeup, mut shutdown: watch::Receiver<bool>) {
         let mut failures: u32 = 0;
         while !*shutdown.borrow() {
             let pause = match self.step_until(&shutdown).await {
@@ -145,15 +162,9 @@ impl Worker {
                     Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)))
                 }
             };
-            let rung = async {
-                match &self.wakeup {
-                    Some(w) => w.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                _ = rung => {}
+                _ = wakeup.notified() => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -167,48 +178,9 @@ impl Worker {
     ) -> Result<(), WorkerError> {
         let id = lease.job.execution_id;
         let attempt = lease.job.attempt;
-        let store_err = |source| WorkerError::Store {
-            execution_id: id,
-            source,
-        };
-        let Some(exec) = self.store.get_execution(id).await.map_err(store_err)? else {
-            warn!(execution_id = %id, "job for an unknown execution; dropping it");
-            return self.ack(&lease).await;
-        };
-        if exec.status.is_terminal() {
-            debug!(execution_id = %id, status = %exec.status, "already finished; acking");
-            return self.ack(&lease).await;
-        }
-        if attempt > self.config.max_attempts {
-            self.give_up(&lease).await?;
-            if let Some(bus) = &self.events {
-                Publisher::start_attempt(Arc::clone(bus), id, attempt)
-                    .finish(Status::Failed)
-                    .await;
-            }
+        let Some(exec) = self.admit(&lease, shutdown).await? else {
             return Ok(());
-        }
-        if *shutdown.borrow() {
-            info!(execution_id = %id, status = %Status::Queued, "shutting down; handed back unrun");
-            return self
-                .queue
-                .release(&lease)
-                .await
-                .map_err(|source| WorkerError::Queue {
-                    execution_id: id,
-                    op: "release",
-                    source,
-                });
-        }
-        if !self
-            .store
-            .start_execution(id, attempt)
-            .await
-            .map_err(store_err)?
-        {
-            debug!(execution_id = %id, attempt, "a newer attempt owns it; acking");
-            return self.ack(&lease).await;
-        }
+        };
         let waited = (chrono::Utc::now() - exec.queued_at).num_milliseconds();
         info!(execution_id = %id, attempt, status = %Status::Running, queued_ms = waited, language = %exec.language, "execution started");
         let publisher = self
@@ -231,12 +203,16 @@ impl Worker {
             }
             return Ok(());
         }
-        let ended = match ran {
+        // A recorded result is acked only after `Finished` is out: whoever waits for this
+        // execution (`?wait=true`, SSE) answers from the store on `Finished` and needs nothing
+        // from the queue. Should the process die in between, the job is claimed again and
+        // acked at once, its execution being terminal.
+        let (ended, ack_after) = match ran {
             Ok((outcome, limits)) => {
                 let result = to_result(&outcome, &limits);
-                self.record(&lease, &result).await
+                (self.record(&lease, &result).await, true)
             }
-            Err(failure) => self.platform_failure(&lease, failure).await,
+            Err(failure) => (self.platform_failure(&lease, failure).await, false),
         };
         if let Some(p) = publisher {
             match ended {
@@ -248,6 +224,9 @@ impl Worker {
                     p.close().await;
                 }
             }
+        }
+        if ack_after && matches!(ended, Ok(Some(_))) {
+            self.ack(&lease).await?;
         }
         ended.map(|_| ())
     }
@@ -286,7 +265,7 @@ impl Worker {
         let limits = effective_limits(&self.config.limits, &rt.limits);
         let cmd = command_for(rt, &exec.source_code, &[], limits.clone());
         let sandbox = Arc::clone(&self.sandbox);
-        let joined = tokio::task::spawn_blocking(move || {
+        let run = move || {
             sandbox.run(&cmd, &mut |stream, chunk| {
                 if let Some(live) = &live {
                     match stream {
@@ -295,108 +274,34 @@ impl Worker {
                     }
                 }
             })
-        })
-        .await;
+        };
+        // On the multi-threaded runtime the sandbox runs on this very thread, which hands its
+        // other tasks to another one: no hand-off to a blocking thread and back between the
+        // claim and the result. Elsewhere (a current-thread runtime, as in tests) it goes to
+        // the blocking pool. A panic in the sandbox is caught either way.
+        let joined = match tokio::runtime::Handle::current().runtime_flavor() {
+            RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
+                std::panic::catch_unwind(AssertUnwindSafe(run)).map_err(panic_message)
+            }),
+            _ => tokio::task::spawn_blocking(run)
+                .await
+                .map_err(|e| e.to_string()),
+        };
         match joined {
             Ok(Ok(outcome)) => Ok((outcome, limits)),
             Ok(Err(e)) => Err(PlatformFailure::Sandbox(e)),
-            Err(e) => Err(PlatformFailure::Panicked(e.to_string())),
+            Err(e) => Err(PlatformFailure::Panicked(e)),
         }
     }
+}
 
-    /// Record the result; `Some(status)` when it was recorded (then the job is acked).
-    async fn record(
-        &self,
-        lease: &Lease,
-        result: &RunResult,
-    ) -> Result<Option<Status>, WorkerError> {
-        let id = lease.job.execution_id;
-        let attempt = lease.job.attempt;
-        let recorded = retry_store(|| self.store.finish_execution(id, attempt, result))
-            .await
-            .map_err(|source| WorkerError::Store {
-                execution_id: id,
-                source,
-            })?;
-        if !recorded {
-            warn!(execution_id = %id, attempt, "result not recorded: another attempt owns the execution");
-            return Ok(None);
-        }
-        info!(
-            execution_id = %id,
-            attempt,
-            status = %result.status,
-            ms = result.execution_time_ms,
-            error_type = result.error_type.map(|t| t.as_str()),
-            "execution finished"
-        );
-        self.ack(lease).await?;
-        Ok(Some(result.status))
-    }
-
-    async fn platform_failure(
-        &self,
-        lease: &Lease,
-        failure: PlatformFailure,
-    ) -> Result<Option<Status>, WorkerError> {
-        let id = lease.job.execution_id;
-        let attempt = lease.job.attempt;
-        match &failure {
-            PlatformFailure::Sandbox(e) => {
-                warn!(execution_id = %id, attempt, error = %e, "sandbox failed")
-            }
-            PlatformFailure::Panicked(e) => {
-                error!(execution_id = %id, attempt, error = %e, "sandbox thread panicked")
-            }
-            PlatformFailure::NoRuntime => {
-                warn!(execution_id = %id, attempt, "runtime not available on this worker")
-            }
-        }
-        if attempt >= self.config.max_attempts {
-            self.give_up(lease).await?;
-            return Ok(Some(Status::Failed));
-        }
-        let store_err = |source| WorkerError::Store {
-            execution_id: id,
-            source,
-        };
-        retry_store(|| self.store.requeue_execution(id, attempt))
-            .await
-            .map_err(store_err)?;
-        let delay = retry_backoff(attempt);
-        self.queue
-            .retry(lease, delay)
-            .await
-            .map_err(|source| WorkerError::Queue {
-                execution_id: id,
-                op: "retry",
-                source,
-            })?;
-        info!(execution_id = %id, attempt, status = %Status::Queued, retry_in_ms = delay.as_millis() as u64, "execution will be retried");
-        Ok(None)
-    }
-
-    /// Retries exhausted: FAILED/`InternalError`, then drop the job.
-    async fn give_up(&self, lease: &Lease) -> Result<(), WorkerError> {
-        let id = lease.job.execution_id;
-        retry_store(|| self.store.fail_execution(id, PLATFORM_FAILED))
-            .await
-            .map_err(|source| WorkerError::Store {
-                execution_id: id,
-                source,
-            })?;
-        info!(execution_id = %id, attempt = lease.job.attempt, status = %Status::Failed, error_type = "InternalError", "execution failed: attempts exhausted");
-        self.ack(lease).await
-    }
-
-    async fn ack(&self, lease: &Lease) -> Result<(), WorkerError> {
-        self.queue
-            .ack(lease)
-            .await
-            .map_err(|source| WorkerError::Queue {
-                execution_id: lease.job.execution_id,
-                op: "ack",
-                source,
-            })
+/// What a panic said, for the log.
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload.downcast_ref::<&str>().map_or_else(
+            || "a panic without a message".to_owned(),
+            |s| (*s).to_owned(),
+        ),
     }
 }

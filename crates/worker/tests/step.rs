@@ -178,7 +178,7 @@ async fn a_claim_past_max_attempts_fails_without_running() {
         .await
         .unwrap();
     assert_eq!(dead.unwrap().job.attempt, 1);
-    assert!(f.store.start_execution(id, 1).await.unwrap());
+    assert!(f.store.start_execution(id, 1).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(20)).await;
     let w = f.worker(|c| c.max_attempts = 1);
     assert!(w.step().await.unwrap());
@@ -199,7 +199,7 @@ async fn an_expired_lease_is_taken_over_by_the_next_attempt() {
         .await
         .unwrap();
     assert!(dead.is_some());
-    assert!(f.store.start_execution(id, 1).await.unwrap());
+    assert!(f.store.start_execution(id, 1).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(20)).await;
     let w = f.worker(|_| {});
     assert!(w.step().await.unwrap());

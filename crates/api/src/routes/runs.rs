@@ -20,7 +20,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use livexec_core::{ExecutionId, NewExecution, Status};
-use livexec_events::{wait_budget, wait_for_finish, WaitOutcome};
+use livexec_events::{wait_budget, wait_for_finish, Known, WaitOutcome};
 use serde::Serialize;
 
 /// The answer to a run.
@@ -65,11 +65,16 @@ pub async fn run(
         .into_response());
     }
     let budget = wait_budget(query.timeout_ms, state.time_limit(&execution.language));
+    let known = match created.created {
+        true => Known::JustCreated,
+        false => Known::Existing,
+    };
     let outcome = tokio::select! {
         outcome = wait_for_finish(
             state.store.as_ref(),
             state.events.as_ref(),
             execution.id,
+            known,
             budget,
         ) => outcome?,
         // Shutting down: answer with the execution as it stands instead of holding it up.

@@ -6,8 +6,9 @@
 //! the second one wait instead of failing. This module owns only the connection settings and
 //! the SQLite [`Dialect`]; the queries are shared ([`crate::sql`]).
 
+use crate::dialect::Dialect;
 use crate::rows::{backend, from_ms, parse_uuid, DataError};
-use crate::sql::{Dialect, SqlStore};
+use crate::sql::SqlStore;
 use chrono::{DateTime, Utc};
 use livexec_core::StoreError;
 use sqlx::sqlite::{
@@ -50,8 +51,12 @@ pub(crate) async fn open_pool(url: &str) -> Result<SqlitePool, StoreError> {
         .foreign_keys(true);
     // An in-memory database exists once per connection: keep it to one.
     let max = if url.contains(":memory:") { 1 } else { 8 };
+    // No ping before each use (sqlx's default): it is one more round trip to the
+    // connection's thread per query, and a SQLite connection is a local file handle that
+    // cannot go stale while it sits in the pool.
     SqlitePoolOptions::new()
         .max_connections(max)
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(backend("connect"))
@@ -62,6 +67,7 @@ impl Dialect for Sqlite {
     type Id = String;
     type Time = i64;
     const NULLABLE_ID_CAST: &'static str = "";
+    const RELAXED_COMMIT: &'static str = "";
 
     fn id(id: Uuid) -> String {
         id.to_string()

@@ -124,7 +124,7 @@ pub async fn output_bytes_round_trip_exactly(b: Backend) {
         cpu_time_ms: Some(1),
         memory_kb: Some(1),
     };
-    assert!(store.start_execution(e.id, 1).await.unwrap());
+    assert!(store.start_execution(e.id, 1).await.unwrap().is_some());
     assert!(store.finish_execution(e.id, 1, &result).await.unwrap());
     let got = store.get_execution(e.id).await.unwrap().unwrap();
     assert_eq!(got.stdout, result.stdout);
@@ -138,7 +138,7 @@ pub async fn output_bytes_round_trip_exactly(b: Backend) {
         stderr: Vec::new(),
         ..result
     };
-    assert!(store.start_execution(e2.id, 1).await.unwrap());
+    assert!(store.start_execution(e2.id, 1).await.unwrap().is_some());
     assert!(store.finish_execution(e2.id, 1, &big).await.unwrap());
     let got = store.get_execution(e2.id).await.unwrap().unwrap();
     assert_eq!(got.stdout, big.stdout);
@@ -169,6 +169,6 @@ pub async fn bad_stored_status_is_an_error(b: Backend) {
     let later = chrono::Utc::now() + chrono::Duration::days(1);
     assert!(store.list_unfinished(later, 10).await.unwrap().is_empty());
     // The guarded updates do not touch it either.
-    assert!(!store.start_execution(e.id, 1).await.unwrap());
+    assert!(store.start_execution(e.id, 1).await.unwrap().is_none());
     assert!(store.get_session(s.id).await.unwrap().is_some());
 }

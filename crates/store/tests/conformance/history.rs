@@ -71,13 +71,25 @@ pub async fn list_unfinished_is_oldest_first(b: Backend) {
     let running = execution(store, &s).await;
     let completed = execution(store, &s).await;
     let requeued = execution(store, &s).await;
-    assert!(store.start_execution(running.id, 1).await.unwrap());
-    assert!(store.start_execution(completed.id, 1).await.unwrap());
+    assert!(store
+        .start_execution(running.id, 1)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .start_execution(completed.id, 1)
+        .await
+        .unwrap()
+        .is_some());
     assert!(store
         .finish_execution(completed.id, 1, &result(Status::Completed))
         .await
         .unwrap());
-    assert!(store.start_execution(requeued.id, 1).await.unwrap());
+    assert!(store
+        .start_execution(requeued.id, 1)
+        .await
+        .unwrap()
+        .is_some());
     assert!(store.requeue_execution(requeued.id, 1).await.unwrap());
 
     let later = chrono::Utc::now() + chrono::Duration::seconds(60);

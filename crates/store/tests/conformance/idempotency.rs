@@ -27,7 +27,11 @@ pub async fn repeat_returns_same_execution_and_current_status(b: Backend) {
 
     // Even after the session changed, the key names the original snapshot.
     store.update_session(s.id, "print(2)", None).await.unwrap();
-    assert!(store.start_execution(first.execution.id, 1).await.unwrap());
+    assert!(store
+        .start_execution(first.execution.id, 1)
+        .await
+        .unwrap()
+        .is_some());
     let running = store.create_execution(new.clone()).await.unwrap();
     assert_eq!(running.execution.id, first.execution.id);
     assert_eq!(running.execution.status, Status::Running);
@@ -114,4 +118,58 @@ pub async fn no_key_creates_new_each_time(b: Backend) {
     assert_eq!(ids.len(), 3);
     assert_eq!(b.count("executions").await, 3);
     assert_eq!(b.count("jobs").await, 3);
+}
+
+/// Without a job to insert (the Redis queue enqueues elsewhere) the execution is a single
+/// statement, outside any transaction: the same rules hold, and no job row appears.
+pub async fn without_a_job_the_same_rules_hold(b: Backend) {
+    let store = b.store();
+    let owner = session(store, "print('solo')").await;
+    let other = session(store, "print(2)").await;
+    let new = |session_id, key: &str| NewExecution {
+        session_id,
+        idempotency_key: Some(key.to_owned()),
+        enqueue_job: false,
+    };
+    b.warm_pool(8).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (store, new) = (b.store.clone(), new(owner.id, "solo-key"));
+        tasks.push(tokio::spawn(
+            async move { store.create_execution(new).await },
+        ));
+    }
+    let (mut ids, mut created) = (HashSet::new(), 0);
+    for task in tasks {
+        let out = task.await.unwrap().unwrap();
+        assert_eq!(out.execution.source_code, "print('solo')");
+        ids.insert(out.execution.id);
+        created += usize::from(out.created);
+    }
+    assert_eq!((ids.len(), created), (1, 1), "one execution, created once");
+    let err = store
+        .create_execution(new(other.id, "solo-key"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::IdempotencyConflict { other_session } if other_session == owner.id),
+        "{err:?}"
+    );
+    let missing = uuid::Uuid::now_v7();
+    for key in [None, Some("solo-missing".to_owned())] {
+        let err = store
+            .create_execution(NewExecution {
+                session_id: missing,
+                idempotency_key: key,
+                enqueue_job: false,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::SessionNotFound(id) if id == missing),
+            "{err:?}"
+        );
+    }
+    assert_eq!(b.count("executions").await, 1);
+    assert_eq!(b.count("jobs").await, 0);
 }

@@ -44,6 +44,7 @@ conformance!(
     idempotency::race_of_20_creates_exactly_one,
     idempotency::same_key_other_session_conflicts,
     idempotency::no_key_creates_new_each_time,
+    idempotency::without_a_job_the_same_rules_hold,
     history::history_is_newest_first_and_pages,
     history::list_unfinished_is_oldest_first,
     transitions::start_is_guarded,

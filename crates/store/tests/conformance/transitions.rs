@@ -12,29 +12,43 @@ pub async fn start_is_guarded(b: Backend) {
     let store = b.store();
     let s = session(store, "print(1)").await;
     let e = execution(store, &s).await;
-    assert!(store.start_execution(e.id, 1).await.unwrap());
-    let running = get(store, &e).await;
+    // The execution comes back as it now stands, as a later read sees it.
+    let running = store
+        .start_execution(e.id, 1)
+        .await
+        .unwrap()
+        .expect("started");
+    assert_eq!(running, get(store, &e).await);
     assert_eq!((running.status, running.attempts), (Status::Running, 1));
+    assert_eq!(
+        (running.source_code.as_str(), running.language.as_str()),
+        (e.source_code.as_str(), e.language.as_str())
+    );
     let first_start = running.started_at.expect("started_at set");
     assert!(first_start >= e.queued_at);
     assert_eq!(running.finished_at, None);
 
     // The same attempt cannot start twice; a stale one cannot take over.
-    assert!(!store.start_execution(e.id, 1).await.unwrap());
-    assert!(!store.start_execution(e.id, 0).await.unwrap());
+    assert!(store.start_execution(e.id, 1).await.unwrap().is_none());
+    assert!(store.start_execution(e.id, 0).await.unwrap().is_none());
     // A newer attempt takes over a RUNNING execution (its worker's lease expired).
-    assert!(store.start_execution(e.id, 2).await.unwrap());
-    let taken = get(store, &e).await;
+    let taken = store
+        .start_execution(e.id, 2)
+        .await
+        .unwrap()
+        .expect("taken over");
+    assert_eq!(taken, get(store, &e).await);
     assert_eq!((taken.status, taken.attempts), (Status::Running, 2));
     assert!(taken.started_at.unwrap() >= first_start);
-    assert!(!store.start_execution(e.id, 1).await.unwrap());
-    assert!(!store.start_execution(e.id, 2).await.unwrap());
+    assert!(store.start_execution(e.id, 1).await.unwrap().is_none());
+    assert!(store.start_execution(e.id, 2).await.unwrap().is_none());
     assert_eq!(get(store, &e).await.attempts, 2);
     // Unknown execution: nothing to change.
-    assert!(!store
+    assert!(store
         .start_execution(uuid::Uuid::now_v7(), 1)
         .await
-        .unwrap());
+        .unwrap()
+        .is_none());
 }
 
 pub async fn finish_is_guarded_and_refuses_stale_attempts(b: Backend) {
@@ -48,8 +62,8 @@ pub async fn finish_is_guarded_and_refuses_stale_attempts(b: Backend) {
         .unwrap());
     assert_eq!(get(store, &e).await.status, Status::Queued);
 
-    assert!(store.start_execution(e.id, 1).await.unwrap());
-    assert!(store.start_execution(e.id, 2).await.unwrap());
+    assert!(store.start_execution(e.id, 1).await.unwrap().is_some());
+    assert!(store.start_execution(e.id, 2).await.unwrap().is_some());
     // Attempt 1 lost its lease: its result is refused.
     assert!(!store
         .finish_execution(e.id, 1, &result(Status::Completed))
@@ -88,7 +102,7 @@ pub async fn requeue_is_guarded(b: Backend) {
     let s = session(store, "print(1)").await;
     let e = execution(store, &s).await;
     assert!(!store.requeue_execution(e.id, 0).await.unwrap(), "QUEUED");
-    assert!(store.start_execution(e.id, 1).await.unwrap());
+    assert!(store.start_execution(e.id, 1).await.unwrap().is_some());
     assert!(
         !store.requeue_execution(e.id, 2).await.unwrap(),
         "other attempt"
@@ -98,7 +112,7 @@ pub async fn requeue_is_guarded(b: Backend) {
     assert_eq!((back.status, back.attempts), (Status::Queued, 1));
     assert!(!store.requeue_execution(e.id, 1).await.unwrap(), "twice");
     // The next attempt starts it again and finishes it.
-    assert!(store.start_execution(e.id, 2).await.unwrap());
+    assert!(store.start_execution(e.id, 2).await.unwrap().is_some());
     assert!(store
         .finish_execution(e.id, 2, &result(Status::Completed))
         .await
@@ -113,7 +127,11 @@ pub async fn fail_moves_any_unfinished_to_internal_error(b: Backend) {
     let s = session(store, "print(1)").await;
     let queued = execution(store, &s).await;
     let running = execution(store, &s).await;
-    assert!(store.start_execution(running.id, 3).await.unwrap());
+    assert!(store
+        .start_execution(running.id, 3)
+        .await
+        .unwrap()
+        .is_some());
     for e in [&queued, &running] {
         assert!(store
             .fail_execution(e.id, "retries exhausted")
@@ -140,7 +158,7 @@ pub async fn terminal_states_never_change(b: Backend) {
     let mut terminal = Vec::new();
     for status in [Status::Completed, Status::Failed, Status::Timeout] {
         let e = execution(store, &s).await;
-        assert!(store.start_execution(e.id, 1).await.unwrap());
+        assert!(store.start_execution(e.id, 1).await.unwrap().is_some());
         assert!(store
             .finish_execution(e.id, 1, &result(status))
             .await
@@ -154,7 +172,11 @@ pub async fn terminal_states_never_change(b: Backend) {
     for before in &terminal {
         assert!(before.status.is_terminal());
         for attempt in 0..=3 {
-            assert!(!store.start_execution(before.id, attempt).await.unwrap());
+            assert!(store
+                .start_execution(before.id, attempt)
+                .await
+                .unwrap()
+                .is_none());
             for status in [Status::Completed, Status::Failed, Status::Timeout] {
                 assert!(!store
                     .finish_execution(before.id, attempt, &result(status))
@@ -179,7 +201,7 @@ pub async fn finish_rejects_non_terminal_result(b: Backend) {
     let store = b.store();
     let s = session(store, "print(1)").await;
     let e = execution(store, &s).await;
-    assert!(store.start_execution(e.id, 1).await.unwrap());
+    assert!(store.start_execution(e.id, 1).await.unwrap().is_some());
     for status in [Status::Queued, Status::Running] {
         let err = store
             .finish_execution(e.id, 1, &result(status))
