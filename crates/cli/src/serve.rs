@@ -130,12 +130,15 @@ pub fn main(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     livexec_store::Backend::from_url(&args.database_url)?;
     args.sandbox.export_interpreters();
     let limits = args.limits.limits()?;
-    let registry = Arc::new(args.sandbox.registry()?);
+    let mut registry = args.sandbox.registry()?;
+    // Workers check every runtime here (the API then offers what works); an API-only process
+    // offers every runtime its workers may have.
     let engine = if args.runs_workers() {
-        Some(prepare_engine(&args.sandbox, &registry, &limits)?)
+        Some(prepare_engine(&args.sandbox, &mut registry, &limits)?)
     } else {
         None
     };
+    let registry = Arc::new(registry);
     let rt = tokio_runtime()?;
     rt.block_on(serve(args, registry, engine, limits))?;
     tracing::info!("livexec stopped");
@@ -191,6 +194,14 @@ async fn serve(
                 max_body_bytes: args.max_body_bytes,
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
                 time_limit: Duration::from_millis(args.limits.timeout_ms),
+                default_limits: livexec_runtimes::LimitOverrides {
+                    memory_mb: Some(limits.memory_bytes >> 20),
+                    pids: Some(limits.pids),
+                    timeout_ms: Some(limits.wall_ms),
+                    cpu_millicores: Some(limits.cpu_millicores),
+                    open_files: None,
+                    tmpfs_mb: None,
+                },
             },
             sandbox: sandbox_health,
         };

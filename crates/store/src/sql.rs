@@ -317,10 +317,11 @@ where
                 status: result.status,
             }));
         }
+        let compile = compile_json(result).map_err(backend(OP))?;
         let done = sqlx::query(
             "UPDATE executions SET status = $3, stdout = $4, stderr = $5, execution_time_ms = $6, \
              error_message = $7, error_type = $8, exit_code = $9, signal = $10, \
-             cpu_time_ms = $11, memory_kb = $12, finished_at = $13 \
+             cpu_time_ms = $11, memory_kb = $12, finished_at = $13, compile = $14 \
              WHERE id = $1 AND status = 'RUNNING' AND attempts = $2",
         )
         .bind(DB::id(id))
@@ -336,6 +337,7 @@ where
         .bind(result.cpu_time_ms)
         .bind(result.memory_kb)
         .bind(DB::time(now_ms()))
+        .bind(compile.as_deref())
         .execute(&self.pool)
         .await
         .map_err(backend(OP))?;
@@ -402,4 +404,14 @@ where
             .map_err(backend("ping"))?;
         Ok(())
     }
+}
+
+/// The compile report as stored: JSON text (NUL and every other control character escaped, so
+/// no backend's text rules can refuse it).
+fn compile_json(result: &RunResult) -> Result<Option<String>, DataError> {
+    result
+        .compile
+        .as_ref()
+        .map(|c| serde_json::to_string(c).map_err(|source| DataError::BadCompile { source }))
+        .transpose()
 }

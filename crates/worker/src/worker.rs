@@ -2,15 +2,15 @@
 //! [`Worker::step`] that tests call to drain the queue deterministically, and one loop
 //! ([`Worker::run`]) that the service runs with a concurrency and a shutdown signal.
 
-use crate::command::{command_for, effective_limits};
+use crate::command::{command_for, compile_command, effective_limits};
 use crate::config::retry_store;
-use crate::result::to_result;
+use crate::stages::{run_staged, staged_result, Staged};
 use crate::{Wakeup, WorkerConfig, WorkerError};
 use livexec_core::ports::retry_backoff;
 use livexec_core::{EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
 use livexec_events::{Publisher, PublisherHandle};
 use livexec_runtimes::Resolved;
-use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
+use livexec_sandbox::{Sandbox, SandboxError, Stream};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub struct Worker {
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
     sandbox: Arc<Sandbox>,
-    runtimes: HashMap<String, Resolved>,
+    runtimes: HashMap<String, Arc<Resolved>>,
     config: WorkerConfig,
     events: Option<Arc<dyn EventBus>>,
     wakeup: Option<Wakeup>,
@@ -52,7 +52,10 @@ impl Worker {
             store,
             queue,
             sandbox,
-            runtimes,
+            runtimes: runtimes
+                .into_iter()
+                .map(|(k, v)| (k, Arc::new(v)))
+                .collect(),
             config,
             events: None,
             wakeup: None,
@@ -77,14 +80,20 @@ impl Worker {
         &self.config
     }
 
-    /// Keeps `per_runtime` sandboxes prepared ahead of need for every runtime, with the limits
-    /// its runs get ([`Sandbox::keep_warm`]): a run then only hands its code to a waiting jail.
-    /// `0` builds every jail on the spot.
+    /// Keeps `per_runtime` sandboxes prepared ahead of need for every stage of every runtime,
+    /// with the limits its runs get ([`Sandbox::keep_warm`]; stages of the same mounts and
+    /// limits share them): a run then only hands its code to a waiting jail. `0` builds every
+    /// jail on the spot.
     pub fn keep_warm(&self, per_runtime: usize) -> Result<(), SandboxError> {
         for rt in self.runtimes.values() {
-            let limits = effective_limits(&self.config.limits, &rt.limits);
+            let limits = effective_limits(&self.config.limits, &rt.run.limits);
             self.sandbox
-                .keep_warm(&command_for(rt, "", &[], limits), per_runtime)?;
+                .keep_warm(&command_for(rt, "", &[], &[], limits), per_runtime)?;
+            if let Some(stage) = &rt.compile {
+                let limits = effective_limits(&self.config.limits, &stage.limits);
+                self.sandbox
+                    .keep_warm(&compile_command(rt, stage, "", limits), per_runtime)?;
+            }
         }
         Ok(())
     }
@@ -232,8 +241,8 @@ impl Worker {
             return Ok(());
         }
         let ended = match ran {
-            Ok((outcome, limits)) => {
-                let result = to_result(&outcome, &limits);
+            Ok(staged) => {
+                let result = staged_result(&staged);
                 self.record(&lease, &result).await
             }
             Err(failure) => self.platform_failure(&lease, failure).await,
@@ -278,27 +287,35 @@ impl Worker {
         &self,
         exec: &Execution,
         live: Option<PublisherHandle>,
-    ) -> Result<(Outcome, Limits), PlatformFailure> {
-        let rt = self
-            .runtimes
-            .get(&exec.language)
-            .ok_or(PlatformFailure::NoRuntime)?;
-        let limits = effective_limits(&self.config.limits, &rt.limits);
-        let cmd = command_for(rt, &exec.source_code, &[], limits.clone());
+    ) -> Result<Staged, PlatformFailure> {
+        let rt = Arc::clone(
+            self.runtimes
+                .get(&exec.language)
+                .ok_or(PlatformFailure::NoRuntime)?,
+        );
+        let defaults = self.config.limits.clone();
+        let source = exec.source_code.clone();
         let sandbox = Arc::clone(&self.sandbox);
         let joined = tokio::task::spawn_blocking(move || {
-            sandbox.run(&cmd, &mut |stream, chunk| {
-                if let Some(live) = &live {
-                    match stream {
-                        Stream::Stdout => live.stdout(chunk),
-                        Stream::Stderr => live.stderr(chunk),
+            run_staged(
+                &sandbox,
+                &rt,
+                &defaults,
+                &source,
+                &[],
+                &mut |stream, chunk| {
+                    if let Some(live) = &live {
+                        match stream {
+                            Stream::Stdout => live.stdout(chunk),
+                            Stream::Stderr => live.stderr(chunk),
+                        }
                     }
-                }
-            })
+                },
+            )
         })
         .await;
         match joined {
-            Ok(Ok(outcome)) => Ok((outcome, limits)),
+            Ok(Ok(staged)) => Ok(staged),
             Ok(Err(e)) => Err(PlatformFailure::Sandbox(e)),
             Err(e) => Err(PlatformFailure::Panicked(e.to_string())),
         }
