@@ -27,7 +27,8 @@ pub struct RunArgs {
     pub language: String,
     /// The program's source file.
     pub file: PathBuf,
-    /// A file whose bytes are the program's stdin (default: empty, EOF at once).
+    /// A file whose bytes are the program's stdin; `-` is this command's own stdin. Default:
+    /// this command's stdin when it is a pipe or a file, else empty (EOF at once).
     #[arg(long)]
     pub stdin: Option<PathBuf>,
     #[command(flatten)]
@@ -55,10 +56,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let resolved = runtime.resolve()?;
     let source = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let stdin = match &args.stdin {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        None => Vec::new(),
-    };
+    let stdin = read_stdin(args.stdin.as_deref())?;
     let defaults = args.limits.limits()?;
     let sandbox = args.sandbox.sandbox()?;
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
@@ -119,4 +117,35 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(1)
     };
     Ok(ExitCode::from(code))
+}
+
+/// The program's stdin: `--stdin FILE`, `--stdin -` (ours), or ours when it is a pipe or a
+/// file (`echo Bob | livexec run …`, `< in.txt`), else nothing.
+fn read_stdin(arg: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let ours = |what: &str| -> anyhow::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .with_context(|| format!("reading {what}"))?;
+        Ok(buf)
+    };
+    match arg {
+        Some(p) if p.as_os_str() == "-" => ours("stdin (--stdin -)"),
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display())),
+        None if piped_stdin() => ours("stdin"),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Whether our stdin is a pipe or a file (not a terminal, not closed, not /dev/null's device).
+fn piped_stdin() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.file_type().is_fifo() || m.is_file())
 }

@@ -90,6 +90,7 @@ fn run_streams_output_while_the_program_runs() {
     let mut child = Command::new(BIN)
         .args(["run", "-l", "python"])
         .arg(&prog)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -138,6 +139,35 @@ fn run_compiles_then_runs_and_reports_a_compile_error() {
         err.contains("FAILED CompilationError: main.cpp:1:"),
         "{err}"
     );
+}
+
+#[test]
+fn piped_stdin_and_stdin_dash_feed_the_program() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let prog = dir.path().join("in.py");
+    std::fs::write(&prog, "print('hi', input())").unwrap();
+    for dash in [false, true] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "-l", "py"]).arg(&prog);
+        if dash {
+            cmd.args(["--stdin", "-"]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"Bob\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hi Bob\n",
+            "--stdin - {dash}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
