@@ -318,6 +318,7 @@ where
             }));
         }
         let compile = compile_json(result).map_err(backend(OP))?;
+        let error_message = result.error_message.as_deref().map(storable);
         let done = sqlx::query(
             "UPDATE executions SET status = $3, stdout = $4, stderr = $5, execution_time_ms = $6, \
              error_message = $7, error_type = $8, exit_code = $9, signal = $10, \
@@ -330,7 +331,7 @@ where
         .bind(&result.stdout)
         .bind(&result.stderr)
         .bind(result.execution_time_ms)
-        .bind(result.error_message.as_deref())
+        .bind(error_message.as_deref())
         .bind(result.error_type.map(|e| e.as_str()))
         .bind(result.exit_code)
         .bind(result.signal)
@@ -358,13 +359,14 @@ where
     }
 
     async fn fail_execution(&self, id: ExecutionId, message: &str) -> Result<bool, StoreError> {
+        let message = storable(message);
         let done = sqlx::query(
             "UPDATE executions SET status = 'FAILED', error_type = 'InternalError', \
              error_message = $2, finished_at = $3 \
              WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')",
         )
         .bind(DB::id(id))
-        .bind(message)
+        .bind(message.as_ref())
         .bind(DB::time(now_ms()))
         .execute(&self.pool)
         .await
@@ -403,6 +405,16 @@ where
             .await
             .map_err(backend("ping"))?;
         Ok(())
+    }
+}
+
+/// Text as every backend stores it: PostgreSQL refuses NUL in text, so NUL becomes U+FFFD
+/// (as invalid UTF-8 does in output) everywhere, and the same message reads back from both.
+fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 
