@@ -45,6 +45,41 @@ const COMPILE_ERRORS: &[(&str, &str)] = &[
     ("typescript", "const n: number = \"s\";\nconsole.log(n);\n"),
 ];
 
+/// A program that fails in each runtime, and the `error_message` its runtime's rule finds
+/// (a prefix for PHP, whose line goes on with the file).
+const THROWN: &[(&str, &str, &str)] = &[
+    ("python", "import sys\nprint(1 / 0)\n", "ZeroDivisionError: division by zero"),
+    (
+        "javascript",
+        "require('fs').readFileSync('missing.txt')",
+        "Error: ENOENT: no such file or directory, open 'missing.txt'",
+    ),
+    ("typescript", "throw new TypeError(\"boom\");", "TypeError: boom"),
+    (
+        "c",
+        "#include <stdio.h>\nint main(void) { fprintf(stderr, \"boom\\n\"); return 3; }",
+        "boom",
+    ),
+    (
+        "cpp",
+        "#include <stdexcept>\nint main() { throw std::runtime_error(\"boom\"); }",
+        "boom",
+    ),
+    (
+        "java",
+        "public class Main { public static void main(String[] a) { throw new IllegalStateException(\"boom\"); } }",
+        "java.lang.IllegalStateException: boom",
+    ),
+    ("go", "package main\n\nfunc main() { panic(\"boom\") }\n", "panic: boom"),
+    ("rust", "fn main() { panic!(\"boom\"); }", "boom"),
+    ("ruby", "raise \"boom\"", "boom (RuntimeError)"),
+    ("php", "<?php throw new Exception(\"boom\");", "Fatal error: Uncaught Exception: boom"),
+    ("bash", "echo boom >&2; exit 3", "boom"),
+    ("perl", "die \"boom\\n\";", "boom"),
+    ("lua", "error(\"boom\")", "main.lua:1: boom"),
+    ("sql", "SELECT * FROM nope;", "Parse error near line 1: no such table: nope"),
+];
+
 const C_SEGFAULT: &str =
     "int main(void) { volatile int *p = (volatile int *)16; *p = 1; return 0; }";
 
@@ -176,6 +211,10 @@ async fn every_language_compiles_runs_and_fails_as_it_should() {
     for (id, code) in COMPILE_ERRORS {
         broken.push((id, submit(&server, id, Some(code)).await));
     }
+    let mut thrown = Vec::new();
+    for (id, code, message) in THROWN {
+        thrown.push((id, message, submit(&server, id, Some(code)).await));
+    }
     let segfault = submit(&server, "c", Some(C_SEGFAULT)).await;
     let java_threads = submit(&server, "java", Some(JAVA_THREADS)).await;
     let go_threads = submit(&server, "go", Some(GO_THREADS)).await;
@@ -271,6 +310,18 @@ async fn every_language_compiles_runs_and_fails_as_it_should() {
                 && output.contains(message)
                 && v["execution_time_ms"] == 0,
             format!("{id} compile error: {v}"),
+        );
+    }
+    for (id, message, exec) in &thrown {
+        let v = server.wait(exec).await;
+        check(
+            &mut failures,
+            v["status"] == "FAILED"
+                && v["error_type"] == "RuntimeError"
+                && v["error_message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(**message) && (**id == "php" || m == **message)),
+            format!("{id} thrown error, expected {message:?}: {v}"),
         );
     }
     let v = server.wait(&segfault).await;

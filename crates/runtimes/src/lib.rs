@@ -21,7 +21,7 @@ mod resolve;
 mod runtime;
 
 pub use resolve::{Resolved, StageRecipe};
-pub use runtime::{LimitOverrides, Runtime, Smoke, Stage};
+pub use runtime::{ErrorPattern, LimitOverrides, Runtime, Smoke, Stage};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

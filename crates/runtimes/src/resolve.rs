@@ -42,6 +42,8 @@ pub struct Resolved {
     pub run: StageRecipe,
     /// The toolchain's version, as it reports it.
     pub version: String,
+    /// How to find the error line of a failed run, when the runtime file says.
+    pub error: Option<crate::ErrorPattern>,
 }
 
 impl Runtime {
@@ -167,6 +169,7 @@ impl Runtime {
                 .map(|(c, l)| stage(c, l)),
             run: stage(&self.run, self.run.limits.clone()),
             version,
+            error: self.error_rule(),
         }
     }
 }

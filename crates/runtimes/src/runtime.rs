@@ -82,6 +82,36 @@ pub struct Stage {
     pub artifacts: Vec<String>,
 }
 
+/// A runtime's rule for the error line of a failed run ([`Runtime::error_pattern`]).
+#[derive(Debug, Clone)]
+pub struct ErrorPattern {
+    regex: regex::Regex,
+    last: bool,
+}
+
+impl PartialEq for ErrorPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.regex.as_str() == other.regex.as_str() && self.last == other.last
+    }
+}
+
+impl Eq for ErrorPattern {}
+
+impl ErrorPattern {
+    /// The error line in `stderr`: the `message` group (else the whole match) of the first or
+    /// last match, trimmed; `None` when nothing matches.
+    pub fn find(&self, stderr: &str) -> Option<String> {
+        let mut matches = self.regex.captures_iter(stderr);
+        let caps = if self.last {
+            matches.last()
+        } else {
+            matches.next()
+        }?;
+        let m = caps.name("message").or_else(|| caps.get(0))?;
+        Some(m.as_str().trim().to_owned()).filter(|s| !s.is_empty())
+    }
+}
+
 /// A language as its runtime file describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +148,14 @@ pub struct Runtime {
     /// when it lies outside `/usr`).
     #[serde(default)]
     pub mounts: Vec<String>,
+    /// How to find the error line in a failed program's stderr: a regular expression
+    /// (`(?m)` for line anchors) whose named group `message` (else the whole match) is the
+    /// `error_message`; without a match, or without a pattern, the last non-empty line is.
+    #[serde(default)]
+    pub error_pattern: Option<String>,
+    /// Which match of `error_pattern` is the message: `"first"` (default) or `"last"`.
+    #[serde(default)]
+    pub error_pick: Option<String>,
     /// The compile stage, for compiled languages.
     #[serde(default)]
     pub compile: Option<Stage>,
@@ -224,10 +262,33 @@ impl Runtime {
         if !self.run.artifacts.is_empty() {
             problems.push("run.artifacts: only a compile stage has artifacts".to_owned());
         }
+        if let Some(p) = &self.error_pattern {
+            if let Err(e) = regex::Regex::new(p) {
+                problems.push(format!(
+                    "error_pattern is not a valid regular expression: {e}"
+                ));
+            }
+        }
+        if let Some(pick) = self
+            .error_pick
+            .as_deref()
+            .filter(|p| !["first", "last"].contains(p))
+        {
+            problems.push(format!("error_pick {pick:?} must be \"first\" or \"last\""));
+        }
         if let Some(m) = self.mounts.iter().find(|m| !m.starts_with('/')) {
             problems.push(format!("mount {m:?} must be an absolute path"));
         }
         problems
+    }
+
+    /// The rule that finds the error line of a failed run (`None` without `error_pattern`).
+    pub fn error_rule(&self) -> Option<ErrorPattern> {
+        let regex = regex::Regex::new(self.error_pattern.as_deref()?).ok()?;
+        Some(ErrorPattern {
+            regex,
+            last: self.error_pick.as_deref() == Some("last"),
+        })
     }
 
     /// Whether this runtime compiles before it runs.

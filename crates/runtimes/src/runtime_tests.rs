@@ -122,3 +122,71 @@ fn probe_and_probe_sh_are_exclusive_and_one_is_required() {
     let both = OK.replace("probe = [\"--probe\"]", "probe = [\"a\"]\nprobe_sh = \"b\"");
     assert!(Runtime::parse("p.toml", &both).is_err());
 }
+
+/// The built-in error rules on what the toolchains print (samples taken from them).
+#[test]
+fn builtin_error_rules_find_the_error_line() {
+    let r = crate::Registry::builtin().unwrap();
+    let cases = [
+        (
+            "python",
+            "Traceback (most recent call last):\n  File \"/work/main.py\", line 2, in <module>\n    raise Exception(\"boom\")\nException: boom\n",
+            "Exception: boom",
+        ),
+        (
+            "javascript",
+            "node:fs:573\n  return binding.open(\n                 ^\n\nError: ENOENT: no such file or directory, open 'missing.txt'\n    at Object.openSync (node:fs:573:18)\n    at node:internal/main/run_main_module:28:49 {\n  errno: -2,\n  code: 'ENOENT'\n}\n\nNode.js v20.20.2\n",
+            "Error: ENOENT: no such file or directory, open 'missing.txt'",
+        ),
+        (
+            "java",
+            "Exception in thread \"main\" java.lang.ArithmeticException: / by zero\n\tat Main.main(Main.java:3)\n",
+            "java.lang.ArithmeticException: / by zero",
+        ),
+        (
+            "go",
+            "panic: assignment to entry in nil map\n\ngoroutine 1 [running]:\nmain.main()\n\t/work/main.go:2 +0x2e\n",
+            "panic: assignment to entry in nil map",
+        ),
+        (
+            "rust",
+            "\nthread 'main' (31572) panicked at main.rs:1:55:\nindex out of bounds: the len is 0 but the index is 3\nnote: run with `RUST_BACKTRACE=1`\n",
+            "index out of bounds: the len is 0 but the index is 3",
+        ),
+        ("ruby", "main.rb:1:in `<main>': boom (RuntimeError)\n", "boom (RuntimeError)"),
+        (
+            "lua",
+            "lua5.4: main.lua:2: boom\nstack traceback:\n\t[C]: in function 'error'\n\t[C]: in ?\n",
+            "main.lua:2: boom",
+        ),
+        (
+            "php",
+            "PHP Fatal error:  Uncaught Exception: boom in /work/main.php:2\nStack trace:\n#0 {main}\n",
+            "Fatal error:  Uncaught Exception: boom in /work/main.php:2",
+        ),
+        (
+            "cpp",
+            "terminate called after throwing an instance of 'std::runtime_error'\n  what():  boom\n",
+            "boom",
+        ),
+    ];
+    for (id, stderr, want) in cases {
+        let rule = r.get(id).unwrap().error_rule().expect(id);
+        assert_eq!(rule.find(stderr).as_deref(), Some(want), "{id}");
+    }
+    let py = r.get("python").unwrap().error_rule().unwrap();
+    assert_eq!(py.find("no error here\n"), None);
+}
+
+#[test]
+fn a_bad_error_pattern_or_pick_is_refused() {
+    let bad = OK.replace(
+        "probe = [\"--probe\"]",
+        "probe = [\"--probe\"]\nerror_pattern = \"(unclosed\"\nerror_pick = \"middle\"",
+    );
+    let err = Runtime::parse("e.toml", &bad).unwrap_err().to_string();
+    assert!(
+        err.contains("error_pattern") && err.contains("middle"),
+        "{err}"
+    );
+}

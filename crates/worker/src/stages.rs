@@ -7,7 +7,7 @@
 use crate::command::{command_for, compile_command, effective_limits};
 use crate::result::{format_bytes, format_decimal, format_seconds, to_result};
 use livexec_core::{CompileReport, ErrorType, RunResult, Status};
-use livexec_runtimes::Resolved;
+use livexec_runtimes::{ErrorPattern, Resolved};
 use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
 
 /// Longest `error_message` taken from a compiler's output, in bytes.
@@ -20,6 +20,8 @@ pub struct Staged {
     pub compile: Option<(Outcome, Limits)>,
     /// The run stage's outcome and limits; `None` when the compile stage failed.
     pub run: Option<(Outcome, Limits)>,
+    /// The runtime's rule for the error line of a failed run.
+    pub error: Option<ErrorPattern>,
 }
 
 /// Runs `source` in runtime `rt`: the compile stage (if any), then, if it succeeded, the run
@@ -40,6 +42,7 @@ pub fn run_staged(
         return Ok(Staged {
             compile: None,
             run: Some((outcome, limits)),
+            error: rt.error.clone(),
         });
     };
     let climits = effective_limits(defaults, &stage.limits);
@@ -50,6 +53,7 @@ pub fn run_staged(
         return Ok(Staged {
             compile: Some((compiled, climits)),
             run: None,
+            error: rt.error.clone(),
         });
     }
     let limits = effective_limits(defaults, &rt.run.limits);
@@ -58,6 +62,7 @@ pub fn run_staged(
     Ok(Staged {
         compile: Some((compiled, climits)),
         run: Some((outcome, limits)),
+        error: rt.error.clone(),
     })
 }
 
@@ -139,10 +144,17 @@ fn report(o: &Outcome, limits: &Limits) -> CompileReport {
 pub fn staged_result(staged: &Staged) -> RunResult {
     let compile = staged.compile.as_ref().map(|(o, l)| report(o, l));
     match (&staged.run, &staged.compile) {
-        (Some((outcome, limits)), _) => RunResult {
-            compile,
-            ..to_result(outcome, limits)
-        },
+        (Some((outcome, limits)), _) => {
+            let mut result = to_result(outcome, limits);
+            // A failed run's message: the runtime's error line, when its rule finds one.
+            if result.error_type == Some(ErrorType::RuntimeError) {
+                let stderr = String::from_utf8_lossy(&outcome.stderr);
+                if let Some(line) = staged.error.as_ref().and_then(|e| e.find(&stderr)) {
+                    result.error_message = Some(cut(&line));
+                }
+            }
+            RunResult { compile, ..result }
+        }
         (None, Some((o, l))) => RunResult {
             status: Status::Failed,
             stdout: Vec::new(),
@@ -187,6 +199,7 @@ mod tests {
         staged_result(&Staged {
             compile: Some((o, Limits::default())),
             run: None,
+            error: None,
         })
     }
 
@@ -257,6 +270,7 @@ mod tests {
         let r = staged_result(&Staged {
             compile: Some((exited(0, "", "warning: unused\n"), Limits::default())),
             run: Some((exited(0, "hi\n", ""), Limits::default())),
+            error: None,
         });
         assert_eq!(r.status, Status::Completed);
         assert_eq!(r.stdout, b"hi\n");
