@@ -50,9 +50,14 @@ impl Check {
     }
 }
 
-/// Resolve every runtime and, with a sandbox, run every smoke test, all runtimes at once (a
-/// thread each: compilers take seconds), in registry order.
+/// Resolve every runtime and, with a sandbox, run every smoke test, in registry order. The
+/// toolchains are probed all at once (a thread each); the smoke tests, which compile, run as
+/// many at a time as there are cores, so a start never floods the host with compilers.
 pub fn check_all(registry: &Registry, sandbox: Option<&Sandbox>, limits: &Limits) -> Vec<Check> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let slots = std::sync::Mutex::new(cores);
+    let freed = std::sync::Condvar::new();
+    let (slots, freed) = (&slots, &freed);
     std::thread::scope(|scope| {
         let handles: Vec<_> = registry
             .iter()
@@ -60,7 +65,18 @@ pub fn check_all(registry: &Registry, sandbox: Option<&Sandbox>, limits: &Limits
                 scope.spawn(move || {
                     let resolved = rt.resolve();
                     let smoke = match (&resolved, sandbox) {
-                        (Ok(r), Some(s)) => Some(smoke(s, rt, r, limits)),
+                        (Ok(r), Some(s)) => {
+                            let mut free = slots.lock().unwrap_or_else(|p| p.into_inner());
+                            while *free == 0 {
+                                free = freed.wait(free).unwrap_or_else(|p| p.into_inner());
+                            }
+                            *free -= 1;
+                            drop(free);
+                            let verdict = smoke(s, rt, r, limits);
+                            *slots.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                            freed.notify_one();
+                            Some(verdict)
+                        }
                         _ => None,
                     };
                     Check {
@@ -96,6 +112,7 @@ pub fn prepare_engine(
     args: &SandboxArgs,
     registry: &mut Registry,
     limits: &Limits,
+    smoke_tests: bool,
 ) -> anyhow::Result<Engine> {
     let sandbox = args.sandbox()?;
     let mode = sandbox.cgroup_mode();
@@ -103,7 +120,11 @@ pub fn prepare_engine(
     let mut runtimes = HashMap::new();
     let mut broken = Vec::new();
     let (mut ready, mut missing) = (Vec::new(), Vec::new());
-    for check in check_all(registry, Some(&sandbox), limits) {
+    if !smoke_tests {
+        tracing::warn!("LIVEXEC_SMOKE_TESTS=false: runtimes whose toolchain is found are offered without their smoke test");
+    }
+    let smoke_with = smoke_tests.then_some(&sandbox);
+    for check in check_all(registry, smoke_with, limits) {
         let availability = check.availability();
         match (&check.resolved, &check.smoke) {
             (Err(e), _) => {
@@ -121,7 +142,7 @@ pub fn prepare_engine(
             }
         }
         registry.set_availability(&check.id, availability);
-        if let (Ok(r), Some(Ok(_))) = (check.resolved, check.smoke) {
+        if let (Ok(r), None | Some(Ok(_))) = (check.resolved, check.smoke) {
             runtimes.insert(check.id, r);
         }
     }
@@ -148,6 +169,10 @@ pub fn prepare_engine(
     })
 }
 
+/// How many times its stages' time limits a smoke test gets: it proves that the toolchain
+/// works in the sandbox, not that it is fast, and a start on a busy host is slow.
+const SMOKE_TIME_FACTOR: u64 = 4;
+
 /// Run a runtime's smoke test in the sandbox (compile and run); the wall ms of both stages
 /// when its output matches.
 pub fn smoke(
@@ -156,9 +181,14 @@ pub fn smoke(
     resolved: &Resolved,
     limits: &Limits,
 ) -> Result<u64, String> {
+    let mut patient = resolved.clone();
+    for stage in patient.compile.iter_mut().chain([&mut patient.run]) {
+        let ms = stage.limits.timeout_ms.unwrap_or(limits.wall_ms);
+        stage.limits.timeout_ms = Some(ms.saturating_mul(SMOKE_TIME_FACTOR));
+    }
     let staged = run_staged(
         sandbox,
-        resolved,
+        &patient,
         limits,
         &rt.smoke.source,
         rt.smoke.stdin.as_bytes(),

@@ -86,6 +86,11 @@ pub struct ServeArgs {
     /// On the Redis bus, watchers of one execution share one reader connection per process.
     #[arg(long, env = "LIVEXEC_MAX_SUBSCRIPTIONS", default_value_t = 1000)]
     pub max_subscriptions: usize,
+    /// Run every runtime's smoke test (compile and run, in the sandbox) at start; a runtime
+    /// whose test fails is unavailable and `/health` degraded. `false`: a runtime whose
+    /// toolchain is found is available unchecked (faster start; `livexec runtimes` checks).
+    #[arg(long, env = "LIVEXEC_SMOKE_TESTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub smoke_tests: bool,
     /// Address of the worker role's `GET /health` (host:port).
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
@@ -134,7 +139,12 @@ pub fn main(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Workers check every runtime here (the API then offers what works); an API-only process
     // offers every runtime its workers may have.
     let engine = if args.runs_workers() {
-        Some(prepare_engine(&args.sandbox, &mut registry, &limits)?)
+        Some(prepare_engine(
+            &args.sandbox,
+            &mut registry,
+            &limits,
+            args.smoke_tests,
+        )?)
     } else {
         None
     };

@@ -197,7 +197,10 @@ async fn every_language_compiles_runs_and_fails_as_it_should() {
     let extra = dir.path().join("runtimes");
     std::fs::create_dir(&extra).unwrap();
     std::fs::write(extra.join("ghost.toml"), ghost_runtime()).unwrap();
-    let env = [("LIVEXEC_RUNTIMES_DIR", extra.to_str().unwrap())];
+    let env = [
+        ("LIVEXEC_RUNTIMES_DIR", extra.to_str().unwrap()),
+        ("LIVEXEC_SMOKE_TESTS", "true"),
+    ];
     let server = Server::start(dir.path(), &env).await;
     let mut failures = Vec::new();
 
