@@ -115,7 +115,7 @@ pub fn prepare_engine(
     smoke_tests: bool,
 ) -> anyhow::Result<Engine> {
     let sandbox = args.sandbox()?;
-    let mode = sandbox.cgroup_mode();
+    let mode = sandbox.isolation();
     tracing::info!(sandbox = %mode, "sandbox ready");
     let mut runtimes = HashMap::new();
     let mut broken = Vec::new();
@@ -230,7 +230,7 @@ pub fn main(args: RuntimesArgs) -> anyhow::Result<ExitCode> {
     let sandbox = args.sandbox.sandbox();
     let limits = Limits::default();
     match &sandbox {
-        Ok(s) => println!("sandbox: {}", s.cgroup_mode()),
+        Ok(s) => println!("sandbox: {}", s.isolation()),
         Err(e) => println!("sandbox: cannot start: {e:#}"),
     }
     let mut all_ok = true;

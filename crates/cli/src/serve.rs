@@ -226,7 +226,7 @@ async fn serve(
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if let Some(engine) = engine {
-        let mode = engine.sandbox.cgroup_mode().to_string();
+        let mode = engine.sandbox.isolation().to_string();
         let config = WorkerConfig {
             worker_id: worker_id(),
             lease: Duration::from_millis(args.lease_ms.max(300)),

@@ -212,6 +212,16 @@ fn runtimes_lists_every_runtime_as_working_with_its_smoke_test() {
         assert!(line.contains(" ok (smoke test"), "{line}");
     }
     assert!(text.starts_with("sandbox: cgroup"), "{text}");
+    // The isolation line names every layer, so a fallback shows.
+    let first = text.lines().next().unwrap_or_default();
+    for layer in [
+        "pid 1 livexec-init",
+        "run uids ",
+        "seccomp allow-list",
+        "/proc masked",
+    ] {
+        assert!(first.contains(layer), "{layer} missing: {first}");
+    }
 }
 
 #[test]

@@ -101,7 +101,7 @@ impl Case {
         let t = Instant::now();
         let o = sb.run(cmd, &mut |_, _| {}).expect("sandbox run");
         let d = t.elapsed();
-        assert_eq!(o.stdout, expect);
+        assert_eq!(o.stdout, expect, "{o:?}");
         if keep {
             self.total.push(d);
             self.cost

@@ -162,6 +162,7 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
             }
             Ok(())
         }
+        Op::Renice => sys::set_nice(0, 0),
         Op::DropIds { uid, gid } => sys::drop_ids(*uid, *gid),
         Op::ClearCaps => sys::clear_caps(),
         Op::NoNewPrivs => sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0),
@@ -180,5 +181,33 @@ fn step(op: &Op<'_>) -> Result<(), Errno> {
         Op::ResetSignals => sys::reset_signals(),
         Op::Seccomp { prog } => sys::seccomp_filter(prog),
         Op::ExecInit { argv, envp } => Err(sys::execve_fd(INIT_FD, argv, envp)),
+        Op::WriteOwned { path, data } => {
+            let fd = sys::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o444)?;
+            let r = sys::write_all(fd, data);
+            sys::close(fd);
+            r
+        }
+        Op::Cover { src, dst } => {
+            let flags = libc::MS_BIND as c_ulong;
+            match sys::mount(Some(src), dst, None, flags, None) {
+                Err(libc::ENOENT) => Ok(()),
+                r => r,
+            }
+        }
+        Op::WriteTo { path, data } => {
+            let fd = sys::open(path, libc::O_WRONLY, 0)?;
+            let r = sys::write_all(fd, data);
+            sys::close(fd);
+            r
+        }
+        Op::SetAttrs { target, attrs } => sys::mount_setattr(target, false, *attrs),
+        Op::MountDevice {
+            dir,
+            name,
+            dev,
+            fstype,
+            target,
+            flags,
+        } => sys::mount_device_as(dir, name, *dev, fstype, target, *flags),
     }
 }

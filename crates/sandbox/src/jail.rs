@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::layout::{Entry, HostLayout, DEVICES};
 use crate::plan::{self, cpath, under, Op};
+use crate::procfs::RunProc;
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 use crate::{Command, Limits, SandboxError};
 
@@ -93,6 +94,8 @@ struct Builder<'a> {
     ops: Vec<Op<'a>>,
     root: PathBuf,
     made: BTreeSet<PathBuf>,
+    /// The run's `/proc` and the sources of its binds.
+    proc: RunProc<'a>,
 }
 
 impl<'a> Builder<'a> {
@@ -126,7 +129,7 @@ impl<'a> Builder<'a> {
             self.push(Op::Touch { path: dst.clone() });
         }
         self.push(Op::Bind {
-            src: cpath(src)?,
+            src: self.proc.source(src)?,
             dst,
             attrs,
         });
@@ -212,6 +215,7 @@ pub(crate) fn build<'a>(
         ops: Vec::new(),
         root: root.to_path_buf(),
         made: BTreeSet::new(),
+        proc: RunProc::new(layout, shape)?,
     };
     b.push(Op::EnterNetns { fd: fds.netns });
     b.push(Op::Stdio {
@@ -239,6 +243,7 @@ pub(crate) fn build<'a>(
         flags: nosuid_nodev,
     });
     b.made.insert(PathBuf::from("/"));
+    b.proc.stage(&mut b.ops)?;
 
     let mut bound: Vec<PathBuf> = Vec::new();
     for e in &layout.top {
@@ -313,9 +318,7 @@ pub(crate) fn build<'a>(
         target: under(root, Path::new("/dev"))?,
     });
     b.mkdirs(Path::new("/proc"))?;
-    b.push(Op::Proc {
-        target: under(root, Path::new("/proc"))?,
-    });
+    b.proc.mount(&mut b.ops, root)?;
     b.tmpfs("/tmp", format!("size={size},mode=1777"), nosuid_nodev)?;
     // The command's files are written here by the supervisor when the jail is started.
     b.tmpfs(
@@ -380,6 +383,7 @@ fn privileges<'a>(b: &mut Builder<'a>, layout: &'a HostLayout, l: &Limits, uid: 
     b.push(Op::DropBoundingSet {
         last: layout.cap_last as c_ulong,
     });
+    b.push(Op::Renice);
     b.push(Op::DropIds { uid, gid: uid });
     // A credential change clears the parent-death signal: set it again.
     b.push(Op::DeathSignal);

@@ -47,6 +47,8 @@ pub(crate) struct HostLayout {
     pub landlock: Option<(u64, u64, u64)>,
     /// The compiled seccomp filter.
     pub seccomp: seccompiler::BpfProgram,
+    /// What the jail's `/proc` is generated from.
+    pub proc: crate::procfs::ProcHost,
 }
 
 fn entry(path: &Path) -> Option<Entry> {
@@ -91,6 +93,7 @@ impl HostLayout {
             cap_last,
             landlock: landlock_masks(crate::sys::landlock_abi()),
             seccomp: crate::seccomp::build()?,
+            proc: crate::procfs::ProcHost::detect()?,
         })
     }
 }

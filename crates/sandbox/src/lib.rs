@@ -38,46 +38,52 @@
 //!
 //! | layer | what |
 //! |---|---|
-//! | namespaces | new pid, mount, ipc, uts and cgroup namespaces, and a network namespace with only `lo` (down) taken from a pool of empty ones (one run at a time, see [`Sandbox::prewarm`]); pid 1 is a tiny init of ours (forked from the child, no exec) that reaps every process and reports the program's (pid 2) wait status, then exits as soon as the program does, so the kernel kills everything it left behind (daemons that `setsid` and double-fork included); the program keeps normal signal semantics (an `abort()` is `SIGABRT`, not an ignored signal of a pid 1) |
-//! | identity | as root: `setgroups([])`, gid/uid 65534 — never uid 0; every capability dropped (bounding, permitted, effective, inheritable, ambient); `no_new_privs` |
-//! | filesystem | `pivot_root` into a fresh read-only tmpfs root with read-only `nosuid,nodev` binds of `/usr`, the usrmerge links (`/bin → usr/bin` …) or dirs, `/etc/ld.so.cache`, `/etc/localtime`, and each [`Command::mount_ro`] path at its original path; generated `/etc/passwd`, `group`, `hosts`; private size-limited tmpfs `/tmp` and `/work` (the cwd, holding [`Command::file`]s); a read-only `nosuid,noexec` `/dev` tmpfs holding only the null, zero, full, random and urandom nodes (made with `mknod` before the privilege drop; the jail cannot make any); a new `/proc`; no `/sys` |
+//! | namespaces | new pid, mount, ipc, uts and cgroup namespaces, a time namespace where the kernel has one (the run's clocks start at 0 when its jail is prepared), and a network namespace with only `lo` (down) taken from a pool of empty ones (one run at a time, see [`Sandbox::prewarm`]); pid 1 is `livexec-init`, a tiny static program embedded in this crate and `execveat`ed from a sealed memfd with argv `["livexec-init"]` and an empty environment (so nothing of the server — argv, environment, memory — exists inside); it makes itself non-dumpable, forks the program (pid 2), reaps every process, reports the program's wait status, then exits as soon as the program does, so the kernel kills everything it left behind (daemons that `setsid` and double-fork included); the program keeps normal signal semantics (an `abort()` is `SIGABRT`, not an ignored signal of a pid 1) |
+//! | identity | as root: `setgroups([])`, a uid (= gid) of the run's own from [`SandboxConfig::uid_base`]`..+`[`SandboxConfig::uid_count`] (a range no host account uses, `flock`ed per id across processes), so what the kernel counts per user (pending signals, pipe pages, mqueue bytes) is the run's alone — never uid 0, never the host's `nobody`; `RLIMIT_SIGPENDING` 1024, `RLIMIT_MSGQUEUE` 256 KiB; every capability dropped (bounding, permitted, effective, inheritable, ambient); `no_new_privs` |
+//! | filesystem | `pivot_root` into a fresh read-only tmpfs root with read-only `nosuid,nodev` binds of `/usr`, the usrmerge links (`/bin → usr/bin` …) or dirs, `/etc/ld.so.cache`, `/etc/localtime`, and each [`Command::mount_ro`] path at its original path; generated `/etc/passwd`, `group`, `hosts`; private size-limited tmpfs `/tmp`, `/work` (the cwd, holding [`Command::file`]s, owned by the run's uid) and `/dev/shm`; a read-only `nosuid,noexec` `/dev` tmpfs holding only the null, zero, full, random and urandom nodes (made with `mknod` before the privilege drop; the jail cannot make any); a `/proc` of the run's pid namespace that shows the run, not the host (module `procfs`): every host file the jail could read covered by an empty read-only file or directory, `meminfo`, `cpuinfo`, `stat`, `uptime`, `loadavg` and a small `/proc/sys` (random `boot_id`, `threads-max` = pids limit) generated from the run's limits and bound read-only; the read-only binds show the source `livexec` instead of the host's block device in `mountinfo` ([`Sandbox::proc_isolation`] says what the host allowed); no `/sys` |
 //! | limits | cgroup memory (no swap), CPU quota, pids; rlimits NOFILE, FSIZE, CORE=0, CPU (optional); tmpfs sizes; wall clock and output caps in the supervisor |
 //! | syscalls | seccomp (via `seccompiler`, built once per [`Sandbox`]), an allow-list modelled on the container default profiles, each group named with the runtime or libc path that needs it: kill on a foreign architecture or x32 numbers; `clone3` → `ENOSYS` (so libc falls back to `clone`, whose flags are checked); `EPERM` for calls refused on purpose: `clone` with namespace flags, `unshare`, `setns`, the mount API (`open_tree_attr` included), `ptrace`, `process_vm_*`, `process_madvise`, `kcmp`, `pidfd_getfd`, keyring, `bpf`, `perf_event_open`, io_uring, `userfaultfd`, `memfd_secret`, `modify_ldt`, kexec/modules, `reboot`, swap, quota, `syslog`, clock setting, `iopl`/`ioperm`, file handles, inotify/fanotify (file watches on the shared host mounts), `personality` other than the query, and the page-cache probes (`mincore`, `cachestat`, `fadvise` `DONTNEED`/`NOREUSE`, `madvise` `MADV_COLD`/`MADV_PAGEOUT`, `RWF_NOWAIT`); `EAFNOSUPPORT` for sockets other than `AF_UNIX`, `AF_INET`, `AF_INET6` (no netlink, vsock, packet); `ENOSYS` for everything else, as on a kernel without the call (calls added to later kernels stay closed until reviewed) |
-//! | Landlock | where the kernel has it: writes only beneath `/tmp`, `/work` and to `/dev` devices |
-//! | teardown | the pid namespace dies with its init; then every pid left in the run's cgroup is killed (v2 `cgroup.kill`; v1 freezer freeze + SIGKILL + thaw until empty) and the cgroup removed; mounts live only in the jail's mount namespace and vanish with it |
-//! | report | exit code or signal, the program's own wall time (from `execve` to exit), CPU time and peak memory from the cgroup, OOM kill, timeout, output cap |
+//! | Landlock | where the kernel has it: writes only beneath `/tmp`, `/work`, `/dev/shm` and to `/dev` devices |
+//! | teardown | the pid namespace dies with its init; then every pid left in the run's cgroup is killed (v2 `cgroup.kill`; v1 freezer freeze + SIGKILL + thaw until empty) and the cgroup removed, by a background thread once the outcome is read (off the request path); mounts live only in the jail's mount namespace and vanish with it |
+//! | report | exit code or signal, the program's own wall time (from `execve` to exit, ms and µs), CPU time and peak memory from the cgroup, OOM kill, timeout, output cap, whether the jail was prepared ahead of need |
 //!
-//! ## How the jail is built (no helper executable)
+//! ## How the jail is built
 //!
-//! Everything is prepared in the calling thread before `clone`: the step list (module `plan`) with
-//! every path as a `CString`, `argv`/`envp` pointer arrays, the compiled seccomp program
-//! (built once per [`Sandbox`]). The supervisor then calls `clone3` with the new namespaces
-//! and `CLONE_PIDFD` (plus `CLONE_INTO_CGROUP` on cgroup v2). The child, a copy of one thread
-//! of a possibly multi-threaded process, only walks the step list making raw syscalls (no
-//! allocation, no locks — even `setresuid` is the raw syscall, since glibc's wrapper would wait
-//! for threads that do not exist in the child) and ends in `execve`. On cgroup v1 the child
-//! joins its cgroups by writing `0` to each `tasks` file, which moves a single thread and so
-//! avoids the global lock that makes `cgroup.procs` writes cost ~15 ms. A setup failure is
-//! reported through a close-on-exec status pipe as `(step, errno)` and becomes a
-//! [`SandboxError::ChildSetup`] naming the syscall and path. The last step before `execve`
-//! forks: the child becomes the jail's init (pid 1: reaps orphans, writes the program's wait
-//! status to an exit pipe, exits, and the kernel kills whatever is left in the namespace), the
-//! grandchild execs the program as pid 2. `PR_SET_PDEATHSIG` (armed again after the uid
-//! change, which clears it, and backed by a pidfd check of the supervisor for the race before
-//! it is armed) takes the jail down if the supervisor dies; a start-up sweep removes cgroups
-//! and run directories whose name embeds the pid of a dead supervisor. The supervisor does
-//! not need to be a subreaper: the jail's init is its direct child.
+//! A jail is *prepared* (module `run`), then *started* once with a [`Command`]. Preparing:
+//! everything is built in the calling thread before `clone`: the step list (module `plan`)
+//! with every path as a `CString`, the compiled seccomp program (built once per [`Sandbox`]).
+//! The supervisor then calls `clone3` with the new namespaces and `CLONE_PIDFD` (plus
+//! `CLONE_INTO_CGROUP` on cgroup v2). The child, a copy of one thread of a possibly
+//! multi-threaded process, only walks the step list making raw syscalls (no allocation, no
+//! locks — even `setresuid` is the raw syscall, since glibc's wrapper would wait for threads
+//! that do not exist in the child): mounts, `pivot_root`, rlimits, the drop to the run's uid,
+//! Landlock, seccomp, and last the `execveat` of the init. On cgroup v1 the child joins its
+//! cgroups by writing `0` to each `tasks` file, which moves a single thread and so avoids the
+//! global lock that makes `cgroup.procs` writes cost ~15 ms. A setup failure is reported
+//! through the status pipe as `(step, errno)` and becomes a [`SandboxError::ChildSetup`]
+//! naming the syscall and path. The init reports *ready* on the same pipe and waits on a go
+//! pipe. Starting: the supervisor writes the command's files into the jail's `/work` (through
+//! `/proc/<init>/root`, before anything of the run executes) and the program, its argv and
+//! environment on the go pipe; the init forks and the child `execve`s the program, which
+//! closes the status pipe: EOF marks the start of the program's wall time. `PR_SET_PDEATHSIG`
+//! (armed again after the uid change, which clears it, and backed by a pidfd check of the
+//! supervisor for the race before it is armed) takes the jail down if the supervisor dies; a
+//! start-up sweep removes cgroups and run directories whose name embeds the pid of a dead
+//! supervisor. The supervisor does not need to be a subreaper: the jail's init is its direct
+//! child.
 //!
 //! ## Speed
 //!
 //! `cargo bench -p livexec-sandbox --bench startup` (as root; `N=` runs per case) prints
-//! min/median/p95 of the bare interpreter and of the same program in the sandbox, side by
-//! side with the same clean environment, for python, node and `/usr/bin/true`, plus the
-//! supervisor's memory per concurrent run. The fixed cost of a jail is about 2 ms of kernel
-//! work (namespaces, ~30 mount operations, teardown). Network namespaces, the slowest to
-//! create and destroy, come from a pool ([`Sandbox::prewarm`]). Designed next step for a warm
-//! pool: pre-cloned children already in their cgroup with the command-independent tree
-//! mounted, waiting on a pipe for the go (files written by the supervisor into their `/work`).
+//! min/p50/p99 of the bare interpreter and of the same program in a jail built on the spot
+//! (*cold*) and in one prepared ahead of need (*warm*, [`Sandbox::keep_warm`]), side by side
+//! with the same clean environment, for python, node and `/usr/bin/true`, plus the sandbox's
+//! own cost on the request path and the supervisor's memory per concurrent run. A cold jail
+//! costs a few ms of kernel work (namespaces, ~30 mount operations, and about 1 ms for the `/proc`
+//! that shows the run: ~40 binds over procfs files, its staging tmpfs, the time namespace); a
+//! warm one only the hand-over (files, go message, the init's fork). Teardown happens after the outcome, off the
+//! request path. Network namespaces, the slowest to create and destroy, come from a pool
+//! ([`Sandbox::prewarm`]).
 //!
 //! Every raw syscall lives in one module (`sys`); every `unsafe` block says why it is sound.
 //! The supervisor ignores `SIGPIPE` like every Rust program (writing stdin to a program that
@@ -87,8 +93,9 @@
 //!
 //! - Linux ≥ 5.10 (clone3 with `CLONE_PIDFD`, `close_range`, `mount_setattr` needs 5.12;
 //!   Landlock is used when present, from 5.13), x86_64.
-//! - Root (the supervisor creates namespaces and drops the jail to uid 65534). Unprivileged
-//!   user namespaces alone are not enough for this version.
+//! - Root (the supervisor creates namespaces and drops each jail to a uid of its own).
+//!   Unprivileged user namespaces alone are not enough for this version. Building the crate
+//!   needs the static C library (Debian/Ubuntu `libc6-dev`) for the jail's init.
 //! - cgroups: v2 with a delegated subtree where `memory cpu pids` can be enabled (the
 //!   supervisor moves itself into `<its cgroup>/<name>-supervisor` and runs jails under
 //!   `<its cgroup>/<name>/<pid>-<seq>`), or v1 with `memory`, `cpu`, `cpuacct`, `pids` (and
@@ -101,12 +108,14 @@ mod child;
 mod command;
 mod error;
 mod init;
+mod isolation;
 mod jail;
 mod layout;
 mod limits;
 mod netns;
 mod outcome;
 mod plan;
+mod procfs;
 mod reaper;
 mod run;
 mod sandbox;
@@ -119,8 +128,10 @@ pub mod workdir;
 
 pub use command::{Command, DEFAULT_ENV};
 pub use error::SandboxError;
+pub use isolation::Isolation;
 pub use limits::Limits;
 pub use outcome::{Outcome, Stream};
+pub use procfs::ProcIsolation;
 pub use sandbox::{CgroupMode, Sandbox, SandboxConfig};
 #[doc(hidden)]
 pub use seccomp::allowed_syscalls;

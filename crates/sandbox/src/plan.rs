@@ -7,7 +7,7 @@
 //! description naming the call and path ([`Op::describe`]).
 
 use std::borrow::Cow;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::os::raw::{c_char, c_int, c_ulong};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -88,6 +88,9 @@ pub(crate) enum Op<'a> {
     },
     /// `prctl(PR_CAPBSET_DROP, cap)` for every capability up to `last`.
     DropBoundingSet { last: c_ulong },
+    /// `setpriority(PRIO_PROCESS, 0, 0)`: the normal priority back (a jail prepared by the
+    /// warm pool's low-priority thread inherits its nice value; the program must not).
+    Renice,
     /// `setgroups(0)`, `setresgid`, `setresuid`.
     DropIds { uid: u32, gid: u32 },
     /// `capset` to all-zero sets.
@@ -111,6 +114,25 @@ pub(crate) enum Op<'a> {
     ExecInit {
         argv: [*const c_char; 2],
         envp: [*const c_char; 1],
+    },
+    /// Create `path` (mode 0444, owned by root) holding `data`, generated for this run.
+    WriteOwned { path: CString, data: Vec<u8> },
+    /// `mount(src, dst, MS_BIND)`: one bind, not recursive, that keeps the flags of the
+    /// mount `src` is on; a `dst` that does not exist is skipped (nothing there to cover).
+    Cover { src: CString, dst: CString },
+    /// Write `data` to the existing file `path`.
+    WriteTo { path: CString, data: Vec<u8> },
+    /// `mount_setattr(target, attrs)`, not recursive.
+    SetAttrs { target: CString, attrs: u64 },
+    /// Mount the block device `dev` at `target` under the source name `name` instead of the
+    /// host's device path ([`crate::sys::mount_device_as`], the node made in `dir`).
+    MountDevice {
+        dir: CString,
+        name: &'static CStr,
+        dev: (u32, u32),
+        fstype: CString,
+        target: CString,
+        flags: c_ulong,
     },
 }
 
@@ -141,6 +163,7 @@ impl Op<'_> {
             Op::Hostname => format!("sethostname {JAIL_HOSTNAME}"),
             Op::Rlimit { name, soft, .. } => format!("setrlimit({name}, {soft})"),
             Op::DropBoundingSet { last } => format!("prctl(PR_CAPBSET_DROP, 0..={last})"),
+            Op::Renice => "setpriority(PRIO_PROCESS, 0, 0)".into(),
             Op::DropIds { uid, gid } => format!("setgroups/setresgid({gid})/setresuid({uid})"),
             Op::ClearCaps => "capset(0, 0, 0)".into(),
             Op::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS, 1)".into(),
@@ -155,6 +178,19 @@ impl Op<'_> {
             Op::ResetSignals => "reset signal actions and mask".into(),
             Op::Seccomp { prog } => format!("seccomp(SET_MODE_FILTER, {} insns)", prog.len()),
             Op::ExecInit { .. } => "execveat(the jail's init, AT_EMPTY_PATH)".into(),
+            Op::WriteOwned { path, .. } => format!("write file {}", s(path)),
+            Op::Cover { src, dst } => format!("bind-mount {} over {}", s(src), s(dst)),
+            Op::WriteTo { path, .. } => format!("write to {}", s(path)),
+            Op::SetAttrs { target, attrs } => format!("mount_setattr({}, {attrs:#x})", s(target)),
+            Op::MountDevice {
+                name, dev, target, ..
+            } => format!(
+                "mount block device {}:{} at {} as {:?}",
+                dev.0,
+                dev.1,
+                s(target),
+                name
+            ),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! answer. One background thread drops the jails it is handed, in order.
 
 use std::sync::mpsc::{self, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crate::run::Jail;
@@ -15,25 +15,38 @@ use crate::run::Jail;
 pub(crate) struct Reaper {
     tx: Mutex<Option<Sender<Jail>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Jails handed over and not yet torn down.
+    pending: Arc<(Mutex<usize>, Condvar)>,
 }
 
 impl Reaper {
     /// Starts the thread; without one (it could not be spawned), jails are torn down inline.
     pub(crate) fn start() -> Reaper {
         let (tx, rx) = mpsc::channel::<Jail>();
+        let pending = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let counter = Arc::clone(&pending);
         let thread = std::thread::Builder::new()
             .name("livexec-reaper".into())
-            .spawn(move || rx.into_iter().for_each(drop));
+            .spawn(move || {
+                for jail in rx {
+                    drop(jail);
+                    let (n, cv) = &*counter;
+                    *n.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                    cv.notify_all();
+                }
+            });
         match thread {
             Ok(t) => Reaper {
                 tx: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(t)),
+                pending,
             },
             Err(e) => {
                 tracing::warn!(error = %e, "no teardown thread: jails are torn down inline");
                 Reaper {
                     tx: Mutex::new(None),
                     thread: Mutex::new(None),
+                    pending,
                 }
             }
         }
@@ -42,10 +55,23 @@ impl Reaper {
     /// Tears `jail` down in the background (inline if the thread is gone).
     pub(crate) fn dispose(&self, jail: Jail) {
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        match tx {
-            // A closed channel hands the jail back: drop it here.
-            Some(tx) => drop(tx.send(jail)),
-            None => drop(jail),
+        let Some(tx) = tx else {
+            return drop(jail);
+        };
+        *self.pending.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        if let Err(mpsc::SendError(jail)) = tx.send(jail) {
+            // The thread is gone: tear down here.
+            drop(jail);
+            *self.pending.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        }
+    }
+
+    /// Blocks until every jail handed over so far is torn down.
+    pub(crate) fn wait_idle(&self) {
+        let (n, cv) = &*self.pending;
+        let mut left = n.lock().unwrap_or_else(|p| p.into_inner());
+        while *left > 0 {
+            left = cv.wait(left).unwrap_or_else(|p| p.into_inner());
         }
     }
 

@@ -16,7 +16,7 @@ use crate::reaper::Reaper;
 use crate::run::Jail;
 use crate::uids::UidPool;
 use crate::warm::WarmPool;
-use crate::{Command, Outcome, SandboxError, Stream};
+use crate::{Command, Outcome, ProcIsolation, SandboxError, Stream};
 
 /// The jail's init, a static executable built by `build.rs` from `src/init.rs`.
 static INIT_EXE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livexec-init"));
@@ -142,7 +142,7 @@ impl Sandbox {
             }
             Err((v2, v1)) => return Err(SandboxError::NoCgroup { v2, v1 }),
         };
-        let layout = HostLayout::detect()?;
+        let mut layout = HostLayout::detect()?;
         let mkdir = |p: &Path| {
             fs::create_dir_all(p).map_err(|source| SandboxError::Fs {
                 op: "mkdir",
@@ -182,6 +182,9 @@ impl Sandbox {
         let inst_dir = config.run_dir.join(format!("{}.{n}", std::process::id()));
         let root = inst_dir.join("root");
         mkdir(&root)?;
+        let stage = inst_dir.join(crate::procfs::STAGE_DIR);
+        mkdir(&stage)?;
+        layout.proc.attach(stage);
         tracing::info!(
             mode = %mode,
             run_dir = %inst_dir.display(),
@@ -223,9 +226,45 @@ impl Sandbox {
         self.warm.set_target(&self.shared, Shape::of(template), n)
     }
 
+    /// The layers of this host's jails and the fallbacks in use (one line with `to_string()`,
+    /// for logs, `livexec runtimes` and `/health`).
+    pub fn isolation(&self) -> crate::Isolation {
+        let abi = crate::sys::landlock_abi();
+        crate::Isolation {
+            cgroup: self.mode,
+            clone_into_cgroup: self.mode == CgroupMode::V2,
+            proc: self.proc_isolation(),
+            landlock_abi: u32::try_from(abi).ok().filter(|a| *a > 0),
+            uids: self.shared.uids.range(),
+        }
+    }
+
+    /// Blocks until the jail of every run that has returned is torn down: its processes
+    /// reaped, its cgroup removed, its network namespace and uid given back. Runs do not need
+    /// this (teardown happens in the background, off the request path); tests that look for
+    /// leftovers and graceful shutdowns do.
+    pub fn wait_torn_down(&self) {
+        self.reaper.wait_idle();
+    }
+
     /// Which cgroup mode is in use.
     pub fn cgroup_mode(&self) -> CgroupMode {
         self.mode
+    }
+
+    /// How isolated the jails' `/proc` is on this host (what the kernel and the host allowed
+    /// at start-up).
+    pub fn proc_isolation(&self) -> ProcIsolation {
+        self.shared.layout.proc.isolation()
+    }
+
+    /// How many jails this process (every [`Sandbox`] in it) has created directly inside their
+    /// run cgroup with `clone3(CLONE_INTO_CGROUP)`: on cgroup v2 every run, so the program never
+    /// runs a single instruction outside its limits and is never migrated. Stays 0 on cgroup v1,
+    /// where the child joins its cgroups through the `tasks` files instead. For tests and
+    /// diagnostics.
+    pub fn runs_cloned_into_cgroup() -> u64 {
+        crate::sys::CLONED_INTO_CGROUP.load(Ordering::Relaxed)
     }
 
     /// Runs `cmd` in a fresh jail and blocks until it is over and torn down. `on_output` gets
@@ -255,6 +294,7 @@ impl Drop for Sandbox {
         self.warm.shut_down();
         self.reaper.shut_down();
         let _ = fs::remove_dir(&self.shared.root);
+        let _ = fs::remove_dir(&self.shared.layout.proc.stage);
         let _ = fs::remove_dir(&self.inst_dir);
     }
 }
@@ -288,6 +328,7 @@ fn sweep_run_dirs(run_dir: &Path) {
             let _ = crate::sys::umount2(&c, libc::MNT_DETACH);
         }
         let _ = fs::remove_dir(&root);
+        let _ = fs::remove_dir(dir.join(crate::procfs::STAGE_DIR));
         let _ = fs::remove_dir(&dir);
     }
 }

@@ -83,6 +83,11 @@ impl UidPool {
         })
     }
 
+    /// `(first id, how many)`.
+    pub(crate) fn range(&self) -> (u32, u32) {
+        (self.base, self.count)
+    }
+
     /// An id no other run (of this or another process) is using.
     pub(crate) fn acquire(&self) -> Result<Lease, SandboxError> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());

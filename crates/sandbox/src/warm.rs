@@ -119,8 +119,18 @@ impl WarmPool {
     }
 }
 
+/// Nice value of the refill thread: preparing the next jail yields the CPU to running ones
+/// (the jail itself takes the normal priority back before its program can run, `Op::Renice`).
+const REFILL_NICE: i32 = 10;
+
 /// The refill loop: prepares one jail at a time for a shape below its target.
 fn refill(inner: &Inner, shared: &Arc<Shared>) {
+    if let Err(e) = crate::sys::set_nice(crate::sys::gettid(), REFILL_NICE) {
+        tracing::debug!(
+            errno = e,
+            "the warm pool's thread keeps the normal priority"
+        );
+    }
     loop {
         let shape = {
             let mut st = inner.lock();

@@ -10,32 +10,6 @@ use std::path::PathBuf;
 use common::*;
 use livexec_sandbox::{Sandbox, SandboxConfig};
 
-/// `<controller>/<our cgroup>/livexec` for each v1 controller we use.
-fn v1_bases() -> Vec<PathBuf> {
-    let me = fs::read_to_string("/proc/self/cgroup").unwrap();
-    let mut v = Vec::new();
-    for ctrl in ["memory", "cpu", "cpuacct", "pids", "freezer"] {
-        let path = me
-            .lines()
-            .find_map(|l| {
-                let mut it = l.splitn(3, ':');
-                let _ = it.next();
-                let c = it.next()?;
-                let p = it.next()?;
-                c.split(',').any(|x| x == ctrl).then(|| p.to_owned())
-            })
-            .unwrap_or_else(|| "/".into());
-        let base = PathBuf::from("/sys/fs/cgroup")
-            .join(ctrl)
-            .join(path.trim_start_matches('/'))
-            .join("livexec");
-        if base.is_dir() {
-            v.push(base);
-        }
-    }
-    v
-}
-
 fn ours_in(dir: &PathBuf, prefix: &str) -> Vec<String> {
     fs::read_dir(dir)
         .map(|rd| {
@@ -63,10 +37,11 @@ fn nothing_is_left_behind_and_stale_state_is_swept() {
     fs::create_dir_all(&live_run_dir).unwrap();
 
     let sb = Sandbox::new(SandboxConfig::default()).unwrap();
-    let bases = v1_bases();
+    let mode = sb.cgroup_mode();
+    let bases = cgroupfs::bases(mode);
     assert!(
         !bases.is_empty(),
-        "no cgroup v1 base of ours found (this host uses v1)"
+        "no base of our run cgroups found ({mode})"
     );
     let stale_cg: Vec<PathBuf> = bases
         .iter()
@@ -101,7 +76,7 @@ fn nothing_is_left_behind_and_stale_state_is_swept() {
 
     // Runs that end every way: normal, timeout, output cap, OOM, daemon.
     let m = marker("cleanup");
-    let mut hostile = vec![
+    let mut hostile = [
         py("print('hi')"),
         py("while True: pass"),
         py("import sys\nwhile True: sys.stdout.write('x' * 4096)"),
@@ -110,9 +85,11 @@ fn nothing_is_left_behind_and_stale_state_is_swept() {
             "import os, sys\nif os.fork() == 0:\n    os.setsid()\n    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60)', '{m}'])\nprint('bye')"
         )),
     ];
-    for c in &mut hostile {
+    for (i, c) in hostile.iter_mut().enumerate() {
         let mut l = small();
-        l.wall_ms = 1_000;
+        // The busy loop (1) ends by the timeout whatever the speed; the others must get to
+        // their own ending first.
+        l.wall_ms = if i == 1 { 1_000 } else { scaled(1_000) };
         l.memory_bytes = 48 << 20;
         l.output_bytes = 10_000;
         c.limits(l);

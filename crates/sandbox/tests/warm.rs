@@ -25,7 +25,7 @@ fn run_in(sb: &Sandbox, cmd: &livexec_sandbox::Command) -> Outcome {
 
 /// Runs `cmd` until a run takes a prepared jail (the pool fills in the background).
 fn run_warm(sb: &Sandbox, cmd: &livexec_sandbox::Command) -> Outcome {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_millis(scaled(60_000));
     loop {
         let o = run_in(sb, cmd);
         if o.warm_start || Instant::now() > deadline {
@@ -52,13 +52,14 @@ print(os.getuid(), sorted(os.listdir("/work")), sorted(os.listdir("/tmp")))
     // The same shape again: a different prepared jail, nothing of the first one left.
     let reader = py(r#"
 import os
-print(os.getuid(), sorted(os.listdir("/tmp")), sorted(os.listdir("/dev/shm")), os.getpid())
+print(os.getuid(), sorted(os.listdir("/tmp")), sorted(os.listdir("/dev/shm")), os.nice(0), os.getpid())
 "#);
     let second = run_warm(&sb, &reader);
     assert!(second.warm_start);
     let s2 = ok(&second);
+    // Nothing of the first run left; the normal priority (the pool's thread runs at nice 10).
     assert!(
-        s2.ends_with("[] [] 2"),
+        s2.ends_with("[] [] 0 2"),
         "state leaked between warm runs: {s2}"
     );
     let (u1, u2) = (s1.split(' ').next(), s2.split(' ').next());
@@ -80,14 +81,17 @@ fn warm_jails_enforce_the_limits_and_the_wall_clock() {
     std::thread::sleep(Duration::from_millis(1500));
     let mut sleeper = py("import time; time.sleep(0.2); print('on time')");
     sleeper.limits(Limits {
-        wall_ms: 1_000,
+        wall_ms: scaled(1_000),
         ..l.clone()
     });
     let o = run_warm(&sb, &sleeper);
     assert!(o.warm_start);
     assert_eq!(ok(&o), "on time");
     let mut spin = py("while True: pass");
-    spin.limits(Limits { wall_ms: 500, ..l });
+    spin.limits(Limits {
+        wall_ms: scaled(500),
+        ..l
+    });
     let o = run_warm(&sb, &spin);
     assert!(o.warm_start && o.timed_out, "{o:?}");
 }

@@ -119,6 +119,21 @@ fn try_v2(
         .find(|(c, _)| c.is_empty())
         .map(|(_, p)| p.as_str())
         .ok_or("no cgroup2 entry in /proc/self/cgroup")?;
+    // Already in our supervisor leaf (a second `Sandbox` in this process, or a process a
+    // supervisor started): the subtree is the leaf's parent. Nesting one more level instead
+    // would leave the first level's stale runs unswept, and fail (EBUSY) while another
+    // process shares the leaf.
+    let leaf = format!("{name}-supervisor");
+    let path = match path.rsplit_once('/') {
+        Some((up, last)) if last == leaf => {
+            if up.is_empty() {
+                "/"
+            } else {
+                up
+            }
+        }
+        _ => path,
+    };
     let parent = dir_in(mount, path);
     let base = v2::prepare_base(&parent, name, path == "/")?;
     Ok(Hierarchy::V2 { base })
@@ -224,6 +239,32 @@ mod tests {
         let (v2, v1) = detect("", "", "livexec").unwrap_err();
         assert!(v2.contains("cgroup2"), "{v2}");
         assert!(v1.contains("memory"), "{v1}");
+    }
+
+    #[test]
+    fn v2_in_our_supervisor_leaf_reuses_its_parent_subtree() {
+        let t = tempfile::tempdir().unwrap();
+        let svc = t.path().join("system.slice/app.service");
+        for d in ["", "livexec", "livexec-supervisor"] {
+            fs::create_dir_all(svc.join(d)).unwrap();
+            fs::write(svc.join(d).join("cgroup.subtree_control"), "").unwrap();
+        }
+        // As the kernel shows it once a first supervisor enabled the controllers.
+        fs::write(svc.join("cgroup.controllers"), "cpu io memory pids").unwrap();
+        fs::write(svc.join("cgroup.subtree_control"), "cpu memory pids").unwrap();
+        let mi = format!(
+            "41 31 0:38 / {} rw - cgroup2 cgroup2 rw\n",
+            t.path().display()
+        );
+        let pc = "0::/system.slice/app.service/livexec-supervisor\n";
+        let h = detect(&mi, pc, "livexec").unwrap();
+        assert_eq!(
+            h,
+            Hierarchy::V2 {
+                base: svc.join("livexec")
+            }
+        );
+        assert!(!svc.join("livexec-supervisor/livexec-supervisor").exists());
     }
 
     #[test]

@@ -103,9 +103,13 @@ impl Run {
 
 /// Makes `base` (= `<parent>/<name>`) a cgroup whose children get our controllers.
 ///
-/// `parent` is the cgroup the supervisor is in. Unless it is the root, it holds processes, so
-/// the supervisor first moves itself into the leaf `<parent>/<name>-supervisor` ("no internal
-/// processes" rule), then enables the controllers in `parent` and in `base`.
+/// `parent` is the cgroup the supervisor is in (or the parent of the `<name>-supervisor` leaf
+/// it is already in, see `detect`). Unless it is the root, a cgroup whose children get
+/// controllers may hold no process ("no internal processes" rule), so every process in
+/// `parent` first moves into the leaf `<parent>/<name>-supervisor`: this one, and any other —
+/// a child another thread of ours has just spawned, or another process of the service the
+/// subtree is delegated to. Then the controllers are enabled in `parent`
+/// and in `base`.
 pub(crate) fn prepare_base(parent: &Path, name: &str, is_root: bool) -> Result<PathBuf, String> {
     let available = fsutil::read(&parent.join("cgroup.controllers"))
         .map_err(|e| format!("{}: {e}", parent.join("cgroup.controllers").display()))?;
@@ -127,18 +131,43 @@ pub(crate) fn prepare_base(parent: &Path, name: &str, is_root: bool) -> Result<P
         .iter()
         .all(|c| enabled.split_whitespace().any(|a| a == *c));
     if !already {
-        if !is_root {
+        if is_root {
+            fsutil::write(&subtree, &enable).map_err(|e| e.to_string())?;
+        } else {
             let leaf = parent.join(format!("{name}-supervisor"));
             fsutil::mkdir(&leaf).map_err(|e| e.to_string())?;
-            fsutil::write(&leaf.join("cgroup.procs"), &std::process::id().to_string())
-                .map_err(|e| e.to_string())?;
+            enable_after_vacating(parent, &leaf, &enable)?;
         }
-        fsutil::write(&subtree, &enable).map_err(|e| e.to_string())?;
     }
     let base = parent.join(name);
     fsutil::mkdir(&base).map_err(|e| e.to_string())?;
     fsutil::write(&base.join("cgroup.subtree_control"), &enable).map_err(|e| e.to_string())?;
     Ok(base)
+}
+
+/// Moves every process of `parent` into `leaf` (this one first), then enables `controllers`
+/// in `parent`. A thread of ours may fork between the two (the child is born in `parent`), and
+/// an exiting process cannot be moved but counts until it is gone, so a refused write (`EBUSY`)
+/// moves the newcomers and tries again, a few times over some 30 ms.
+fn enable_after_vacating(parent: &Path, leaf: &Path, controllers: &str) -> Result<(), String> {
+    let procs = leaf.join("cgroup.procs");
+    fsutil::write(&procs, &std::process::id().to_string()).map_err(|e| e.to_string())?;
+    let mut last = String::new();
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1 << attempt));
+        }
+        for pid in fsutil::read_pids(&parent.join("cgroup.procs")) {
+            // A process that exited meanwhile cannot be moved, and needs not be.
+            let _ = fsutil::write(&procs, &pid.to_string());
+        }
+        match fsutil::write(&parent.join("cgroup.subtree_control"), controllers) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    let left = fsutil::read_pids(&parent.join("cgroup.procs"));
+    Err(format!("{last} (processes still in it: {left:?})"))
 }
 
 #[cfg(test)]

@@ -168,3 +168,55 @@ pub(crate) fn close_from(first: c_uint) -> Result<(), Errno> {
     // SAFETY: closes fds only.
     check(unsafe { libc::syscall(libc::SYS_close_range, first, c_uint::MAX, 0) }).map(drop)
 }
+
+/// `MOUNT_ATTR_NOEXEC`.
+pub(crate) const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// `unlink(2)`.
+pub(crate) fn unlink(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::unlink(path.as_ptr()) }).map(drop)
+}
+
+/// The id of the mount `path` resolves to (`statx(STATX_MNT_ID)`, Linux ≥ 5.8; the ids of
+/// `/proc/self/mountinfo`).
+pub(crate) fn mount_id(path: &CStr) -> Result<u64, Errno> {
+    // SAFETY: an all-zero statx is a valid out-buffer.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: path is NUL-terminated; stx is a valid statx buffer.
+    check_int(unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            0,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    })?;
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(libc::ENOSYS);
+    }
+    Ok(stx.stx_mnt_id)
+}
+
+/// Mounts the block device `major:minor` (file system `fstype`) at `target`, with the source
+/// name `name` instead of the host's device path: in `dir`, `mknod name b major:minor`,
+/// `mount(name, target, fstype, flags)` (the kernel records the string given as the mount's
+/// source), `unlink name`. A device that is already mounted gets a new mount of the same
+/// superblock. Changes the working directory to `dir`.
+pub(crate) fn mount_device_as(
+    dir: &CStr,
+    name: &CStr,
+    (major, minor): (u32, u32),
+    fstype: &CStr,
+    target: &CStr,
+    flags: c_ulong,
+) -> Result<(), Errno> {
+    chdir(dir)?;
+    let dev = libc::makedev(major, minor);
+    // SAFETY: name is NUL-terminated; plain syscall.
+    check_int(unsafe { libc::mknod(name.as_ptr(), libc::S_IFBLK | 0o600, dev) })?;
+    let r = mount(Some(name), target, Some(fstype), flags, None);
+    let _ = unlink(name);
+    r
+}

@@ -2,6 +2,7 @@
 
 use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_long, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::fs::close;
 use super::{check, check_int, errno, Errno};
@@ -67,6 +68,10 @@ pub(crate) fn exit_now(code: c_int) -> ! {
 /// `CLONE_INTO_CGROUP` (libc's constant is deprecated for overflowing `c_int`).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// Children this process created with `CLONE_INTO_CGROUP` (see
+/// `Sandbox::runs_cloned_into_cgroup`).
+pub(crate) static CLONED_INTO_CGROUP: AtomicU64 = AtomicU64::new(0);
+
 /// A fork-like `clone3` with `CLONE_PIDFD` (and `CLONE_INTO_CGROUP` when `cgroup_fd` is set).
 /// Returns `(0, -1)` in the child and `(pid, pidfd)` in the parent.
 ///
@@ -89,6 +94,9 @@ pub(crate) unsafe fn clone3(flags: u64, cgroup_fd: Option<c_int>) -> Result<(c_i
         std::mem::size_of::<libc::clone_args>(),
     );
     let pid = check(r)? as c_int;
+    if pid > 0 && cgroup_fd.is_some() {
+        CLONED_INTO_CGROUP.fetch_add(1, Ordering::Relaxed);
+    }
     Ok((pid, pidfd))
 }
 
@@ -222,4 +230,15 @@ pub(crate) fn block_all_signals() -> libc::sigset_t {
 pub(crate) fn restore_signals(old: &libc::sigset_t) {
     // SAFETY: old is a valid, initialised sigset.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+}
+
+/// `clock_gettime(clock)` as `(seconds, nanoseconds)`.
+pub(crate) fn clock_now(clock: libc::clockid_t) -> (i64, i64) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer; the clocks used here always exist.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec, ts.tv_nsec)
 }

@@ -32,6 +32,18 @@ pub(crate) fn setrlimit(resource: c_int, soft: u64, hard: u64) -> Result<(), Err
     check_int(unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, &lim) }).map(drop)
 }
 
+/// `setpriority(PRIO_PROCESS, tid, nice)` of one thread (`tid` 0: the calling thread).
+pub(crate) fn set_nice(tid: c_int, nice: c_int) -> Result<(), Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    check_int(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) }).map(drop)
+}
+
+/// The calling thread's id.
+pub(crate) fn gettid() -> c_int {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
 /// `prctl(2)` with up to two arguments.
 pub(crate) fn prctl(option: c_int, arg2: c_ulong, arg3: c_ulong) -> Result<(), Errno> {
     // SAFETY: the options used here take integer arguments only.

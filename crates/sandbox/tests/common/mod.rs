@@ -1,6 +1,9 @@
 //! Shared helpers for the integration tests: one `Sandbox` per test binary, the real python3
-//! and node found on the host, and small builders.
+//! and node found on the host, small builders, the wall-clock scale ([`scaled`]) and where the
+//! run cgroups live ([`cgroupfs`]).
 #![allow(dead_code)]
+
+pub mod cgroupfs;
 
 use std::path::PathBuf;
 use std::process::Command as Std;
@@ -64,10 +67,37 @@ pub fn node() -> &'static (PathBuf, Option<PathBuf>) {
     })
 }
 
-/// Small limits so hostile tests stay fast.
+/// How many times slower than a native run the programs may start and run here:
+/// `LIVEXEC_TEST_TIME_FACTOR`, 1 when unset. `scripts/test-cgroup-v2.sh` sets it in its
+/// emulated guest, where an interpreter starts about 30 times slower. Anything else than a whole
+/// number ≥ 1 fails the test with the reason.
+pub fn time_factor() -> u64 {
+    static F: OnceLock<u64> = OnceLock::new();
+    *F.get_or_init(|| match std::env::var("LIVEXEC_TEST_TIME_FACTOR") {
+        Err(std::env::VarError::NotPresent) => 1,
+        Ok(s) => s
+            .trim()
+            .parse()
+            .ok()
+            .filter(|f| *f >= 1)
+            .unwrap_or_else(|| {
+                panic!("LIVEXEC_TEST_TIME_FACTOR must be a whole number >= 1, got {s:?}")
+            }),
+        Err(e) => panic!("LIVEXEC_TEST_TIME_FACTOR: {e}"),
+    })
+}
+
+/// A wall-clock limit of `ms` on a native machine, scaled by [`time_factor`]. For limits the
+/// program is meant to finish within; a test whose verdict *is* the timeout keeps its own
+/// figure (scaling it would only make the run longer).
+pub fn scaled(ms: u64) -> u64 {
+    ms * time_factor()
+}
+
+/// Small limits so hostile tests stay fast (the wall clock [`scaled`]).
 pub fn small() -> Limits {
     Limits {
-        wall_ms: 3_000,
+        wall_ms: scaled(3_000),
         ..Limits::default()
     }
 }
