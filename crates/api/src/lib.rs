@@ -54,13 +54,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The wall-clock limit of an execution in `language`: the runtime's override, else the
-    /// service default.
+    /// The wall-clock limit of an execution in `language`: the run stage's override (else the
+    /// service default), plus the compile stage's limit for a compiled language.
     pub fn time_limit(&self, language: &str) -> Duration {
-        self.runtimes
-            .get(language)
-            .and_then(|r| r.limits.timeout_ms)
-            .map_or(self.config.time_limit, Duration::from_millis)
+        let rt = self.runtimes.get(language);
+        let run = rt
+            .and_then(|r| r.run.limits.timeout_ms)
+            .map_or(self.config.time_limit, Duration::from_millis);
+        let compile = rt
+            .and_then(|r| r.compile_limits())
+            .and_then(|l| l.timeout_ms)
+            .map_or(Duration::ZERO, Duration::from_millis);
+        run + compile
     }
 }
 
@@ -77,6 +82,9 @@ pub struct ApiConfig {
     /// The service's default wall-clock limit of one execution (`LIVEXEC_TIMEOUT_MS`); with a
     /// runtime's own override it caps how long `?wait=true` waits. Default 30 s.
     pub time_limit: Duration,
+    /// The service's default limits of a run stage, as `GET /runtimes` reports them under a
+    /// runtime's own (128 MiB, 50 pids, 30 000 ms, 500 millicores by default).
+    pub default_limits: livexec_runtimes::LimitOverrides,
 }
 
 impl Default for ApiConfig {
@@ -85,6 +93,14 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             enqueue_timeout: Duration::from_secs(2),
             time_limit: Duration::from_secs(30),
+            default_limits: livexec_runtimes::LimitOverrides {
+                memory_mb: Some(128),
+                pids: Some(50),
+                timeout_ms: Some(30_000),
+                cpu_millicores: Some(500),
+                open_files: None,
+                tmpfs_mb: None,
+            },
         }
     }
 }

@@ -92,18 +92,46 @@ fn language_message(languages: &[&str]) -> String {
     )
 }
 
-/// Checks `language` (when `required`, absence is a problem too).
-fn check_language(
+/// What `language` may name: the ids and aliases of the runtimes clients may use.
+pub trait Languages {
+    /// The runtime id that `name` (an id or an alias) stands for, when it may be used.
+    fn resolve(&self, name: &str) -> Option<String>;
+    /// The ids that may be used, for the error message.
+    fn usable_ids(&self) -> Vec<&str>;
+}
+
+/// A plain list of ids (no aliases).
+impl Languages for [&str] {
+    fn resolve(&self, name: &str) -> Option<String> {
+        self.contains(&name).then(|| name.to_owned())
+    }
+    fn usable_ids(&self) -> Vec<&str> {
+        self.to_vec()
+    }
+}
+
+/// The registry: ids and aliases of the runtimes available here.
+impl Languages for livexec_runtimes::Registry {
+    fn resolve(&self, name: &str) -> Option<String> {
+        self.lookup_usable(name).map(|r| r.id.clone())
+    }
+    fn usable_ids(&self) -> Vec<&str> {
+        livexec_runtimes::Registry::usable_ids(self)
+    }
+}
+
+/// Checks `language` (when `required`, absence is a problem too); the runtime id it names.
+fn check_language<L: Languages + ?Sized>(
     value: Option<&Value>,
     required: bool,
-    languages: &[&str],
+    languages: &L,
     problems: &mut Problems,
 ) -> Option<String> {
     match value {
         None | Some(Value::Null) if !required => None,
-        Some(Value::String(s)) if languages.contains(&s.as_str()) => Some(s.clone()),
+        Some(Value::String(s)) if languages.resolve(s).is_some() => languages.resolve(s),
         _ => {
-            problems.push(language_message(languages));
+            problems.push(language_message(&languages.usable_ids()));
             None
         }
     }
@@ -115,10 +143,11 @@ fn check_no_nul(field: &str, s: &str, problems: &mut Problems) {
     }
 }
 
-/// Validate a `POST /code-sessions` body against the known runtime ids.
-pub fn create_session(
+/// Validate a `POST /code-sessions` body against the usable runtimes (`language` becomes the
+/// id its alias names).
+pub fn create_session<L: Languages + ?Sized>(
     body: &Map<String, Value>,
-    languages: &[&str],
+    languages: &L,
 ) -> Result<CreateSession, ApiError> {
     let mut problems = Problems::default();
     let language = check_language(body.get("language"), true, languages, &mut problems);
@@ -140,10 +169,11 @@ pub fn create_session(
     })
 }
 
-/// Validate a `PATCH /code-sessions/:id` body against the known runtime ids.
-pub fn update_session(
+/// Validate a `PATCH /code-sessions/:id` body against the usable runtimes (`language` becomes
+/// the id its alias names).
+pub fn update_session<L: Languages + ?Sized>(
     body: &Map<String, Value>,
-    languages: &[&str],
+    languages: &L,
 ) -> Result<UpdateSession, ApiError> {
     let mut problems = Problems::default();
     let source_code = match body.get("source_code") {

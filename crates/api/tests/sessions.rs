@@ -80,7 +80,7 @@ async fn create_rejects_bad_language_with_exact_message() {
 #[tokio::test]
 async fn create_lists_every_problem_at_once() {
     let s = start().await;
-    let body = json!({"language":"rust","templateCode":42,"foo":1,"bar":{"x":1}});
+    let body = json!({"language":"cobol","templateCode":42,"foo":1,"bar":{"x":1}});
     let msg = error_body(
         s.post_json("/code-sessions", &body).await,
         StatusCode::BAD_REQUEST,

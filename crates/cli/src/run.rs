@@ -1,11 +1,13 @@
-//! `livexec run`: one file in the sandbox, no server. The program's stdout and stderr pass
-//! through live, the exit code is the program's, and one verdict line goes to stderr.
+//! `livexec run`: one file in the sandbox, no server. A compiled language is compiled first
+//! (its own sandbox and limits; the compiler's output goes to stderr); the program's stdout
+//! and stderr pass through live, the exit code is the program's, and one verdict line goes to
+//! stderr.
 
 use crate::settings::{LimitArgs, SandboxArgs};
 use anyhow::Context;
 use clap::Args;
 use livexec_sandbox::Stream;
-use livexec_worker::{command_for, effective_limits, to_result};
+use livexec_worker::{run_staged, staged_result};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,18 +16,19 @@ use std::process::ExitCode;
 ///
 /// Exit status: the program's own exit code; 128+N when a signal N killed it (a memory or
 /// output limit kills with SIGKILL: 137); 124 when it hit the time limit; 125 when the sandbox
-/// itself failed (the program did not run).
+/// itself failed (the program did not run); 1 when the compile stage failed.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit status: the program's exit code; 128+N when signal N killed it (memory and output limits kill with SIGKILL: 137); 124 on timeout; 125 when the sandbox itself failed."
+    after_help = "Exit status: the program's exit code; 128+N when signal N killed it (memory and output limits kill with SIGKILL: 137); 124 on timeout; 125 when the sandbox itself failed; 1 when compilation failed."
 )]
 pub struct RunArgs {
-    /// The runtime (language) id, e.g. `python` or `javascript`.
+    /// The runtime (language) id or alias, e.g. `python`, `cpp`, `c++`, `java`.
     #[arg(short, long)]
     pub language: String,
     /// The program's source file.
     pub file: PathBuf,
-    /// A file whose bytes are the program's stdin (default: empty, EOF at once).
+    /// A file whose bytes are the program's stdin; `-` is this command's own stdin. Default:
+    /// this command's stdin when it is a pipe or a file, else empty (EOF at once).
     #[arg(long)]
     pub stdin: Option<PathBuf>,
     #[command(flatten)]
@@ -43,7 +46,7 @@ const TIMED_OUT: u8 = 124;
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.sandbox.export_interpreters();
     let registry = args.sandbox.registry()?;
-    let Some(runtime) = registry.get(&args.language) else {
+    let Some(runtime) = registry.lookup(&args.language) else {
         anyhow::bail!(
             "unknown language {:?}; known: {}",
             args.language,
@@ -53,35 +56,50 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let resolved = runtime.resolve()?;
     let source = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let stdin = match &args.stdin {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        None => Vec::new(),
-    };
-    let limits = effective_limits(&args.limits.limits()?, &resolved.limits);
+    let stdin = read_stdin(args.stdin.as_deref())?;
+    let defaults = args.limits.limits()?;
     let sandbox = args.sandbox.sandbox()?;
-    let cmd = command_for(&resolved, &source, &stdin, limits.clone());
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    let ran = sandbox.run(&cmd, &mut |stream, chunk| {
-        // A closed stdout (e.g. `| head`) must not stop the run; the verdict still comes.
-        let _ = match stream {
-            Stream::Stdout => out.write_all(chunk).and_then(|()| out.flush()),
-            Stream::Stderr => err.write_all(chunk).and_then(|()| err.flush()),
-        };
-    });
-    let outcome = match ran {
-        Ok(o) => o,
+    let ran = run_staged(
+        &sandbox,
+        &resolved,
+        &defaults,
+        &source,
+        &stdin,
+        &mut |stream, chunk| {
+            // A closed stdout (e.g. `| head`) must not stop the run; the verdict still comes.
+            let _ = match stream {
+                Stream::Stdout => out.write_all(chunk).and_then(|()| out.flush()),
+                Stream::Stderr => err.write_all(chunk).and_then(|()| err.flush()),
+            };
+        },
+    );
+    let staged = match ran {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("livexec: sandbox error: {e}");
             return Ok(ExitCode::from(SANDBOX_FAILED));
         }
     };
-    let result = to_result(&outcome, &limits);
+    let result = staged_result(&staged);
     let reason = match (&result.error_type, &result.error_message) {
         (Some(t), Some(m)) => format!(" {}: {m};", t.as_str()),
         _ => String::new(),
     };
+    let compiled = match &result.compile {
+        Some(c) => format!(" compile {} ms,", c.time_ms),
+        None => String::new(),
+    };
+    let Some((outcome, _)) = &staged.run else {
+        if let Some(c) = &result.compile {
+            let _ = err.write_all(c.stdout.as_bytes());
+            let _ = err.write_all(c.stderr.as_bytes());
+        }
+        eprintln!("livexec: {}{reason}{compiled}", result.status);
+        return Ok(ExitCode::FAILURE);
+    };
     eprintln!(
-        "livexec: {}{reason} wall {} ms, cpu {} ms, memory {:.1} MiB",
+        "livexec: {}{reason}{compiled} wall {} ms, cpu {} ms, memory {:.1} MiB",
         result.status,
         outcome.wall_ms,
         outcome.cpu_ms,
@@ -99,4 +117,35 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(1)
     };
     Ok(ExitCode::from(code))
+}
+
+/// The program's stdin: `--stdin FILE`, `--stdin -` (ours), or ours when it is a pipe or a
+/// file (`echo Bob | livexec run …`, `< in.txt`), else nothing.
+fn read_stdin(arg: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let ours = |what: &str| -> anyhow::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .with_context(|| format!("reading {what}"))?;
+        Ok(buf)
+    };
+    match arg {
+        Some(p) if p.as_os_str() == "-" => ours("stdin (--stdin -)"),
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display())),
+        None if piped_stdin() => ours("stdin"),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Whether our stdin is a pipe or a file (not a terminal, not closed, not /dev/null's device).
+fn piped_stdin() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.file_type().is_fifo() || m.is_file())
 }

@@ -86,6 +86,11 @@ pub struct ServeArgs {
     /// On the Redis bus, watchers of one execution share one reader connection per process.
     #[arg(long, env = "LIVEXEC_MAX_SUBSCRIPTIONS", default_value_t = 1000)]
     pub max_subscriptions: usize,
+    /// Run every runtime's smoke test (compile and run, in the sandbox) at start; a runtime
+    /// whose test fails is unavailable and `/health` degraded. `false`: a runtime whose
+    /// toolchain is found is available unchecked (faster start; `livexec runtimes` checks).
+    #[arg(long, env = "LIVEXEC_SMOKE_TESTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub smoke_tests: bool,
     /// Address of the worker role's `GET /health` (host:port).
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
@@ -130,12 +135,20 @@ pub fn main(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     livexec_store::Backend::from_url(&args.database_url)?;
     args.sandbox.export_interpreters();
     let limits = args.limits.limits()?;
-    let registry = Arc::new(args.sandbox.registry()?);
+    let mut registry = args.sandbox.registry()?;
+    // Workers check every runtime here (the API then offers what works); an API-only process
+    // offers every runtime its workers may have.
     let engine = if args.runs_workers() {
-        Some(prepare_engine(&args.sandbox, &registry, &limits)?)
+        Some(prepare_engine(
+            &args.sandbox,
+            &mut registry,
+            &limits,
+            args.smoke_tests,
+        )?)
     } else {
         None
     };
+    let registry = Arc::new(registry);
     let rt = tokio_runtime()?;
     rt.block_on(serve(args, registry, engine, limits))?;
     tracing::info!("livexec stopped");
@@ -191,6 +204,14 @@ async fn serve(
                 max_body_bytes: args.max_body_bytes,
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
                 time_limit: Duration::from_millis(args.limits.timeout_ms),
+                default_limits: livexec_runtimes::LimitOverrides {
+                    memory_mb: Some(limits.memory_bytes >> 20),
+                    pids: Some(limits.pids),
+                    timeout_ms: Some(limits.wall_ms),
+                    cpu_millicores: Some(limits.cpu_millicores),
+                    open_files: None,
+                    tmpfs_mb: None,
+                },
             },
             sandbox: sandbox_health,
         };

@@ -90,6 +90,7 @@ fn run_streams_output_while_the_program_runs() {
     let mut child = Command::new(BIN)
         .args(["run", "-l", "python"])
         .arg(&prog)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -106,6 +107,70 @@ fn run_streams_output_while_the_program_runs() {
 }
 
 #[test]
+fn run_compiles_then_runs_and_reports_a_compile_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "21\n").unwrap();
+    let path = dir.path().join("main.cpp");
+    std::fs::write(
+        &path,
+        "#include <iostream>\nint main() { int n; std::cin >> n; std::cout << n * 2 << std::endl; return 4; }",
+    )
+    .unwrap();
+    // By alias, with stdin from a file.
+    let out = Command::new(BIN)
+        .args(["run", "--language", "c++"])
+        .arg(&path)
+        .arg("--stdin")
+        .arg(&input)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
+    assert!(err.contains("compile ") && err.contains(" ms,"), "{err}");
+
+    let out = livexec_run(dir.path(), "cpp", "bad.cpp", "int main() { return x; }");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error:"), "the compiler's output: {err}");
+    // The code goes in as the runtime's file name, whatever the host file is called.
+    assert!(
+        err.contains("FAILED CompilationError: main.cpp:1:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn piped_stdin_and_stdin_dash_feed_the_program() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let prog = dir.path().join("in.py");
+    std::fs::write(&prog, "print('hi', input())").unwrap();
+    for dash in [false, true] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "-l", "py"]).arg(&prog);
+        if dash {
+            cmd.args(["--stdin", "-"]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"Bob\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hi Bob\n",
+            "--stdin - {dash}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn an_unknown_language_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = livexec_run(dir.path(), "cobol", "x.cob", "DISPLAY 'HI'.");
@@ -115,7 +180,7 @@ fn an_unknown_language_is_a_clear_error() {
 }
 
 #[test]
-fn runtimes_lists_python_and_javascript_as_working() {
+fn runtimes_lists_every_runtime_as_working_with_its_smoke_test() {
     let out = Command::new(BIN).arg("runtimes").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -123,10 +188,26 @@ fn runtimes_lists_python_and_javascript_as_working() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for id in ["python", "javascript"] {
+    // Every smoke test reads stdin; compiled runtimes compile and run theirs.
+    for id in [
+        "bash",
+        "c",
+        "cpp",
+        "go",
+        "java",
+        "javascript",
+        "lua",
+        "perl",
+        "php",
+        "python",
+        "ruby",
+        "rust",
+        "sql",
+        "typescript",
+    ] {
         let line = text
             .lines()
-            .find(|l| l.starts_with(id))
+            .find(|l| l.starts_with(&format!("{id} ")))
             .unwrap_or_else(|| panic!("{id} missing:\n{text}"));
         assert!(line.contains(" ok (smoke test"), "{line}");
     }

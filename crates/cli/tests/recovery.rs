@@ -109,10 +109,27 @@ async fn sigterm_lets_the_running_program_finish_and_keeps_the_queued_one() {
 #[tokio::test]
 async fn a_platform_failure_is_retried_with_backoff_then_internal_error() {
     let dir = tempfile::tempdir().unwrap();
-    // Python cannot be started on this "host": every attempt is a platform failure.
-    let env = [("LIVEXEC_PYTHON", "/nonexistent/livexec-test/python3")];
+    // A runtime that works at start (its smoke test passes) and whose sandbox cannot be built
+    // later: a host path it mounts disappears. Every attempt is then a platform failure.
+    let vanishing = dir.path().join("vanishing-toolchain");
+    std::fs::create_dir(&vanishing).unwrap();
+    let runtimes = dir.path().join("runtimes");
+    std::fs::create_dir(&runtimes).unwrap();
+    let flaky = include_str!("../../../runtimes/python.toml")
+        .replace("id = \"python\"", "id = \"flaky\"")
+        .replace("aliases = [\"py\", \"python3\"]", "aliases = []")
+        .replace(
+            "override_env = \"LIVEXEC_PYTHON\"",
+            &format!(
+                "override_env = \"LIVEXEC_PYTHON\"\nmounts = [{:?}]",
+                vanishing.display().to_string()
+            ),
+        );
+    std::fs::write(runtimes.join("flaky.toml"), flaky).unwrap();
+    let env = [("LIVEXEC_RUNTIMES_DIR", runtimes.to_str().unwrap())];
     let server = Server::start(dir.path(), &env).await;
-    let id = server.submit("python", "print('never runs')").await;
+    std::fs::remove_dir(&vanishing).unwrap();
+    let id = server.submit("flaky", "print('never runs')").await;
     let js = server.submit("javascript", "console.log('fine')").await;
     let v = server.wait(&id).await;
     assert_eq!(v["status"], "FAILED", "{v}");
@@ -120,7 +137,7 @@ async fn a_platform_failure_is_retried_with_backoff_then_internal_error() {
     assert_eq!(v["attempts"], 3, "three attempts in all: {v}");
     assert_eq!(v["stdout"], "");
     let msg = v["error_message"].as_str().unwrap();
-    assert!(!msg.contains("/nonexistent"), "no internals: {msg}");
+    assert!(!msg.contains("vanishing"), "no internals: {msg}");
     // 2 s then 4 s of backoff between the attempts.
     let queued = chrono::DateTime::parse_from_rfc3339(v["queued_at"].as_str().unwrap()).unwrap();
     let finished =

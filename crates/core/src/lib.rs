@@ -11,7 +11,8 @@ pub mod status;
 
 pub use events::{Event, EventKind};
 pub use model::{
-    Execution, ExecutionId, ExecutionView, NewExecution, RunResult, Session, SessionId,
+    CompileReport, Execution, ExecutionId, ExecutionView, NewExecution, RunResult, Session,
+    SessionId,
 };
 pub use ports::{
     BoxStream, CreatedExecution, EventBus, Job, JobQueue, Lease, PortError, Store, StoreError,

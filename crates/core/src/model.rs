@@ -2,7 +2,7 @@
 
 use crate::status::{ErrorType, Status};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A code session's id.
@@ -81,6 +81,26 @@ pub struct Execution {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached its terminal state.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The compile stage, for compiled languages once it has run.
+    pub compile: Option<CompileReport>,
+}
+
+/// What the compile stage of a compiled language did (`compile` of API.md §4): its own
+/// status, output, exit code, wall time and peak memory, apart from the program's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompileReport {
+    /// `COMPLETED` (the program then ran), `FAILED` or `TIMEOUT`.
+    pub status: Status,
+    /// The compiler's stdout (invalid UTF-8 replaced by U+FFFD).
+    pub stdout: String,
+    /// The compiler's stderr (same).
+    pub stderr: String,
+    /// The compiler's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// Wall time of the compiler, in ms.
+    pub time_ms: i64,
+    /// Peak memory of the compile stage, in KiB.
+    pub memory_kb: Option<i64>,
 }
 
 /// The final result a worker records for an execution.
@@ -106,6 +126,8 @@ pub struct RunResult {
     pub cpu_time_ms: Option<i64>,
     /// Peak memory in KiB.
     pub memory_kb: Option<i64>,
+    /// The compile stage, for compiled languages.
+    pub compile: Option<CompileReport>,
 }
 
 impl RunResult {
@@ -122,6 +144,7 @@ impl RunResult {
             signal: None,
             cpu_time_ms: None,
             memory_kb: None,
+            compile: None,
         }
     }
 }
@@ -163,6 +186,8 @@ pub struct ExecutionView {
     pub finished_at: Option<String>,
     /// Attempts so far.
     pub attempts: i32,
+    /// The compile stage (compiled languages), or null.
+    pub compile: Option<CompileReport>,
 }
 
 /// RFC 3339 with millisecond precision and a `Z`.
@@ -192,6 +217,7 @@ impl Execution {
             started_at: self.started_at.map(rfc3339),
             finished_at: self.finished_at.map(rfc3339),
             attempts: self.attempts,
+            compile: self.compile.clone(),
         }
     }
 }
@@ -221,6 +247,7 @@ mod tests {
             queued_at: Utc::now(),
             started_at: Some(Utc::now()),
             finished_at: Some(Utc::now()),
+            compile: None,
         }
     }
 

@@ -96,16 +96,19 @@ pub enum ErrorType {
     OutputLimitExceeded,
     /// The platform failed to run it, after its retries.
     InternalError,
+    /// The compile stage failed: the compiler refused the code or hit a compile limit.
+    CompilationError,
 }
 
 impl ErrorType {
     /// Every error type.
-    pub const ALL: [ErrorType; 5] = [
+    pub const ALL: [ErrorType; 6] = [
         ErrorType::RuntimeError,
         ErrorType::TimeoutError,
         ErrorType::MemoryLimitExceeded,
         ErrorType::OutputLimitExceeded,
         ErrorType::InternalError,
+        ErrorType::CompilationError,
     ];
 
     /// The wire name, also the stored value.
@@ -116,6 +119,7 @@ impl ErrorType {
             ErrorType::MemoryLimitExceeded => "MemoryLimitExceeded",
             ErrorType::OutputLimitExceeded => "OutputLimitExceeded",
             ErrorType::InternalError => "InternalError",
+            ErrorType::CompilationError => "CompilationError",
         }
     }
 }

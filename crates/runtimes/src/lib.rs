@@ -2,35 +2,78 @@
 //!
 //! Runtimes are data, not code: one TOML file per language (`runtimes/*.toml` at the top of the
 //! repository, embedded in the binary; `LIVEXEC_RUNTIMES_DIR` adds or replaces files at start).
-//! Each file says the file name the code goes into, how to find the interpreter, what host
-//! paths it needs mounted, per-language limit overrides and a smoke test with its expected
-//! output. [`Runtime::resolve`] finds the interpreter on this host and turns the file into a
-//! [`Resolved`] run recipe. This crate knows nothing of the sandbox: the worker turns a
-//! [`Resolved`] into a sandbox command.
+//! Each file names its language, aliases, the file the code goes into, how to find the
+//! toolchain and read its real version, an optional compile stage (with its artifacts) and the
+//! run stage, each with its own limits, the host paths to mount, and a smoke test with its
+//! expected output. [`Runtime::resolve`] finds the toolchain on this host and turns the file into
+//! a [`Resolved`] recipe; [`Registry::set_availability`] records what resolving (and the smoke
+//! test) found, so that clients are offered only what works. This crate knows nothing of the
+//! sandbox: the worker turns a [`Resolved`] into sandbox commands.
 //!
 //! ```
 //! let registry = livexec_runtimes::Registry::builtin().unwrap();
-//! assert_eq!(registry.ids(), vec!["javascript", "python"]);
+//! assert!(registry.ids().contains(&"cpp"));
+//! assert_eq!(registry.lookup("c++").unwrap().id, "cpp");
 //! assert_eq!(registry.get("python").unwrap().file_name, "main.py");
 //! ```
 
 mod resolve;
 mod runtime;
 
-pub use resolve::Resolved;
-pub use runtime::{LimitOverrides, Runtime, Smoke};
+pub use resolve::{Resolved, StageRecipe};
+pub use runtime::{ErrorPattern, LimitOverrides, Runtime, Smoke, Stage};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// One built-in runtime file: its name and text.
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../runtimes/", $name)))),*]
+    };
+}
+
 /// The runtime files compiled into the binary.
-const BUILTIN: &[(&str, &str)] = &[
-    ("python.toml", include_str!("../../../runtimes/python.toml")),
-    (
-        "javascript.toml",
-        include_str!("../../../runtimes/javascript.toml"),
-    ),
-];
+const BUILTIN: &[(&str, &str)] = builtin!(
+    "python.toml",
+    "javascript.toml",
+    "typescript.toml",
+    "c.toml",
+    "cpp.toml",
+    "java.toml",
+    "go.toml",
+    "rust.toml",
+    "ruby.toml",
+    "php.toml",
+    "bash.toml",
+    "perl.toml",
+    "lua.toml",
+    "sql.toml",
+);
+
+/// Whether a runtime works on this host, as the service found out at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// Not checked (e.g. an API-only process, which runs no sandbox): offered to clients.
+    Unchecked,
+    /// The toolchain resolved (and its smoke test passed, where one was run).
+    Available {
+        /// The toolchain's version.
+        version: String,
+    },
+    /// Not usable here, and why.
+    Unavailable {
+        /// The reason (toolchain missing, probe or smoke test failed).
+        reason: String,
+    },
+}
+
+impl Availability {
+    /// Whether clients may use the runtime.
+    pub fn usable(&self) -> bool {
+        !matches!(self, Availability::Unavailable { .. })
+    }
+}
 
 /// Why a runtime could not be loaded or resolved.
 #[derive(Debug, thiserror::Error)]
@@ -94,21 +137,43 @@ pub enum RuntimeError {
     },
 }
 
-/// Every runtime this service knows, by id.
+/// Every runtime this service knows, by id, with what is known of its availability.
 #[derive(Debug, Clone)]
 pub struct Registry {
     runtimes: BTreeMap<String, Runtime>,
+    availability: BTreeMap<String, Availability>,
 }
 
 impl Registry {
-    /// The runtimes compiled into the binary (python and javascript).
+    /// The runtimes compiled into the binary.
     pub fn builtin() -> Result<Registry, RuntimeError> {
-        let mut runtimes = BTreeMap::new();
+        let mut registry = Registry {
+            runtimes: BTreeMap::new(),
+            availability: BTreeMap::new(),
+        };
         for (file, text) in BUILTIN {
-            let rt = Runtime::parse(file, text)?;
-            runtimes.insert(rt.id.clone(), rt);
+            registry.insert(file, Runtime::parse(file, text)?)?;
         }
-        Ok(Registry { runtimes })
+        Ok(registry)
+    }
+
+    /// Adds (or replaces, by id) a runtime; an alias that names another runtime is refused.
+    fn insert(&mut self, file: &str, rt: Runtime) -> Result<(), RuntimeError> {
+        self.runtimes.remove(&rt.id);
+        let clash = rt.aliases.iter().chain([&rt.id]).find_map(|name| {
+            self.runtimes
+                .values()
+                .find(|o| o.id == *name || o.aliases.contains(name))
+                .map(|o| (name.clone(), o.id.clone()))
+        });
+        if let Some((name, other)) = clash {
+            return Err(RuntimeError::Invalid {
+                file: file.to_owned(),
+                problem: format!("{name:?} already names runtime {other:?}"),
+            });
+        }
+        self.runtimes.insert(rt.id.clone(), rt);
+        Ok(())
     }
 
     /// The built-in runtimes plus every `*.toml` in `dir`; a file whose id matches a built-in
@@ -130,8 +195,9 @@ impl Registry {
                 path: path.clone(),
                 source,
             })?;
-            let rt = Runtime::parse(&path.display().to_string(), &text)?;
-            registry.runtimes.insert(rt.id.clone(), rt);
+            let file = path.display().to_string();
+            let rt = Runtime::parse(&file, &text)?;
+            registry.insert(&file, rt)?;
         }
         Ok(registry)
     }
@@ -150,6 +216,43 @@ impl Registry {
     pub fn iter(&self) -> impl Iterator<Item = &Runtime> {
         self.runtimes.values()
     }
+
+    /// The runtime that `name` (an id or an alias) names, usable or not.
+    pub fn lookup(&self, name: &str) -> Option<&Runtime> {
+        self.runtimes.get(name).or_else(|| {
+            self.runtimes
+                .values()
+                .find(|r| r.aliases.iter().any(|a| a == name))
+        })
+    }
+
+    /// The usable runtime that `name` (an id or an alias) names.
+    pub fn lookup_usable(&self, name: &str) -> Option<&Runtime> {
+        self.lookup(name)
+            .filter(|r| self.availability(&r.id).usable())
+    }
+
+    /// Records whether runtime `id` works here.
+    pub fn set_availability(&mut self, id: &str, availability: Availability) {
+        if self.runtimes.contains_key(id) {
+            self.availability.insert(id.to_owned(), availability);
+        }
+    }
+
+    /// What is known of runtime `id`'s availability ([`Availability::Unchecked`] until set).
+    pub fn availability(&self, id: &str) -> &Availability {
+        self.availability
+            .get(id)
+            .unwrap_or(&Availability::Unchecked)
+    }
+
+    /// Ids of the usable runtimes, sorted.
+    pub fn usable_ids(&self) -> Vec<&str> {
+        self.ids()
+            .into_iter()
+            .filter(|id| self.availability(id).usable())
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +262,7 @@ mod tests {
     #[test]
     fn builtin_has_python_and_javascript_with_templates() {
         let r = Registry::builtin().unwrap();
-        assert_eq!(r.ids(), vec!["javascript", "python"]);
+        assert_eq!(r.ids().len(), BUILTIN.len());
         assert_eq!(
             r.get("python").unwrap().default_template,
             r#"print("Hello World")"#
@@ -169,7 +272,64 @@ mod tests {
             r#"console.log("Hello World")"#
         );
         assert_eq!(r.get("javascript").unwrap().file_name, "main.js");
-        assert!(r.get("ruby").is_none());
+        assert!(r.get("cobol").is_none());
+    }
+
+    #[test]
+    fn aliases_resolve_to_their_runtime_and_availability_filters() {
+        let mut r = Registry::builtin().unwrap();
+        for (alias, id) in [
+            ("py", "python"),
+            ("python3", "python"),
+            ("js", "javascript"),
+            ("node", "javascript"),
+            ("ts", "typescript"),
+            ("c++", "cpp"),
+            ("golang", "go"),
+            ("rs", "rust"),
+            ("sh", "bash"),
+            ("sqlite", "sql"),
+            ("cpp", "cpp"),
+        ] {
+            assert_eq!(r.lookup(alias).map(|x| x.id.as_str()), Some(id), "{alias}");
+        }
+        assert!(r.lookup("cobol").is_none());
+        assert!(r.lookup_usable("golang").is_some());
+        r.set_availability(
+            "go",
+            Availability::Unavailable {
+                reason: "not installed".into(),
+            },
+        );
+        assert!(r.lookup_usable("golang").is_none());
+        assert!(!r.usable_ids().contains(&"go"));
+        assert!(r.usable_ids().contains(&"python"));
+    }
+
+    #[test]
+    fn every_builtin_file_names_a_language_and_a_stdin_smoke_test() {
+        let r = Registry::builtin().unwrap();
+        for rt in r.iter() {
+            assert!(!rt.language.is_empty(), "{}", rt.id);
+            assert!(
+                !rt.smoke.stdin.is_empty(),
+                "{}: smoke test reads no stdin",
+                rt.id
+            );
+            assert!(!rt.default_template.is_empty(), "{}", rt.id);
+        }
+    }
+
+    #[test]
+    fn an_alias_that_names_another_runtime_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lua = BUILTIN[0]
+            .1
+            .replace("id = \"python\"", "id = \"lua2\"")
+            .replace("aliases = [", "aliases = [\"golang\", ");
+        std::fs::write(dir.path().join("lua2.toml"), lua).unwrap();
+        let err = Registry::with_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("lua2.toml") && err.contains("golang"), "{err}");
     }
 
     #[test]
@@ -177,14 +337,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let py = BUILTIN[0].1.replace("main.py", "prog.py");
         std::fs::write(dir.path().join("python.toml"), py).unwrap();
-        let lua = BUILTIN[0]
+        let py2 = BUILTIN[0]
             .1
-            .replace("id = \"python\"", "id = \"lua\"")
-            .replace("main.py", "main.lua");
-        std::fs::write(dir.path().join("lua.toml"), lua).unwrap();
+            .replace("id = \"python\"", "id = \"python2\"")
+            .replace("aliases = [\"py\", \"python3\"]", "aliases = []");
+        std::fs::write(dir.path().join("python2.toml"), py2).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
         let r = Registry::with_dir(dir.path()).unwrap();
-        assert_eq!(r.ids(), vec!["javascript", "lua", "python"]);
+        assert_eq!(r.ids().len(), BUILTIN.len() + 1);
+        assert_eq!(r.get("python2").unwrap().language, "python");
         assert_eq!(r.get("python").unwrap().file_name, "prog.py");
     }
 

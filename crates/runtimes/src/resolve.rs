@@ -1,4 +1,5 @@
-//! Finding a runtime's interpreter on this host and turning the runtime into a run recipe.
+//! Finding a runtime's toolchain on this host and turning the runtime into the recipes of
+//! its stages.
 
 use crate::runtime::{LimitOverrides, Runtime};
 use crate::RuntimeError;
@@ -8,30 +9,46 @@ use std::process::Command;
 /// Host paths every sandbox has mounted already; a prefix under one of them needs no mount.
 const ALWAYS_MOUNTED: &[&str] = &["/usr", "/bin", "/lib", "/lib64", "/sbin"];
 
+/// One stage resolved on this host: exactly what to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageRecipe {
+    /// The real program (never a shim script or an `/etc/alternatives` link), same path
+    /// inside the sandbox.
+    pub program: PathBuf,
+    /// Arguments after the program; the code's file name is already in place.
+    pub args: Vec<String>,
+    /// The stage's environment (the runtime's, then the stage's own).
+    pub env: Vec<(String, String)>,
+    /// Limit overrides of this stage (a compile stage's include the compile defaults).
+    pub limits: LimitOverrides,
+    /// Compile stage: the files to hand to the run stage (plain names, one `*` allowed).
+    pub artifacts: Vec<String>,
+}
+
 /// A runtime resolved on this host: exactly what to run, ready for the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     /// Runtime id.
     pub id: String,
-    /// The real interpreter (never a shim script), same path inside the sandbox.
-    pub program: PathBuf,
-    /// Arguments after the program; the code's file name is already in place.
-    pub args: Vec<String>,
-    /// The program's environment.
-    pub env: Vec<(String, String)>,
-    /// Host paths to mount read-only at the same path.
+    /// The toolchain's real executable.
+    pub executable: PathBuf,
+    /// Host paths to mount read-only at the same path, in every stage.
     pub mounts: Vec<PathBuf>,
     /// File the code goes into, in the working dir.
     pub file_name: String,
-    /// Limit overrides of this runtime.
-    pub limits: LimitOverrides,
-    /// Interpreter version, as it reports it.
+    /// The compile stage, for compiled languages.
+    pub compile: Option<StageRecipe>,
+    /// The run stage.
+    pub run: StageRecipe,
+    /// The toolchain's version, as it reports it.
     pub version: String,
+    /// How to find the error line of a failed run, when the runtime file says.
+    pub error: Option<crate::ErrorPattern>,
 }
 
 impl Runtime {
-    /// Find the interpreter (the `override_env` variable, else `binary` on PATH), ask it for its
-    /// real executable, install prefix and version, and build the run recipe.
+    /// Find the toolchain (the `override_env` variable, else `binary` on PATH), ask it for its
+    /// real executable, install prefix and version, and build the recipe of every stage.
     pub fn resolve(&self) -> Result<Resolved, RuntimeError> {
         let candidate = match std::env::var_os(&self.override_env) {
             Some(p) if !p.is_empty() => PathBuf::from(p),
@@ -41,8 +58,19 @@ impl Runtime {
                 override_env: self.override_env.clone(),
             })?,
         };
-        let out = Command::new(&candidate)
-            .args(&self.probe)
+        let mut probe = match &self.probe_sh {
+            Some(script) => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c").arg(script).arg("livexec-probe").arg(&candidate);
+                c
+            }
+            None => {
+                let mut c = Command::new(&candidate);
+                c.args(&self.probe);
+                c
+            }
+        };
+        let out = probe
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(|source| RuntimeError::ProbeSpawn {
@@ -71,15 +99,20 @@ impl Runtime {
             )));
         };
         let (exe, prefix) = (PathBuf::from(exe), PathBuf::from(prefix));
-        if !exe.is_absolute() || !prefix.is_absolute() {
+        if !exe.is_absolute() || !prefix.is_absolute() || version.is_empty() {
             return Err(failed(format!(
-                "executable {exe:?} and prefix {prefix:?} must be absolute"
+                "executable {exe:?} and prefix {prefix:?} must be absolute, version {version:?} non-empty"
+            )));
+        }
+        if let Some(m) = self.mounts.iter().find(|m| !Path::new(m).exists()) {
+            return Err(failed(format!(
+                "the path {m} it needs mounted does not exist"
             )));
         }
         Ok(self.recipe(exe, &prefix, version.to_owned()))
     }
 
-    fn recipe(&self, program: PathBuf, prefix: &Path, version: String) -> Resolved {
+    fn recipe(&self, executable: PathBuf, prefix: &Path, version: String) -> Resolved {
         let mut mounts: Vec<PathBuf> = Vec::new();
         let mut want = |p: PathBuf| {
             let covered = ALWAYS_MOUNTED.iter().any(|m| p.starts_with(m))
@@ -89,33 +122,54 @@ impl Runtime {
             }
         };
         want(prefix.to_path_buf());
-        if let Some(dir) = program.parent() {
+        if let Some(dir) = executable.parent() {
             want(dir.to_path_buf());
         }
         for m in &self.mounts {
             want(PathBuf::from(m));
         }
-        let program_str = program.to_string_lossy().into_owned();
-        let args = self.command[1..]
-            .iter()
-            .map(|a| {
-                a.replace("{file}", &self.file_name)
-                    .replace("{executable}", &program_str)
-            })
-            .collect();
+        let exe = executable.to_string_lossy().into_owned();
+        let pre = prefix.to_string_lossy().into_owned();
+        let fill = |a: &str| {
+            a.replace("{file}", &self.file_name)
+                .replace("{executable}", &exe)
+                .replace("{prefix}", &pre)
+        };
+        let stage = |s: &crate::runtime::Stage, limits: LimitOverrides| {
+            let first = fill(&s.command[0]);
+            // `/usr/bin/java` → `/etc/alternatives/java` → the JDK's: the jail has no
+            // `/etc/alternatives`, so programs are named by their real path.
+            let program = if first.starts_with("/work/") {
+                PathBuf::from(first)
+            } else {
+                std::fs::canonicalize(&first).unwrap_or_else(|_| PathBuf::from(first))
+            };
+            StageRecipe {
+                program,
+                args: s.command[1..].iter().map(|a| fill(a)).collect(),
+                env: self
+                    .env
+                    .iter()
+                    .chain(&s.env)
+                    .map(|(k, v)| (k.clone(), fill(v)))
+                    .collect(),
+                limits,
+                artifacts: s.artifacts.clone(),
+            }
+        };
         Resolved {
             id: self.id.clone(),
-            program,
-            args,
-            env: self
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            executable: executable.clone(),
             mounts,
             file_name: self.file_name.clone(),
-            limits: self.limits.clone(),
+            compile: self
+                .compile
+                .as_ref()
+                .zip(self.compile_limits())
+                .map(|(c, l)| stage(c, l)),
+            run: stage(&self.run, self.run.limits.clone()),
             version,
+            error: self.error_rule(),
         }
     }
 }
@@ -145,22 +199,22 @@ mod tests {
             .unwrap()
             .resolve()
             .expect("python3 must be installed on the test host");
-        assert!(py.program.is_absolute());
+        assert!(py.run.program.is_absolute());
         // The program is the real binary, not a shim script.
-        let head = std::fs::read(&py.program).unwrap();
+        let head = std::fs::read(&py.run.program).unwrap();
         assert_eq!(
             &head[..4],
             b"\x7fELF",
             "{:?} is not an ELF binary",
-            py.program
+            py.run.program
         );
-        assert_eq!(py.args, vec!["-u", "main.py"]);
+        assert_eq!(py.run.args, vec!["-u", "main.py"]);
         assert!(py.version.starts_with('3'), "{}", py.version);
         for m in &py.mounts {
             assert!(m.is_absolute() && m.exists(), "{m:?}");
         }
-        if !py.program.starts_with("/usr") {
-            assert!(py.mounts.iter().any(|m| py.program.starts_with(m)));
+        if !py.run.program.starts_with("/usr") {
+            assert!(py.mounts.iter().any(|m| py.run.program.starts_with(m)));
         }
     }
 
@@ -172,9 +226,9 @@ mod tests {
             .unwrap()
             .resolve()
             .expect("node must be installed on the test host");
-        assert_eq!(js.args, vec!["main.js"]);
+        assert_eq!(js.run.args, vec!["main.js"]);
         assert!(js.version.chars().next().unwrap().is_ascii_digit());
-        assert!(Path::new(&js.program).exists());
+        assert!(Path::new(&js.run.program).exists());
     }
 
     #[test]
@@ -201,5 +255,46 @@ mod tests {
             "20".into(),
         );
         assert_eq!(res.mounts, vec![std::path::PathBuf::from("/opt/node")]);
+    }
+}
+
+#[cfg(test)]
+mod every_runtime {
+    use crate::Registry;
+
+    /// CI installs every toolchain (scripts/install-toolchains.sh): each must resolve to real
+    /// programs with a version read from the toolchain.
+    #[test]
+    fn every_builtin_runtime_resolves_on_this_host() {
+        let r = Registry::builtin().unwrap();
+        let mut failures = Vec::new();
+        for rt in r.iter() {
+            match rt.resolve() {
+                Ok(res) => {
+                    println!(
+                        "{:<11} {:<10} {}",
+                        rt.id,
+                        res.version,
+                        res.executable.display()
+                    );
+                    assert!(
+                        res.version.starts_with(|c: char| c.is_ascii_digit()),
+                        "{}: {}",
+                        rt.id,
+                        res.version
+                    );
+                    for stage in res.compile.iter().chain([&res.run]) {
+                        if !stage.program.starts_with("/work") {
+                            assert!(stage.program.is_file(), "{}: {:?}", rt.id, stage.program);
+                        }
+                    }
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "run scripts/install-toolchains.sh: {failures:#?}"
+        );
     }
 }

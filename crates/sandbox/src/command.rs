@@ -16,6 +16,8 @@ pub struct Command {
     pub(crate) args: Vec<OsString>,
     pub(crate) env: Vec<(OsString, OsString)>,
     pub(crate) files: Vec<(String, Vec<u8>)>,
+    pub(crate) artifacts: Vec<(String, Vec<u8>)>,
+    pub(crate) collect: Vec<String>,
     pub(crate) stdin: Vec<u8>,
     pub(crate) limits: Limits,
     pub(crate) mounts: Vec<PathBuf>,
@@ -40,6 +42,8 @@ impl Command {
                 .map(|(k, v)| (OsString::from(k), OsString::from(v)))
                 .collect(),
             files: Vec::new(),
+            artifacts: Vec::new(),
+            collect: Vec::new(),
             stdin: Vec::new(),
             limits: Limits::default(),
             mounts: Vec::new(),
@@ -79,6 +83,26 @@ impl Command {
     /// as [`crate::SandboxError::BadFileName`].
     pub fn file(&mut self, name: &str, contents: impl Into<Vec<u8>>) -> &mut Self {
         self.files.push((name.to_owned(), contents.into()));
+        self
+    }
+
+    /// Places a file the program may read and execute but not change in the working
+    /// directory: owned by root, mode 0555 (e.g. a compile stage's output handed to the run
+    /// stage). `name` is a plain file name (no `/`).
+    pub fn artifact(&mut self, name: &str, contents: impl Into<Vec<u8>>) -> &mut Self {
+        self.artifacts.push((name.to_owned(), contents.into()));
+        self
+    }
+
+    /// After the program has ended, read the regular files of the working directory whose
+    /// name matches `pattern` into [`crate::Outcome::files`]. `pattern` is a plain file name
+    /// (no `/`) with at most one `*`, which matches any run of characters (`"*.class"`).
+    /// Symbolic links, directories and other special files never match; what is read is
+    /// bounded by the working directory's size ([`crate::Limits::tmpfs_bytes`]) and
+    /// [`crate::workdir::MAX_FILES`] files. A bad pattern is reported by
+    /// [`crate::Sandbox::run`] as [`crate::SandboxError::BadFileName`].
+    pub fn collect(&mut self, pattern: &str) -> &mut Self {
+        self.collect.push(pattern.to_owned());
         self
     }
 

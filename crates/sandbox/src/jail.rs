@@ -175,6 +175,15 @@ pub(crate) fn validate(cmd: &Command) -> Result<(), SandboxError> {
     for (name, _) in &cmd.files {
         plan::check_file_name(name)?;
     }
+    for (name, _) in &cmd.artifacts {
+        plan::check_file_name(name)?;
+        if name.contains(['/', '*']) {
+            return Err(SandboxError::BadFileName { name: name.clone() });
+        }
+    }
+    for pattern in &cmd.collect {
+        crate::workdir::check_pattern(pattern)?;
+    }
     for m in &cmd.mounts {
         if !m.is_absolute() || m.components().any(|c| c == Component::ParentDir) {
             return Err(SandboxError::BadPath {

@@ -124,6 +124,7 @@ mod supervise;
 mod sys;
 mod uids;
 mod warm;
+pub mod workdir;
 
 pub use command::{Command, DEFAULT_ENV};
 pub use error::SandboxError;

@@ -38,4 +38,7 @@ pub struct Outcome {
     /// The run used a jail prepared ahead of need ([`crate::Sandbox::keep_warm`]) rather than
     /// one built on the spot.
     pub warm_start: bool,
+    /// The working directory's files that [`crate::Command::collect`] asked for, as
+    /// `(name, contents)` sorted by name, read after the program ended.
+    pub files: Vec<(String, Vec<u8>)>,
 }

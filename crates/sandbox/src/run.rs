@@ -8,8 +8,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +19,7 @@ use crate::jail::{self, ChildFds, Shape};
 use crate::sandbox::{Shared, RUN_SEQ};
 use crate::supervise::{self, Fds};
 use crate::uids::Lease;
+use crate::workdir::WorkDir;
 use crate::{child, netns, sys, Command, Outcome, SandboxError, Stream};
 
 /// Namespaces the jail's init is created in. The cgroup namespace is entered after joining
@@ -243,7 +243,12 @@ impl Jail {
             });
         }
         let uid = self.uid.as_ref().map_or(0, |l| l.uid);
-        self.write_files(cmd, uid)?;
+        crate::workdir::write_files(self.pid, cmd, uid)?;
+        // Opened now, while the jail surely exists; read once the program has ended.
+        let work = match cmd.collect.is_empty() {
+            true => None,
+            false => Some(WorkDir::open(self.pid)?),
+        };
         let pipe_bytes = pipe_bytes(cmd.limits.output_bytes);
         for fd in [self.fds.stdout, self.fds.stderr] {
             sys::set_pipe_size(fd, pipe_bytes)
@@ -301,6 +306,11 @@ impl Jail {
                 reason: "the program did not reach execve within 10 s".into(),
             });
         }
+        let files = match &work {
+            Some(w) => w.read(&cmd.collect, cmd.limits.tmpfs_bytes)?,
+            None => Vec::new(),
+        };
+        drop(work);
         let stats = self.cg.as_ref().map(RunCgroup::stats).unwrap_or_default();
         let cpu_timeout = limits.cpu_ms.is_some()
             && (obs.signal == Some(libc::SIGXCPU)
@@ -319,46 +329,8 @@ impl Jail {
             stdout: obs.stdout,
             stderr: obs.stderr,
             warm_start: false,
+            files,
         })
-    }
-
-    /// Writes the command's files into the jail's `/work` (through `/proc/<init>/root`, as
-    /// root; nothing in the jail runs yet), owned by the run's uid.
-    fn write_files(&self, cmd: &Command, uid: u32) -> Result<(), SandboxError> {
-        let work = PathBuf::from(format!("/proc/{}/root/work", self.pid));
-        let fs_err = |op: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| SandboxError::Fs { op, path, source }
-        };
-        for (name, data) in &cmd.files {
-            let path = work.join(name);
-            let mut dir = work.clone();
-            for c in Path::new(name)
-                .parent()
-                .into_iter()
-                .flat_map(Path::components)
-            {
-                dir.push(c);
-                if let Err(e) = fs::DirBuilder::new().mode(0o755).create(&dir) {
-                    if e.kind() != io::ErrorKind::AlreadyExists {
-                        return Err(fs_err("mkdir", &dir)(e));
-                    }
-                    continue;
-                }
-                std::os::unix::fs::chown(&dir, Some(uid), Some(uid))
-                    .map_err(fs_err("chown", &dir))?;
-            }
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(fs_err("create", &path))?;
-            f.write_all(data).map_err(fs_err("write", &path))?;
-            std::os::unix::fs::fchown(&f, Some(uid), Some(uid)).map_err(fs_err("chown", &path))?;
-        }
-        Ok(())
     }
 }
 

@@ -54,6 +54,7 @@ fn done() -> RunResult {
         signal: None,
         cpu_time_ms: Some(15),
         memory_kb: Some(9000),
+        compile: None,
     }
 }
 

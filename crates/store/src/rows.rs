@@ -7,7 +7,7 @@
 //! every query selects.
 
 use chrono::{DateTime, Utc};
-use livexec_core::{ErrorType, Execution, Session, Status, StoreError};
+use livexec_core::{CompileReport, ErrorType, Execution, Session, Status, StoreError};
 use uuid::Uuid;
 
 /// Stored data that does not fit the domain, or a request the store refuses to write.
@@ -26,6 +26,13 @@ pub enum DataError {
     BadErrorType {
         /// What it holds.
         value: String,
+    },
+    /// The `compile` column holds text that is not a compile report.
+    #[error("column compile holds no valid compile report: {source}")]
+    BadCompile {
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
     },
     /// An id column holds something that is not a UUID.
     #[error("column {column} holds {value:?}, which is not a UUID")]
@@ -108,7 +115,8 @@ pub(crate) fn parse_status(column: &'static str, text: &str) -> Result<Status, D
 /// The columns every execution query selects, in [`RawExecution`] order.
 pub(crate) const EXECUTION_COLUMNS: &str = "id, session_id, language, source_code, status, \
      stdout, stderr, execution_time_ms, error_message, error_type, exit_code, signal, \
-     cpu_time_ms, memory_kb, idempotency_key, attempts, queued_at, started_at, finished_at";
+     cpu_time_ms, memory_kb, idempotency_key, attempts, queued_at, started_at, finished_at, \
+     compile";
 
 /// Reads a stored id or time column of type `T` into the domain type `U`.
 pub(crate) type Reader<T, U> = fn(&'static str, T) -> Result<U, DataError>;
@@ -136,6 +144,7 @@ pub(crate) struct RawExecution<Id, Time> {
     pub queued_at: Time,
     pub started_at: Option<Time>,
     pub finished_at: Option<Time>,
+    pub compile: Option<String>,
 }
 
 impl<Id, Time> RawExecution<Id, Time> {
@@ -162,6 +171,14 @@ impl<Id, Time> RawExecution<Id, Time> {
                     .map_err(|_| DataError::BadErrorType { value: v.clone() })
             })
             .transpose()?;
+        let compile = self
+            .compile
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str::<CompileReport>(text)
+                    .map_err(|source| DataError::BadCompile { source })
+            })
+            .transpose()?;
         Ok(Execution {
             id,
             session_id,
@@ -182,6 +199,7 @@ impl<Id, Time> RawExecution<Id, Time> {
             queued_at,
             started_at,
             finished_at,
+            compile,
         })
     }
 }
@@ -254,6 +272,7 @@ pub(crate) fn new_execution(
         queued_at,
         started_at: None,
         finished_at: None,
+        compile: None,
     }
 }
 

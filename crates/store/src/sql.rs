@@ -289,10 +289,12 @@ where
                 status: result.status,
             }));
         }
+        let compile = compile_json(result).map_err(backend(OP))?;
+        let error_message = result.error_message.as_deref().map(storable);
         let done = sqlx::query(
             "UPDATE executions SET status = $3, stdout = $4, stderr = $5, execution_time_ms = $6, \
              error_message = $7, error_type = $8, exit_code = $9, signal = $10, \
-             cpu_time_ms = $11, memory_kb = $12, finished_at = $13 \
+             cpu_time_ms = $11, memory_kb = $12, finished_at = $13, compile = $14 \
              WHERE id = $1 AND status = 'RUNNING' AND attempts = $2",
         )
         .bind(DB::id(id))
@@ -301,13 +303,14 @@ where
         .bind(&result.stdout)
         .bind(&result.stderr)
         .bind(result.execution_time_ms)
-        .bind(result.error_message.as_deref())
+        .bind(error_message.as_deref())
         .bind(result.error_type.map(|e| e.as_str()))
         .bind(result.exit_code)
         .bind(result.signal)
         .bind(result.cpu_time_ms)
         .bind(result.memory_kb)
         .bind(DB::time(now_ms()))
+        .bind(compile.as_deref())
         .execute(&self.pool)
         .await
         .map_err(backend(OP))?;
@@ -328,13 +331,14 @@ where
     }
 
     async fn fail_execution(&self, id: ExecutionId, message: &str) -> Result<bool, StoreError> {
+        let message = storable(message);
         let done = sqlx::query(
             "UPDATE executions SET status = 'FAILED', error_type = 'InternalError', \
              error_message = $2, finished_at = $3 \
              WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')",
         )
         .bind(DB::id(id))
-        .bind(message)
+        .bind(message.as_ref())
         .bind(DB::time(now_ms()))
         .execute(&self.pool)
         .await
@@ -374,4 +378,24 @@ where
             .map_err(backend("ping"))?;
         Ok(())
     }
+}
+
+/// Text as every backend stores it: PostgreSQL refuses NUL in text, so NUL becomes U+FFFD
+/// (as invalid UTF-8 does in output) everywhere, and the same message reads back from both.
+fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// The compile report as stored: JSON text (NUL and every other control character escaped, so
+/// no backend's text rules can refuse it).
+fn compile_json(result: &RunResult) -> Result<Option<String>, DataError> {
+    result
+        .compile
+        .as_ref()
+        .map(|c| serde_json::to_string(c).map_err(|source| DataError::BadCompile { source }))
+        .transpose()
 }

@@ -1,25 +1,59 @@
-//! Turning a resolved runtime and an execution's snapshot into a sandbox [`Command`], and a
-//! runtime's limit overrides into the effective [`Limits`] of one run.
+//! Turning a resolved runtime and an execution's snapshot into the sandbox [`Command`]s of its
+//! stages, and a stage's limit overrides into the effective [`Limits`] of one run.
 
-use livexec_runtimes::{LimitOverrides, Resolved};
+use livexec_runtimes::{LimitOverrides, Resolved, StageRecipe};
 use livexec_sandbox::{Command, Limits};
 
 const MIB: u64 = 1024 * 1024;
 
-/// The sandbox command that runs `source` with runtime `rt`: the code goes in as a file in the
-/// working dir (`rt.file_name`), never as an argv element; `stdin` is fed to the program.
-pub fn command_for(rt: &Resolved, source: &str, stdin: &[u8], limits: Limits) -> Command {
-    let mut cmd = Command::new(&rt.program);
-    cmd.args(&rt.args);
-    for (k, v) in &rt.env {
+fn stage_command(rt: &Resolved, stage: &StageRecipe, limits: Limits) -> Command {
+    let mut cmd = Command::new(&stage.program);
+    cmd.args(&stage.args);
+    for (k, v) in &stage.env {
         cmd.env(k, v);
     }
     for m in &rt.mounts {
         cmd.mount_ro(m);
     }
-    cmd.file(&rt.file_name, source.as_bytes())
-        .stdin(stdin)
-        .limits(limits);
+    cmd.limits(limits);
+    cmd
+}
+
+/// The sandbox command of `rt`'s run stage. An interpreted runtime's code goes in as a file
+/// in the working dir (`rt.file_name`), never as an argv element; a compiled runtime's run
+/// stage gets the compile stage's `artifacts` instead (read-only) and no source. `stdin` is
+/// fed to the program.
+pub fn command_for(
+    rt: &Resolved,
+    source: &str,
+    artifacts: &[(String, Vec<u8>)],
+    stdin: &[u8],
+    limits: Limits,
+) -> Command {
+    let mut cmd = stage_command(rt, &rt.run, limits);
+    if rt.compile.is_none() {
+        cmd.file(&rt.file_name, source.as_bytes());
+    }
+    for (name, data) in artifacts {
+        cmd.artifact(name, data.clone());
+    }
+    cmd.stdin(stdin);
+    cmd
+}
+
+/// The sandbox command of a compile stage: the source as a file in the writable working dir,
+/// the stage's artifacts collected when it ends. Its stdin is empty.
+pub fn compile_command(
+    rt: &Resolved,
+    stage: &StageRecipe,
+    source: &str,
+    limits: Limits,
+) -> Command {
+    let mut cmd = stage_command(rt, stage, limits);
+    cmd.file(&rt.file_name, source.as_bytes());
+    for pattern in &stage.artifacts {
+        cmd.collect(pattern);
+    }
     cmd
 }
 
@@ -75,16 +109,22 @@ mod tests {
     fn code_goes_in_as_a_file_not_argv() {
         let rt = Resolved {
             id: "python".into(),
-            program: PathBuf::from("/usr/bin/python3"),
-            args: vec!["-u".into(), "main.py".into()],
-            env: vec![("PYTHONIOENCODING".into(), "utf-8".into())],
+            executable: PathBuf::from("/usr/bin/python3"),
             mounts: vec![PathBuf::from("/opt/py")],
             file_name: "main.py".into(),
-            limits: LimitOverrides::default(),
+            compile: None,
+            run: StageRecipe {
+                program: PathBuf::from("/usr/bin/python3"),
+                args: vec!["-u".into(), "main.py".into()],
+                env: vec![("PYTHONIOENCODING".into(), "utf-8".into())],
+                limits: LimitOverrides::default(),
+                artifacts: Vec::new(),
+            },
             version: "3.11".into(),
+            error: None,
         };
         let source = "print('x' * 10)\n".repeat(20_000);
-        let cmd = command_for(&rt, &source, b"in", Limits::default());
+        let cmd = command_for(&rt, &source, &[], b"in", Limits::default());
         let dbg = format!("{cmd:?}");
         assert!(!dbg.contains("print('x'"), "source leaked into argv/env");
         assert!(dbg.contains("main.py") && dbg.contains("/opt/py"));

@@ -43,13 +43,15 @@ mod command;
 mod config;
 mod reconcile;
 mod result;
+mod stages;
 mod wake;
 mod worker;
 
-pub use command::{command_for, effective_limits};
+pub use command::{command_for, compile_command, effective_limits};
 pub use config::WorkerConfig;
 pub use reconcile::{reconcile_loop, reconcile_once};
 pub use result::{format_bytes, format_seconds, signal_name, to_result};
+pub use stages::{run_staged, staged_result, Staged};
 pub use wake::{WakeQueue, WakeStore, Wakeup};
 pub use worker::Worker;
 

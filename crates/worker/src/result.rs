@@ -22,6 +22,7 @@ pub fn to_result(outcome: &Outcome, limits: &Limits) -> RunResult {
         signal: outcome.signal,
         cpu_time_ms: Some(clamp_i64(outcome.cpu_ms)),
         memory_kb: Some(clamp_i64(outcome.memory_peak_bytes / 1024)),
+        compile: None,
     }
 }
 
@@ -116,7 +117,7 @@ pub fn format_seconds(ms: u64) -> String {
 }
 
 /// `value / unit` with at most three decimals and no trailing zeros.
-fn format_decimal(value: u64, unit: u64) -> String {
+pub(crate) fn format_decimal(value: u64, unit: u64) -> String {
     let whole = value / unit;
     let frac = ((value % unit) as u128 * 1000 / unit as u128) as u64;
     if frac == 0 {

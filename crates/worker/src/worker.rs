@@ -6,14 +6,14 @@
 
 mod settle;
 
-use crate::command::{command_for, effective_limits};
-use crate::result::to_result;
+use crate::command::{command_for, compile_command, effective_limits};
+use crate::stages::{run_staged, staged_result, Staged};
 use crate::wake::ring_on_arrivals;
 use crate::{Wakeup, WorkerConfig, WorkerError};
 use livexec_core::{EventBus, Execution, JobQueue, Lease, Status, Store};
 use livexec_events::{Publisher, PublisherHandle};
 use livexec_runtimes::Resolved;
-use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
+use livexec_sandbox::{Sandbox, SandboxError, Stream};
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -32,7 +32,7 @@ pub struct Worker {
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
     sandbox: Arc<Sandbox>,
-    runtimes: HashMap<String, Resolved>,
+    runtimes: HashMap<String, Arc<Resolved>>,
     config: WorkerConfig,
     events: Option<Arc<dyn EventBus>>,
     wakeup: Option<Wakeup>,
@@ -58,7 +58,10 @@ impl Worker {
             store,
             queue,
             sandbox,
-            runtimes,
+            runtimes: runtimes
+                .into_iter()
+                .map(|(k, v)| (k, Arc::new(v)))
+                .collect(),
             config,
             events: None,
             wakeup: None,
@@ -83,14 +86,20 @@ impl Worker {
         &self.config
     }
 
-    /// Keeps `per_runtime` sandboxes prepared ahead of need for every runtime, with the limits
-    /// its runs get ([`Sandbox::keep_warm`]): a run then only hands its code to a waiting jail.
-    /// `0` builds every jail on the spot.
+    /// Keeps `per_runtime` sandboxes prepared ahead of need for every stage of every runtime,
+    /// with the limits its runs get ([`Sandbox::keep_warm`]; stages of the same mounts and
+    /// limits share them): a run then only hands its code to a waiting jail. `0` builds every
+    /// jail on the spot.
     pub fn keep_warm(&self, per_runtime: usize) -> Result<(), SandboxError> {
         for rt in self.runtimes.values() {
-            let limits = effective_limits(&self.config.limits, &rt.limits);
+            let limits = effective_limits(&self.config.limits, &rt.run.limits);
             self.sandbox
-                .keep_warm(&command_for(rt, "", &[], limits), per_runtime)?;
+                .keep_warm(&command_for(rt, "", &[], &[], limits), per_runtime)?;
+            if let Some(stage) = &rt.compile {
+                let limits = effective_limits(&self.config.limits, &stage.limits);
+                self.sandbox
+                    .keep_warm(&compile_command(rt, stage, "", limits), per_runtime)?;
+            }
         }
         Ok(())
     }
@@ -208,8 +217,8 @@ impl Worker {
         // from the queue. Should the process die in between, the job is claimed again and
         // acked at once, its execution being terminal.
         let (ended, ack_after) = match ran {
-            Ok((outcome, limits)) => {
-                let result = to_result(&outcome, &limits);
+            Ok(staged) => {
+                let result = staged_result(&staged);
                 (self.record(&lease, &result).await, true)
             }
             Err(failure) => (self.platform_failure(&lease, failure).await, false),
@@ -257,23 +266,31 @@ impl Worker {
         &self,
         exec: &Execution,
         live: Option<PublisherHandle>,
-    ) -> Result<(Outcome, Limits), PlatformFailure> {
-        let rt = self
-            .runtimes
-            .get(&exec.language)
-            .ok_or(PlatformFailure::NoRuntime)?;
-        let limits = effective_limits(&self.config.limits, &rt.limits);
-        let cmd = command_for(rt, &exec.source_code, &[], limits.clone());
+    ) -> Result<Staged, PlatformFailure> {
+        let rt = Arc::clone(
+            self.runtimes
+                .get(&exec.language)
+                .ok_or(PlatformFailure::NoRuntime)?,
+        );
+        let defaults = self.config.limits.clone();
+        let source = exec.source_code.clone();
         let sandbox = Arc::clone(&self.sandbox);
         let run = move || {
-            sandbox.run(&cmd, &mut |stream, chunk| {
-                if let Some(live) = &live {
-                    match stream {
-                        Stream::Stdout => live.stdout(chunk),
-                        Stream::Stderr => live.stderr(chunk),
+            run_staged(
+                &sandbox,
+                &rt,
+                &defaults,
+                &source,
+                &[],
+                &mut |stream, chunk| {
+                    if let Some(live) = &live {
+                        match stream {
+                            Stream::Stdout => live.stdout(chunk),
+                            Stream::Stderr => live.stderr(chunk),
+                        }
                     }
-                }
-            })
+                },
+            )
         };
         // On the multi-threaded runtime the sandbox runs on this very thread, which hands its
         // other tasks to another one: no hand-off to a blocking thread and back between the
@@ -288,7 +305,7 @@ impl Worker {
                 .map_err(|e| e.to_string()),
         };
         match joined {
-            Ok(Ok(outcome)) => Ok((outcome, limits)),
+            Ok(Ok(staged)) => Ok(staged),
             Ok(Err(e)) => Err(PlatformFailure::Sandbox(e)),
             Err(e) => Err(PlatformFailure::Panicked(e)),
         }

@@ -140,7 +140,7 @@ async fn a_platform_failure_is_retried_then_ends_internal_error() {
     let mut f = Fixture::new().await;
     // An interpreter that does not exist: the sandbox itself cannot start the program.
     let rt = f.runtimes.get_mut("python").unwrap();
-    rt.program = PathBuf::from("/nonexistent/livexec/python3");
+    rt.run.program = PathBuf::from("/nonexistent/livexec/python3");
     rt.mounts.clear();
     let id = f.submit("python", "print(1)", true).await;
 

@@ -3,6 +3,7 @@
 mod executions;
 mod health;
 mod runs;
+mod runtimes;
 mod sessions;
 
 use crate::error::ApiError;
@@ -11,7 +12,8 @@ use axum::http::{Method, Uri};
 use axum::routing::{get, post};
 use axum::Router;
 
-/// Every route of API.md §1–7, plus the live event stream of an execution.
+/// Every route of API.md §1–7, plus the live event stream of an execution and the list of
+/// runtimes.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/code-sessions", post(sessions::create))
@@ -24,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/executions/{id}/events", get(executions::events))
         .route("/executions/sessions/{id}", get(executions::history))
         .route("/health", get(health::health))
+        .route("/runtimes", get(runtimes::list))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -58,7 +58,7 @@ pub async fn create(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<SessionStatus>), ApiError> {
-    let req = validate::create_session(&body, &state.runtimes.ids())?;
+    let req = validate::create_session(&body, state.runtimes.as_ref())?;
     let code = match req.template_code {
         Some(code) => code,
         None => state
@@ -87,7 +87,7 @@ pub async fn update(
     PathId(id): PathId,
     JsonObject(body): JsonObject,
 ) -> Result<Json<SessionStatus>, ApiError> {
-    let req = validate::update_session(&body, &state.runtimes.ids())?;
+    let req = validate::update_session(&body, state.runtimes.as_ref())?;
     let session = state
         .store
         .update_session(id, &req.source_code, req.language.as_deref())

@@ -231,5 +231,5 @@ pub async fn error_body(res: Response, status: StatusCode) -> Value {
 }
 
 /// The exact language message for the builtin runtimes.
-pub const LANGUAGE_MESSAGE: &str =
-    "language must be one of the following values: python, javascript";
+pub const LANGUAGE_MESSAGE: &str = "language must be one of the following values: python, \
+     javascript, bash, c, cpp, go, java, lua, perl, php, ruby, rust, sql, typescript";

@@ -24,12 +24,12 @@ pub fn bare_command(rt: &Resolved, dir: &Path, name: &str, code: &str) -> Comman
     let sub = dir.join(name);
     std::fs::create_dir_all(&sub).unwrap();
     std::fs::write(sub.join(&rt.file_name), code).unwrap();
-    let mut cmd = Command::new(&rt.program);
-    cmd.args(&rt.args)
+    let mut cmd = Command::new(&rt.run.program);
+    cmd.args(&rt.run.args)
         .current_dir(&sub)
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("LANG", "C.UTF-8")
-        .envs(rt.env.iter().map(|(k, v)| (k, v)));
+        .envs(rt.run.env.iter().map(|(k, v)| (k, v)));
     cmd
 }

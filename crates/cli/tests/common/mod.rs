@@ -76,6 +76,9 @@ impl Server {
             .env("LIVEXEC_BIND", format!("127.0.0.1:{}", self.port))
             .env("LIVEXEC_HEALTH_BIND", format!("127.0.0.1:{}", self.port))
             .env("RUST_LOG", "info")
+            // Most tests use python and javascript only: 14 smoke tests (compilers among
+            // them) per server would cost the suite minutes. languages.rs turns them on.
+            .env("LIVEXEC_SMOKE_TESTS", "false")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);

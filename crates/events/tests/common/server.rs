@@ -94,6 +94,7 @@ impl Server {
             signal: None,
             cpu_time_ms: Some(1),
             memory_kb: Some(1),
+            compile: None,
         };
         assert!(self.store.finish_execution(id, 1, &result).await.unwrap());
     }

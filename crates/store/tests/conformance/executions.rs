@@ -123,6 +123,15 @@ pub async fn output_bytes_round_trip_exactly(b: Backend) {
         signal: None,
         cpu_time_ms: Some(1),
         memory_kb: Some(1),
+        // Compiler output with NUL, quotes and a non-ASCII character stores as it is.
+        compile: Some(livexec_core::CompileReport {
+            status: Status::Completed,
+            stdout: "out\0\"q\"".into(),
+            stderr: "main.c:1: warning: \u{1F4A5}\0\n".into(),
+            exit_code: Some(0),
+            time_ms: 321,
+            memory_kb: Some(4096),
+        }),
     };
     assert!(store.start_execution(e.id, 1).await.unwrap().is_some());
     assert!(store.finish_execution(e.id, 1, &result).await.unwrap());
@@ -130,6 +139,23 @@ pub async fn output_bytes_round_trip_exactly(b: Backend) {
     assert_eq!(got.stdout, result.stdout);
     assert_eq!(got.stderr, every_byte);
     assert_eq!(got.error_message, result.error_message);
+    assert_eq!(got.compile, result.compile);
+
+    // A message with NUL (a program's last stderr line can hold one) records on every backend.
+    let e3 = execution(store, &s).await;
+    let nul = RunResult {
+        error_message: Some("bad\0byte".into()),
+        ..result.clone()
+    };
+    assert!(store.start_execution(e3.id, 1).await.unwrap());
+    assert!(store.finish_execution(e3.id, 1, &nul).await.unwrap());
+    let got = store.get_execution(e3.id).await.unwrap().unwrap();
+    assert_eq!(got.error_message.as_deref(), Some("bad\u{FFFD}byte"));
+    assert_eq!(got.status, Status::Failed);
+    let e4 = execution(store, &s).await;
+    assert!(store.fail_execution(e4.id, "platform\0x").await.unwrap());
+    let got = store.get_execution(e4.id).await.unwrap().unwrap();
+    assert_eq!(got.error_message.as_deref(), Some("platform\u{FFFD}x"));
 
     // Large output (1 MiB of NULs) stores too.
     let e2 = execution(store, &s).await;

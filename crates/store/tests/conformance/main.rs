@@ -95,6 +95,7 @@ pub mod util {
             signal: (status == Status::Timeout).then_some(9),
             cpu_time_ms: Some(7),
             memory_kb: Some(2048),
+            compile: None,
         }
     }
 }

@@ -1,0 +1,101 @@
+//! `GET /runtimes`: every language this service knows, whether it is available here, its
+//! version, aliases and the limits its stages run with.
+
+use crate::AppState;
+use axum::extract::State;
+use axum::Json;
+use livexec_runtimes::{Availability, LimitOverrides, Runtime};
+use serde::Serialize;
+
+/// The effective limits of one stage.
+#[derive(Debug, Serialize)]
+pub struct StageLimits {
+    /// Wall-clock limit, ms.
+    pub timeout_ms: Option<u64>,
+    /// Memory limit, MiB.
+    pub memory_mb: Option<u64>,
+    /// Processes and threads.
+    pub pids: Option<u32>,
+    /// CPU quota, thousandths of a core.
+    pub cpu_millicores: Option<u32>,
+}
+
+impl From<LimitOverrides> for StageLimits {
+    fn from(l: LimitOverrides) -> Self {
+        StageLimits {
+            timeout_ms: l.timeout_ms,
+            memory_mb: l.memory_mb,
+            pids: l.pids,
+            cpu_millicores: l.cpu_millicores,
+        }
+    }
+}
+
+/// The limits of a runtime's stages: `run` always, `compile` for compiled languages.
+#[derive(Debug, Serialize)]
+pub struct RuntimeLimits {
+    /// The run stage.
+    pub run: StageLimits,
+    /// The compile stage, or null.
+    pub compile: Option<StageLimits>,
+}
+
+/// One element of `GET /runtimes`.
+#[derive(Debug, Serialize)]
+pub struct RuntimeView {
+    /// What clients send as `language`.
+    pub id: String,
+    /// The language (several versions of one language share it).
+    pub language: String,
+    /// The toolchain's version as it reports it; null when unknown here.
+    pub version: Option<String>,
+    /// Other names accepted as `language`.
+    pub aliases: Vec<String>,
+    /// Human name.
+    pub name: String,
+    /// Whether it compiles before it runs.
+    pub compiled: bool,
+    /// The file the code is written to.
+    pub file_name: String,
+    /// Whether `language` may name it on this service.
+    pub available: bool,
+    /// Why it is not available, or null.
+    pub unavailable_reason: Option<String>,
+    /// The limits its stages run with.
+    pub limits: RuntimeLimits,
+}
+
+fn view(rt: &Runtime, availability: &Availability, defaults: &LimitOverrides) -> RuntimeView {
+    let (version, reason) = match availability {
+        Availability::Available { version } => (Some(version.clone()), None),
+        Availability::Unavailable { reason } => (None, Some(reason.clone())),
+        Availability::Unchecked => (None, None),
+    };
+    RuntimeView {
+        id: rt.id.clone(),
+        language: rt.language.clone(),
+        version,
+        aliases: rt.aliases.clone(),
+        name: rt.name.clone(),
+        compiled: rt.compiled(),
+        file_name: rt.file_name.clone(),
+        available: availability.usable(),
+        unavailable_reason: reason,
+        limits: RuntimeLimits {
+            run: defaults.overlay(&rt.run.limits).into(),
+            compile: rt.compile_limits().map(|c| defaults.overlay(&c).into()),
+        },
+    }
+}
+
+/// Every runtime, sorted by id.
+pub async fn list(State(state): State<AppState>) -> Json<Vec<RuntimeView>> {
+    let defaults = &state.config.default_limits;
+    Json(
+        state
+            .runtimes
+            .iter()
+            .map(|rt| view(rt, state.runtimes.availability(&rt.id), defaults))
+            .collect(),
+    )
+}

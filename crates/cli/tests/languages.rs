@@ -1,0 +1,363 @@
+//! Every language through the real server, the real sandbox and the real toolchains (CI
+//! installs them with scripts/install-toolchains.sh): one server for all cases, submitted
+//! together and checked together, every failure reported at once.
+//!
+//! At start the server smoke-tests every runtime (each smoke test reads stdin); `GET /runtimes`
+//! then shows which passed. Through the API: each runtime's default template compiles and runs,
+//! each compiled runtime reports a compile error as `CompilationError` with the compiler's
+//! output, a C segfault is a `RuntimeError` with SIGSEGV, Java and Go start threads within the
+//! pids limit, a compile that loops is stopped by the compile time limit, aliases resolve to
+//! ids, and a runtime whose toolchain is missing is listed unavailable and refused.
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+
+/// The built-in runtime ids.
+const IDS: &[&str] = &[
+    "bash",
+    "c",
+    "cpp",
+    "go",
+    "java",
+    "javascript",
+    "lua",
+    "perl",
+    "php",
+    "python",
+    "ruby",
+    "rust",
+    "sql",
+    "typescript",
+];
+
+/// One compile error per compiled runtime.
+const COMPILE_ERRORS: &[(&str, &str)] = &[
+    ("c", "int main(void) { return x; }"),
+    ("cpp", "int main() { return x; }"),
+    (
+        "java",
+        "public class Main { public static void main(String[] a) { int x = \"s\"; } }",
+    ),
+    ("go", "package main\n\nfunc main() { x = 1 }\n"),
+    ("rust", "fn main() { let x: i32 = \"s\"; }"),
+    ("typescript", "const n: number = \"s\";\nconsole.log(n);\n"),
+];
+
+/// A program that fails in each runtime, and the `error_message` its runtime's rule finds
+/// (a prefix for PHP, whose line goes on with the file).
+const THROWN: &[(&str, &str, &str)] = &[
+    ("python", "import sys\nprint(1 / 0)\n", "ZeroDivisionError: division by zero"),
+    (
+        "javascript",
+        "require('fs').readFileSync('missing.txt')",
+        "Error: ENOENT: no such file or directory, open 'missing.txt'",
+    ),
+    ("typescript", "throw new TypeError(\"boom\");", "TypeError: boom"),
+    (
+        "c",
+        "#include <stdio.h>\nint main(void) { fprintf(stderr, \"boom\\n\"); return 3; }",
+        "boom",
+    ),
+    (
+        "cpp",
+        "#include <stdexcept>\nint main() { throw std::runtime_error(\"boom\"); }",
+        "boom",
+    ),
+    (
+        "java",
+        "public class Main { public static void main(String[] a) { throw new IllegalStateException(\"boom\"); } }",
+        "java.lang.IllegalStateException: boom",
+    ),
+    ("go", "package main\n\nfunc main() { panic(\"boom\") }\n", "panic: boom"),
+    ("rust", "fn main() { panic!(\"boom\"); }", "boom"),
+    ("ruby", "raise \"boom\"", "boom (RuntimeError)"),
+    ("php", "<?php throw new Exception(\"boom\");", "Fatal error: Uncaught Exception: boom"),
+    ("bash", "echo boom >&2; exit 3", "boom"),
+    ("perl", "die \"boom\\n\";", "boom"),
+    ("lua", "error(\"boom\")", "main.lua:1: boom"),
+    ("sql", "SELECT * FROM nope;", "Parse error near line 1: no such table: nope"),
+];
+
+const C_SEGFAULT: &str =
+    "int main(void) { volatile int *p = (volatile int *)16; *p = 1; return 0; }";
+
+const JAVA_THREADS: &str = r#"
+public class Main {
+    public static void main(String[] a) throws Exception {
+        Thread[] t = new Thread[8];
+        int[] r = new int[8];
+        for (int i = 0; i < 8; i++) {
+            final int k = i;
+            t[i] = new Thread(() -> r[k] = k * k);
+            t[i].start();
+        }
+        int s = 0;
+        for (int i = 0; i < 8; i++) { t[i].join(); s += r[i]; }
+        System.out.println("threads " + s);
+    }
+}
+"#;
+
+const GO_THREADS: &str = r#"
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+func main() {
+	var wg sync.WaitGroup
+	ch := make(chan int, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			runtime.LockOSThread() // an OS thread of its own
+			ch <- k * k
+		}(i)
+	}
+	wg.Wait()
+	close(ch)
+	s := 0
+	for v := range ch {
+		s += v
+	}
+	fmt.Println("threads", s)
+}
+"#;
+
+/// Constant evaluation that takes minutes: only the compile time limit (10 s) stops it.
+const CPP_SLOW_COMPILE: &str = r#"
+constexpr long spin() {
+    long s = 0;
+    for (long i = 0; i < 200000; i++)
+        for (long j = 0; j < 200000; j++)
+            s += i ^ j;
+    return s;
+}
+static_assert(spin() != 1, "spin");
+int main() {}
+"#;
+
+/// A runtime whose toolchain is not installed anywhere.
+fn ghost_runtime() -> String {
+    include_str!("../../../runtimes/bash.toml")
+        .replace("id = \"bash\"", "id = \"ghost\"")
+        .replace("aliases = [\"sh\", \"shell\"]", "aliases = []")
+        .replace(
+            "binary = \"bash\"",
+            "binary = \"livexec-no-such-toolchain\"",
+        )
+        .replace("LIVEXEC_BASH", "LIVEXEC_TEST_GHOST")
+}
+
+/// `POST /code-sessions` with an optional template; status and body.
+async fn create(server: &Server, language: &str, template: Option<&str>) -> (u16, Value) {
+    let mut body = json!({ "language": language });
+    if let Some(t) = template {
+        body["templateCode"] = json!(t);
+    }
+    let r = server
+        .http
+        .post(server.url("/code-sessions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// A session (default template when `template` is `None`) run once; the execution id.
+async fn submit(server: &Server, language: &str, template: Option<&str>) -> String {
+    let (status, v) = create(server, language, template).await;
+    assert_eq!(status, 201, "{language}: {v}");
+    server.run(v["session_id"].as_str().unwrap()).await
+}
+
+async fn get(server: &Server, path: &str) -> Value {
+    let r = server.http.get(server.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+/// Records a failed check instead of stopping at the first.
+fn check(failures: &mut Vec<String>, ok: bool, what: String) {
+    if !ok {
+        failures.push(what);
+    }
+}
+
+#[tokio::test]
+async fn every_language_compiles_runs_and_fails_as_it_should() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("runtimes");
+    std::fs::create_dir(&extra).unwrap();
+    std::fs::write(extra.join("ghost.toml"), ghost_runtime()).unwrap();
+    let env = [
+        ("LIVEXEC_RUNTIMES_DIR", extra.to_str().unwrap()),
+        ("LIVEXEC_SMOKE_TESTS", "true"),
+    ];
+    let server = Server::start(dir.path(), &env).await;
+    let mut failures = Vec::new();
+
+    // Submitted first: the slow compile runs while the rest do.
+    let slow = submit(&server, "cpp", Some(CPP_SLOW_COMPILE)).await;
+    let mut hello = Vec::new();
+    for id in IDS {
+        hello.push((id, submit(&server, id, None).await));
+    }
+    let mut broken = Vec::new();
+    for (id, code) in COMPILE_ERRORS {
+        broken.push((id, submit(&server, id, Some(code)).await));
+    }
+    let mut thrown = Vec::new();
+    for (id, code, message) in THROWN {
+        thrown.push((id, message, submit(&server, id, Some(code)).await));
+    }
+    let segfault = submit(&server, "c", Some(C_SEGFAULT)).await;
+    let java_threads = submit(&server, "java", Some(JAVA_THREADS)).await;
+    let go_threads = submit(&server, "go", Some(GO_THREADS)).await;
+
+    // Discovery: every built-in runtime available with a real version; ghost listed, not.
+    let runtimes = get(&server, "/runtimes").await;
+    let list = runtimes.as_array().unwrap();
+    for id in IDS {
+        let rt = list.iter().find(|r| r["id"] == *id);
+        let ok = rt.is_some_and(|r| {
+            r["available"] == true
+                && r["version"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+                && r["limits"]["run"]["timeout_ms"].is_u64()
+                && r["compiled"] == r["limits"]["compile"].is_object()
+        });
+        check(&mut failures, ok, format!("GET /runtimes {id}: {rt:?}"));
+    }
+    let ghost = list.iter().find(|r| r["id"] == "ghost");
+    let ok = ghost.is_some_and(|g| {
+        g["available"] == false
+            && g["version"].is_null()
+            && g["unavailable_reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("livexec-no-such-toolchain"))
+    });
+    check(
+        &mut failures,
+        ok,
+        format!("ghost listed unavailable: {ghost:?}"),
+    );
+    let (status, v) = create(&server, "ghost", None).await;
+    let msg = v["message"].to_string();
+    check(
+        &mut failures,
+        status == 400 && msg.contains("cpp") && !msg.contains("ghost"),
+        format!("an unavailable runtime is refused with the available ids: {status} {v}"),
+    );
+
+    // Aliases are stored as the id.
+    for (alias, id) in [
+        ("py", "python"),
+        ("node", "javascript"),
+        ("ts", "typescript"),
+        ("c++", "cpp"),
+        ("golang", "go"),
+        ("rs", "rust"),
+        ("sh", "bash"),
+        ("sqlite", "sql"),
+    ] {
+        let (status, v) = create(&server, alias, Some("x")).await;
+        let stored = match v["session_id"].as_str() {
+            Some(s) => get(&server, &format!("/code-sessions/{s}")).await["language"].clone(),
+            None => Value::Null,
+        };
+        check(
+            &mut failures,
+            status == 201 && stored == id,
+            format!("alias {alias} → {id}: {status} {v} stored {stored}"),
+        );
+    }
+
+    for (id, exec) in &hello {
+        let v = server.wait(exec).await;
+        let compiled = v["compile"].is_object();
+        check(
+            &mut failures,
+            v["status"] == "COMPLETED"
+                && v["stdout"] == "Hello World\n"
+                && compiled == ["c", "cpp", "go", "java", "rust", "typescript"].contains(id)
+                && (!compiled || v["compile"]["status"] == "COMPLETED"),
+            format!("{id} default template: {v}"),
+        );
+    }
+    for (id, exec) in &broken {
+        let v = server.wait(exec).await;
+        let c = &v["compile"];
+        let output = format!(
+            "{}{}",
+            c["stdout"].as_str().unwrap_or(""),
+            c["stderr"].as_str().unwrap_or("")
+        );
+        let message = v["error_message"].as_str().unwrap_or("");
+        check(
+            &mut failures,
+            v["status"] == "FAILED"
+                && v["error_type"] == "CompilationError"
+                && c["status"] == "FAILED"
+                && c["exit_code"].as_i64().is_some_and(|code| code != 0)
+                && c["time_ms"].is_i64()
+                && !message.is_empty()
+                && output.contains(message)
+                && v["execution_time_ms"] == 0,
+            format!("{id} compile error: {v}"),
+        );
+    }
+    for (id, message, exec) in &thrown {
+        let v = server.wait(exec).await;
+        check(
+            &mut failures,
+            v["status"] == "FAILED"
+                && v["error_type"] == "RuntimeError"
+                && v["error_message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(**message) && (**id == "php" || m == **message)),
+            format!("{id} thrown error, expected {message:?}: {v}"),
+        );
+    }
+    let v = server.wait(&segfault).await;
+    check(
+        &mut failures,
+        v["status"] == "FAILED"
+            && v["error_type"] == "RuntimeError"
+            && v["signal"] == 11
+            && v["error_message"] == "Process killed by signal SIGSEGV",
+        format!("C segfault: {v}"),
+    );
+    for (name, exec) in [("java", &java_threads), ("go", &go_threads)] {
+        let v = server.wait(exec).await;
+        check(
+            &mut failures,
+            v["status"] == "COMPLETED" && v["stdout"] == "threads 140\n",
+            format!("{name} threads: {v}"),
+        );
+    }
+    let v = server.wait(&slow).await;
+    check(
+        &mut failures,
+        v["status"] == "FAILED"
+            && v["error_type"] == "CompilationError"
+            && v["error_message"] == "Compilation exceeded the time limit of 10 s"
+            && v["compile"]["status"] == "TIMEOUT",
+        format!("a compile over its time limit: {v}"),
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}\n\nserver log:\n{}",
+        failures.len(),
+        failures.join("\n"),
+        server.log_text()
+    );
+}

@@ -1,0 +1,195 @@
+//! Files into and out of a run's working directory: the command's files and artifacts are
+//! written before the program starts ([`write_files`]); files are got out of a run
+//! ([`crate::Command::collect`]) like this: the supervisor opens the jail's
+//! `/work` through `/proc/<init>/root/work` before the program starts and, once it has ended,
+//! reads the regular files whose names match through that open directory. The open directory
+//! keeps the tmpfs alive even when the jail's mount namespace is already gone, and nothing is
+//! ever resolved through a path the program controls: names are plain (no `/`), the last
+//! component is opened with `O_NOFOLLOW | O_NONBLOCK` and only regular files are read.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::{Command, SandboxError};
+
+/// The most files one run hands back.
+pub const MAX_FILES: usize = 1024;
+
+/// Writes the command's files into the `/work` of the jail whose init is `pid` (through
+/// `/proc/<init>/root`, as
+/// root; nothing in the jail runs yet), owned by the run's uid, and its artifacts, owned by
+/// root, mode 0555.
+pub(crate) fn write_files(pid: i32, cmd: &Command, uid: u32) -> Result<(), SandboxError> {
+    let work = PathBuf::from(format!("/proc/{pid}/root/work"));
+    let fs_err = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SandboxError::Fs { op, path, source }
+    };
+    for (name, data) in &cmd.files {
+        let path = work.join(name);
+        let mut dir = work.clone();
+        for c in Path::new(name)
+            .parent()
+            .into_iter()
+            .flat_map(Path::components)
+        {
+            dir.push(c);
+            if let Err(e) = fs::DirBuilder::new().mode(0o755).create(&dir) {
+                if e.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(fs_err("mkdir", &dir)(e));
+                }
+                continue;
+            }
+            std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).map_err(fs_err("chown", &dir))?;
+        }
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(fs_err("create", &path))?;
+        f.write_all(data).map_err(fs_err("write", &path))?;
+        std::os::unix::fs::fchown(&f, Some(uid), Some(uid)).map_err(fs_err("chown", &path))?;
+    }
+    // Artifacts: root's, readable and executable, not writable by the program.
+    for (name, data) in &cmd.artifacts {
+        let path = work.join(name);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o555)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(fs_err("create", &path))?;
+        f.write_all(data).map_err(fs_err("write", &path))?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o555))
+            .map_err(fs_err("chmod", &path))?;
+    }
+    Ok(())
+}
+
+/// Checks a [`crate::Command::collect`] pattern: a plain file name with at most one `*`.
+pub(crate) fn check_pattern(pattern: &str) -> Result<(), SandboxError> {
+    let ok = !pattern.is_empty()
+        && !pattern.contains(['/', '\0'])
+        && pattern != "."
+        && pattern != ".."
+        && pattern.matches('*').count() <= 1;
+    if ok {
+        Ok(())
+    } else {
+        Err(SandboxError::BadFileName {
+            name: pattern.to_owned(),
+        })
+    }
+}
+
+/// Whether `name` matches `pattern` (one optional `*` matching any run of characters).
+pub(crate) fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((pre, post)) => {
+            name.len() >= pre.len() + post.len() && name.starts_with(pre) && name.ends_with(post)
+        }
+    }
+}
+
+/// The jail's working directory, held open by the supervisor.
+pub(crate) struct WorkDir {
+    dir: fs::File,
+}
+
+impl WorkDir {
+    /// Opens `/work` of the jail whose init is `pid` (as root; nothing in the jail runs yet).
+    pub(crate) fn open(pid: i32) -> Result<WorkDir, SandboxError> {
+        let path = PathBuf::from(format!("/proc/{pid}/root/work"));
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|source| SandboxError::Fs {
+                op: "open",
+                path,
+                source,
+            })?;
+        Ok(WorkDir { dir })
+    }
+
+    /// Reads the regular files matching any of `patterns`, sorted by name, at most
+    /// `max_bytes` in all and [`MAX_FILES`] files.
+    pub(crate) fn read(
+        &self,
+        patterns: &[String],
+        max_bytes: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, SandboxError> {
+        let base = PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()));
+        let fs_err =
+            |op: &'static str, path: PathBuf| move |source| SandboxError::Fs { op, path, source };
+        let mut names: Vec<String> = fs::read_dir(&base)
+            .map_err(fs_err("list", PathBuf::from("/work")))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| patterns.iter().any(|p| matches(p, n)))
+            .collect();
+        names.sort();
+        names.truncate(MAX_FILES);
+        let mut files = Vec::with_capacity(names.len());
+        let mut left = max_bytes;
+        for name in names {
+            let shown = PathBuf::from("/work").join(&name);
+            let f = match fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(base.join(&name))
+            {
+                Ok(f) => f,
+                // A symbolic link (ELOOP) or a file gone meanwhile is not a file to hand back.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOENT)) => {
+                    continue
+                }
+                Err(e) => return Err(fs_err("open", shown)(e)),
+            };
+            let meta = f.metadata().map_err(fs_err("stat", shown.clone()))?;
+            if !meta.is_file() {
+                continue;
+            }
+            let mut data = Vec::new();
+            f.take(left.saturating_add(1))
+                .read_to_end(&mut data)
+                .map_err(fs_err("read", shown.clone()))?;
+            if data.len() as u64 > left {
+                return Err(fs_err("read", shown)(io::Error::other(format!(
+                    "the collected files exceed {max_bytes} bytes"
+                ))));
+            }
+            left -= data.len() as u64;
+            files.push((name, data));
+        }
+        Ok(files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_plain_names_with_one_star() {
+        assert!(matches("main", "main"));
+        assert!(!matches("main", "main2"));
+        assert!(matches("*.class", "Main.class"));
+        assert!(matches("*.class", "Main$1.class"));
+        assert!(!matches("*.class", "Main.java"));
+        assert!(matches("a*a", "aa"));
+        assert!(!matches("a*a", "a"));
+        for good in ["main", "*.class", "*"] {
+            assert!(check_pattern(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a/b", "../x", "..", "*.*x*", "a\0"] {
+            assert!(check_pattern(bad).is_err(), "{bad}");
+        }
+    }
+}

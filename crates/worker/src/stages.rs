@@ -1,0 +1,281 @@
+//! Staged execution: a compiled runtime's compile stage runs in a sandbox of its own (the
+//! source in a writable `/work`, the compile limits), its artifacts are collected and handed
+//! to the run stage's sandbox read-only; an interpreted runtime has only the run stage.
+//! [`run_staged`] does both (blocking) and [`staged_result`] turns what happened into the
+//! result to record, with the `compile` report and `CompilationError` of API.md §4.
+
+use crate::command::{command_for, compile_command, effective_limits};
+use crate::result::{format_bytes, format_decimal, format_seconds, to_result};
+use livexec_core::{CompileReport, ErrorType, RunResult, Status};
+use livexec_runtimes::{ErrorPattern, Resolved};
+use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
+
+/// Longest `error_message` taken from a compiler's output, in bytes.
+const MAX_MESSAGE_BYTES: usize = 1000;
+
+/// What the stages of one execution did.
+#[derive(Debug)]
+pub struct Staged {
+    /// The compile stage's outcome and limits (compiled runtimes).
+    pub compile: Option<(Outcome, Limits)>,
+    /// The run stage's outcome and limits; `None` when the compile stage failed.
+    pub run: Option<(Outcome, Limits)>,
+    /// The runtime's rule for the error line of a failed run.
+    pub error: Option<ErrorPattern>,
+}
+
+/// Runs `source` in runtime `rt`: the compile stage (if any), then, if it succeeded, the run
+/// stage with `stdin`, streaming the run stage's output to `on_output`. `defaults` are the
+/// service's limits; each stage's overrides apply over them. Blocking.
+pub fn run_staged(
+    sandbox: &Sandbox,
+    rt: &Resolved,
+    defaults: &Limits,
+    source: &str,
+    stdin: &[u8],
+    on_output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Staged, SandboxError> {
+    let Some(stage) = &rt.compile else {
+        let limits = effective_limits(defaults, &rt.run.limits);
+        let cmd = command_for(rt, source, &[], stdin, limits.clone());
+        let outcome = sandbox.run(&cmd, on_output)?;
+        return Ok(Staged {
+            compile: None,
+            run: Some((outcome, limits)),
+            error: rt.error.clone(),
+        });
+    };
+    let climits = effective_limits(defaults, &stage.limits);
+    let cmd = compile_command(rt, stage, source, climits.clone());
+    let mut compiled = sandbox.run(&cmd, &mut |_, _| {})?;
+    let artifacts = std::mem::take(&mut compiled.files);
+    if compile_verdict(&compiled, &climits, !artifacts.is_empty()).is_some() {
+        return Ok(Staged {
+            compile: Some((compiled, climits)),
+            run: None,
+            error: rt.error.clone(),
+        });
+    }
+    let limits = effective_limits(defaults, &rt.run.limits);
+    let cmd = command_for(rt, "", &artifacts, stdin, limits.clone());
+    let outcome = sandbox.run(&cmd, on_output)?;
+    Ok(Staged {
+        compile: Some((compiled, climits)),
+        run: Some((outcome, limits)),
+        error: rt.error.clone(),
+    })
+}
+
+/// Why a compile stage failed (`None`: it succeeded and left its artifacts), as the
+/// `error_message` of a `CompilationError`.
+fn compile_verdict(o: &Outcome, limits: &Limits, has_artifacts: bool) -> Option<String> {
+    if o.timed_out {
+        return Some(format!(
+            "Compilation exceeded the time limit of {} s",
+            format_seconds(limits.wall_ms)
+        ));
+    }
+    if o.oom_killed {
+        return Some(format!(
+            "Compilation exceeded the memory limit of {} MB",
+            format_decimal(limits.memory_bytes, 1024 * 1024)
+        ));
+    }
+    if o.output_limited.is_some() {
+        return Some(format!(
+            "Compiler output exceeded the limit of {}",
+            format_bytes(limits.output_bytes as u64)
+        ));
+    }
+    match (o.exit_code, o.signal) {
+        (Some(0), None) if has_artifacts => None,
+        (Some(0), None) => Some("Compilation produced no program".to_owned()),
+        (code, signal) => Some(first_error_line(o).unwrap_or_else(|| match (code, signal) {
+            (_, Some(sig)) => format!(
+                "Compiler killed by signal {}",
+                crate::result::signal_name(sig)
+            ),
+            (Some(code), _) => format!("Compilation failed with exit code {code}"),
+            _ => "Compilation failed".to_owned(),
+        })),
+    }
+}
+
+/// The compiler's first error line: the first line of stderr, then stdout (tsc writes its
+/// errors there), that says `error`; else the first non-empty line that is not a `#`
+/// comment (`go build` prints `# command-line-arguments` first).
+fn first_error_line(o: &Outcome) -> Option<String> {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines = || err.lines().chain(out.lines()).map(str::trim);
+    lines()
+        .find(|l| l.to_ascii_lowercase().contains("error"))
+        .or_else(|| lines().find(|l| !l.is_empty() && !l.starts_with('#')))
+        .map(cut)
+}
+
+fn cut(line: &str) -> String {
+    let mut end = line.len().min(MAX_MESSAGE_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_owned()
+}
+
+fn report(o: &Outcome, limits: &Limits) -> CompileReport {
+    let status = match compile_verdict(o, limits, true) {
+        None => Status::Completed,
+        Some(_) if o.timed_out => Status::Timeout,
+        Some(_) => Status::Failed,
+    };
+    CompileReport {
+        status,
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        exit_code: o.exit_code,
+        time_ms: i64::try_from(o.wall_ms).unwrap_or(i64::MAX),
+        memory_kb: Some(i64::try_from(o.memory_peak_bytes / 1024).unwrap_or(i64::MAX)),
+    }
+}
+
+/// The result to record: the run stage's ([`to_result`]) with the compile report, or, when
+/// the compile stage failed, FAILED / `CompilationError` with the compiler's first error line
+/// (or the compile limit it hit) as the message.
+pub fn staged_result(staged: &Staged) -> RunResult {
+    let compile = staged.compile.as_ref().map(|(o, l)| report(o, l));
+    match (&staged.run, &staged.compile) {
+        (Some((outcome, limits)), _) => {
+            let mut result = to_result(outcome, limits);
+            // A failed run's message: the runtime's error line, when its rule finds one.
+            if result.error_type == Some(ErrorType::RuntimeError) {
+                let stderr = String::from_utf8_lossy(&outcome.stderr);
+                if let Some(line) = staged.error.as_ref().and_then(|e| e.find(&stderr)) {
+                    result.error_message = Some(cut(&line));
+                }
+            }
+            RunResult { compile, ..result }
+        }
+        (None, Some((o, l))) => RunResult {
+            status: Status::Failed,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            execution_time_ms: 0,
+            error_message: Some(
+                compile_verdict(o, l, false).unwrap_or_else(|| "Compilation failed".to_owned()),
+            ),
+            error_type: Some(ErrorType::CompilationError),
+            exit_code: None,
+            signal: None,
+            cpu_time_ms: None,
+            memory_kb: None,
+            compile: compile.map(|c| CompileReport {
+                status: match c.status {
+                    Status::Completed => Status::Failed,
+                    s => s,
+                },
+                ..c
+            }),
+        },
+        (None, None) => RunResult::internal_error("nothing ran"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exited(code: i32, stdout: &str, stderr: &str) -> Outcome {
+        Outcome {
+            exit_code: Some(code),
+            wall_ms: 800,
+            memory_peak_bytes: 64 << 20,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+            ..Outcome::default()
+        }
+    }
+
+    fn failed_compile(o: Outcome) -> RunResult {
+        staged_result(&Staged {
+            compile: Some((o, Limits::default())),
+            run: None,
+            error: None,
+        })
+    }
+
+    #[test]
+    fn the_first_error_line_of_each_compiler_is_the_message() {
+        for (stdout, stderr, want) in [
+            (
+                "",
+                "main.c: In function 'main':\nmain.c:3:5: error: 'x' undeclared\n",
+                "main.c:3:5: error: 'x' undeclared",
+            ),
+            (
+                "main.ts(1,7): error TS2322: Type 'string' is not assignable to type 'number'.\n",
+                "",
+                "main.ts(1,7): error TS2322: Type 'string' is not assignable to type 'number'.",
+            ),
+            (
+                "",
+                "# command-line-arguments\n./main.go:4:2: undefined: x\n",
+                "./main.go:4:2: undefined: x",
+            ),
+            (
+                "",
+                "error[E0425]: cannot find value `x` in this scope\n --> main.rs:2:5\n",
+                "error[E0425]: cannot find value `x` in this scope",
+            ),
+        ] {
+            let r = failed_compile(exited(1, stdout, stderr));
+            assert_eq!(r.status, Status::Failed);
+            assert_eq!(r.error_type, Some(ErrorType::CompilationError));
+            assert_eq!(r.error_message.as_deref(), Some(want));
+            let c = r.compile.unwrap();
+            assert_eq!(
+                (c.status, c.exit_code, c.time_ms),
+                (Status::Failed, Some(1), 800)
+            );
+            assert_eq!(c.stderr, stderr);
+            assert_eq!(c.memory_kb, Some(64 << 10));
+        }
+    }
+
+    #[test]
+    fn compile_limits_are_named() {
+        let mut o = exited(0, "", "");
+        o.exit_code = None;
+        o.signal = Some(9);
+        o.timed_out = true;
+        let r = failed_compile(o.clone());
+        assert_eq!(r.error_type, Some(ErrorType::CompilationError));
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("Compilation exceeded the time limit of 30 s")
+        );
+        assert_eq!(r.compile.unwrap().status, Status::Timeout);
+        o.timed_out = false;
+        o.oom_killed = true;
+        let msg = failed_compile(o).error_message.unwrap();
+        assert_eq!(msg, "Compilation exceeded the memory limit of 128 MB");
+        let ok_but_empty = failed_compile(exited(0, "", ""));
+        assert_eq!(
+            ok_but_empty.error_message.as_deref(),
+            Some("Compilation produced no program")
+        );
+    }
+
+    #[test]
+    fn a_successful_compile_is_reported_beside_the_run() {
+        let r = staged_result(&Staged {
+            compile: Some((exited(0, "", "warning: unused\n"), Limits::default())),
+            run: Some((exited(0, "hi\n", ""), Limits::default())),
+            error: None,
+        });
+        assert_eq!(r.status, Status::Completed);
+        assert_eq!(r.stdout, b"hi\n");
+        let c = r.compile.unwrap();
+        assert_eq!(c.status, Status::Completed);
+        assert_eq!(c.stderr, "warning: unused\n");
+    }
+}
