@@ -6,7 +6,7 @@
 
 mod settle;
 
-use crate::command::{command_for, compile_command, effective_limits};
+use crate::command::{command_for, effective_limits};
 use crate::stages::{run_staged, staged_result, Staged};
 use crate::wake::ring_on_arrivals;
 use crate::{Wakeup, WorkerConfig, WorkerError};
@@ -86,20 +86,15 @@ impl Worker {
         &self.config
     }
 
-    /// Keeps `per_runtime` sandboxes prepared ahead of need for every stage of every runtime,
-    /// with the limits its runs get ([`Sandbox::keep_warm`]; stages of the same mounts and
-    /// limits share them): a run then only hands its code to a waiting jail. `0` builds every
-    /// jail on the spot.
+    /// Keeps `per_runtime` sandboxes prepared ahead of need for every runtime's run stage,
+    /// with the limits its runs get ([`Sandbox::keep_warm`]; runtimes of the same mounts and
+    /// limits share them): a run then only hands its code to a waiting jail. A compile stage
+    /// (hundreds of ms) builds its jail on the spot. `0` builds every jail on the spot.
     pub fn keep_warm(&self, per_runtime: usize) -> Result<(), SandboxError> {
         for rt in self.runtimes.values() {
             let limits = effective_limits(&self.config.limits, &rt.run.limits);
             self.sandbox
                 .keep_warm(&command_for(rt, "", &[], &[], limits), per_runtime)?;
-            if let Some(stage) = &rt.compile {
-                let limits = effective_limits(&self.config.limits, &stage.limits);
-                self.sandbox
-                    .keep_warm(&compile_command(rt, stage, "", limits), per_runtime)?;
-            }
         }
         Ok(())
     }
