@@ -37,15 +37,16 @@ const BURSTS: usize = 3;
 
 /// A runtime whose program costs next to nothing: the platform's own cost shows.
 const SH_RUNTIME: &str = r#"
-id = "sh"
+id = "trivial"
+language = "sh"
 name = "POSIX sh (benchmark: a trivial program)"
 file_name = "main.sh"
 default_template = "echo Hello World"
 binary = "sh"
 override_env = "LIVEXEC_BENCH_SH"
 probe = ["-c", "command -v sh | xargs readlink -f; echo /usr; echo 0"]
+[run]
 command = ["{executable}", "{file}"]
-[limits]
 [smoke]
 source = "read x; echo smoke $x"
 stdin = "ok"
@@ -193,7 +194,7 @@ async fn main() {
     let registry = Registry::with_dir(&rt_dir).unwrap();
     let py = registry.get("python").unwrap().resolve().unwrap();
     let js = registry.get("javascript").unwrap().resolve().unwrap();
-    let sh = registry.get("sh").unwrap().resolve().unwrap();
+    let sh = registry.get("trivial").unwrap().resolve().unwrap();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
 
@@ -211,11 +212,11 @@ async fn main() {
         None => None,
     };
     let e_py = embedded.session("python", PY_HELLO).await;
-    let e_sh = embedded.session("sh", SH_HELLO).await;
+    let e_sh = embedded.session("trivial", SH_HELLO).await;
     let s_sessions = match &pair {
         Some(p) => Some((
             p.api.session("python", PY_HELLO).await,
-            p.api.session("sh", SH_HELLO).await,
+            p.api.session("trivial", SH_HELLO).await,
         )),
         None => None,
     };
