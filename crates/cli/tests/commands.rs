@@ -189,22 +189,7 @@ fn runtimes_lists_every_runtime_as_working_with_its_smoke_test() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Every smoke test reads stdin; compiled runtimes compile and run theirs.
-    for id in [
-        "bash",
-        "c",
-        "cpp",
-        "go",
-        "java",
-        "javascript",
-        "lua",
-        "perl",
-        "php",
-        "python",
-        "ruby",
-        "rust",
-        "sql",
-        "typescript",
-    ] {
+    for id in common::RUNTIME_IDS {
         let line = text
             .lines()
             .find(|l| l.starts_with(&format!("{id} ")))

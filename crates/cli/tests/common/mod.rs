@@ -2,6 +2,24 @@
 //! file and free port, driven over HTTP.
 #![allow(dead_code)]
 
+/// The built-in runtime ids (one file each in `runtimes/`).
+pub const RUNTIME_IDS: &[&str] = &[
+    "bash",
+    "c",
+    "cpp",
+    "go",
+    "java",
+    "javascript",
+    "lua",
+    "perl",
+    "php",
+    "python",
+    "ruby",
+    "rust",
+    "sql",
+    "typescript",
+];
+
 pub mod cases;
 pub mod scaled;
 pub mod sse;
