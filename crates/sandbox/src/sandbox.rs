@@ -267,8 +267,11 @@ impl Sandbox {
         crate::sys::CLONED_INTO_CGROUP.load(Ordering::Relaxed)
     }
 
-    /// Runs `cmd` in a fresh jail and blocks until it is over and torn down. `on_output` gets
-    /// every chunk of output as it arrives (the same bytes are accumulated in the outcome).
+    /// Runs `cmd` in a fresh jail and blocks until it is over: the program's status is
+    /// reported and its output closed. The jail's teardown (its remaining processes killed
+    /// and reaped, its cgroup removed) then happens on the reaper thread, off the caller's
+    /// path; [`Sandbox::wait_torn_down`] waits for it, and dropping the `Sandbox` finishes it.
+    /// `on_output` gets every chunk of output as it arrives (the same bytes are accumulated in the outcome).
     pub fn run(
         &self,
         cmd: &Command,

@@ -286,17 +286,17 @@ fn platform_errors_name_what_failed() {
     let mut bad = py("print(1)");
     bad.file("../escape.py", "x");
     assert!(matches!(
-        sandbox().run(&bad, &mut |_, _| {}),
+        run_with(&bad, &mut |_, _| {}),
         Err(SandboxError::BadFileName { .. })
     ));
     let mut abs = py("print(1)");
     abs.file("/etc/passwd", "x");
     assert!(matches!(
-        sandbox().run(&abs, &mut |_, _| {}),
+        run_with(&abs, &mut |_, _| {}),
         Err(SandboxError::BadFileName { .. })
     ));
     let missing = Command::new("/opt/livexec-no-such-interpreter");
-    match sandbox().run(&missing, &mut |_, _| {}) {
+    match run_with(&missing, &mut |_, _| {}) {
         Err(SandboxError::Exec { program, source }) => {
             assert_eq!(program.to_str(), Some("/opt/livexec-no-such-interpreter"));
             assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
@@ -305,7 +305,7 @@ fn platform_errors_name_what_failed() {
     }
     let relative = Command::new("python3");
     assert!(matches!(
-        sandbox().run(&relative, &mut |_, _| {}),
+        run_with(&relative, &mut |_, _| {}),
         Err(SandboxError::BadPath { .. })
     ));
 }
@@ -347,6 +347,7 @@ fn a_panicking_output_callback_still_tears_the_jail_down() {
     ));
     let r = std::panic::catch_unwind(|| sandbox().run(&cmd, &mut |_, _| panic!("callback failed")));
     assert!(r.is_err(), "the panic propagates");
+    sandbox().wait_torn_down();
     assert_eq!(
         host_procs_with(&m),
         Vec::<u32>::new(),

@@ -121,7 +121,8 @@ impl Worker {
     }
 
     /// Run `concurrency` loops of [`Worker::step_until`] until `shutdown` becomes true, then
-    /// return once every program that had started has finished and been recorded.
+    /// return once every program that had started has finished, been recorded and had its
+    /// jail torn down.
     ///
     /// Idle loops wait for the next poll, for the [`crate::Wakeup`] of [`Worker::with_wakeup`],
     /// and for the queue's [`JobQueue::arrivals`] when it has them (jobs enqueued by other
@@ -144,6 +145,12 @@ impl Worker {
             if let Err(e) = res {
                 error!(error = %e, "worker loop panicked");
             }
+        }
+        // The jails of the last runs may still be in the reaper's hands; a graceful stop
+        // leaves no run cgroup behind for the next start to sweep.
+        let sandbox = Arc::clone(&self.sandbox);
+        if let Err(e) = tokio::task::spawn_blocking(move || sandbox.wait_torn_down()).await {
+            error!(error = %e, "waiting for the last jails' teardown failed");
         }
         info!(worker = %self.config.worker_id, "worker stopped");
     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command as Std;
 use std::sync::OnceLock;
 
-use livexec_sandbox::{Command, Limits, Outcome, Sandbox, SandboxConfig, Stream};
+use livexec_sandbox::{Command, Limits, Outcome, Sandbox, SandboxConfig, SandboxError, Stream};
 
 /// The process-wide sandbox (fails loudly when not root or without cgroups).
 pub fn sandbox() -> &'static Sandbox {
@@ -125,11 +125,22 @@ pub fn js(code: &str) -> Command {
     c
 }
 
-/// Runs and returns the outcome (panics on a platform error).
+/// Runs `cmd` and waits until its jail is torn down too. The process-wide sandbox is never
+/// dropped, so without the wait the last run of a test binary could still be in the reaper's
+/// hands when the process exits, and its run cgroup would be left for the next start's sweep
+/// (the cgroup v2 guest checks that nothing is left behind).
+pub fn run_with(
+    cmd: &Command,
+    on_output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<Outcome, SandboxError> {
+    let r = sandbox().run(cmd, on_output);
+    sandbox().wait_torn_down();
+    r
+}
+
+/// Runs and returns the outcome (panics on a platform error); the jail is torn down on return.
 pub fn run(cmd: &Command) -> Outcome {
-    sandbox()
-        .run(cmd, &mut |_: Stream, _: &[u8]| {})
-        .unwrap_or_else(|e| panic!("platform error: {e}"))
+    run_with(cmd, &mut |_: Stream, _: &[u8]| {}).unwrap_or_else(|e| panic!("platform error: {e}"))
 }
 
 /// stdout as a trimmed string.
