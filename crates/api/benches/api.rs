@@ -68,6 +68,7 @@ async fn main() {
             session_id: sid,
             idempotency_key: None,
             enqueue_job: true,
+            options: Default::default(),
         })
         .await
         .expect("execution")
@@ -110,6 +111,7 @@ async fn main() {
                     session_id: sid,
                     idempotency_key: None,
                     enqueue_job: true,
+                    options: Default::default(),
                 })
                 .await
                 .expect("create");

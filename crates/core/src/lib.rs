@@ -7,6 +7,7 @@
 pub mod events;
 pub mod model;
 pub mod ports;
+pub mod request;
 pub mod status;
 
 pub use events::{Event, EventKind};
@@ -16,5 +17,8 @@ pub use model::{
 };
 pub use ports::{
     BoxStream, CreatedExecution, EventBus, Job, JobQueue, Lease, PortError, Store, StoreError,
+};
+pub use request::{
+    Compare, EffectiveLimits, LimitOverrides, RunOptions, SourceFile, TestCase, TestResult, Verdict,
 };
 pub use status::{ErrorType, Status};

@@ -1,5 +1,6 @@
 //! Sessions, executions and results, and the JSON view of an execution (API.md §4).
 
+use crate::request::{EffectiveLimits, RunOptions, SourceFile, TestResult};
 use crate::status::{ErrorType, Status};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,8 @@ pub struct Session {
     pub updated_at: DateTime<Utc>,
     /// The newest execution of this session, if any.
     pub latest_execution_id: Option<ExecutionId>,
+    /// Extra files beside the main one (replaced whole by `PATCH`), snapshotted by a run.
+    pub files: Vec<SourceFile>,
 }
 
 /// What `POST /code-sessions/:id/run` asks the store to create.
@@ -38,6 +41,8 @@ pub struct NewExecution {
     pub idempotency_key: Option<String>,
     /// Insert the job row of the embedded queue in the same transaction.
     pub enqueue_job: bool,
+    /// The run's options (stdin, args, files, limits, tests …), already validated.
+    pub options: RunOptions,
 }
 
 /// One run of a session's code, with its whole history of state.
@@ -83,6 +88,14 @@ pub struct Execution {
     pub finished_at: Option<DateTime<Utc>>,
     /// The compile stage, for compiled languages once it has run.
     pub compile: Option<CompileReport>,
+    /// What the run was asked for beyond the code (the session's files are in `files`).
+    pub options: RunOptions,
+    /// The limits it ran under, once a worker has started it.
+    pub limits: Option<EffectiveLimits>,
+    /// Per test case results, in order (empty without tests).
+    pub tests: Vec<TestResult>,
+    /// Files the program left that matched `options.return_files`.
+    pub output_files: Vec<SourceFile>,
 }
 
 /// What the compile stage of a compiled language did (`compile` of API.md §4): its own
@@ -128,6 +141,12 @@ pub struct RunResult {
     pub memory_kb: Option<i64>,
     /// The compile stage, for compiled languages.
     pub compile: Option<CompileReport>,
+    /// The limits it ran under.
+    pub limits: Option<EffectiveLimits>,
+    /// Per test case results, in order (empty without tests).
+    pub tests: Vec<TestResult>,
+    /// Files the program left that matched `return_files`.
+    pub output_files: Vec<SourceFile>,
 }
 
 impl RunResult {
@@ -145,6 +164,9 @@ impl RunResult {
             cpu_time_ms: None,
             memory_kb: None,
             compile: None,
+            limits: None,
+            tests: Vec::new(),
+            output_files: Vec::new(),
         }
     }
 }
@@ -248,6 +270,10 @@ mod tests {
             started_at: Some(Utc::now()),
             finished_at: Some(Utc::now()),
             compile: None,
+            options: RunOptions::default(),
+            limits: None,
+            tests: Vec::new(),
+            output_files: Vec::new(),
         }
     }
 

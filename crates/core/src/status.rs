@@ -98,17 +98,20 @@ pub enum ErrorType {
     InternalError,
     /// The compile stage failed: the compiler refused the code or hit a compile limit.
     CompilationError,
+    /// Test cases ran cleanly but at least one printed other than its expected output.
+    WrongAnswer,
 }
 
 impl ErrorType {
     /// Every error type.
-    pub const ALL: [ErrorType; 6] = [
+    pub const ALL: [ErrorType; 7] = [
         ErrorType::RuntimeError,
         ErrorType::TimeoutError,
         ErrorType::MemoryLimitExceeded,
         ErrorType::OutputLimitExceeded,
         ErrorType::InternalError,
         ErrorType::CompilationError,
+        ErrorType::WrongAnswer,
     ];
 
     /// The wire name, also the stored value.
@@ -120,6 +123,7 @@ impl ErrorType {
             ErrorType::OutputLimitExceeded => "OutputLimitExceeded",
             ErrorType::InternalError => "InternalError",
             ErrorType::CompilationError => "CompilationError",
+            ErrorType::WrongAnswer => "WrongAnswer",
         }
     }
 }

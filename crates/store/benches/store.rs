@@ -55,6 +55,9 @@ fn done() -> RunResult {
         cpu_time_ms: Some(15),
         memory_kb: Some(9000),
         compile: None,
+        limits: None,
+        tests: Vec::new(),
+        output_files: Vec::new(),
     }
 }
 
@@ -73,6 +76,7 @@ where
         session_id: s.id,
         idempotency_key: key,
         enqueue_job: true,
+        options: Default::default(),
     };
     let lat = measure(n, |_| async {
         store.create_execution(new(None)).await.unwrap();
@@ -146,6 +150,7 @@ where
                     session_id: sid,
                     idempotency_key: None,
                     enqueue_job: true,
+                    options: Default::default(),
                 };
                 store.create_execution(new).await.unwrap();
             }

@@ -200,6 +200,10 @@ impl<Id, Time> RawExecution<Id, Time> {
             started_at,
             finished_at,
             compile,
+            options: Default::default(),
+            limits: None,
+            tests: Vec::new(),
+            output_files: Vec::new(),
         })
     }
 }
@@ -234,6 +238,7 @@ impl<Id, Time> RawSession<Id, Time> {
                 .latest_execution_id
                 .map(|l| read_id("latest_execution_id", l))
                 .transpose()?,
+            files: Vec::new(),
         })
     }
 }
@@ -273,6 +278,10 @@ pub(crate) fn new_execution(
         started_at: None,
         finished_at: None,
         compile: None,
+        options: Default::default(),
+        limits: None,
+        tests: Vec::new(),
+        output_files: Vec::new(),
     }
 }
 

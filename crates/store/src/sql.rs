@@ -113,6 +113,7 @@ where
             created_at: now,
             updated_at: now,
             latest_execution_id: None,
+            files: Vec::new(),
         })
     }
 

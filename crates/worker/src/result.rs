@@ -23,6 +23,9 @@ pub fn to_result(outcome: &Outcome, limits: &Limits) -> RunResult {
         cpu_time_ms: Some(clamp_i64(outcome.cpu_ms)),
         memory_kb: Some(clamp_i64(outcome.memory_peak_bytes / 1024)),
         compile: None,
+        limits: None,
+        tests: Vec::new(),
+        output_files: Vec::new(),
     }
 }
 

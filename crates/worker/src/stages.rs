@@ -175,6 +175,9 @@ pub fn staged_result(staged: &Staged) -> RunResult {
                 },
                 ..c
             }),
+            limits: None,
+            tests: Vec::new(),
+            output_files: Vec::new(),
         },
         (None, None) => RunResult::internal_error("nothing ran"),
     }

@@ -71,6 +71,7 @@ async fn an_idle_worker_wakes_when_another_process_enqueues() {
         session_id: session.id,
         idempotency_key: None,
         enqueue_job: false,
+        options: Default::default(),
     };
     let id = store.create_execution(new).await.unwrap().execution.id;
     let other = RedisQueue::connect(&url, &prefix).await.unwrap();

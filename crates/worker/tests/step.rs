@@ -72,6 +72,7 @@ impl Fixture {
                 session_id: session.id,
                 idempotency_key: None,
                 enqueue_job,
+                options: Default::default(),
             })
             .await
             .unwrap();

@@ -47,6 +47,7 @@ pub async fn run(
             session_id,
             idempotency_key: key.clone(),
             enqueue_job: by_store,
+            options: Default::default(),
         })
         .await
         .for_idempotency_key(key.as_deref())?;

@@ -77,6 +77,7 @@ impl Server {
             session_id: session.id,
             idempotency_key: None,
             enqueue_job: false,
+            options: Default::default(),
         };
         self.store.create_execution(new).await.unwrap().execution
     }
@@ -95,6 +96,9 @@ impl Server {
             cpu_time_ms: Some(1),
             memory_kb: Some(1),
             compile: None,
+            limits: None,
+            tests: Vec::new(),
+            output_files: Vec::new(),
         };
         assert!(self.store.finish_execution(id, 1, &result).await.unwrap());
     }

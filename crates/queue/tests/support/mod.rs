@@ -86,6 +86,7 @@ impl Harness {
                         session_id: session.id,
                         idempotency_key: None,
                         enqueue_job: self.queue.enqueued_by_store(),
+                        options: Default::default(),
                     })
                     .await
                     .unwrap();

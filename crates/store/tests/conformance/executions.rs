@@ -48,6 +48,7 @@ pub async fn unknown_session_is_not_found(b: Backend) {
                 session_id: missing,
                 idempotency_key: key,
                 enqueue_job: true,
+                options: Default::default(),
             })
             .await
             .unwrap_err();
@@ -68,6 +69,7 @@ pub async fn enqueue_job_inserts_one_job_row(b: Backend) {
             session_id: s.id,
             idempotency_key: Some("job-key".into()),
             enqueue_job: true,
+            options: Default::default(),
         })
         .await
         .unwrap()
@@ -87,6 +89,7 @@ pub async fn enqueue_job_inserts_one_job_row(b: Backend) {
             session_id: s.id,
             idempotency_key: Some("job-key".into()),
             enqueue_job: true,
+            options: Default::default(),
         })
         .await
         .unwrap();
@@ -99,6 +102,7 @@ pub async fn enqueue_job_inserts_one_job_row(b: Backend) {
             session_id: s.id,
             idempotency_key: None,
             enqueue_job: false,
+            options: Default::default(),
         })
         .await
         .unwrap()
@@ -132,6 +136,9 @@ pub async fn output_bytes_round_trip_exactly(b: Backend) {
             time_ms: 321,
             memory_kb: Some(4096),
         }),
+        limits: None,
+        tests: Vec::new(),
+        output_files: Vec::new(),
     };
     assert!(store.start_execution(e.id, 1).await.unwrap().is_some());
     assert!(store.finish_execution(e.id, 1, &result).await.unwrap());

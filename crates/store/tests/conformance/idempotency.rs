@@ -12,6 +12,7 @@ pub async fn repeat_returns_same_execution_and_current_status(b: Backend) {
         session_id: s.id,
         idempotency_key: Some("repeat-key".into()),
         enqueue_job: true,
+        options: Default::default(),
     };
     let first = store.create_execution(new.clone()).await.unwrap();
     assert!(first.created);
@@ -60,6 +61,7 @@ pub async fn race_of_20_creates_exactly_one(b: Backend) {
                     session_id: s.id,
                     idempotency_key: Some("race-key".into()),
                     enqueue_job: true,
+                    options: Default::default(),
                 })
                 .await
         }));
@@ -89,6 +91,7 @@ pub async fn same_key_other_session_conflicts(b: Backend) {
             session_id: other.id,
             idempotency_key: Some("shared-key".into()),
             enqueue_job: true,
+            options: Default::default(),
         })
         .await
         .unwrap_err();
@@ -130,6 +133,7 @@ pub async fn without_a_job_the_same_rules_hold(b: Backend) {
         session_id,
         idempotency_key: Some(key.to_owned()),
         enqueue_job: false,
+        options: Default::default(),
     };
     b.warm_pool(8).await;
     let mut tasks = Vec::new();
@@ -162,6 +166,7 @@ pub async fn without_a_job_the_same_rules_hold(b: Backend) {
                 session_id: missing,
                 idempotency_key: key,
                 enqueue_job: false,
+                options: Default::default(),
             })
             .await
             .unwrap_err();

@@ -76,6 +76,7 @@ pub mod util {
                 session_id: session.id,
                 idempotency_key: key.map(str::to_owned),
                 enqueue_job: true,
+                options: Default::default(),
             })
             .await
             .unwrap()
@@ -96,6 +97,9 @@ pub mod util {
             cpu_time_ms: Some(7),
             memory_kb: Some(2048),
             compile: None,
+            limits: None,
+            tests: Vec::new(),
+            output_files: Vec::new(),
         }
     }
 }
