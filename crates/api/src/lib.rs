@@ -18,8 +18,10 @@
 //!
 //! Module map: [`error`] (the one error type and its status mapping), [`extract`] (extractors
 //! that answer in our error shape), [`validate`] (every problem of a request at once),
-//! `routes` (one file per resource, short handlers), `middleware` (logging, panics).
+//! `routes` (one file per resource, short handlers), `middleware` (logging, panics),
+//! [`compat`] (the Judge0 and Piston drop-in APIs).
 
+pub mod compat;
 pub mod error;
 pub mod extract;
 mod middleware;
@@ -85,6 +87,8 @@ pub struct ApiConfig {
     /// The service's default limits of a run stage, as `GET /runtimes` reports them under a
     /// runtime's own (128 MiB, 50 pids, 30 000 ms, 500 millicores by default).
     pub default_limits: livexec_runtimes::LimitOverrides,
+    /// Which drop-in APIs (Judge0, Piston) are served besides the native one.
+    pub compat: compat::CompatConfig,
 }
 
 impl Default for ApiConfig {
@@ -101,6 +105,7 @@ impl Default for ApiConfig {
                 open_files: None,
                 tmpfs_mb: None,
             },
+            compat: compat::CompatConfig::default(),
         }
     }
 }
@@ -121,6 +126,7 @@ pub enum SandboxHealth {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     routes::router()
+        .merge(compat::router(state.config.compat))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::catch_panic_layer())

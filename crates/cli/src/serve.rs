@@ -98,6 +98,8 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub compat: crate::settings::CompatArgs,
 }
 
 impl ServeArgs {
@@ -212,6 +214,7 @@ async fn serve(
                     open_files: None,
                     tmpfs_mb: None,
                 },
+                compat: args.compat.config(),
             },
             sandbox: sandbox_health,
         };

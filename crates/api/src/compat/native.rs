@@ -1,0 +1,88 @@
+//! The native side of every adapter: one run of some code, created exactly as
+//! `POST /code-sessions` then `POST /code-sessions/:id/run` create it (a session for the
+//! submission, then a queued execution), and an optional wait for its end.
+
+use crate::AppState;
+use livexec_core::{Execution, ExecutionId, NewExecution, RunOptions, StoreError};
+use livexec_events::{wait_budget, wait_for_finish, EventsError, Known, WaitOutcome};
+
+/// Why a run could not be created or waited for (a platform failure, never the client's).
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    /// The store failed.
+    #[error("store failed while creating the run: {0}")]
+    Store(#[from] StoreError),
+    /// Waiting for the end failed.
+    #[error("waiting for execution {id} failed: {source}")]
+    Wait {
+        /// The execution waited for.
+        id: ExecutionId,
+        /// The event bus's or store's error.
+        #[source]
+        source: EventsError,
+    },
+}
+
+/// Create a queued execution of `source_code` in runtime `language` (an id) with `options`.
+pub async fn submit(
+    state: &AppState,
+    language: &str,
+    source_code: &str,
+    options: RunOptions,
+) -> Result<Execution, NativeError> {
+    let session = state.store.create_session(language, source_code).await?;
+    let by_store = state.queue.enqueued_by_store();
+    let created = state
+        .store
+        .create_execution(NewExecution {
+            session_id: session.id,
+            idempotency_key: None,
+            enqueue_job: by_store,
+            options,
+        })
+        .await?;
+    let execution = created.execution;
+    tracing::info!(execution_id = %execution.id, session_id = %session.id, "compat run queued");
+    if !by_store {
+        enqueue(state, execution.id).await;
+    }
+    Ok(execution)
+}
+
+/// Wait for an execution this request just created to end, at most its time limit plus the
+/// usual margin (or `requested_ms`, when shorter); the execution as it stands then.
+pub async fn wait(
+    state: &AppState,
+    execution: Execution,
+    requested_ms: Option<u64>,
+) -> Result<Execution, NativeError> {
+    let budget = wait_budget(requested_ms, state.time_limit(&execution.language));
+    let id = execution.id;
+    let outcome = wait_for_finish(
+        state.store.as_ref(),
+        state.events.as_ref(),
+        id,
+        Known::JustCreated,
+        budget,
+    )
+    .await
+    .map_err(|source| NativeError::Wait { id, source })?;
+    Ok(match outcome {
+        WaitOutcome::Finished(e) | WaitOutcome::Pending(e) => e,
+    })
+}
+
+/// Hand the execution to a separate queue; as in the native run, a failure only logs (the
+/// execution is durable and the reconciler enqueues it).
+async fn enqueue(state: &AppState, id: ExecutionId) {
+    let limit = state.config.enqueue_timeout;
+    match tokio::time::timeout(limit, state.queue.enqueue(id)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(execution_id = %id, error = %err, "enqueue failed; the reconciler will enqueue it")
+        }
+        Err(_) => {
+            tracing::warn!(execution_id = %id, "enqueue timed out; the reconciler will enqueue it")
+        }
+    }
+}
