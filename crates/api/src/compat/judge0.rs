@@ -4,7 +4,8 @@
 //! headers are ignored.
 
 use super::judge0_tables::{self as tables, MAX_BATCH};
-use super::judge0_wire::{self as wire, Fields, Refusal};
+use super::judge0_view::{self as view, Fields};
+use super::judge0_wire::{self as wire, Refusal};
 use super::native;
 use crate::AppState;
 use axum::body::Bytes;
@@ -75,8 +76,8 @@ impl From<livexec_core::StoreError> for Judge0Error {
     }
 }
 
-impl From<wire::NotUtf8> for Judge0Error {
-    fn from(_: wire::NotUtf8) -> Self {
+impl From<view::NotUtf8> for Judge0Error {
+    fn from(_: view::NotUtf8) -> Self {
         Judge0Error::Bad("some attributes for this submission cannot be converted to UTF-8, use base64_encoded=true query parameter".into())
     }
 }
@@ -141,7 +142,7 @@ async fn create(
     let execution = native::submit(&state, &sub.runtime, &sub.source_code, sub.options).await?;
     if p.get("wait").is_some_and(|w| w == "true") {
         let execution = native::wait(&state, execution, None).await?;
-        let view = wire::render(&state, &execution, &fields, base64(&p))?;
+        let view = view::render(&state, &execution, &fields, base64(&p))?;
         return Ok((StatusCode::CREATED, Json(view)).into_response());
     }
     Ok((StatusCode::CREATED, Json(json!({ "token": execution.id }))).into_response())
@@ -157,7 +158,7 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>, q: Param
         .get_execution(id)
         .await?
         .ok_or(Judge0Error::NotFound)?;
-    Ok(Json(wire::render(&state, &execution, &fields, base64(&p))?).into_response())
+    Ok(Json(view::render(&state, &execution, &fields, base64(&p))?).into_response())
 }
 
 /// The batch size check of both batch endpoints.
@@ -234,7 +235,7 @@ async fn batch_show(State(state): State<AppState>, q: Params) -> Answer {
             Err(_) => None,
         };
         submissions.push(match execution {
-            Some(e) => wire::render(&state, &e, &fields, base64(&p))?,
+            Some(e) => view::render(&state, &e, &fields, base64(&p))?,
             None => Value::Null,
         });
     }
@@ -362,11 +363,11 @@ mod tests {
 
     #[test]
     fn seconds_and_timestamps_are_formatted_as_judge0_does() {
-        assert_eq!(wire::seconds(12), "0.012");
-        assert_eq!(wire::seconds(5000), "5.0");
-        assert_eq!(wire::seconds(10), "0.01");
+        assert_eq!(view::seconds(12), "0.012");
+        assert_eq!(view::seconds(5000), "5.0");
+        assert_eq!(view::seconds(10), "0.01");
         let t = chrono::DateTime::parse_from_rfc3339("2024-12-09T17:22:55.662+00:00").unwrap();
-        assert_eq!(wire::timestamp(t.into()), "2024-12-09T17:22:55.662Z");
+        assert_eq!(view::timestamp(t.into()), "2024-12-09T17:22:55.662Z");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod judge0;
 mod judge0_tables;
+mod judge0_view;
 mod judge0_wire;
 mod native;
 mod piston;
