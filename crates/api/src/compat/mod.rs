@@ -12,6 +12,7 @@ mod judge0_view;
 mod judge0_wire;
 mod native;
 mod piston;
+mod piston_wire;
 
 use crate::AppState;
 use axum::Router;
