@@ -126,7 +126,7 @@ pub enum SandboxHealth {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     routes::router()
-        .merge(compat::router(state.config.compat))
+        .merge(compat::router(&state))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::catch_panic_layer())

@@ -214,6 +214,9 @@ pub struct CompatArgs {
     /// Serve Piston v2's API (`/api/v2/runtimes`, `/api/v2/execute`).
     #[arg(long, env = "LIVEXEC_PISTON_API", default_value_t = true, action = clap::ArgAction::Set)]
     pub piston_api: bool,
+    /// Serve the MCP server for agents at `/mcp` (Streamable HTTP).
+    #[arg(long, env = "LIVEXEC_MCP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub mcp: bool,
 }
 
 impl CompatArgs {
@@ -222,6 +225,7 @@ impl CompatArgs {
         livexec_api::compat::CompatConfig {
             judge0: self.judge0_api,
             piston: self.piston_api,
+            mcp: self.mcp,
         }
     }
 }

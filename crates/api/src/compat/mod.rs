@@ -1,5 +1,6 @@
 //! Drop-in APIs of other code runners, served beside the native one (DESIGN.md §7.5, issue
-//! 12): Judge0 CE 1.13.1 ([`judge0`]) and Piston v2 ([`piston`]).
+//! 12): Judge0 CE 1.13.1 ([`judge0`]) and Piston v2 ([`piston`]), and an MCP server for agents
+//! ([`mcp`]).
 //!
 //! Each adapter only translates: a foreign request becomes a native session and run (through
 //! [`native`], the same store and queue calls as `POST /code-sessions/:id/run`), and a native
@@ -10,6 +11,7 @@ mod judge0;
 mod judge0_tables;
 mod judge0_view;
 mod judge0_wire;
+mod mcp;
 mod native;
 mod piston;
 mod piston_wire;
@@ -24,6 +26,8 @@ pub struct CompatConfig {
     pub judge0: bool,
     /// Piston v2 at `/api/v2/…` (`LIVEXEC_PISTON_API`).
     pub piston: bool,
+    /// The MCP server for agents at `/mcp` (`LIVEXEC_MCP`).
+    pub mcp: bool,
 }
 
 impl Default for CompatConfig {
@@ -31,18 +35,29 @@ impl Default for CompatConfig {
         CompatConfig {
             judge0: true,
             piston: true,
+            mcp: true,
         }
     }
 }
 
 /// The routes of the switched-on adapters, to merge into the native router.
-pub fn router(config: CompatConfig) -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
+    let config = state.config.compat;
     let mut router = Router::new();
     if config.judge0 {
         router = router.merge(judge0::router());
     }
     if config.piston {
         router = router.merge(piston::router());
+    }
+    if config.mcp {
+        let limit = state.config.max_body_bytes;
+        let service = tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(move |req, next| {
+                mcp::parse_error(limit, req, next)
+            }))
+            .service(mcp::service(state.clone()));
+        router = router.nest_service("/mcp", service);
     }
     router
 }

@@ -1,6 +1,7 @@
 //! The real client libraries of issue 12 (installed by scripts/install-clients.sh into
 //! `.clients/`, or `$LIVEXEC_CLIENTS_DIR`), run as subprocesses against a test server.
 
+use super::Server;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,7 +63,7 @@ pub async fn piston(base: &str, case: &str) -> Value {
     run(cmd).await
 }
 
-/// `mcp_client.mjs URL CASE` with node.
+/// `mcp_client.cjs URL CASE` with node.
 pub async fn mcp(url: &str, case: &str) -> Value {
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(script("mcp_client.cjs"))
@@ -70,4 +71,24 @@ pub async fn mcp(url: &str, case: &str) -> Value {
         .arg(case)
         .env("CLIENTS_NODE_MODULES", dir().join("npm/node_modules"));
     run(cmd).await
+}
+
+impl Server {
+    /// POST a JSON body; the status and the JSON answer.
+    pub async fn post_raw(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// GET; the status and the JSON answer.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
 }
