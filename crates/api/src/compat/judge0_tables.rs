@@ -157,7 +157,7 @@ pub fn config_info(state: &AppState) -> Value {
         "enable_callbacks": false,
         "callbacks_max_tries": 0,
         "callbacks_timeout": 0.0,
-        "enable_additional_files": true,
+        "enable_additional_files": false,
         "max_queue_size": 10000,
         "cpu_time_limit": l.wall_s,
         "max_cpu_time_limit": m.wall_s,
