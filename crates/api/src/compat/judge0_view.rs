@@ -266,3 +266,86 @@ pub fn render(
     }
     Ok(Value::Object(object))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livexec_core::{RunOptions, TestResult};
+    use uuid::Uuid;
+
+    fn execution(status: Status, error_type: Option<ErrorType>, signal: Option<i32>) -> Execution {
+        Execution {
+            id: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+            language: "python".into(),
+            source_code: "print(1)".into(),
+            status,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            execution_time_ms: 12,
+            error_message: None,
+            error_type,
+            exit_code: None,
+            signal,
+            cpu_time_ms: None,
+            memory_kb: None,
+            idempotency_key: None,
+            attempts: 1,
+            queued_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            compile: None,
+            options: RunOptions::default(),
+            limits: None,
+            tests: Vec::new(),
+            output_files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_outcome_maps_onto_judge0_statuses() {
+        use ErrorType as E;
+        use Status as S;
+        let cases = [
+            (S::Queued, None, None, 1),
+            (S::Running, None, None, 2),
+            (S::Completed, None, None, 3),
+            (S::Failed, Some(E::WrongAnswer), None, 4),
+            (S::Timeout, Some(E::TimeoutError), None, 5),
+            (S::Failed, Some(E::CompilationError), None, 6),
+            (S::Failed, Some(E::RuntimeError), Some(11), 7),
+            (S::Failed, Some(E::OutputLimitExceeded), None, 8),
+            (S::Failed, Some(E::RuntimeError), Some(8), 9),
+            (S::Failed, Some(E::RuntimeError), Some(6), 10),
+            (S::Failed, Some(E::RuntimeError), None, 11),
+            (S::Failed, Some(E::RuntimeError), Some(9), 12),
+            (S::Failed, Some(E::MemoryLimitExceeded), Some(9), 12),
+            (S::Failed, Some(E::InternalError), None, 13),
+        ];
+        for (status, error_type, signal, want) in cases {
+            let e = execution(status, error_type, signal);
+            assert_eq!(status_id(&e), want, "{status:?} {error_type:?} {signal:?}");
+        }
+    }
+
+    #[test]
+    fn a_test_case_verdict_decides_accepted_or_wrong_answer() {
+        let mut e = execution(Status::Failed, Some(ErrorType::WrongAnswer), None);
+        e.tests.push(TestResult {
+            verdict: Verdict::WrongAnswer,
+            stdout: "1\n".into(),
+            stderr: String::new(),
+            exit_code: Some(0),
+            signal: None,
+            time_ms: 5,
+            cpu_time_ms: None,
+            memory_kb: None,
+            message: None,
+        });
+        assert_eq!(status_id(&e), 4);
+        e.tests[0].verdict = Verdict::Accepted;
+        e.status = Status::Completed;
+        e.error_type = None;
+        assert_eq!(status_id(&e), 3);
+    }
+}
