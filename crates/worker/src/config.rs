@@ -1,6 +1,5 @@
 //! How a worker behaves ([`WorkerConfig`]) and how its store writes survive a hiccup.
 
-use livexec_sandbox::Limits;
 use std::time::Duration;
 use tracing::warn;
 
@@ -13,8 +12,6 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// Attempts in all (first run plus platform retries) before FAILED/`InternalError`.
     pub max_attempts: i32,
-    /// The service's default limits; a runtime's overrides apply over them.
-    pub limits: Limits,
     /// How long an idle loop waits before it asks the queue again.
     pub idle_poll: Duration,
 }
@@ -25,7 +22,6 @@ impl Default for WorkerConfig {
             worker_id: format!("worker-{}", std::process::id()),
             lease: Duration::from_secs(30),
             max_attempts: 3,
-            limits: Limits::default(),
             idle_poll: Duration::from_millis(50),
         }
     }

@@ -121,14 +121,11 @@ impl Worker {
         let id = lease.job.execution_id;
         let attempt = lease.job.attempt;
         match &failure {
-            PlatformFailure::Sandbox(e) => {
-                warn!(execution_id = %id, attempt, error = %e, "sandbox failed")
+            PlatformFailure::Executor(e) => {
+                warn!(execution_id = %id, attempt, error = %e, "the program could not be run")
             }
             PlatformFailure::Panicked(e) => {
-                error!(execution_id = %id, attempt, error = %e, "sandbox thread panicked")
-            }
-            PlatformFailure::NoRuntime => {
-                warn!(execution_id = %id, attempt, "runtime not available on this worker")
+                error!(execution_id = %id, attempt, error = %e, "the executor panicked")
             }
         }
         if attempt >= self.config.max_attempts {
