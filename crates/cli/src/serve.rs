@@ -232,6 +232,7 @@ async fn serve(
             lease: Duration::from_millis(args.lease_ms.max(300)),
             max_attempts: 3,
             idle_poll: Duration::from_millis(args.idle_poll_ms.max(1)),
+            ..WorkerConfig::default()
         };
         let worker = Arc::new(
             Worker::new(store.clone(), queue.clone(), engine.engine, config)

@@ -44,11 +44,11 @@ mod reconcile;
 mod wake;
 mod worker;
 
-pub use config::WorkerConfig;
+pub use config::{WorkerConfig, MAX_RECORD_BACKOFF};
 pub use livexec_engine::{ExecError, Executor, Request};
 pub use reconcile::{reconcile_loop, reconcile_once};
 pub use wake::{WakeQueue, WakeStore, Wakeup};
-pub use worker::Worker;
+pub use worker::{Worker, RESULT_LOST};
 
 use livexec_core::{ExecutionId, PortError, StoreError};
 

@@ -6,6 +6,8 @@
 
 mod settle;
 
+pub use settle::RESULT_LOST;
+
 use crate::wake::ring_on_arrivals;
 use crate::{Wakeup, WorkerConfig, WorkerError};
 use livexec_core::{EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
@@ -190,8 +192,8 @@ impl Worker {
         let ran = self
             .run_program(&exec, publisher.as_ref().map(Publisher::handle))
             .await;
-        keeper.abort();
         if lost.load(Ordering::SeqCst) {
+            keeper.abort();
             warn!(execution_id = %id, attempt, "lease lost while running; result discarded");
             if let Some(p) = publisher {
                 p.close().await;
@@ -202,10 +204,13 @@ impl Worker {
         // execution (`?wait=true`, SSE) answers from the store on `Finished` and needs nothing
         // from the queue. Should the process die in between, the job is claimed again and
         // acked at once, its execution being terminal.
+        // The lease is still kept while the result is written: a write that fails is
+        // written again, the program is never run again for it.
         let (ended, ack_after) = match ran {
-            Ok(result) => (self.record(&lease, &result).await, true),
+            Ok(result) => (self.record(&lease, &result, &lost).await, true),
             Err(failure) => (self.platform_failure(&lease, failure).await, false),
         };
+        keeper.abort();
         if let Some(p) = publisher {
             match ended {
                 Ok(Some(status)) => {
