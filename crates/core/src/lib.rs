@@ -13,7 +13,7 @@ pub mod status;
 pub use events::{Event, EventKind};
 pub use model::{
     CompileReport, Execution, ExecutionId, ExecutionView, NewExecution, RunResult, Session,
-    SessionId,
+    SessionId, SessionPatch,
 };
 pub use ports::{
     BoxStream, CreatedExecution, EventBus, Job, JobQueue, Lease, PortError, Store, StoreError,
