@@ -11,7 +11,7 @@ use fake::FakeExecutor;
 use livexec_core::JobQueue;
 use livexec_core::{
     CreatedExecution, ErrorType, Execution, ExecutionId, NewExecution, RunResult, Session,
-    SessionId, Status, Store, StoreError,
+    SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
 };
 use livexec_queue::SqliteQueue;
 use livexec_store::SqliteStore;
@@ -29,19 +29,23 @@ struct FailingWrites {
 
 #[async_trait]
 impl Store for FailingWrites {
-    async fn create_session(&self, l: &str, c: &str) -> Result<Session, StoreError> {
-        self.inner.create_session(l, c).await
+    async fn create_session_with_files(
+        &self,
+        l: &str,
+        c: &str,
+        files: &[SourceFile],
+    ) -> Result<Session, StoreError> {
+        self.inner.create_session_with_files(l, c, files).await
     }
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         self.inner.get_session(id).await
     }
-    async fn update_session(
+    async fn patch_session(
         &self,
         id: SessionId,
-        c: &str,
-        l: Option<&str>,
+        patch: &SessionPatch,
     ) -> Result<Option<Session>, StoreError> {
-        self.inner.update_session(id, c, l).await
+        self.inner.patch_session(id, patch).await
     }
     async fn create_execution(&self, n: NewExecution) -> Result<CreatedExecution, StoreError> {
         self.inner.create_execution(n).await

@@ -86,6 +86,31 @@ async fn step_runs_a_program_to_completed_once() {
 }
 
 #[tokio::test]
+async fn the_stored_run_options_reach_the_executor() {
+    let f = Fixture::new().await;
+    let w = f.worker(|_| {});
+    let session = f.store.create_session("python", "stdin").await.unwrap();
+    let options = livexec_core::RunOptions {
+        stdin: Some("fed".into()),
+        tests: vec![livexec_core::TestCase {
+            stdin: "1".into(),
+            expected_stdout: None,
+            args: None,
+        }],
+        ..Default::default()
+    };
+    let new = NewExecution {
+        session_id: session.id,
+        idempotency_key: None,
+        enqueue_job: true,
+        options,
+    };
+    let id = f.store.create_execution(new).await.unwrap().execution.id;
+    assert!(w.step().await.unwrap());
+    assert_eq!(f.get(id).await.stdout, b"fed 1\n");
+}
+
+#[tokio::test]
 async fn a_program_failure_is_a_result_and_never_rerun() {
     let f = Fixture::new().await;
     let w = f.worker(|_| {});

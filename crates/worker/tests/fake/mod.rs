@@ -6,6 +6,7 @@
 //! - `crash MSG` → FAILED / `RuntimeError` with message `MSG`, exit code 1;
 //! - `sleep` → TIMEOUT / `TimeoutError`;
 //! - `broken` → a platform failure (`ExecError::NoRuntime`);
+//! - `stdin` → prints the request's `options.stdin` and the number of its test cases;
 //!
 //! lines may be joined with `;`. Every call is counted per source, so a test can prove that a
 //! program ran exactly once.
@@ -67,6 +68,11 @@ impl Executor for FakeExecutor {
                     let out = format!("{arg}\n");
                     on_output(Stream::Stderr, out.as_bytes());
                     r.stderr.extend_from_slice(out.as_bytes());
+                }
+                "stdin" => {
+                    let o = &request.options;
+                    let out = format!("{} {}\n", o.stdin.as_deref().unwrap_or(""), o.tests.len());
+                    r.stdout.extend_from_slice(out.as_bytes());
                 }
                 "crash" => {
                     r.status = Status::Failed;
