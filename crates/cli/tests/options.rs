@@ -83,3 +83,33 @@ async fn test_cases_run_through_the_service_with_verdicts_limits_and_files() {
     assert_eq!(e.output_files[0].name, "seen.txt");
     assert_eq!(e.output_files[0].content, b"crash");
 }
+
+/// Issue 10 item 8: on PostgreSQL, a program whose last stderr line holds a NUL byte is
+/// recorded on its first attempt (the message the engine derives replaces NUL like invalid
+/// UTF-8; the output keeps its bytes), not re-run until its attempts run out.
+#[tokio::test]
+async fn a_nul_in_the_error_line_records_on_postgres_at_the_first_attempt() {
+    let Some(sc) = common::scaled::scaled().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = sc.env();
+    let server = Server::start(dir.path(), &common::scaled::refs(&env)).await;
+    let id = server
+        .submit(
+            "python",
+            "import sys\nsys.stderr.write('bad\\x00byte\\n')\nsys.exit(3)",
+        )
+        .await;
+    let v = server.wait(&id).await;
+    drop(server);
+    sc.cleanup().await;
+    assert_eq!(v["status"], "FAILED", "{v}");
+    assert_eq!(v["error_type"], "RuntimeError");
+    assert_eq!(v["error_message"], "bad\u{FFFD}byte");
+    assert_eq!(v["stderr"], "bad\u{0}byte\n");
+    assert_eq!(
+        (v["exit_code"].as_i64(), v["attempts"].as_i64()),
+        (Some(3), Some(1))
+    );
+}

@@ -11,7 +11,7 @@
 //! - `execution_time_ms` and `cpu_time_ms` are the sums over the cases that ran (the
 //!   program's own time, compile excluded), `memory_kb` the highest peak of any case.
 
-use crate::stages::cut;
+use crate::result::cut;
 use livexec_core::{Compare, ErrorType, RunResult, Status, TestResult, Verdict};
 
 /// Longest side of a wrong answer's "expected …, got …" message, in bytes.

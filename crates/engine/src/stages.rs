@@ -6,13 +6,11 @@
 //! `CompilationError` of API.md §4.
 
 use crate::command::{add_files, compile_command};
+use crate::result::cut;
 use crate::result::{format_bytes, format_decimal, format_seconds, to_result};
 use livexec_core::{CompileReport, ErrorType, RunResult, SourceFile, Status};
 use livexec_runtimes::{ErrorPattern, Resolved, StageRecipe};
 use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError};
-
-/// Longest `error_message` taken from a compiler's output, in bytes.
-const MAX_MESSAGE_BYTES: usize = 1000;
 
 /// What the stages of one run did.
 #[derive(Debug)]
@@ -100,14 +98,6 @@ fn first_error_line(o: &Outcome) -> Option<String> {
         .find(|l| l.to_ascii_lowercase().contains("error"))
         .or_else(|| lines().find(|l| !l.is_empty() && !l.starts_with('#')))
         .map(cut)
-}
-
-pub(crate) fn cut(line: &str) -> String {
-    let mut end = line.len().min(MAX_MESSAGE_BYTES);
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    line[..end].to_owned()
 }
 
 pub(crate) fn report(o: &Outcome, limits: &Limits) -> CompileReport {
