@@ -280,6 +280,36 @@ async fn run_drains_concurrently_and_stops_on_shutdown() {
     running.await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_lets_the_running_program_finish_and_records_it() {
+    let f = Fixture::new().await;
+    let w = Arc::new(f.worker(|c| c.idle_poll = Duration::from_millis(10)));
+    let gate = f.executor.gate();
+    let id = f.submit("python", "gate; print finished", true).await;
+    let queued = f.submit("python", "print must wait", true).await;
+    let (tx, rx) = watch::channel(false);
+    let running = tokio::spawn(w.clone().run(1, rx));
+    tokio::task::spawn_blocking(move || gate.started.recv().map(|()| gate.open))
+        .await
+        .unwrap()
+        .map(|open| {
+            // The program is running: stop, then let it finish.
+            tx.send(true).unwrap();
+            open.send(()).unwrap();
+        })
+        .unwrap();
+    running.await.unwrap();
+    let e = f.get(id).await;
+    assert_eq!((e.status, e.attempts), (Status::Completed, 1));
+    assert_eq!(e.stdout, b"finished\n");
+    assert_eq!(
+        f.get(queued).await.status,
+        Status::Queued,
+        "not started after the stop"
+    );
+    assert_eq!(f.executor.runs("print must wait"), 0);
+}
+
 #[tokio::test]
 async fn reconcile_enqueues_unfinished_executions_without_a_job() {
     let f = Fixture::new().await;

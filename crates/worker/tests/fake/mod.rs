@@ -6,6 +6,7 @@
 //! - `crash MSG` → FAILED / `RuntimeError` with message `MSG`, exit code 1;
 //! - `sleep` → TIMEOUT / `TimeoutError`;
 //! - `broken` → a platform failure (`ExecError::NoRuntime`);
+//! - `gate` → says it started and waits until the test opens the gate ([`FakeExecutor::gate`]);
 //! - `stdin` → prints the request's `options.stdin` and the number of its test cases;
 //!
 //! lines may be joined with `;`. Every call is counted per source, so a test can prove that a
@@ -15,15 +16,34 @@ use livexec_core::{ErrorType, RunResult, Status};
 use livexec_engine::Stream;
 use livexec_worker::{ExecError, Executor, Request};
 use std::collections::HashMap;
+use std::sync::mpsc;
 use std::sync::Mutex;
 
 /// The fake; see the module doc.
 #[derive(Default)]
 pub struct FakeExecutor {
     runs: Mutex<HashMap<String, usize>>,
+    gate: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
+}
+
+/// The test's side of a `gate` program: `started` receives once it runs; sending on `open`
+/// lets it finish.
+#[allow(dead_code)] // not every test binary uses gates
+pub struct Gate {
+    pub started: mpsc::Receiver<()>,
+    pub open: mpsc::Sender<()>,
 }
 
 impl FakeExecutor {
+    /// Arm the gate the next `gate` program waits at.
+    #[allow(dead_code)] // not every test binary uses gates
+    pub fn gate(&self) -> Gate {
+        let (started_tx, started) = mpsc::channel();
+        let (open, open_rx) = mpsc::channel();
+        *self.gate.lock().unwrap() = Some((started_tx, open_rx));
+        Gate { started, open }
+    }
+
     /// How many times `source` was executed.
     #[allow(dead_code)] // not every test binary counts runs
     pub fn runs(&self, source: &str) -> usize {
@@ -73,6 +93,11 @@ impl Executor for FakeExecutor {
                     let o = &request.options;
                     let out = format!("{} {}\n", o.stdin.as_deref().unwrap_or(""), o.tests.len());
                     r.stdout.extend_from_slice(out.as_bytes());
+                }
+                "gate" => {
+                    let (started, open) = self.gate.lock().unwrap().take().expect("no gate armed");
+                    started.send(()).unwrap();
+                    open.recv().unwrap();
                 }
                 "crash" => {
                     r.status = Status::Failed;
