@@ -6,7 +6,7 @@
 use crate::settings::{LimitArgs, SandboxArgs};
 use anyhow::Context;
 use clap::Args;
-use livexec_core::{ErrorType, RunOptions, Status};
+use livexec_core::{ErrorType, Status};
 use livexec_engine::{Engine, Executor, Request, Stream};
 use std::collections::HashMap;
 use std::io::Write;
@@ -63,14 +63,11 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sandbox = std::sync::Arc::new(args.sandbox.sandbox()?);
     let id = runtime.id.clone();
     let engine = Engine::new(sandbox, HashMap::from([(id.clone(), resolved)]), defaults);
-    let request = Request::new(id, source).with_options(RunOptions {
-        // The engine feeds bytes; a non-UTF-8 stdin is passed as its lossy text.
-        stdin: Some(
-            String::from_utf8(stdin)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        ),
-        ..RunOptions::default()
-    });
+    // stdin as it is (a file or a pipe may hold any bytes).
+    let request = Request {
+        stdin_bytes: Some(stdin),
+        ..Request::new(id, source)
+    };
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let ran = engine.execute(&request, &mut |stream, chunk| {
         // A closed stdout (e.g. `| head`) must not stop the run; the verdict still comes.

@@ -160,7 +160,10 @@ impl Executor for Engine {
             compiled = Some(report(&c.outcome, cl));
         }
         let mut result = if o.tests.is_empty() {
-            let stdin = o.stdin.as_deref().unwrap_or("").as_bytes();
+            let stdin = match &request.stdin_bytes {
+                Some(bytes) => bytes.as_slice(),
+                None => o.stdin.as_deref().unwrap_or("").as_bytes(),
+            };
             let outcome = self.run_case(&plan, stdin, &o.args, "run", on_output)?;
             self.finish(&plan, outcome)
         } else {

@@ -60,6 +60,9 @@ pub struct Request {
     pub source: String,
     /// stdin, args, env, extra files, per-run limits, test cases, files to hand back.
     pub options: RunOptions,
+    /// Raw stdin bytes of a plain run instead of `options.stdin` (which is text): what
+    /// `livexec run` feeds from a file or a pipe, as it is. `None`: `options.stdin`.
+    pub stdin_bytes: Option<Vec<u8>>,
 }
 
 impl Request {
@@ -69,6 +72,7 @@ impl Request {
             language: language.into(),
             source: source.into(),
             options: RunOptions::default(),
+            stdin_bytes: None,
         }
     }
 

@@ -82,6 +82,17 @@ fn stdin_args_and_env_reach_the_program_but_never_override_the_sandboxs_own() {
 }
 
 #[test]
+fn raw_stdin_bytes_reach_the_program_as_they_are() {
+    let e = engine(&["python"]);
+    let request = Request {
+        stdin_bytes: Some(vec![0, 0xff, b'\n']),
+        ..Request::new("python", "import sys\nprint(list(sys.stdin.buffer.read()))")
+    };
+    let r = e.execute(&request, &mut |_, _| {}).unwrap();
+    assert_eq!(r.stdout, b"[0, 255, 10]\n");
+}
+
+#[test]
 fn stdin_larger_than_the_program_reads_does_not_block() {
     let e = engine(&["python"]);
     let big = "x".repeat(8 << 20);

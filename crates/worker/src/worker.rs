@@ -259,6 +259,7 @@ impl Worker {
             language: exec.language.clone(),
             source: exec.source_code.clone(),
             options: exec.options.clone(),
+            stdin_bytes: None,
         };
         let executor = Arc::clone(&self.executor);
         let run = move || {
