@@ -300,3 +300,45 @@ async fn judge0_wrong_answer_is_status_4() {
     );
     assert_eq!(v["stdout"], "1\n", "{v}");
 }
+
+#[tokio::test]
+async fn judge0_limits_and_arguments_reach_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let (code, v) = s
+        .post_raw(
+            "/submissions?wait=true&fields=stdout,status",
+            json!({"source_code": "import sys; print(sys.argv[1:])", "language_id": 71,
+                   "command_line_arguments": "a 'b c'"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["stdout"], "['a', 'b c']\n", "{v}");
+    let (code, v) = s
+        .post_raw(
+            "/submissions?wait=true&fields=status,time",
+            json!({"source_code": "while True: pass", "language_id": 71,
+                   "cpu_time_limit": 0.3, "wall_time_limit": 2}),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["status"]["id"], 5, "{v}");
+    // Past the service's own limits: Judge0's validation error, every field at once.
+    let (code, v) = s
+        .post_raw(
+            "/submissions",
+            json!({"source_code": "1", "language_id": 71, "wall_time_limit": 9999,
+                   "memory_limit": 99_999_999, "callback_url": "http://x"}),
+        )
+        .await;
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(
+        keys(&v),
+        set(&["wall_time_limit", "memory_limit", "callback_url"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["wall_time_limit"],
+        json!(["must be less than or equal to 30"])
+    );
+}

@@ -133,14 +133,11 @@ pub fn limits(state: &AppState) -> Limits {
     }
 }
 
-/// Judge0's maxima of the per-submission limits: its own defaults, raised to ours.
+/// The maxima of the per-request limits: the service's own defaults (a foreign request may
+/// lower a limit, never raise it past what the operator configured). When the native API
+/// gains its own maxima, these become those.
 pub fn maxima(state: &AppState) -> Limits {
-    let l = limits(state);
-    Limits {
-        wall_s: l.wall_s.max(20.0),
-        memory_kb: l.memory_kb.max(512_000),
-        pids: l.pids.max(120),
-    }
+    limits(state)
 }
 
 /// `GET /config_info`: every key Judge0 1.13.1 returns (the SDK requires them all).
