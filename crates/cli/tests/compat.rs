@@ -216,3 +216,52 @@ async fn mcp_run_code_feeds_stdin() {
     let r = clients::mcp(&s.url("/mcp"), "stdin").await;
     assert_eq!(r["structuredContent"]["stdout"], "hello\n", "{r}");
 }
+
+/// An agent's open MCP event stream does not hold a graceful shutdown up.
+#[tokio::test]
+async fn an_open_mcp_stream_does_not_block_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = server(dir.path()).await;
+    let url = s.url("/mcp");
+    let accept = "application/json, text/event-stream";
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let r = s
+        .http
+        .post(&url)
+        .header("accept", accept)
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let _ = r.text().await.unwrap();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let r = s
+        .http
+        .post(&url)
+        .header("accept", accept)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&initialized)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let stream = s
+        .http
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    s.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = s.wait_exit().await;
+    assert!(status.success(), "{status}");
+    drop(stream);
+}

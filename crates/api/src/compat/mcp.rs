@@ -5,12 +5,13 @@
 
 use super::judge0_tables::maxima;
 use super::native;
-use crate::AppState;
+use crate::{AppState, Stopping};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 use livexec_core::{RunOptions, SourceFile};
 use livexec_runtimes::Availability;
 use rmcp::model::{
@@ -22,24 +23,45 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler};
 use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// The MCP service, to nest at `/mcp`.
-pub fn service(state: AppState) -> StreamableHttpService<Agent, LocalSessionManager> {
-    let max_body = state.config.max_body_bytes;
-    StreamableHttpService::new(
+/// `/mcp`: the SDK's Streamable HTTP service behind [`parse_error`]. When the server starts
+/// shutting down ([`crate::launch`]), the SDK's sessions are cancelled, so an agent's open
+/// event stream does not hold the graceful shutdown up.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limit = state.config.max_body_bytes;
+    // The service answers on whatever host name it is deployed under, as the rest of the API
+    // does (the SDK's DNS-rebinding guard is meant for servers on a desktop).
+    let config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_max_request_body_bytes(limit);
+    let sessions_end = config.cancellation_token.clone();
+    let armed = Arc::new(AtomicBool::new(false));
+    let agent_state = state.clone();
+    let service = StreamableHttpService::new(
         move || {
             Ok(Agent {
-                state: state.clone(),
+                state: agent_state.clone(),
             })
         },
         Arc::new(LocalSessionManager::default()),
-        // The service answers on whatever host name it is deployed under, as the rest of
-        // the API does (the DNS-rebinding guard is for servers on a desktop).
-        StreamableHttpServerConfig::default()
-            .disable_allowed_hosts()
-            .with_max_request_body_bytes(max_body),
-    )
+        config,
+    );
+    let guard = axum::middleware::from_fn(move |request: Request, next: Next| {
+        if let Some(stopping) = request.extensions().get::<Stopping>() {
+            if !armed.swap(true, Ordering::SeqCst) {
+                let (stopping, sessions_end) = (stopping.clone(), sessions_end.clone());
+                tokio::spawn(async move {
+                    stopping.wait().await;
+                    sessions_end.cancel();
+                });
+            }
+        }
+        parse_error(limit, request, next)
+    });
+    let service = tower::ServiceBuilder::new().layer(guard).service(service);
+    Router::new().nest_service("/mcp", service)
 }
 
 /// Middleware before the SDK: a POST body that is not JSON gets JSON-RPC's parse error

@@ -51,13 +51,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         router = router.merge(piston::router());
     }
     if config.mcp {
-        let limit = state.config.max_body_bytes;
-        let service = tower::ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(move |req, next| {
-                mcp::parse_error(limit, req, next)
-            }))
-            .service(mcp::service(state.clone()));
-        router = router.nest_service("/mcp", service);
+        router = router.merge(mcp::router(state));
     }
     router
 }
