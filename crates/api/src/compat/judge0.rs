@@ -7,7 +7,7 @@ use super::judge0_tables::{self as tables, MAX_BATCH};
 use super::judge0_view::{self as view, Fields};
 use super::judge0_wire::{self as wire, Refusal};
 use super::native;
-use crate::AppState;
+use crate::{AppState, OnShutdown};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
@@ -132,6 +132,7 @@ fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, Jud
 /// submission's `fields`.
 async fn create(
     State(state): State<AppState>,
+    OnShutdown(stop): OnShutdown,
     q: Params,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
@@ -141,7 +142,7 @@ async fn create(
     let sub = wire::parse(&state, &body, base64(&p))?;
     let execution = native::submit(&state, &sub.runtime, &sub.source_code, sub.options).await?;
     if p.get("wait").is_some_and(|w| w == "true") {
-        let execution = native::wait(&state, execution, None).await?;
+        let execution = native::wait(&state, execution, stop).await?;
         let view = view::render(&state, &execution, &fields, base64(&p))?;
         return Ok((StatusCode::CREATED, Json(view)).into_response());
     }

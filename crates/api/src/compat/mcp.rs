@@ -214,7 +214,8 @@ impl Agent {
         }
         let run = async {
             let e = native::submit(&self.state, &rt.id, &code, options).await?;
-            native::wait(&self.state, e, None).await
+            // On shutdown the SDK's sessions are cancelled, which drops this call.
+            native::wait(&self.state, e, Box::pin(std::future::pending())).await
         };
         let e = run
             .await

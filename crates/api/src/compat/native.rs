@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use livexec_core::{Execution, ExecutionId, NewExecution, RunOptions, StoreError};
-use livexec_events::{wait_budget, wait_for_finish, EventsError, Known, WaitOutcome};
+use livexec_events::{wait_budget, wait_for_finish, EventsError, Known, StopSignal, WaitOutcome};
 
 /// Why a run could not be created or waited for (a platform failure, never the client's).
 #[derive(Debug, thiserror::Error)]
@@ -50,23 +50,29 @@ pub async fn submit(
 }
 
 /// Wait for an execution this request just created to end, at most its time limit plus the
-/// usual margin (or `requested_ms`, when shorter); the execution as it stands then.
+/// usual margin; the execution as it stands then. When `stop` resolves first (the server is
+/// shutting down), the execution as it stands, as the native `?wait=true` does.
 pub async fn wait(
     state: &AppState,
     execution: Execution,
-    requested_ms: Option<u64>,
+    stop: StopSignal,
 ) -> Result<Execution, NativeError> {
-    let budget = wait_budget(requested_ms, state.time_limit(&execution.language));
+    let budget = wait_budget(None, state.time_limit(&execution.language));
     let id = execution.id;
-    let outcome = wait_for_finish(
+    let finish = wait_for_finish(
         state.store.as_ref(),
         state.events.as_ref(),
         id,
         Known::JustCreated,
         budget,
-    )
-    .await
-    .map_err(|source| NativeError::Wait { id, source })?;
+    );
+    let outcome = tokio::select! {
+        outcome = finish => outcome.map_err(|source| NativeError::Wait { id, source })?,
+        () = stop => {
+            let now = state.store.get_execution(id).await?;
+            WaitOutcome::of(now.unwrap_or(execution))
+        }
+    };
     Ok(match outcome {
         WaitOutcome::Finished(e) | WaitOutcome::Pending(e) => e,
     })

@@ -7,7 +7,7 @@
 use super::judge0_tables::maxima;
 use super::native;
 use super::piston_wire::{self as wire, Request};
-use crate::AppState;
+use crate::{AppState, OnShutdown};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -77,7 +77,11 @@ async fn runtimes(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// `POST /api/v2/execute`: run, wait, answer `{language, version, run, compile?}`.
-async fn execute(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn execute(
+    State(state): State<AppState>,
+    OnShutdown(stop): OnShutdown,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let bytes = match body {
         Ok(b) => b,
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -121,7 +125,7 @@ async fn execute(State(state): State<AppState>, body: Result<Bytes, BytesRejecti
     let Request { main, .. } = req;
     let run = async {
         let e = native::submit(&state, &rt.id, &main, options).await?;
-        native::wait(&state, e, None).await
+        native::wait(&state, e, stop).await
     };
     match run.await {
         Ok(e) => {
