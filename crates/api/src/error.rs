@@ -32,6 +32,10 @@ pub enum ApiError {
     /// The body is over the configured limit.
     #[error("request body over the configured limit")]
     PayloadTooLarge,
+    /// What the body carries is over a request maximum (files' total size); one message per
+    /// problem, like [`ApiError::Validation`].
+    #[error("request over a maximum: {}", .0.join("; "))]
+    TooLarge(Vec<String>),
     /// The session does not exist.
     #[error("session not found")]
     SessionNotFound,
@@ -130,7 +134,7 @@ impl ApiError {
             | ApiError::MalformedJson { .. }
             | ApiError::BadRequest(_)
             | ApiError::InvalidUuid => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::SessionNotFound
             | ApiError::ExecutionNotFound
             | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
@@ -144,7 +148,7 @@ impl ApiError {
     /// The `message` field: an array for validation failures, a string otherwise.
     fn message(&self) -> Value {
         match self {
-            ApiError::Validation(problems) => json!(problems),
+            ApiError::Validation(problems) | ApiError::TooLarge(problems) => json!(problems),
             ApiError::MalformedJson { detail } => json!(format!("Malformed JSON: {detail}")),
             ApiError::BadRequest(msg) => json!(msg),
             ApiError::InvalidUuid => json!("Validation failed (uuid is expected)"),
