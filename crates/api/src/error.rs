@@ -50,6 +50,12 @@ pub enum ApiError {
         /// The session that owns it.
         other_session: SessionId,
     },
+    /// The idempotency key already names an execution of another request (another body).
+    #[error("idempotency key {key:?} was already used for another request")]
+    IdempotencyKeyReused {
+        /// The key the client sent.
+        key: String,
+    },
     /// No route has this path.
     #[error("no route for {method} {path}")]
     RouteNotFound {
@@ -121,6 +127,9 @@ impl<T> StoreResultExt<T> for Result<T, StoreError> {
                     other_session,
                 }
             }
+            (StoreError::IdempotencyKeyReused, Some(key)) => ApiError::IdempotencyKeyReused {
+                key: key.to_owned(),
+            },
             (err, _) => err.into(),
         })
     }
@@ -138,7 +147,9 @@ impl ApiError {
             ApiError::SessionNotFound
             | ApiError::ExecutionNotFound
             | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::IdempotencyConflict { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyConflict { .. } | ApiError::IdempotencyKeyReused { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -160,6 +171,10 @@ impl ApiError {
                     "Idempotency key \"{key}\" is already used by another session"
                 ))
             }
+            ApiError::IdempotencyKeyReused { key } => json!(format!(
+                "Idempotency key \"{key}\" was already used for another request (another body); \
+                 send a new key for a new request"
+            )),
             ApiError::RouteNotFound { method, path } => json!(format!("Cannot {method} {path}")),
             ApiError::MethodNotAllowed { method, path } => {
                 json!(format!("Method {method} is not allowed on {path}"))

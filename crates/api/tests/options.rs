@@ -340,3 +340,50 @@ async fn limits_route_and_runtimes_show_the_maxima() {
     assert_eq!(by_id("python")["compile_time_ms"], Value::Null);
     assert_eq!(by_id("c")["compile_memory_mb"], 2048);
 }
+
+#[tokio::test]
+async fn idempotency_covers_the_body() {
+    let s = start().await;
+    let id = s.create_session("python", None).await;
+    let run = |body: Option<Value>| {
+        let mut req = s
+            .client
+            .post(s.url(&format!("/code-sessions/{id}/run")))
+            .header("idempotency-key", "k-body");
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send()
+    };
+    let first: Value = run(Some(json!({"stdin": "1\n"})))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The same request, spelled otherwise (defaults written out): the same execution.
+    let same = run(Some(json!({"stdin": "1\n", "args": [], "compare": "trim"})))
+        .await
+        .unwrap();
+    assert_eq!(same.status(), StatusCode::OK);
+    assert_eq!(
+        same.json::<Value>().await.unwrap()["execution_id"],
+        first["execution_id"]
+    );
+    let reused = "Idempotency key \"k-body\" was already used for another request (another \
+                  body); send a new key for a new request";
+    for other in [Some(json!({"stdin": "2\n"})), None, Some(json!({}))] {
+        let res = run(other).await.unwrap();
+        assert_eq!(
+            error_body(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+            reused
+        );
+    }
+    let page: Value = s
+        .get(&format!("/executions/sessions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page.as_array().unwrap().len(), 1);
+}

@@ -32,6 +32,10 @@ pub enum StoreError {
         /// The session that owns the key.
         other_session: SessionId,
     },
+    /// The idempotency key already names an execution of another request (same session or
+    /// one-shot, but another body): never a replay of it.
+    #[error("idempotency key already used for another request")]
+    IdempotencyKeyReused,
     /// The database failed.
     #[error("database error during {op}: {source}")]
     Backend {

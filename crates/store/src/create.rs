@@ -8,7 +8,7 @@ use crate::json;
 use crate::rows::{
     backend, new_execution, now_ms, resolve_existing, DataError, RawExecution, EXECUTION_COLUMNS,
 };
-use livexec_core::{CreatedExecution, NewExecution, StoreError};
+use livexec_core::{CreatedExecution, NewExecution, RunOptions, StoreError};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 /// How many times `create_execution` retries after losing an idempotency-key race.
@@ -123,11 +123,17 @@ where
             .await
             .map_err(backend(op))?;
         if let Some(existing) = existing {
+            // The request as it was stored: its own options, before the session's files.
+            let asked: RunOptions = json::decode("options", existing.options.as_deref())
+                .map_err(backend(op))?
+                .unwrap_or_default();
+            let found = existing
+                .into_domain(DB::read_id, DB::read_time)
+                .map_err(backend(op))?;
             return Ok(Some(resolve_existing(
-                existing
-                    .into_domain(DB::read_id, DB::read_time)
-                    .map_err(backend(op))?,
+                found,
                 new.session_id,
+                asked == new.options,
             )));
         }
     }

@@ -305,19 +305,24 @@ pub(crate) fn new_execution(
     }
 }
 
-/// What `create_execution` found when it looked up an idempotency key.
+/// What `create_execution` found when it looked up an idempotency key: the execution itself
+/// when it is the same request (`same_request`: the same options) on the same session, a
+/// conflict when another session owns the key, and a reused key otherwise.
 pub(crate) fn resolve_existing(
     existing: Execution,
     session_id: Uuid,
+    same_request: bool,
 ) -> Result<livexec_core::CreatedExecution, StoreError> {
-    if existing.session_id == session_id {
+    if existing.session_id != session_id {
+        Err(StoreError::IdempotencyConflict {
+            other_session: existing.session_id,
+        })
+    } else if !same_request {
+        Err(StoreError::IdempotencyKeyReused)
+    } else {
         Ok(livexec_core::CreatedExecution {
             execution: existing,
             created: false,
-        })
-    } else {
-        Err(StoreError::IdempotencyConflict {
-            other_session: existing.session_id,
         })
     }
 }

@@ -6,7 +6,7 @@ use crate::harness::Backend;
 use crate::util::{execution, result, session};
 use livexec_core::{
     Compare, EffectiveLimits, LimitOverrides, NewExecution, RunOptions, SessionPatch, SourceFile,
-    Status, TestCase, TestResult, Verdict,
+    Status, StoreError, TestCase, TestResult, Verdict,
 };
 use std::collections::BTreeMap;
 
@@ -204,4 +204,35 @@ pub async fn finish_stores_limits_tests_and_output_files(b: Backend) {
     assert_eq!(done.limits, r.limits);
     assert_eq!(done.tests, r.tests);
     assert_eq!(done.output_files, r.output_files);
+}
+
+pub async fn same_key_with_other_options_is_a_reused_key_never_a_replay(b: Backend) {
+    let store = b.store();
+    let s = session(store, "print(1)").await;
+    let new = |options: RunOptions| NewExecution {
+        session_id: s.id,
+        idempotency_key: Some("body-key".into()),
+        enqueue_job: true,
+        options,
+    };
+    let first = store.create_execution(new(options())).await.unwrap();
+    assert!(first.created);
+    // The session's files change: the same request still replays.
+    let patch = SessionPatch {
+        files: Some(vec![file("late", b"l")]),
+        ..Default::default()
+    };
+    store.patch_session(s.id, &patch).await.unwrap();
+    let again = store.create_execution(new(options())).await.unwrap();
+    assert_eq!(
+        (again.created, again.execution.id),
+        (false, first.execution.id)
+    );
+    let mut other = options();
+    other.stdin = Some("something else".into());
+    for asked in [other, RunOptions::default()] {
+        let err = store.create_execution(new(asked)).await.unwrap_err();
+        assert!(matches!(err, StoreError::IdempotencyKeyReused), "{err:?}");
+    }
+    assert_eq!(b.count("executions").await, 1);
 }
