@@ -156,6 +156,16 @@ impl ApiError {
         }
     }
 
+    /// The error body of API.md ("Errors"), also the `error` of a failed batch item.
+    pub fn body(&self) -> Value {
+        let status = self.status();
+        json!({
+            "statusCode": status.as_u16(),
+            "message": self.message(),
+            "error": status.canonical_reason().unwrap_or("Error"),
+        })
+    }
+
     /// The `message` field: an array for validation failures, a string otherwise.
     fn message(&self) -> Value {
         match self {
@@ -211,11 +221,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %cause_chain(&self), "request failed");
         }
-        let body = json!({
-            "statusCode": status.as_u16(),
-            "message": self.message(),
-            "error": status.canonical_reason().unwrap_or("Error"),
-        });
+        let body = self.body();
         (status, Json(body)).into_response()
     }
 }

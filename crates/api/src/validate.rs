@@ -152,7 +152,7 @@ impl Languages for livexec_runtimes::Registry {
 }
 
 /// Checks `language` (when `required`, absence is a problem too); the runtime id it names.
-fn check_language<L: Languages + ?Sized>(
+pub(crate) fn check_language<L: Languages + ?Sized>(
     value: Option<&Value>,
     required: bool,
     languages: &L,

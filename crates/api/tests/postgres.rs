@@ -191,3 +191,44 @@ async fn run_options_and_session_files_on_postgres() {
     assert_eq!(e.options.tests[0].expected_stdout.as_deref(), Some("\u{0}"));
     stop_pg(s, db).await;
 }
+
+#[tokio::test]
+async fn one_shot_and_batch_on_postgres() {
+    let Some((s, db)) = start_pg().await else {
+        return;
+    };
+    let body = json!({"language": "python", "source_code": "print(1)", "stdin": "\u{0}"});
+    let res = s
+        .client
+        .post(s.url("/executions"))
+        .header("idempotency-key", "pg-one")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    let id = Uuid::parse_str(v["execution_id"].as_str().unwrap()).unwrap();
+    let e = s.store.get_execution(id).await.unwrap().unwrap();
+    assert_eq!(
+        (e.session_id, e.options.stdin.as_deref()),
+        (None, Some("\u{0}"))
+    );
+    let items = json!([body, {"language": "nope"}]);
+    let out: Value = s
+        .post_json("/executions/batch", &items)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out[0]["status"], "QUEUED");
+    assert_eq!(out[1]["error"]["statusCode"], 400);
+    let many: Value = s
+        .get(&format!("/executions?ids={id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(many[0]["session_id"], Value::Null);
+    stop_pg(s, db).await;
+}

@@ -56,13 +56,28 @@ pub struct NewExecution {
     pub options: RunOptions,
 }
 
-/// One run of a session's code, with its whole history of state.
+/// What `POST /executions` (a one-shot run, without a session) asks the store to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOneShot {
+    /// Runtime id.
+    pub language: String,
+    /// The main file's code.
+    pub source_code: String,
+    /// The client's `idempotency-key`, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// Insert the job row of the embedded queue in the same transaction.
+    pub enqueue_job: bool,
+    /// The run's options (all its extra files are in `options.files`), already validated.
+    pub options: RunOptions,
+}
+
+/// One run of a session's code (or of a one-shot request's), with its whole history of state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execution {
     /// The execution id.
     pub id: ExecutionId,
-    /// The session it was snapshotted from.
-    pub session_id: SessionId,
+    /// The session it was snapshotted from; `None` for a one-shot run (`POST /executions`).
+    pub session_id: Option<SessionId>,
     /// Runtime id of the snapshot.
     pub language: String,
     /// Code of the snapshot.
@@ -199,8 +214,8 @@ pub struct ExecutionView {
     pub error_message: Option<String>,
     /// Error type, or null.
     pub error_type: Option<ErrorType>,
-    /// Session id.
-    pub session_id: SessionId,
+    /// Session id; null for a one-shot run.
+    pub session_id: Option<SessionId>,
     /// Runtime id.
     pub language: String,
     /// Exit code.
@@ -311,7 +326,7 @@ mod tests {
     fn sample() -> Execution {
         Execution {
             id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
+            session_id: Some(Uuid::now_v7()),
             language: "python".into(),
             source_code: "print(1)".into(),
             status: Status::Completed,

@@ -2,6 +2,7 @@
 
 mod executions;
 mod health;
+mod one_shot;
 mod runs;
 mod runtimes;
 mod sessions;
@@ -25,6 +26,11 @@ pub fn router(run_body_limit: usize) -> Router<AppState> {
             get(sessions::show).patch(sessions::update),
         )
         .route("/code-sessions/{id}/run", post(runs::run).layer(run_limit))
+        .route(
+            "/executions",
+            get(one_shot::many).post(one_shot::create).layer(run_limit),
+        )
+        .route("/executions/batch", post(one_shot::batch).layer(run_limit))
         .route("/executions/{id}", get(executions::show))
         .route("/executions/{id}/events", get(executions::events))
         .route("/executions/sessions/{id}", get(executions::history))

@@ -19,15 +19,15 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use livexec_core::{ExecutionId, NewExecution, RunOptions, SessionId, Status};
+use livexec_core::{CreatedExecution, ExecutionId, NewExecution, RunOptions, SessionId, Status};
 use livexec_events::{wait_budget, wait_for_finish, Known, WaitOutcome};
 use serde::Serialize;
 
 /// The answer to a run.
 #[derive(Debug, Serialize)]
 pub struct RunAccepted {
-    execution_id: ExecutionId,
-    status: Status,
+    pub(crate) execution_id: ExecutionId,
+    pub(crate) status: Status,
 }
 
 /// The run options of a body (API.md §10); a request file that collides with the session's
@@ -83,11 +83,22 @@ pub async fn run(
         })
         .await
         .for_idempotency_key(key.as_deref())?;
+    respond(&state, created, query, stop).await
+}
+
+/// After an execution was created (or found by its key): hand it to a separate queue when
+/// new, then answer `{execution_id, status}`, or with `?wait=true` the execution once over.
+pub(crate) async fn respond(
+    state: &AppState,
+    created: CreatedExecution,
+    query: validate::RunQuery,
+    stop: livexec_events::StopSignal,
+) -> Result<Response, ApiError> {
     let execution = created.execution;
     if created.created {
-        tracing::info!(execution_id = %execution.id, %session_id, status = %execution.status, "execution queued");
-        if !by_store {
-            enqueue(&state, execution.id).await;
+        tracing::info!(execution_id = %execution.id, session_id = ?execution.session_id, status = %execution.status, "execution queued");
+        if !state.queue.enqueued_by_store() {
+            enqueue(state, execution.id).await;
         }
     }
     if !query.wait {
@@ -133,7 +144,7 @@ fn answer(outcome: WaitOutcome) -> Response {
 }
 
 /// Hand the execution to a separate queue; failures are logged, never returned.
-async fn enqueue(state: &AppState, id: ExecutionId) {
+pub(crate) async fn enqueue(state: &AppState, id: ExecutionId) {
     let limit = state.config.enqueue_timeout;
     match tokio::time::timeout(limit, state.queue.enqueue(id)).await {
         Ok(Ok(())) => {}
