@@ -26,6 +26,7 @@ pub mod maxima;
 mod middleware;
 mod routes;
 mod run_body;
+mod run_files;
 pub mod validate;
 
 pub use error::ApiError;

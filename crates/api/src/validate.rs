@@ -8,7 +8,7 @@
 use crate::error::ApiError;
 use crate::extract::parse_uuid;
 use crate::maxima::RunMaxima;
-use crate::run_body;
+use crate::run_files;
 use axum::http::HeaderMap;
 use livexec_core::SourceFile;
 use serde_json::{Map, Value};
@@ -202,7 +202,7 @@ pub fn create_session_with<L: Languages + ?Sized>(
             None
         }
     };
-    let files = run_body::files(body.get("files"), maxima, &mut problems);
+    let files = run_files::files(body.get("files"), maxima, &mut problems);
     problems.unknown_properties(body, &["language", "templateCode", "files"]);
     problems.finish(|| CreateSession {
         language: language.unwrap_or_default(),
@@ -250,7 +250,7 @@ pub fn update_session_with<L: Languages + ?Sized>(
         }
     };
     let language = check_language(body.get("language"), false, languages, &mut problems);
-    let files = has_files.then(|| run_body::files(body.get("files"), maxima, &mut problems));
+    let files = has_files.then(|| run_files::files(body.get("files"), maxima, &mut problems));
     problems.unknown_properties(body, &["source_code", "language", "files"]);
     problems.finish(|| UpdateSession {
         source_code,

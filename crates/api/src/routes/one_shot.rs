@@ -12,7 +12,7 @@ use crate::extract::{parse_uuid, JsonArray, JsonObject, QueryMap};
 use crate::maxima::MAX_BATCH;
 use crate::routes::runs::{enqueue, respond, RunAccepted};
 use crate::validate::{self, check_language, check_no_nul, Problems, IDEMPOTENCY_HEADER};
-use crate::{run_body, AppState, OnShutdown};
+use crate::{run_body, run_files, AppState, OnShutdown};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -95,7 +95,7 @@ fn one_shot(state: &AppState, body: &Map<String, Value>) -> Result<NewOneShot, A
     if let Some(rt) = runtime.as_deref().and_then(|id| state.runtimes.get(id)) {
         let main = rt.file_name.as_str();
         if has_code {
-            run_body::check_files_with(&options.files, &[], main, maxima, &mut p);
+            run_files::check_files_with(&options.files, &[], main, maxima, &mut p);
         } else if let Some(i) = options.files.iter().position(|f| f.name == main) {
             let file = options.files.remove(i);
             match String::from_utf8(file.content) {

@@ -14,7 +14,7 @@
 use crate::error::{ApiError, StoreResultExt};
 use crate::extract::{JsonObject, PathId, QueryMap};
 use crate::validate::{self, Problems};
-use crate::{run_body, AppState, OnShutdown};
+use crate::{run_body, run_files, AppState, OnShutdown};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -48,7 +48,7 @@ async fn options(
             .runtimes
             .get(&session.language)
             .map(|rt| rt.file_name.as_str());
-        run_body::check_files_with(
+        run_files::check_files_with(
             &options.files,
             &session.files,
             main.unwrap_or_default(),

@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::extract::{JsonObject, PathId};
 use crate::validate::{self, Problems};
-use crate::{run_body, AppState};
+use crate::{run_files, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -59,7 +59,7 @@ impl From<Session> for SessionView {
 fn check_main_name(state: &AppState, language: &str, files: &[SourceFile]) -> Result<(), ApiError> {
     let mut problems = Problems::default();
     if let Some(rt) = state.runtimes.get(language) {
-        run_body::check_files_with(
+        run_files::check_files_with(
             files,
             &[],
             &rt.file_name,
