@@ -130,7 +130,7 @@ async fn piston_raw_http_leniency_and_errors() {
         ),
         (
             json!({"language": "python", "version": "*", "files": [{"content": "1"}], "run_timeout": 99_999_999}),
-            "run_timeout cannot exceed the configured limit of 30000",
+            "run_timeout cannot exceed the configured limit of 60000",
         ),
         (
             json!({"language": "python", "files": [{"content": "1"}], "run_memory_limit": -5}),

@@ -339,6 +339,6 @@ async fn judge0_limits_and_arguments_reach_the_run() {
     );
     assert_eq!(
         v["wall_time_limit"],
-        json!(["must be less than or equal to 30"])
+        json!(["must be less than or equal to 60"])
     );
 }

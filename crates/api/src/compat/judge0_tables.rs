@@ -113,7 +113,7 @@ pub fn language(state: &AppState, id: i64) -> Option<Value> {
     }))
 }
 
-/// Defaults and maxima in Judge0's units (seconds, KB), from the service's own.
+/// The service's default limits in Judge0's units (seconds, KB).
 pub struct Limits {
     /// Default wall-time limit, s.
     pub wall_s: f64,
@@ -133,17 +133,11 @@ pub fn limits(state: &AppState) -> Limits {
     }
 }
 
-/// The maxima of the per-request limits: the service's own defaults (a foreign request may
-/// lower a limit, never raise it past what the operator configured). When the native API
-/// gains its own maxima, these become those.
-pub fn maxima(state: &AppState) -> Limits {
-    limits(state)
-}
-
 /// `GET /config_info`: every key Judge0 1.13.1 returns (the SDK requires them all).
 pub fn config_info(state: &AppState) -> Value {
     let l = limits(state);
-    let m = maxima(state);
+    let m = &state.config.maxima;
+    let (max_cpu_s, max_wall_s) = (m.cpu_time_ms as f64 / 1000.0, m.time_ms as f64 / 1000.0);
     json!({
         "maintenance_mode": false,
         "enable_wait_result": true,
@@ -157,15 +151,15 @@ pub fn config_info(state: &AppState) -> Value {
         "enable_additional_files": false,
         "max_queue_size": 10000,
         "cpu_time_limit": l.wall_s,
-        "max_cpu_time_limit": m.wall_s,
+        "max_cpu_time_limit": max_cpu_s,
         "cpu_extra_time": 0.0,
         "max_cpu_extra_time": 0.0,
         "wall_time_limit": l.wall_s,
-        "max_wall_time_limit": m.wall_s,
+        "max_wall_time_limit": max_wall_s,
         "memory_limit": l.memory_kb,
-        "max_memory_limit": m.memory_kb,
+        "max_memory_limit": m.memory_mb * 1024,
         "stack_limit": l.memory_kb,
-        "max_stack_limit": m.memory_kb,
+        "max_stack_limit": m.memory_mb * 1024,
         "max_processes_and_or_threads": l.pids,
         "max_max_processes_and_or_threads": m.pids,
         "enable_per_process_and_thread_time_limit": false,

@@ -276,7 +276,7 @@ mod tests {
     fn execution(status: Status, error_type: Option<ErrorType>, signal: Option<i32>) -> Execution {
         Execution {
             id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
+            session_id: None,
             language: "python".into(),
             source_code: "print(1)".into(),
             status,

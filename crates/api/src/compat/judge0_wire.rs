@@ -2,6 +2,7 @@
 //! case for `expected_output`, arguments, limits), or Judge0's 422/400 refusal.
 
 use super::judge0_tables as tables;
+use crate::maxima::FLOORS;
 use crate::AppState;
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -118,12 +119,17 @@ pub fn parse(
         }
     };
     let mut options = RunOptions::default();
-    let max = tables::maxima(state);
-    let mut limit = |key: &str, max: f64, scale: f64| -> Option<u64> {
+    let (m, f) = (&state.config.maxima, &FLOORS);
+    // In Judge0's units: seconds, KB.
+    let mut limit = |key: &str, min: f64, max: f64, scale: f64| -> Option<u64> {
         match number(body, key) {
             Ok(None) => None,
-            Ok(Some(v)) if v <= 0.0 => {
-                complain(&mut errors, key, "must be greater than 0".into());
+            Ok(Some(v)) if v < min => {
+                complain(
+                    &mut errors,
+                    key,
+                    format!("must be greater than or equal to {min}"),
+                );
                 None
             }
             Ok(Some(v)) if v > max => {
@@ -141,11 +147,24 @@ pub fn parse(
             }
         }
     };
-    options.limits.cpu_time_ms = limit("cpu_time_limit", max.wall_s, 1000.0);
-    options.limits.time_ms = limit("wall_time_limit", max.wall_s, 1000.0);
-    options.limits.memory_mb = limit("memory_limit", max.memory_kb as f64, 1.0 / 1024.0);
-    options.limits.pids =
-        limit("max_processes_and_or_threads", f64::from(max.pids), 1.0).map(|p| p as u32);
+    let s = |ms: u64| ms as f64 / 1000.0;
+    let kb = |mb: u64| (mb * 1024) as f64;
+    options.limits.cpu_time_ms =
+        limit("cpu_time_limit", s(f.cpu_time_ms), s(m.cpu_time_ms), 1000.0);
+    options.limits.time_ms = limit("wall_time_limit", s(f.time_ms), s(m.time_ms), 1000.0);
+    options.limits.memory_mb = limit(
+        "memory_limit",
+        kb(f.memory_mb),
+        kb(m.memory_mb),
+        1.0 / 1024.0,
+    );
+    options.limits.pids = limit(
+        "max_processes_and_or_threads",
+        f64::from(f.pids),
+        f64::from(m.pids),
+        1.0,
+    )
+    .map(|p| p as u32);
     if let Some(args) = text(body, "command_line_arguments", false)? {
         options.args = super::judge0::split_args(&args)
             .ok_or_else(|| Refusal::Bad("command_line_arguments has an unclosed quote".into()))?;

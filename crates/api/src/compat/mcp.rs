@@ -1,10 +1,10 @@
 //! An MCP server for agents at `/mcp` (Streamable HTTP, through the official Rust SDK
-//! `rmcp`): `list_runtimes`, and `run_code` — an ordinary native run (a session and an
+//! `rmcp`): `list_runtimes`, and `run_code` — an ordinary native one-shot run (an
 //! execution, visible in history) that the call waits for, answered with its output and
 //! verdict. A malformed call is a JSON-RPC error; a program that fails is a result.
 
-use super::judge0_tables::maxima;
 use super::native;
+use crate::maxima::FLOORS;
 use crate::{AppState, Stopping};
 use axum::body::Body;
 use axum::extract::Request;
@@ -202,9 +202,9 @@ impl Agent {
             }
         }
         if let Some(t) = args.get("timeout_ms").filter(|t| !t.is_null()) {
-            let max = (maxima(&self.state).wall_s * 1000.0) as u64;
+            let (min, max) = (FLOORS.time_ms, self.state.config.maxima.time_ms);
             match t.as_u64() {
-                Some(ms) if ms >= 1 && ms <= max => options.limits.time_ms = Some(ms),
+                Some(ms) if ms >= min && ms <= max => options.limits.time_ms = Some(ms),
                 _ => {
                     return Err(bad(format!(
                         "timeout_ms must be an integer from 1 to {max}"

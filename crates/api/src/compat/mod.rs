@@ -2,8 +2,8 @@
 //! 12): Judge0 CE 1.13.1 ([`judge0`]) and Piston v2 ([`piston`]), and an MCP server for agents
 //! ([`mcp`]).
 //!
-//! Each adapter only translates: a foreign request becomes a native session and run (through
-//! [`native`], the same store and queue calls as `POST /code-sessions/:id/run`), and a native
+//! Each adapter only translates: a foreign request becomes a native one-shot run (through
+//! [`native`], the same store and queue calls as `POST /executions`), and a native
 //! execution becomes the foreign result. No queue, storage or sandbox logic of their own.
 //! Each is switched on or off by [`CompatConfig`].
 

@@ -1,9 +1,9 @@
-//! The native side of every adapter: one run of some code, created exactly as
-//! `POST /code-sessions` then `POST /code-sessions/:id/run` create it (a session for the
-//! submission, then a queued execution), and an optional wait for its end.
+//! The native side of every adapter: one run of some code, created exactly as the one-shot
+//! `POST /executions` creates it (a queued execution without a session), and a wait for its
+//! end.
 
 use crate::AppState;
-use livexec_core::{Execution, ExecutionId, NewExecution, RunOptions, StoreError};
+use livexec_core::{Execution, ExecutionId, NewOneShot, RunOptions, StoreError};
 use livexec_events::{wait_budget, wait_for_finish, EventsError, Known, StopSignal, WaitOutcome};
 
 /// Why a run could not be created or waited for (a platform failure, never the client's).
@@ -23,26 +23,27 @@ pub enum NativeError {
     },
 }
 
-/// Create a queued execution of `source_code` in runtime `language` (an id) with `options`.
+/// Create a queued execution of `source_code` in runtime `language` (an id) with `options`:
+/// a one-shot run, exactly as `POST /executions` creates it.
 pub async fn submit(
     state: &AppState,
     language: &str,
     source_code: &str,
     options: RunOptions,
 ) -> Result<Execution, NativeError> {
-    let session = state.store.create_session(language, source_code).await?;
     let by_store = state.queue.enqueued_by_store();
     let created = state
         .store
-        .create_execution(NewExecution {
-            session_id: session.id,
+        .create_one_shot(NewOneShot {
+            language: language.to_owned(),
+            source_code: source_code.to_owned(),
             idempotency_key: None,
             enqueue_job: by_store,
             options,
         })
         .await?;
     let execution = created.execution;
-    tracing::info!(execution_id = %execution.id, session_id = %session.id, "compat run queued");
+    tracing::info!(execution_id = %execution.id, %language, "compat run queued");
     if !by_store {
         enqueue(state, execution.id).await;
     }

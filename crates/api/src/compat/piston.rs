@@ -4,7 +4,6 @@
 //! trailing slash is accepted (the Python client adds one), `version` may be absent.
 //! Errors are Piston's `{"message"}` with a JSON content type.
 
-use super::judge0_tables::maxima;
 use super::native;
 use super::piston_wire::{self as wire, Request};
 use crate::{AppState, OnShutdown};
@@ -118,7 +117,7 @@ async fn execute(
             format!("{}-{v} runtime is unknown", req.language),
         );
     };
-    let options = match wire::options(&req, &maxima(&state), rt.compiled()) {
+    let options = match wire::options(&req, &state.config.maxima, rt.compiled()) {
         Ok(o) => o,
         Err(m) => return message(StatusCode::BAD_REQUEST, m),
     };

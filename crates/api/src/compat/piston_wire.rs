@@ -1,7 +1,7 @@
 //! Piston v2 requests and results: the execute body's checks (Piston's 400 wording), version
 //! selectors, and an execution as Piston's `run`/`compile` stage objects.
 
-use super::judge0_tables::Limits;
+use crate::maxima::{RunMaxima, FLOORS};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use livexec_core::{ErrorType, Execution, RunOptions, SourceFile, Status};
@@ -145,33 +145,39 @@ pub fn parse(body: &Map<String, Value>) -> Result<Request, String> {
     })
 }
 
-/// The run options of a checked request; a value over our maximum is Piston's 400.
-pub fn options(req: &Request, max: &Limits, compiled: bool) -> Result<RunOptions, String> {
+/// The run options of a checked request; a value outside the native range is Piston's 400.
+pub fn options(req: &Request, m: &RunMaxima, compiled: bool) -> Result<RunOptions, String> {
     let mut o = RunOptions {
         stdin: req.stdin.clone(),
         args: req.args.clone(),
         files: req.files.clone(),
         ..RunOptions::default()
     };
-    let max_ms = (max.wall_s * 1000.0) as i64;
-    let max_bytes = (max.memory_kb * 1024) as i64;
+    let f = &FLOORS;
     for &(key, v) in &req.numbers {
-        let limit = if key.ends_with("memory_limit") {
-            max_bytes
-        } else {
-            max_ms
+        let v = v as u64;
+        // (floor, maximum) in the field's unit: ms, or bytes for memory.
+        let (min, max) = match key {
+            "run_timeout" => (f.time_ms, m.time_ms),
+            "run_cpu_time" => (f.cpu_time_ms, m.cpu_time_ms),
+            "run_memory_limit" => (f.memory_mb << 20, m.memory_mb << 20),
+            "compile_timeout" => (f.compile_time_ms, m.compile_time_ms),
+            "compile_memory_limit" => (f.compile_memory_mb << 20, m.compile_memory_mb << 20),
+            // compile_cpu_time: the compile stage has no CPU-time limit of its own here.
+            _ => (0, u64::MAX),
         };
-        if v > limit {
-            return Err(format!(
-                "{key} cannot exceed the configured limit of {limit}"
-            ));
+        if v > max {
+            return Err(format!("{key} cannot exceed the configured limit of {max}"));
         }
-        let mb = Some((v as u64).div_ceil(1 << 20));
+        if v < min {
+            return Err(format!("{key} must be at least {min}"));
+        }
+        let mb = Some(v.div_ceil(1 << 20));
         match key {
-            "run_timeout" => o.limits.time_ms = Some(v as u64),
-            "run_cpu_time" => o.limits.cpu_time_ms = Some(v as u64),
+            "run_timeout" => o.limits.time_ms = Some(v),
+            "run_cpu_time" => o.limits.cpu_time_ms = Some(v),
             "run_memory_limit" => o.limits.memory_mb = mb,
-            "compile_timeout" if compiled => o.limits.compile_time_ms = Some(v as u64),
+            "compile_timeout" if compiled => o.limits.compile_time_ms = Some(v),
             "compile_memory_limit" if compiled => o.limits.compile_memory_mb = mb,
             _ => {}
         }
