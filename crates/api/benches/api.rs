@@ -121,6 +121,40 @@ async fn main() {
     println!("POST /code-sessions/:id/run http {}", summary(http));
     println!("  store.create_execution        {}", summary(direct));
 
+    // A judge's run: stdin, one extra file and 10 test cases (API.md §10).
+    let tests: Vec<serde_json::Value> = (0..10)
+        .map(|i| serde_json::json!({"stdin": format!("{i}\n"), "expected_stdout": format!("{}\n", 2 * i)}))
+        .collect();
+    let judge = serde_json::json!({
+        "stdin": "1 2\n",
+        "files": [{"name": "helper.py", "content": "def f(x):\n    return 2 * x\n"}],
+        "limits": {"time_ms": 2000, "memory_mb": 64},
+        "tests": tests
+    });
+    let http = measure(|| {
+        let req = client
+            .post(format!("{base}/code-sessions/{sid}/run"))
+            .json(&judge);
+        async move {
+            let res = req.send().await.expect("run");
+            assert!(res.status().is_success());
+        }
+    })
+    .await;
+    println!("POST …/run with 10 tests   http {}", summary(http));
+    let mut one_shot = judge.clone();
+    one_shot["language"] = "python".into();
+    one_shot["source_code"] = "from helper import f\nprint(f(int(input())))".into();
+    let http = measure(|| {
+        let req = client.post(format!("{base}/executions")).json(&one_shot);
+        async move {
+            let res = req.send().await.expect("one-shot");
+            assert!(res.status().is_success());
+        }
+    })
+    .await;
+    println!("POST /executions (one-shot) http {}", summary(http));
+
     let http = measure(|| {
         let req = client.get(format!("{base}/health"));
         async move {

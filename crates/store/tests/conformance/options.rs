@@ -293,3 +293,62 @@ pub async fn one_shot_runs_have_no_session_and_their_own_key_rules(b: Backend) {
         .unwrap());
     assert_eq!(b.count("executions WHERE session_id IS NULL").await, 2);
 }
+
+/// Twenty racing requests under one key, half of them with another body (ten one-shots,
+/// ten session runs): one execution; every racer of its kind and body gets it, every other is
+/// a reused key.
+pub async fn racing_bodies_under_one_key_make_one_execution(b: Backend) {
+    let s = session(b.store(), "print(1)").await;
+    b.warm_pool(8).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = b.store.clone();
+        let mut asked = options();
+        if i % 2 == 1 {
+            asked.stdin = Some("other".into());
+        }
+        tasks.push(tokio::spawn(async move {
+            let out = if i % 4 < 2 {
+                store
+                    .create_execution(NewExecution {
+                        session_id: s.id,
+                        idempotency_key: Some("race-body".into()),
+                        enqueue_job: true,
+                        options: asked.clone(),
+                    })
+                    .await
+            } else {
+                store
+                    .create_one_shot(NewOneShot {
+                        language: "python".into(),
+                        source_code: "print(1)".into(),
+                        idempotency_key: Some("race-body".into()),
+                        enqueue_job: true,
+                        options: asked.clone(),
+                    })
+                    .await
+            };
+            (asked, out)
+        }));
+    }
+    let mut winners = std::collections::HashSet::new();
+    let (mut created, mut reused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            (asked, Ok(out)) => {
+                assert_eq!(out.execution.options.stdin, asked.stdin);
+                created += usize::from(out.created);
+                winners.insert(out.execution.id);
+            }
+            (_, Err(StoreError::IdempotencyKeyReused)) => reused += 1,
+            (_, Err(err)) => panic!("{err:?}"),
+        }
+    }
+    assert_eq!((created, winners.len()), (1, 1));
+    assert_eq!(
+        reused, 15,
+        "only the five racers of the winner's kind and body share it"
+    );
+    assert_eq!(b.count("executions").await, 1);
+    assert_eq!(b.count("jobs").await, 1);
+}
