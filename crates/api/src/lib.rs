@@ -18,8 +18,10 @@
 //!
 //! Module map: [`error`] (the one error type and its status mapping), [`extract`] (extractors
 //! that answer in our error shape), [`validate`] (every problem of a request at once),
-//! `routes` (one file per resource, short handlers), `middleware` (logging, panics).
+//! `routes` (one file per resource, short handlers), `middleware` (logging, panics),
+//! [`compat`] (the Judge0 and Piston drop-in APIs).
 
+pub mod compat;
 pub mod error;
 pub mod extract;
 pub mod maxima;
@@ -115,6 +117,8 @@ pub struct ApiConfig {
     pub default_limits: livexec_runtimes::LimitOverrides,
     /// What one run may ask at most (`LIVEXEC_MAX_*`), shown by `GET /limits`.
     pub maxima: RunMaxima,
+    /// Which drop-in APIs (Judge0, Piston) are served besides the native one.
+    pub compat: compat::CompatConfig,
 }
 
 impl Default for ApiConfig {
@@ -132,6 +136,7 @@ impl Default for ApiConfig {
                 tmpfs_mb: None,
             },
             maxima: RunMaxima::default(),
+            compat: compat::CompatConfig::default(),
         }
     }
 }
@@ -153,6 +158,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let run_body_limit = state.config.maxima.request_bytes;
     routes::router(run_body_limit)
+        .merge(compat::router(&state))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::catch_panic_layer())

@@ -100,6 +100,8 @@ pub struct ServeArgs {
     pub maxima: MaxArgs,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub compat: crate::settings::CompatArgs,
 }
 
 impl ServeArgs {
@@ -215,6 +217,7 @@ async fn serve(
                     tmpfs_mb: None,
                 },
                 maxima: args.maxima.maxima()?,
+                compat: args.compat.config(),
             },
             sandbox: sandbox_health,
         };
