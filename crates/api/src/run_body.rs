@@ -300,6 +300,12 @@ fn return_files(value: Option<&Value>, p: &mut Problems) -> Vec<String> {
             p.push(format!(
                 "return_files[{i}] must be a relative path pattern without .. (e.g. out.txt or *.png)"
             ));
+        } else if pattern.contains('/') || pattern == "." {
+            // Files are handed back from the working dir's top level only: such a pattern
+            // would silently match nothing.
+            p.push(format!(
+                "return_files[{i}] must name files of the working dir itself, not of a subdirectory ({pattern:?})"
+            ));
         }
     }
     patterns
