@@ -12,6 +12,17 @@ pub const MAX_BATCH: usize = 20;
 /// Most `return_files` patterns of one run.
 pub const MAX_RETURN_PATTERNS: usize = 32;
 
+/// Most `files` of one body (a run's, a one-shot's or a session's).
+pub const MAX_FILES: usize = 1024;
+
+/// Most `args` of one run (or one test case), and most `env` variables.
+pub const MAX_ARGS: usize = 1024;
+
+/// Most bytes of one run's `args` and `env` together (each string with its NUL, a variable as
+/// `KEY=VALUE`), so that they, their pointers and the runtime's own arguments stay well under
+/// the 128 KiB that `execve` always accepts (beyond it the program could not be started).
+pub const MAX_ARGV_ENV_BYTES: usize = 64 * 1024;
+
 /// What one run may ask at most (settings `LIVEXEC_MAX_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RunMaxima {
@@ -57,7 +68,7 @@ impl Default for RunMaxima {
 }
 
 /// The smallest value each limit may be set to: below it no program could start (or the
-/// limit would be meaningless).
+/// limit would be meaningless). `pids` counts the jail's init too, hence 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Floors {
     /// ms.
@@ -81,7 +92,7 @@ pub const FLOORS: Floors = Floors {
     time_ms: 10,
     cpu_time_ms: 10,
     memory_mb: 8,
-    pids: 1,
+    pids: 2,
     output_bytes: 1,
     compile_time_ms: 100,
     compile_memory_mb: 32,

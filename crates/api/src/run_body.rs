@@ -3,7 +3,7 @@
 //! collected (one message each, in the style of [`crate::validate`]); `files` are checked in
 //! [`crate::run_files`].
 
-use crate::maxima::{RunMaxima, FLOORS, MAX_RETURN_PATTERNS};
+use crate::maxima::{RunMaxima, FLOORS, MAX_ARGS, MAX_ARGV_ENV_BYTES, MAX_RETURN_PATTERNS};
 use crate::run_files::files;
 use crate::validate::{check_no_nul, Problems};
 use livexec_core::{Compare, LimitOverrides, RunOptions, TestCase};
@@ -57,13 +57,22 @@ pub fn options(
             None
         }
     };
+    let args = strings("args", body.get("args"), p);
+    let env = env(body.get("env"), registry, p);
+    let tests = tests(body.get("tests"), maxima, p);
+    check_argv_env("args", &args, &env, p);
+    for (i, case) in tests.iter().enumerate() {
+        if let Some(args) = &case.args {
+            check_argv_env(&format!("tests[{i}].args"), args, &env, p);
+        }
+    }
     RunOptions {
         stdin,
-        args: strings("args", body.get("args"), p),
-        env: env(body.get("env"), registry, p),
+        args,
+        env,
         files: files(body.get("files"), maxima, p),
         limits: limits(body.get("limits"), maxima, p),
-        tests: tests(body.get("tests"), maxima, p),
+        tests,
         compare: match body.get("compare") {
             None | Some(Value::Null) => Compare::default(),
             Some(Value::String(s)) if s == "exact" => Compare::Exact,
@@ -105,6 +114,26 @@ fn strings(field: &str, value: Option<&Value>, p: &mut Problems) -> Vec<String> 
     }
 }
 
+/// The arguments (`field`: `args`, or a test case's) and the environment of one run against
+/// [`MAX_ARGS`] and [`MAX_ARGV_ENV_BYTES`]: beyond them `execve` would refuse the program.
+fn check_argv_env(field: &str, args: &[String], env: &BTreeMap<String, String>, p: &mut Problems) {
+    if args.len() > MAX_ARGS {
+        p.push(format!(
+            "{field} must contain no more than {MAX_ARGS} elements"
+        ));
+    }
+    let bytes: usize = args.iter().map(|a| a.len() + 1).sum::<usize>()
+        + env
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>();
+    if bytes > MAX_ARGV_ENV_BYTES {
+        p.push(format!(
+            "{field} and env must not exceed {MAX_ARGV_ENV_BYTES} bytes together, got {bytes}"
+        ));
+    }
+}
+
 fn env(value: Option<&Value>, registry: &Registry, p: &mut Problems) -> BTreeMap<String, String> {
     let map = match value {
         None | Some(Value::Null) => return BTreeMap::new(),
@@ -114,6 +143,12 @@ fn env(value: Option<&Value>, registry: &Registry, p: &mut Problems) -> BTreeMap
             return BTreeMap::new();
         }
     };
+    if map.len() > MAX_ARGS {
+        p.push(format!(
+            "env must contain no more than {MAX_ARGS} variables"
+        ));
+        return BTreeMap::new();
+    }
     let mut out = BTreeMap::new();
     for (key, v) in map {
         if key.is_empty() {
@@ -264,6 +299,12 @@ fn return_files(value: Option<&Value>, p: &mut Problems) -> Vec<String> {
         if bad {
             p.push(format!(
                 "return_files[{i}] must be a relative path pattern without .. (e.g. out.txt or *.png)"
+            ));
+        } else if pattern.contains('/') || pattern == "." {
+            // Files are handed back from the working dir's top level only: such a pattern
+            // would silently match nothing.
+            p.push(format!(
+                "return_files[{i}] must name files of the working dir itself, not of a subdirectory ({pattern:?})"
             ));
         }
     }

@@ -3,7 +3,7 @@
 //! their total within the maximum (alone over it: a 413). The checks that need what else the
 //! program has (the session's files, the main file's name) are in [`check_files_with`].
 
-use crate::maxima::RunMaxima;
+use crate::maxima::{RunMaxima, MAX_FILES};
 use crate::validate::Problems;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -34,8 +34,9 @@ pub fn check_name(field: &str, name: &str, p: &mut Problems) {
     }
 }
 
-/// The `files` of a body (a run's, or a session's): each `{"name", "content", "encoding"?}`,
-/// names valid and distinct, contents decoded, their total at most the maximum.
+/// The `files` of a body (a run's, or a session's): at most [`MAX_FILES`], each `{"name",
+/// "content", "encoding"?}`, names valid and distinct, contents decoded, their total at most
+/// the maximum.
 pub fn files(value: Option<&Value>, maxima: &RunMaxima, p: &mut Problems) -> Vec<SourceFile> {
     let items = match value {
         None | Some(Value::Null) => return Vec::new(),
@@ -45,6 +46,13 @@ pub fn files(value: Option<&Value>, maxima: &RunMaxima, p: &mut Problems) -> Vec
             return Vec::new();
         }
     };
+    if items.len() > MAX_FILES {
+        // Not checked one by one: the name checks compare every pair.
+        p.push(format!(
+            "files must contain no more than {MAX_FILES} elements"
+        ));
+        return Vec::new();
+    }
     let mut out: Vec<SourceFile> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Value::Object(file) = item else {
@@ -158,7 +166,8 @@ fn check_total(files: &[SourceFile], session: &[SourceFile], maxima: &RunMaxima,
 }
 
 /// The checks of a run's (or a one-shot's) `files` that need what else the program has: the
-/// session's files (`session`) and the main file's name (`main`).
+/// session's files (`session`) and the main file's name (`main`), which no file may be named
+/// like or need as its directory (`main.py/x`: the jail could not write both).
 pub fn check_files_with(
     files: &[SourceFile],
     session: &[SourceFile],
@@ -170,6 +179,11 @@ pub fn check_files_with(
         if f.name == main {
             p.push(format!(
                 "files[{i}].name must not be {main}, the name of the main file"
+            ));
+        } else if !main.is_empty() && nested(&f.name, main) {
+            p.push(format!(
+                "files[{i}].name {:?} and the main file {main} cannot both be files (one is the other's directory)",
+                f.name
             ));
         }
     }

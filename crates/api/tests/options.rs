@@ -173,6 +173,7 @@ async fn every_violation_is_listed_at_once_and_nothing_is_created() {
         "stop_on_failure must be a boolean value",
         "return_files[0] must be a relative path pattern without .. (e.g. out.txt or *.png)",
         "return_files[1] must be a relative path pattern without .. (e.g. out.txt or *.png)",
+        "return_files[2] must name files of the working dir itself, not of a subdirectory (\"ok/*.png\")",
         "property color should not exist",
     ];
     for e in expected {

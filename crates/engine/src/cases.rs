@@ -10,12 +10,51 @@
 //!   case's when all pass: what a reader of the execution needs to see first.
 //! - `execution_time_ms` and `cpu_time_ms` are the sums over the cases that ran (the
 //!   program's own time, compile excluded), `memory_kb` the highest peak of any case.
+//! - The cases record at most [`MAX_TESTS_OUTPUT_BYTES`] of stdout and of stderr together.
 
 use crate::result::cut;
 use livexec_core::{Compare, ErrorType, RunResult, Status, TestResult, Verdict};
 
 /// Longest side of a wrong answer's "expected …, got …" message, in bytes.
 const SHOWN_BYTES: usize = 80;
+
+/// Most bytes of stdout, and of stderr, that the cases of one execution record together:
+/// 16 MiB, what one run may print at most by default. A case's output past it is cut (its
+/// verdict is decided on the whole of it); without it 64 cases could record 64 times a run's
+/// output (2 GiB at the maxima), held in memory and stored.
+pub const MAX_TESTS_OUTPUT_BYTES: usize = 16 << 20;
+
+/// What is left of [`MAX_TESTS_OUTPUT_BYTES`] for the cases still to run.
+pub(crate) struct OutputBudget {
+    stdout: usize,
+    stderr: usize,
+}
+
+impl OutputBudget {
+    /// The whole budget.
+    pub(crate) fn new() -> Self {
+        OutputBudget {
+            stdout: MAX_TESTS_OUTPUT_BYTES,
+            stderr: MAX_TESTS_OUTPUT_BYTES,
+        }
+    }
+
+    /// Cuts what `test` and `run` (one case) record to what is left, and takes it.
+    pub(crate) fn take(&mut self, test: &mut TestResult, run: &mut RunResult) {
+        for (left, text, bytes) in [
+            (&mut self.stdout, &mut test.stdout, &mut run.stdout),
+            (&mut self.stderr, &mut test.stderr, &mut run.stderr),
+        ] {
+            let mut end = text.len().min(*left);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            bytes.truncate(end);
+            *left -= end;
+        }
+    }
+}
 
 /// Result of comparing a case's stdout with its expected output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +234,31 @@ mod tests {
         assert!(!t("1 2\n", "1  2\n"), "inner spaces count");
         assert!(!t("a\n\nb\n", "a\nb\n"), "inner blank lines count");
         assert!(!t(" a\n", "a\n"), "leading spaces count");
+    }
+
+    #[test]
+    fn the_cases_record_at_most_the_budget_of_output_together() {
+        let mut budget = OutputBudget::new();
+        let case = |out: &str| {
+            let mut run = RunResult::internal_error("x");
+            run.stdout = out.as_bytes().to_vec();
+            run.stderr = b"e".to_vec();
+            case_result(run, None, Compare::Trim)
+        };
+        let big = "a".repeat(MAX_TESTS_OUTPUT_BYTES - 1);
+        let (mut t1, mut r1) = case(&big);
+        budget.take(&mut t1, &mut r1);
+        assert_eq!((t1.stdout.len(), r1.stdout.len()), (big.len(), big.len()));
+        // One byte left: a two-byte character does not fit and is not split.
+        let (mut t2, mut r2) = case("éz");
+        budget.take(&mut t2, &mut r2);
+        assert_eq!((t2.stdout.as_str(), r2.stdout.len()), ("", 0));
+        let (mut t3, mut r3) = case("zz");
+        budget.take(&mut t3, &mut r3);
+        assert_eq!((t3.stdout.as_str(), t3.stderr.as_str()), ("z", "e"));
+        let (mut t4, mut r4) = case("more");
+        budget.take(&mut t4, &mut r4);
+        assert_eq!((t4.stdout.as_str(), r4.stdout.len()), ("", 0));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! also when the compile fails. `return_files` are read from the plain run, or from the last
 //! test case that ran.
 
-use crate::cases::{case_result, overall, skipped};
+use crate::cases::{case_result, overall, skipped, OutputBudget};
 use crate::command::reported;
 use crate::command::{add_files, add_run_options, apply_request, command_for, effective_limits};
 use crate::files::{collect_patterns, returned};
@@ -229,6 +229,7 @@ impl Engine {
         let o = plan.options;
         let (mut tests, mut runs) = (Vec::new(), Vec::new());
         let mut files = Vec::new();
+        let mut budget = OutputBudget::new();
         for (i, case) in o.tests.iter().enumerate() {
             if o.stop_on_failure
                 && tests.iter().any(|t: &livexec_core::TestResult| {
@@ -244,7 +245,8 @@ impl Engine {
                 self.run_case(plan, case.stdin.as_bytes(), args, &stage, &mut |_, _| {})?;
             let mut run = self.finish(plan, outcome);
             files = std::mem::take(&mut run.output_files);
-            let (test, run) = case_result(run, case.expected_stdout.as_deref(), o.compare);
+            let (mut test, mut run) = case_result(run, case.expected_stdout.as_deref(), o.compare);
+            budget.take(&mut test, &mut run);
             tests.push(test);
             runs.push(run);
         }

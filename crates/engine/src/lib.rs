@@ -40,7 +40,7 @@ mod files;
 mod result;
 mod stages;
 
-pub use cases::{compare, Comparison};
+pub use cases::{compare, Comparison, MAX_TESTS_OUTPUT_BYTES};
 pub use check::{check_all, smoke, Check, StartReport};
 pub use command::{command_for, compile_command, effective_limits};
 pub use engine::Engine;

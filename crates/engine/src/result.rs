@@ -8,7 +8,8 @@ use livexec_sandbox::{Limits, Outcome};
 const MAX_MESSAGE_BYTES: usize = 1000;
 
 /// The result to record for a program that ran (whatever it did): status, error type and
-/// message per API.md §4. Precedence: time limit, memory limit, output limit, then the exit.
+/// message per API.md §4. Precedence: time limit (wall clock, or CPU time when the run used
+/// at least its `cpu_ms`), memory limit, output limit, then the exit.
 pub fn to_result(outcome: &Outcome, limits: &Limits) -> RunResult {
     let (status, error_type, error_message) = verdict(outcome, limits);
     RunResult {
@@ -34,11 +35,21 @@ fn clamp_i64(v: u64) -> i64 {
 }
 
 fn verdict(o: &Outcome, limits: &Limits) -> (Status, Option<ErrorType>, Option<String>) {
-    if o.timed_out {
-        let msg = format!(
-            "Execution exceeded the time limit of {} s",
-            format_seconds(limits.wall_ms)
-        );
+    // The sandbox enforces `cpu_ms` with RLIMIT_CPU, whole seconds only: a program may end
+    // on its own past a sub-second limit. The CPU time it used decides, and names the limit.
+    // (RLIMIT_CPU fires at or past the limit, so a SIGXCPU kill is caught here too.)
+    let cpu_limit = limits.cpu_ms.filter(|&ms| o.cpu_ms >= ms);
+    if o.timed_out || cpu_limit.is_some() {
+        let msg = match cpu_limit {
+            Some(ms) => format!(
+                "Execution exceeded the CPU time limit of {} s",
+                format_seconds(ms)
+            ),
+            None => format!(
+                "Execution exceeded the time limit of {} s",
+                format_seconds(limits.wall_ms)
+            ),
+        };
         return (Status::Timeout, Some(ErrorType::TimeoutError), Some(msg));
     }
     if o.oom_killed {

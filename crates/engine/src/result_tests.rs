@@ -109,6 +109,42 @@ fn timeout_wins_and_formats_seconds() {
 }
 
 #[test]
+fn cpu_time_over_its_limit_is_a_timeout_even_when_the_program_ended_on_its_own() {
+    // RLIMIT_CPU only fires on whole seconds: 961 ms of CPU under a 500 ms limit ran to its
+    // end and was COMPLETED.
+    let cpu = Limits {
+        cpu_ms: Some(500),
+        ..limits()
+    };
+    let mut o = exited(0, b"");
+    o.cpu_ms = 961;
+    let r = to_result(&o, &cpu);
+    assert_eq!(r.status, Status::Timeout);
+    assert_eq!(r.error_type, Some(ErrorType::TimeoutError));
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Execution exceeded the CPU time limit of 0.5 s")
+    );
+    // Killed by SIGXCPU: the CPU limit is named, not the wall clock's.
+    let mut o = killed(24, b"");
+    (o.timed_out, o.cpu_ms) = (true, 1003);
+    assert_eq!(
+        to_result(&o, &cpu).error_message.as_deref(),
+        Some("Execution exceeded the CPU time limit of 0.5 s")
+    );
+    // Under the CPU limit, a wall-clock timeout is the wall clock's.
+    let mut o = killed(9, b"");
+    (o.timed_out, o.cpu_ms) = (true, 20);
+    assert_eq!(
+        to_result(&o, &cpu).error_message.as_deref(),
+        Some("Execution exceeded the time limit of 30 s")
+    );
+    o.timed_out = false;
+    o.cpu_ms = 499;
+    assert_eq!(to_result(&o, &cpu).status, Status::Failed);
+}
+
+#[test]
 fn oom_kill_is_memory_limit_exceeded() {
     let mut o = killed(9, b"");
     o.oom_killed = true;

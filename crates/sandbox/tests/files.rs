@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use livexec_sandbox::{Command, SandboxError, Stream};
+use livexec_sandbox::{Command, Limits, SandboxError, Stream};
 
 fn sh(script: &str) -> Command {
     let mut c = Command::new("/bin/sh");
@@ -95,4 +95,29 @@ fn bad_collect_patterns_and_artifact_names_are_refused() {
         .run(&c, &mut |_: Stream, _: &[u8]| {})
         .unwrap_err();
     assert!(matches!(err, SandboxError::BadFileName { .. }), "{err}");
+}
+
+#[test]
+fn hard_links_past_the_tmpfs_size_are_left_out_not_a_failure() {
+    // One 3 MiB file linked ten times: 33 MiB of names over a 4 MiB tmpfs. The run is the
+    // program's; collecting what it left must not fail it (it was a platform error, retried).
+    let mut c = sh(
+        "head -c 3145728 /dev/zero > big; for i in 1 2 3 4 5 6 7 8 9 10; do ln big big$i; done; \
+         printf small > small",
+    );
+    c.limits(Limits {
+        tmpfs_bytes: 4 << 20,
+        ..small()
+    });
+    c.collect("*");
+    let o = run(&c);
+    assert_eq!(
+        o.exit_code,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let names: Vec<&str> = o.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["big", "small"], "what fits, in name order");
+    assert_eq!(o.files[0].1.len(), 3 << 20);
 }

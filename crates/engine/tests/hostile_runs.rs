@@ -1,0 +1,76 @@
+//! Programs that got past a limit through the real engine, the real sandbox (as root) and a
+//! real Python: CPU time under a second (RLIMIT_CPU counts whole seconds), and test cases
+//! that together print far more than one run may.
+
+use livexec_core::{ErrorType, LimitOverrides, RunOptions, Status, TestCase, Verdict};
+use livexec_engine::{Engine, Executor, Request, MAX_TESTS_OUTPUT_BYTES};
+use livexec_runtimes::Registry;
+use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn python() -> Engine {
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("root and cgroups");
+    let registry = Registry::builtin().unwrap();
+    let rt = registry.get("python").unwrap().resolve().expect("python");
+    let runtimes = HashMap::from([("python".to_owned(), rt)]);
+    Engine::new(Arc::new(sandbox), runtimes, Limits::default())
+}
+
+fn case() -> TestCase {
+    TestCase {
+        stdin: String::new(),
+        expected_stdout: None,
+        args: None,
+    }
+}
+
+#[test]
+fn a_program_past_a_sub_second_cpu_limit_is_a_timeout_that_names_it() {
+    // 0.6 s of CPU under a 300 ms limit ended on its own and was COMPLETED.
+    let burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6:\n    pass\nprint('done')";
+    let limits = LimitOverrides {
+        cpu_time_ms: Some(300),
+        time_ms: Some(20_000),
+        ..LimitOverrides::default()
+    };
+    let e = python();
+    let request = Request::new("python", burn).with_options(RunOptions {
+        limits,
+        ..RunOptions::default()
+    });
+    let r = e.execute(&request, &mut |_, _| {}).unwrap();
+    assert_eq!(r.status, Status::Timeout, "{r:?}");
+    assert_eq!(r.error_type, Some(ErrorType::TimeoutError));
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Execution exceeded the CPU time limit of 0.3 s")
+    );
+    let request = Request::new("python", burn).with_options(RunOptions {
+        limits,
+        tests: vec![case()],
+        ..RunOptions::default()
+    });
+    let r = e.execute(&request, &mut |_, _| {}).unwrap();
+    assert_eq!(r.tests[0].verdict, Verdict::Timeout, "{:?}", r.tests[0]);
+}
+
+#[test]
+fn test_cases_record_no_more_output_together_than_the_budget() {
+    // Three cases of 9 MiB each: 27 MiB recorded before (64 cases: 64 times a run's output).
+    let nine = 9 << 20;
+    let print = format!("import sys\nsys.stdout.write('x' * {nine})");
+    let request = Request::new("python", &print).with_options(RunOptions {
+        limits: LimitOverrides {
+            output_bytes: Some(16 << 20),
+            ..LimitOverrides::default()
+        },
+        tests: vec![case(), case(), case()],
+        ..RunOptions::default()
+    });
+    let r = python().execute(&request, &mut |_, _| {}).unwrap();
+    let lens: Vec<usize> = r.tests.iter().map(|t| t.stdout.len()).collect();
+    assert_eq!(lens, [nine, MAX_TESTS_OUTPUT_BYTES - nine, 0]);
+    assert!(r.tests.iter().all(|t| t.verdict == Verdict::Accepted));
+    assert_eq!(r.status, Status::Completed);
+}
