@@ -23,10 +23,12 @@
 pub mod error;
 pub mod extract;
 mod middleware;
+mod observe;
 mod routes;
 pub mod validate;
 
 pub use error::ApiError;
+pub use observe::metrics::{metrics_response, sample_queue};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -121,7 +123,9 @@ pub enum SandboxHealth {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     routes::router()
+        .merge(observe::router())
         .with_state(state)
+        .layer(axum::middleware::from_fn(observe::metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::catch_panic_layer())
         .layer(axum::middleware::from_fn(middleware::log_request))

@@ -131,6 +131,8 @@ impl ServeArgs {
 /// Prepare the sandbox (before any thread starts), then serve until a signal.
 pub fn main(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     args.normalize();
+    // Before anything records: metrics recorded earlier would be lost.
+    livexec_telemetry::install();
     // A bad URL is a configuration error: say so before anything starts.
     livexec_store::Backend::from_url(&args.database_url)?;
     args.sandbox.export_interpreters();

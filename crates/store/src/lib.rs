@@ -21,6 +21,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod stats;
 
 pub use postgres::PgStore;
 pub use rows::DataError;

@@ -86,6 +86,7 @@ where
     for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i32>: Encode<'q, DB>,
     for<'q> Option<DB::Id>: Encode<'q, DB>,
+    for<'r> (i64, Option<DB::Time>): FromRow<'r, DB::Row>,
 {
     async fn create_session(
         &self,
@@ -378,6 +379,10 @@ where
             .await
             .map_err(backend("ping"))?;
         Ok(())
+    }
+
+    async fn queue_sample(&self) -> Result<livexec_core::QueueSample, StoreError> {
+        crate::stats::queue_sample::<DB>(&self.pool).await
     }
 }
 

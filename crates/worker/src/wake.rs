@@ -117,6 +117,9 @@ impl Store for WakeStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+    async fn queue_sample(&self) -> Result<livexec_core::QueueSample, StoreError> {
+        self.inner.queue_sample().await
+    }
 }
 
 /// A [`JobQueue`] that rings `wakeup` when a job becomes runnable at once.

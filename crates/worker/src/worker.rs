@@ -4,13 +4,14 @@
 //! happens to a job before and after its run (admitting, recording, retrying, acking) is in
 //! `settle`.
 
+mod observe;
 mod settle;
 
 use crate::command::{command_for, effective_limits};
 use crate::stages::{run_staged, staged_result, Staged};
 use crate::wake::ring_on_arrivals;
 use crate::{Wakeup, WorkerConfig, WorkerError};
-use livexec_core::{EventBus, Execution, JobQueue, Lease, Status, Store};
+use livexec_core::{ErrorType, EventBus, Execution, JobQueue, Lease, Status, Store};
 use livexec_events::{Publisher, PublisherHandle};
 use livexec_runtimes::Resolved;
 use livexec_sandbox::{Sandbox, SandboxError, Stream};
@@ -129,6 +130,7 @@ impl Worker {
     /// processes), whichever comes first.
     pub async fn run(self: Arc<Self>, concurrency: usize, shutdown: watch::Receiver<bool>) {
         let concurrency = concurrency.max(1);
+        livexec_telemetry::worker_slots(concurrency);
         let wakeup = self.wakeup.clone().unwrap_or_default();
         let mut tasks = tokio::task::JoinSet::new();
         // Before the first claims: a job enqueued after them is an arrival.
@@ -201,11 +203,17 @@ impl Worker {
         if let Some(p) = &publisher {
             p.handle().status(Status::Running);
         }
+        let busy = observe::started(&exec);
         let lost = Arc::new(AtomicBool::new(false));
         let keeper = self.keep_lease(lease.clone(), Arc::clone(&lost));
+        let began = std::time::Instant::now();
         let ran = self
             .run_program(&exec, publisher.as_ref().map(Publisher::handle))
             .await;
+        if let Ok(staged) = &ran {
+            observe::ran(&exec, staged, began.elapsed());
+        }
+        drop(busy);
         keeper.abort();
         if lost.load(Ordering::SeqCst) {
             warn!(execution_id = %id, attempt, "lease lost while running; result discarded");
@@ -221,9 +229,19 @@ impl Worker {
         let (ended, ack_after) = match ran {
             Ok(staged) => {
                 let result = staged_result(&staged);
-                (self.record(&lease, &result).await, true)
+                let ended = self.record(&lease, &result).await;
+                if let Ok(Some(status)) = ended {
+                    observe::finished(&exec, status, result.error_type);
+                }
+                (ended, true)
             }
-            Err(failure) => (self.platform_failure(&lease, failure).await, false),
+            Err(failure) => {
+                let ended = self.platform_failure(&lease, failure).await;
+                if let Ok(Some(status)) = ended {
+                    observe::finished(&exec, status, Some(ErrorType::InternalError));
+                }
+                (ended, false)
+            }
         };
         if let Some(p) = publisher {
             match ended {
