@@ -186,17 +186,42 @@ fn cause_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// The body of every error answer (API.md "Errors").
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The HTTP status code, repeated.
+    pub status_code: u16,
+    /// What went wrong: one string, or one string per problem for a validation failure.
+    #[schema(schema_with = message_schema)]
+    pub message: Value,
+    /// The status's reason phrase (`Bad Request`, `Not Found`, …).
+    pub error: String,
+}
+
+/// `message`: a string, or an array of strings.
+fn message_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(text())
+            .item(ArrayBuilder::new().items(text()))
+            .build(),
+    )
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
             tracing::error!(error = %cause_chain(&self), "request failed");
         }
-        let body = json!({
-            "statusCode": status.as_u16(),
-            "message": self.message(),
-            "error": status.canonical_reason().unwrap_or("Error"),
-        });
+        let body = ErrorBody {
+            status_code: status.as_u16(),
+            message: self.message(),
+            error: status.canonical_reason().unwrap_or("Error").to_owned(),
+        };
         (status, Json(body)).into_response()
     }
 }

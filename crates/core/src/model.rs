@@ -100,7 +100,7 @@ pub struct Execution {
 
 /// What the compile stage of a compiled language did (`compile` of API.md §4): its own
 /// status, output, exit code, wall time and peak memory, apart from the program's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompileReport {
     /// `COMPLETED` (the program then ran), `FAILED` or `TIMEOUT`.
     pub status: Status,
@@ -172,9 +172,10 @@ impl RunResult {
 }
 
 /// The JSON object of API.md §4: seven fixed keys, then additive ones.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ExecutionView {
     /// Execution id.
+    #[schema(value_type = uuid::Uuid)]
     pub execution_id: ExecutionId,
     /// Status.
     pub status: Status,
@@ -189,6 +190,7 @@ pub struct ExecutionView {
     /// Error type, or null.
     pub error_type: Option<ErrorType>,
     /// Session id.
+    #[schema(value_type = uuid::Uuid)]
     pub session_id: SessionId,
     /// Runtime id.
     pub language: String,

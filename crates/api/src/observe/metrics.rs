@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Samples the queue from the store, then answers with every metric of this process.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4",
+        content_type = "text/plain; version=0.0.4", body = String)))]
 pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
     sample_queue(state.store.as_ref()).await;
     metrics_response()

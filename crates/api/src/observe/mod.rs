@@ -1,6 +1,8 @@
 //! What the service shows about itself, apart from the API of API.md: Prometheus metrics
-//! (`GET /metrics`, with the per-request instrumentation that feeds them).
+//! (`GET /metrics`, with the per-request instrumentation that feeds them), the OpenAPI
+//! document (`GET /openapi.json`) and its rendered page (`GET /docs`).
 
+pub(crate) mod docs;
 pub(crate) mod metrics;
 
 use crate::AppState;
@@ -9,5 +11,10 @@ use axum::Router;
 
 /// The routes of this module, merged into the service's router.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics::scrape))
+    Router::new()
+        .route("/metrics", get(metrics::scrape))
+        .route("/openapi.json", get(docs::openapi_json))
+        .route("/docs", get(docs::docs_page))
+        .route("/docs/swagger-ui-bundle.js", get(docs::swagger_js))
+        .route("/docs/swagger-ui.css", get(docs::swagger_css))
 }

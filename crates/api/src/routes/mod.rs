@@ -2,6 +2,7 @@
 
 mod executions;
 mod health;
+pub(crate) mod openapi;
 mod runs;
 mod runtimes;
 mod sessions;
