@@ -13,7 +13,11 @@ use std::path::Path;
 const NOT_NATIVE: &[&str] = &["compat"];
 
 /// Routes that serve files of pages, not API operations.
-const ASSETS: &[&str] = &["/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css"];
+const ASSETS: &[&str] = &[
+    "/docs/swagger-ui-bundle.js",
+    "/docs/swagger-ui.css",
+    "/assets/{file}",
+];
 
 /// `(path, method)` of every `.route("PATH", get(…).post(…))` in `dir`, recursively.
 fn routes_in(dir: &Path, out: &mut BTreeSet<(String, String)>) {

@@ -1,9 +1,10 @@
 //! What the service shows about itself, apart from the API of API.md: Prometheus metrics
 //! (`GET /metrics`, with the per-request instrumentation that feeds them), the OpenAPI
-//! document (`GET /openapi.json`) and its rendered page (`GET /docs`).
+//! document (`GET /openapi.json`) and its rendered page (`GET /docs`), and the playground (`/`).
 
 pub(crate) mod docs;
 pub(crate) mod metrics;
+pub(crate) mod playground;
 
 use crate::AppState;
 use axum::routing::get;
@@ -17,4 +18,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/docs", get(docs::docs_page))
         .route("/docs/swagger-ui-bundle.js", get(docs::swagger_js))
         .route("/docs/swagger-ui.css", get(docs::swagger_css))
+        .route("/", get(playground::index))
+        .route("/assets/{file}", get(playground::file))
 }

@@ -32,6 +32,7 @@ use utoipa::{OpenApi, ToSchema};
         crate::observe::metrics::scrape,
         crate::observe::docs::openapi_json,
         crate::observe::docs::docs_page,
+        crate::observe::playground::index,
     ),
     components(schemas(crate::error::ErrorBody, livexec_core::ErrorType, livexec_core::Verdict)),
     tags(
