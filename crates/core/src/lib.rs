@@ -15,7 +15,7 @@ pub use events::{Event, EventKind};
 pub use insight::QueueSample;
 pub use model::{
     CompileReport, Execution, ExecutionId, ExecutionView, NewExecution, RunResult, Session,
-    SessionId,
+    SessionId, SessionPatch,
 };
 pub use ports::{
     BoxStream, CreatedExecution, EventBus, Job, JobQueue, Lease, PortError, Store, StoreError,

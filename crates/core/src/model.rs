@@ -32,6 +32,17 @@ pub struct Session {
     pub files: Vec<SourceFile>,
 }
 
+/// What `PATCH /code-sessions/:id` changes: each `None` keeps the stored value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionPatch {
+    /// The new code.
+    pub source_code: Option<String>,
+    /// The new runtime id.
+    pub language: Option<String>,
+    /// The new set of extra files, replacing the old one whole (`Some(vec![])` removes all).
+    pub files: Option<Vec<SourceFile>>,
+}
+
 /// What `POST /code-sessions/:id/run` asks the store to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewExecution {

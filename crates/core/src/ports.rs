@@ -5,7 +5,10 @@
 //! against each.
 
 use crate::events::Event;
-use crate::model::{Execution, ExecutionId, NewExecution, RunResult, Session, SessionId};
+use crate::model::{
+    Execution, ExecutionId, NewExecution, RunResult, Session, SessionId, SessionPatch,
+};
+use crate::request::SourceFile;
 use crate::status::Status;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -52,11 +55,21 @@ pub struct CreatedExecution {
 /// The source of truth: sessions and executions.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Create a session.
+    /// Create a session without extra files.
     async fn create_session(
         &self,
         language: &str,
         source_code: &str,
+    ) -> Result<Session, StoreError> {
+        self.create_session_with_files(language, source_code, &[])
+            .await
+    }
+    /// Create a session with extra files beside the main one (already validated).
+    async fn create_session_with_files(
+        &self,
+        language: &str,
+        source_code: &str,
+        files: &[SourceFile],
     ) -> Result<Session, StoreError>;
     /// Fetch a session, with its latest execution id.
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
@@ -66,6 +79,20 @@ pub trait Store: Send + Sync + 'static {
         id: SessionId,
         source_code: &str,
         language: Option<&str>,
+    ) -> Result<Option<Session>, StoreError> {
+        let patch = SessionPatch {
+            source_code: Some(source_code.to_owned()),
+            language: language.map(str::to_owned),
+            files: None,
+        };
+        self.patch_session(id, &patch).await
+    }
+    /// Change what `patch` gives (code, language, the whole set of files) and nothing else.
+    /// `None` if the session does not exist.
+    async fn patch_session(
+        &self,
+        id: SessionId,
+        patch: &SessionPatch,
     ) -> Result<Option<Session>, StoreError>;
     /// In one transaction: look up the idempotency key; if new, snapshot the session into a
     /// QUEUED execution (and, when `enqueue_job`, insert its embedded-queue job).

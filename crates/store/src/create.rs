@@ -1,16 +1,107 @@
-//! What `create_execution` does when its insert inserted nothing: find out whether the
-//! idempotency key already names an execution (that one is the answer, or a conflict with
-//! another session), or the session does not exist.
+//! `create_execution`: one statement snapshots the session (code, language, files) into a
+//! QUEUED execution with the request's options, and when that inserted nothing, find out
+//! whether the idempotency key already names an execution (that one is the answer, or a
+//! conflict with another session), or the session does not exist.
 
 use crate::dialect::Dialect;
-use crate::rows::{backend, resolve_existing, RawExecution, EXECUTION_COLUMNS};
+use crate::json;
+use crate::rows::{
+    backend, new_execution, now_ms, resolve_existing, DataError, RawExecution, EXECUTION_COLUMNS,
+};
 use livexec_core::{CreatedExecution, NewExecution, StoreError};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+/// How many times `create_execution` retries after losing an idempotency-key race.
+const KEY_RACE_TRIES: usize = 5;
+
+/// What the insert hands back of the session it snapshotted: language, code, files (JSON).
+type Snapshot = (String, String, Option<String>);
+
+/// Create the execution `new` asks for (see [`livexec_core::Store::create_execution`]).
+pub(crate) async fn create_execution<DB>(
+    pool: &Pool<DB>,
+    new: NewExecution,
+) -> Result<CreatedExecution, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> RawExecution<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
+    for<'r> Snapshot: FromRow<'r, DB::Row>,
+    for<'r> (String, String): FromRow<'r, DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    const OP: &str = "create_execution";
+    // The insert takes the session's snapshot itself: one statement on the request path
+    // instead of a read and then a write. It inserts nothing when the key is taken or the
+    // session unknown; which one is told apart after.
+    const INSERT: &str = "INSERT INTO executions (id, session_id, language, source_code, \
+         status, idempotency_key, attempts, queued_at, options, session_files) \
+         SELECT $1, id, language, source_code, 'QUEUED', $3, 0, $4, $5, files FROM sessions \
+         WHERE id = $2 \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING language, source_code, session_files";
+    let options = json::encode_options(&new.options).map_err(backend(OP))?;
+    for _ in 0..KEY_RACE_TRIES {
+        let mut exec = new_execution(
+            new.session_id,
+            String::new(),
+            String::new(),
+            new.idempotency_key.clone(),
+            now_ms(),
+        );
+        let insert = sqlx::query_as::<_, Snapshot>(INSERT)
+            .bind(DB::id(exec.id))
+            .bind(DB::id(new.session_id))
+            .bind(exec.idempotency_key.as_deref())
+            .bind(DB::time(exec.queued_at))
+            .bind(options.as_deref());
+        let snapshot = if new.enqueue_job {
+            // The execution and its job commit together.
+            let mut tx = DB::begin_write(pool).await.map_err(backend(OP))?;
+            let snapshot = insert.fetch_optional(&mut *tx).await.map_err(backend(OP))?;
+            if snapshot.is_some() {
+                // The queue's times are unix milliseconds in both backends.
+                sqlx::query("INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)")
+                    .bind(DB::id(exec.id))
+                    .bind(exec.queued_at.timestamp_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend(OP))?;
+                tx.commit().await.map_err(backend(OP))?;
+            }
+            snapshot
+        } else {
+            // One statement commits on its own, before its row comes back (both drivers
+            // finish the statement first), so no transaction round trips around it.
+            insert.fetch_optional(pool).await.map_err(backend(OP))?
+        };
+        let Some((language, source_code, session_files)) = snapshot else {
+            match existing(pool, OP, &new).await? {
+                Some(found) => return found,
+                // The key's owner was not visible yet: try again.
+                None => continue,
+            }
+        };
+        exec.language = language;
+        exec.source_code = source_code;
+        exec.options =
+            json::run_options(options.as_deref(), session_files.as_deref()).map_err(backend(OP))?;
+        return Ok(CreatedExecution {
+            execution: exec,
+            created: true,
+        });
+    }
+    Err(backend(OP)(DataError::KeyRaceUnresolved {
+        tries: KEY_RACE_TRIES,
+    }))
+}
 
 /// Why `create_execution` inserted nothing: the execution its idempotency key already
 /// names (or the conflict with another session), else `SessionNotFound`; `None` when
 /// neither is visible yet (an idempotency race: look again).
-pub(crate) async fn existing<DB>(
+async fn existing<DB>(
     pool: &Pool<DB>,
     op: &'static str,
     new: &NewExecution,

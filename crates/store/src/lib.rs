@@ -17,6 +17,7 @@
 
 mod create;
 mod dialect;
+mod json;
 mod postgres;
 mod rows;
 mod sql;

@@ -6,6 +6,7 @@
 //! error-type strings, which can fail on bad data, happens once here. The column lists are what
 //! every query selects.
 
+use crate::json;
 use chrono::{DateTime, Utc};
 use livexec_core::{CompileReport, ErrorType, Execution, Session, Status, StoreError};
 use uuid::Uuid;
@@ -30,6 +31,15 @@ pub enum DataError {
     /// The `compile` column holds text that is not a compile report.
     #[error("column compile holds no valid compile report: {source}")]
     BadCompile {
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A JSON column (run options, files, limits, tests) could not be written or read.
+    #[error("column {column} holds no valid JSON of its kind: {source}")]
+    BadJson {
+        /// Which column.
+        column: &'static str,
         /// The JSON error.
         #[source]
         source: serde_json::Error,
@@ -116,7 +126,7 @@ pub(crate) fn parse_status(column: &'static str, text: &str) -> Result<Status, D
 pub(crate) const EXECUTION_COLUMNS: &str = "id, session_id, language, source_code, status, \
      stdout, stderr, execution_time_ms, error_message, error_type, exit_code, signal, \
      cpu_time_ms, memory_kb, idempotency_key, attempts, queued_at, started_at, finished_at, \
-     compile";
+     compile, options, session_files, limits, tests, output_files";
 
 /// Reads a stored id or time column of type `T` into the domain type `U`.
 pub(crate) type Reader<T, U> = fn(&'static str, T) -> Result<U, DataError>;
@@ -145,6 +155,11 @@ pub(crate) struct RawExecution<Id, Time> {
     pub started_at: Option<Time>,
     pub finished_at: Option<Time>,
     pub compile: Option<String>,
+    pub options: Option<String>,
+    pub session_files: Option<String>,
+    pub limits: Option<String>,
+    pub tests: Option<String>,
+    pub output_files: Option<String>,
 }
 
 impl<Id, Time> RawExecution<Id, Time> {
@@ -179,6 +194,10 @@ impl<Id, Time> RawExecution<Id, Time> {
                     .map_err(|source| DataError::BadCompile { source })
             })
             .transpose()?;
+        let options = json::run_options(self.options.as_deref(), self.session_files.as_deref())?;
+        let limits = json::decode("limits", self.limits.as_deref())?;
+        let tests = json::decode_list("tests", self.tests.as_deref())?;
+        let output_files = json::decode_list("output_files", self.output_files.as_deref())?;
         Ok(Execution {
             id,
             session_id,
@@ -200,10 +219,10 @@ impl<Id, Time> RawExecution<Id, Time> {
             started_at,
             finished_at,
             compile,
-            options: Default::default(),
-            limits: None,
-            tests: Vec::new(),
-            output_files: Vec::new(),
+            options,
+            limits,
+            tests,
+            output_files,
         })
     }
 }
@@ -218,6 +237,7 @@ pub(crate) struct RawSession<Id, Time> {
     pub created_at: Time,
     pub updated_at: Time,
     pub latest_execution_id: Option<Id>,
+    pub files: Option<String>,
 }
 
 impl<Id, Time> RawSession<Id, Time> {
@@ -238,7 +258,7 @@ impl<Id, Time> RawSession<Id, Time> {
                 .latest_execution_id
                 .map(|l| read_id("latest_execution_id", l))
                 .transpose()?,
-            files: Vec::new(),
+            files: json::decode_list("files", self.files.as_deref())?,
         })
     }
 }
@@ -246,7 +266,7 @@ impl<Id, Time> RawSession<Id, Time> {
 /// The columns every session query selects or returns, the newest execution id included
 /// (the `(session_id, id)` index answers it).
 pub(crate) const SESSION_COLUMNS: &str = "id, language, source_code, status, created_at, \
-     updated_at, (SELECT e.id FROM executions e WHERE e.session_id = sessions.id \
+     updated_at, files, (SELECT e.id FROM executions e WHERE e.session_id = sessions.id \
      ORDER BY e.id DESC LIMIT 1) AS latest_execution_id";
 
 /// A new QUEUED execution snapshotted from a session, before it is written.

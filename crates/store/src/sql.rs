@@ -4,23 +4,21 @@
 //! transactions and row decoding are shared. A dialect says only what differs
 //! ([`crate::dialect`]). SQL text uses `$N` placeholders, which both drivers accept.
 
-use crate::create::existing;
+use crate::create;
 use crate::dialect::Dialect;
+use crate::json;
 use crate::rows::{
-    backend, new_execution, now_ms, parse_status, DataError, RawExecution, RawSession,
-    EXECUTION_COLUMNS, SESSION_COLUMNS,
+    backend, now_ms, parse_status, DataError, RawExecution, RawSession, EXECUTION_COLUMNS,
+    SESSION_COLUMNS,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use livexec_core::{
-    CreatedExecution, Execution, ExecutionId, NewExecution, RunResult, Session, SessionId, Status,
-    Store, StoreError,
+    CreatedExecution, Execution, ExecutionId, NewExecution, RunResult, Session, SessionId,
+    SessionPatch, SourceFile, Status, Store, StoreError,
 };
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
-
-/// How many times `create_execution` retries after losing an idempotency-key race.
-const KEY_RACE_TRIES: usize = 5;
 
 /// A [`Store`] on a pool of the sqlx database `DB`: [`SqliteStore`](crate::SqliteStore) or
 /// [`PgStore`](crate::PgStore).
@@ -77,6 +75,7 @@ where
     for<'r> RawExecution<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
     for<'r> RawSession<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
     for<'r> (String, String): FromRow<'r, DB::Row>,
+    for<'r> (String, String, Option<String>): FromRow<'r, DB::Row>,
     for<'r> (DB::Id, String, i32): FromRow<'r, DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
@@ -88,24 +87,28 @@ where
     for<'q> Option<DB::Id>: Encode<'q, DB>,
     for<'r> (i64, Option<DB::Time>): FromRow<'r, DB::Row>,
 {
-    async fn create_session(
+    async fn create_session_with_files(
         &self,
         language: &str,
         source_code: &str,
+        files: &[SourceFile],
     ) -> Result<Session, StoreError> {
+        const OP: &str = "create_session";
         let now = now_ms();
         let id = Uuid::now_v7();
+        let stored_files = json::encode_list("files", files).map_err(backend(OP))?;
         sqlx::query(
-            "INSERT INTO sessions (id, language, source_code, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'ACTIVE', $4, $4)",
+            "INSERT INTO sessions (id, language, source_code, status, created_at, updated_at, \
+             files) VALUES ($1, $2, $3, 'ACTIVE', $4, $4, $5)",
         )
         .bind(DB::id(id))
         .bind(language)
         .bind(source_code)
         .bind(DB::time(now))
+        .bind(stored_files.as_deref())
         .execute(&self.pool)
         .await
-        .map_err(backend("create_session"))?;
+        .map_err(backend(OP))?;
         Ok(Session {
             id,
             language: language.to_owned(),
@@ -114,7 +117,7 @@ where
             created_at: now,
             updated_at: now,
             latest_execution_id: None,
-            files: Vec::new(),
+            files: files.to_vec(),
         })
     }
 
@@ -129,21 +132,30 @@ where
         row.map(|r| session::<DB>(OP, r)).transpose()
     }
 
-    async fn update_session(
+    async fn patch_session(
         &self,
         id: SessionId,
-        source_code: &str,
-        language: Option<&str>,
+        patch: &SessionPatch,
     ) -> Result<Option<Session>, StoreError> {
         const OP: &str = "update_session";
+        // An empty set of files is stored as NULL like a session that never had any, so
+        // "keep the files" needs its own flag beside the value.
+        let files = match &patch.files {
+            Some(files) => Some(json::encode_list("files", files).map_err(backend(OP))?),
+            None => None,
+        };
         let sql = format!(
-            "UPDATE sessions SET source_code = $2, language = COALESCE($3, language), \
-             updated_at = $4 WHERE id = $1 RETURNING {SESSION_COLUMNS}"
+            "UPDATE sessions SET source_code = COALESCE($2, source_code), \
+             language = COALESCE($3, language), \
+             files = CASE WHEN $5 = 1 THEN $4 ELSE files END, updated_at = $6 \
+             WHERE id = $1 RETURNING {SESSION_COLUMNS}"
         );
         let row: Option<RawSession<DB::Id, DB::Time>> = sqlx::query_as(&sql)
             .bind(DB::id(id))
-            .bind(source_code)
-            .bind(language)
+            .bind(patch.source_code.as_deref())
+            .bind(patch.language.as_deref())
+            .bind(files.as_ref().and_then(|f| f.as_deref()))
+            .bind(i32::from(files.is_some()))
             .bind(DB::time(now_ms()))
             .fetch_optional(&self.pool)
             .await
@@ -152,70 +164,7 @@ where
     }
 
     async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
-        const OP: &str = "create_execution";
-        // The insert takes the session's snapshot itself: one statement on the request path
-        // instead of a read and then a write. It inserts nothing when the key is taken or the
-        // session unknown; which one is told apart after.
-        const INSERT: &str = "INSERT INTO executions (id, session_id, language, source_code, \
-             status, idempotency_key, attempts, queued_at) \
-             SELECT $1, id, language, source_code, 'QUEUED', $3, 0, $4 FROM sessions \
-             WHERE id = $2 \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING language, source_code";
-        for _ in 0..KEY_RACE_TRIES {
-            let mut exec = new_execution(
-                new.session_id,
-                String::new(),
-                String::new(),
-                new.idempotency_key.clone(),
-                now_ms(),
-            );
-            let insert = sqlx::query_as::<_, (String, String)>(INSERT)
-                .bind(DB::id(exec.id))
-                .bind(DB::id(new.session_id))
-                .bind(exec.idempotency_key.as_deref())
-                .bind(DB::time(exec.queued_at));
-            let snapshot = if new.enqueue_job {
-                // The execution and its job commit together.
-                let mut tx = DB::begin_write(&self.pool).await.map_err(backend(OP))?;
-                let snapshot = insert.fetch_optional(&mut *tx).await.map_err(backend(OP))?;
-                if snapshot.is_some() {
-                    // The queue's times are unix milliseconds in both backends.
-                    sqlx::query(
-                        "INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)",
-                    )
-                    .bind(DB::id(exec.id))
-                    .bind(exec.queued_at.timestamp_millis())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend(OP))?;
-                    tx.commit().await.map_err(backend(OP))?;
-                }
-                snapshot
-            } else {
-                // One statement commits on its own, before its row comes back (both drivers
-                // finish the statement first), so no transaction round trips around it.
-                insert
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(backend(OP))?
-            };
-            let Some((language, source_code)) = snapshot else {
-                match existing(&self.pool, OP, &new).await? {
-                    Some(found) => return found,
-                    // The key's owner was not visible yet: try again.
-                    None => continue,
-                }
-            };
-            exec.language = language;
-            exec.source_code = source_code;
-            return Ok(CreatedExecution {
-                execution: exec,
-                created: true,
-            });
-        }
-        Err(backend(OP)(DataError::KeyRaceUnresolved {
-            tries: KEY_RACE_TRIES,
-        }))
+        create::create_execution(&self.pool, new).await
     }
 
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError> {
@@ -291,12 +240,29 @@ where
                 status: result.status,
             }));
         }
-        let compile = compile_json(result).map_err(backend(OP))?;
+        let json = |r: Result<_, DataError>| r.map_err(backend(OP));
+        let compile = json(
+            result
+                .compile
+                .as_ref()
+                .map(|c| json::encode("compile", c))
+                .transpose(),
+        )?;
+        let limits = json(
+            result
+                .limits
+                .as_ref()
+                .map(|l| json::encode("limits", l))
+                .transpose(),
+        )?;
+        let tests = json(json::encode_list("tests", &result.tests))?;
+        let output_files = json(json::encode_list("output_files", &result.output_files))?;
         let error_message = result.error_message.as_deref().map(storable);
         let done = sqlx::query(
             "UPDATE executions SET status = $3, stdout = $4, stderr = $5, execution_time_ms = $6, \
              error_message = $7, error_type = $8, exit_code = $9, signal = $10, \
-             cpu_time_ms = $11, memory_kb = $12, finished_at = $13, compile = $14 \
+             cpu_time_ms = $11, memory_kb = $12, finished_at = $13, compile = $14, \
+             limits = $15, tests = $16, output_files = $17 \
              WHERE id = $1 AND status = 'RUNNING' AND attempts = $2",
         )
         .bind(DB::id(id))
@@ -313,6 +279,9 @@ where
         .bind(result.memory_kb)
         .bind(DB::time(now_ms()))
         .bind(compile.as_deref())
+        .bind(limits.as_deref())
+        .bind(tests.as_deref())
+        .bind(output_files.as_deref())
         .execute(&self.pool)
         .await
         .map_err(backend(OP))?;
@@ -394,14 +363,4 @@ fn storable(text: &str) -> std::borrow::Cow<'_, str> {
     } else {
         std::borrow::Cow::Borrowed(text)
     }
-}
-
-/// The compile report as stored: JSON text (NUL and every other control character escaped, so
-/// no backend's text rules can refuse it).
-fn compile_json(result: &RunResult) -> Result<Option<String>, DataError> {
-    result
-        .compile
-        .as_ref()
-        .map(|c| serde_json::to_string(c).map_err(|source| DataError::BadCompile { source }))
-        .transpose()
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use livexec_core::{
     BoxStream, CreatedExecution, Execution, ExecutionId, JobQueue, Lease, NewExecution, PortError,
-    RunResult, Session, SessionId, Status, Store, StoreError,
+    RunResult, Session, SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,8 +56,25 @@ impl Store for WakeStore {
     async fn create_session(&self, language: &str, code: &str) -> Result<Session, StoreError> {
         self.inner.create_session(language, code).await
     }
+    async fn create_session_with_files(
+        &self,
+        language: &str,
+        code: &str,
+        files: &[SourceFile],
+    ) -> Result<Session, StoreError> {
+        self.inner
+            .create_session_with_files(language, code, files)
+            .await
+    }
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         self.inner.get_session(id).await
+    }
+    async fn patch_session(
+        &self,
+        id: SessionId,
+        patch: &SessionPatch,
+    ) -> Result<Option<Session>, StoreError> {
+        self.inner.patch_session(id, patch).await
     }
     async fn update_session(
         &self,

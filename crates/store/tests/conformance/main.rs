@@ -7,6 +7,7 @@ mod executions;
 mod harness;
 mod history;
 mod idempotency;
+mod options;
 mod sessions;
 mod transitions;
 
@@ -53,6 +54,9 @@ conformance!(
     transitions::fail_moves_any_unfinished_to_internal_error,
     transitions::terminal_states_never_change,
     transitions::finish_rejects_non_terminal_result,
+    options::session_files_round_trip_and_patch_replaces_them_whole,
+    options::run_options_are_stored_with_the_session_files_in_front,
+    options::finish_stores_limits_tests_and_output_files,
 );
 
 /// Small builders shared by the cases.

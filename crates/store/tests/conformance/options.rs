@@ -1,0 +1,207 @@
+//! Run options (issue 11): session files, the options of a run and the session files it
+//! snapshots, and what a finished run gave (limits, test results, output files), with NUL,
+//! invalid UTF-8 and every control character in every stored text or byte string.
+
+use crate::harness::Backend;
+use crate::util::{execution, result, session};
+use livexec_core::{
+    Compare, EffectiveLimits, LimitOverrides, NewExecution, RunOptions, SessionPatch, SourceFile,
+    Status, TestCase, TestResult, Verdict,
+};
+use std::collections::BTreeMap;
+
+/// Every byte value once: NUL, controls, invalid UTF-8 (0x80–0xff alone).
+fn all_bytes() -> Vec<u8> {
+    (0..=255u8).collect()
+}
+
+/// Text with NUL, controls, a replacement character and astral characters.
+const ODD: &str = "a\0b\u{1}\u{7f}\r\n\t\u{fffd}é🚀\u{2028}\"\\";
+
+fn file(name: &str, content: &[u8]) -> SourceFile {
+    SourceFile {
+        name: name.into(),
+        content: content.to_vec(),
+    }
+}
+
+fn options() -> RunOptions {
+    RunOptions {
+        stdin: Some(ODD.into()),
+        args: vec!["--x".into(), ODD.into(), String::new()],
+        env: BTreeMap::from([("MODE".into(), ODD.into())]),
+        files: vec![file("req/data.bin", &all_bytes())],
+        limits: LimitOverrides {
+            time_ms: Some(1500),
+            memory_mb: Some(64),
+            pids: Some(8),
+            ..Default::default()
+        },
+        tests: vec![
+            TestCase {
+                stdin: ODD.into(),
+                expected_stdout: Some(ODD.into()),
+                args: Some(vec!["1".into()]),
+            },
+            TestCase {
+                stdin: String::new(),
+                expected_stdout: None,
+                args: None,
+            },
+        ],
+        compare: Compare::Exact,
+        stop_on_failure: true,
+        return_files: vec!["*.png".into(), "out.txt".into()],
+    }
+}
+
+pub async fn session_files_round_trip_and_patch_replaces_them_whole(b: Backend) {
+    let store = b.store();
+    let files = vec![
+        file("pkg/__init__.py", b""),
+        file("odd\0name", &all_bytes()),
+    ];
+    let s = store
+        .create_session_with_files("python", "print(1)", &files)
+        .await
+        .unwrap();
+    assert_eq!(s.files, files);
+    assert_eq!(store.get_session(s.id).await.unwrap().unwrap(), s);
+
+    // Code only: the files stay.
+    let code = store
+        .update_session(s.id, "print(2)", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (code.source_code.as_str(), &code.files),
+        ("print(2)", &files)
+    );
+
+    // Files only: the code stays, the set is replaced whole.
+    let replaced = vec![file("b.txt", ODD.as_bytes())];
+    let patch = SessionPatch {
+        files: Some(replaced.clone()),
+        ..Default::default()
+    };
+    let p = store.patch_session(s.id, &patch).await.unwrap().unwrap();
+    assert_eq!((p.source_code.as_str(), &p.files), ("print(2)", &replaced));
+    assert_eq!(store.get_session(s.id).await.unwrap().unwrap(), p);
+
+    // An empty set removes them; everything at once works too.
+    let all = SessionPatch {
+        source_code: Some("x = 1".into()),
+        language: Some("javascript".into()),
+        files: Some(Vec::new()),
+    };
+    let p = store.patch_session(s.id, &all).await.unwrap().unwrap();
+    assert_eq!(
+        (p.language.as_str(), p.source_code.as_str()),
+        ("javascript", "x = 1")
+    );
+    assert!(p.files.is_empty());
+    assert_eq!(store.get_session(s.id).await.unwrap().unwrap(), p);
+    let missing = uuid::Uuid::now_v7();
+    assert_eq!(store.patch_session(missing, &all).await.unwrap(), None);
+}
+
+pub async fn run_options_are_stored_with_the_session_files_in_front(b: Backend) {
+    let store = b.store();
+    let session_files = vec![file("lib.h", b"#define X 1\n"), file("z.bin", &[0, 0xff])];
+    let s = store
+        .create_session_with_files("c", "int main(){}", &session_files)
+        .await
+        .unwrap();
+    let asked = options();
+    let created = store
+        .create_execution(NewExecution {
+            session_id: s.id,
+            idempotency_key: Some("opts-key".into()),
+            enqueue_job: true,
+            options: asked.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(created.created);
+    let e = created.execution;
+    let mut expected = asked.clone();
+    expected.files = [session_files.clone(), asked.files.clone()].concat();
+    assert_eq!(e.options, expected);
+
+    // The session's files change afterwards: the run keeps its snapshot.
+    let patch = SessionPatch {
+        files: Some(vec![file("other", b"o")]),
+        ..Default::default()
+    };
+    store.patch_session(s.id, &patch).await.unwrap();
+    assert_eq!(store.get_execution(e.id).await.unwrap().unwrap(), e);
+    let listed = store.list_executions(s.id, 10, None).await.unwrap();
+    assert_eq!(listed, vec![e.clone()]);
+    let started = store.start_execution(e.id, 1).await.unwrap().unwrap();
+    assert_eq!(
+        started.options, expected,
+        "a worker gets the options to run"
+    );
+
+    // The next run snapshots the new set; a bodiless run stores no options at all.
+    let next = execution(store, &s).await;
+    assert_eq!(next.options.files, vec![file("other", b"o")]);
+    let bare = execution(store, &session(store, "print(1)").await).await;
+    assert!(bare.options.is_default());
+    let nulls = "executions WHERE options IS NULL AND session_files IS NULL AND limits IS NULL \
+                 AND tests IS NULL AND output_files IS NULL";
+    assert_eq!(
+        b.count(nulls).await,
+        1,
+        "only the bodiless run of a file-less session"
+    );
+}
+
+pub async fn finish_stores_limits_tests_and_output_files(b: Backend) {
+    let store = b.store();
+    let s = session(store, "print(1)").await;
+    let e = execution(store, &s).await;
+    store.start_execution(e.id, 1).await.unwrap().unwrap();
+    let mut r = result(Status::Failed);
+    r.limits = Some(EffectiveLimits {
+        time_ms: 2000,
+        cpu_time_ms: None,
+        memory_mb: 128,
+        pids: 50,
+        output_bytes: 1 << 20,
+        compile_time_ms: Some(10_000),
+        compile_memory_mb: Some(512),
+    });
+    r.tests = vec![
+        TestResult {
+            verdict: Verdict::WrongAnswer,
+            stdout: ODD.into(),
+            stderr: ODD.into(),
+            exit_code: Some(0),
+            signal: None,
+            time_ms: 3,
+            cpu_time_ms: Some(2),
+            memory_kb: Some(900),
+            message: Some(ODD.into()),
+        },
+        TestResult {
+            verdict: Verdict::Skipped,
+            stdout: String::new(),
+            stderr: String::new(),
+            exit_code: None,
+            signal: None,
+            time_ms: 0,
+            cpu_time_ms: None,
+            memory_kb: None,
+            message: None,
+        },
+    ];
+    r.output_files = vec![file("plot.png", &all_bytes()), file("empty", b"")];
+    assert!(store.finish_execution(e.id, 1, &r).await.unwrap());
+    let done = store.get_execution(e.id).await.unwrap().unwrap();
+    assert_eq!(done.status, Status::Failed);
+    assert_eq!(done.limits, r.limits);
+    assert_eq!(done.tests, r.tests);
+    assert_eq!(done.output_files, r.output_files);
+}
