@@ -12,7 +12,7 @@ pub mod request;
 pub mod status;
 
 pub use events::{Event, EventKind};
-pub use insight::QueueSample;
+pub use insight::{QueueSample, Statistics};
 pub use model::{
     CompileReport, Execution, ExecutionId, ExecutionView, NewExecution, RunResult, Session,
     SessionId, SessionPatch,

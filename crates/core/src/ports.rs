@@ -136,6 +136,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
     /// How many executions are QUEUED and since when the oldest is (for metrics).
     async fn queue_sample(&self) -> Result<crate::QueueSample, StoreError>;
+    /// What executions accepted at or after `since` add up to (`GET /statistics`).
+    async fn statistics(&self, since: DateTime<Utc>) -> Result<crate::Statistics, StoreError>;
 }
 
 /// Errors of the queue and the event bus.

@@ -1,10 +1,12 @@
 //! What the service shows about itself, apart from the API of API.md: Prometheus metrics
 //! (`GET /metrics`, with the per-request instrumentation that feeds them), the OpenAPI
-//! document (`GET /openapi.json`) and its rendered page (`GET /docs`), and the playground (`/`).
+//! document (`GET /openapi.json`) and its rendered page (`GET /docs`), the playground (`/`), the statistics
+//! (`GET /statistics`) and their dashboard (`/stats`).
 
 pub(crate) mod docs;
 pub(crate) mod metrics;
 pub(crate) mod playground;
+pub(crate) mod statistics;
 
 use crate::AppState;
 use axum::routing::get;
@@ -20,4 +22,6 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/docs/swagger-ui.css", get(docs::swagger_css))
         .route("/", get(playground::index))
         .route("/assets/{file}", get(playground::file))
+        .route("/stats", get(playground::stats))
+        .route("/statistics", get(statistics::statistics))
 }

@@ -33,6 +33,8 @@ use utoipa::{OpenApi, ToSchema};
         crate::observe::docs::openapi_json,
         crate::observe::docs::docs_page,
         crate::observe::playground::index,
+        crate::observe::playground::stats,
+        crate::observe::statistics::statistics,
     ),
     components(schemas(crate::error::ErrorBody, livexec_core::ErrorType, livexec_core::Verdict)),
     tags(
