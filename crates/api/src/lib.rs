@@ -87,6 +87,10 @@ pub struct ApiConfig {
     /// The service's default limits of a run stage, as `GET /runtimes` reports them under a
     /// runtime's own (128 MiB, 50 pids, 30 000 ms, 500 millicores by default).
     pub default_limits: livexec_runtimes::LimitOverrides,
+    /// Origins whose pages may call the API and open event streams (CORS), e.g.
+    /// `https://ide.example.com`; `*` allows any. Empty (the default): no CORS headers, so
+    /// only pages served by livexec itself can (`LIVEXEC_CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -103,6 +107,7 @@ impl Default for ApiConfig {
                 open_files: None,
                 tmpfs_mb: None,
             },
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -122,13 +127,19 @@ pub enum SandboxHealth {
 /// and per-request logging.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
-    routes::router()
+    let cors = observe::cors::layer(&state.config.cors_origins);
+    let app = routes::router()
         .merge(observe::router())
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::catch_panic_layer())
-        .layer(axum::middleware::from_fn(middleware::log_request))
+        .layer(axum::middleware::from_fn(middleware::log_request));
+    match cors {
+        // Outermost: it answers preflight requests itself, before routing.
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
 }
 
 /// Serve [`router`] on `listener` until `shutdown` resolves, then finish in-flight requests

@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// toolchain is found is available unchecked (faster start; `livexec runtimes` checks).
     #[arg(long, env = "LIVEXEC_SMOKE_TESTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub smoke_tests: bool,
+    /// Origins whose web pages may call the API and open event streams (CORS), comma-separated,
+    /// e.g. `https://ide.example.com`; `*` allows any. Unset: same-origin only.
+    #[arg(long, env = "LIVEXEC_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Address of the worker role's `GET /health` (host:port).
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
@@ -214,6 +218,7 @@ async fn serve(
                     open_files: None,
                     tmpfs_mb: None,
                 },
+                cors_origins: args.cors_origins.clone(),
             },
             sandbox: sandbox_health,
         };

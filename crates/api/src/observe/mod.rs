@@ -3,6 +3,7 @@
 //! document (`GET /openapi.json`) and its rendered page (`GET /docs`), the playground (`/`), the statistics
 //! (`GET /statistics`) and their dashboard (`/stats`).
 
+pub(crate) mod cors;
 pub(crate) mod docs;
 pub(crate) mod metrics;
 pub(crate) mod playground;
