@@ -69,7 +69,7 @@ fn bare(rt: &Resolved, dir: &Path, code: &str) -> f64 {
 
 /// `Sandbox::run` of `code` under `rt` in this process, call → return.
 fn engine(sandbox: &Sandbox, rt: &Resolved, code: &str) -> f64 {
-    let cmd = livexec_worker::command_for(rt, code, &[], b"", Limits::default());
+    let cmd = livexec_engine::command_for(rt, code, &[], b"", Limits::default());
     let start = Instant::now();
     let o = sandbox.run(&cmd, &mut |_, _| {}).unwrap();
     let took = ms(start.elapsed());

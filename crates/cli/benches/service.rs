@@ -95,7 +95,7 @@ async fn main() {
     let mut setup = Vec::new();
     let engine: Vec<f64> = (0..100)
         .map(|_| {
-            let cmd = livexec_worker::command_for(&py, PY_HELLO, &[], b"", Limits::default());
+            let cmd = livexec_engine::command_for(&py, PY_HELLO, &[], b"", Limits::default());
             let start = Instant::now();
             let o = sandbox.run(&cmd, &mut |_, _| {}).unwrap();
             assert_eq!(o.exit_code, Some(0));

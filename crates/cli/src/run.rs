@@ -6,8 +6,9 @@
 use crate::settings::{LimitArgs, SandboxArgs};
 use anyhow::Context;
 use clap::Args;
-use livexec_sandbox::Stream;
-use livexec_worker::{run_staged, staged_result};
+use livexec_core::{ErrorType, Status};
+use livexec_engine::{Engine, Executor, Request, Stream};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,35 +54,35 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             registry.ids().join(", ")
         );
     };
+    // Only the runtime this run needs is resolved (and its probe cached).
     let resolved = runtime.resolve()?;
     let source = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     let stdin = read_stdin(args.stdin.as_deref())?;
     let defaults = args.limits.limits()?;
-    let sandbox = args.sandbox.sandbox()?;
+    let sandbox = std::sync::Arc::new(args.sandbox.sandbox()?);
+    let id = runtime.id.clone();
+    let engine = Engine::new(sandbox, HashMap::from([(id.clone(), resolved)]), defaults);
+    // stdin as it is (a file or a pipe may hold any bytes).
+    let request = Request {
+        stdin_bytes: Some(stdin),
+        ..Request::new(id, source)
+    };
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-    let ran = run_staged(
-        &sandbox,
-        &resolved,
-        &defaults,
-        &source,
-        &stdin,
-        &mut |stream, chunk| {
-            // A closed stdout (e.g. `| head`) must not stop the run; the verdict still comes.
-            let _ = match stream {
-                Stream::Stdout => out.write_all(chunk).and_then(|()| out.flush()),
-                Stream::Stderr => err.write_all(chunk).and_then(|()| err.flush()),
-            };
-        },
-    );
-    let staged = match ran {
-        Ok(s) => s,
+    let ran = engine.execute(&request, &mut |stream, chunk| {
+        // A closed stdout (e.g. `| head`) must not stop the run; the verdict still comes.
+        let _ = match stream {
+            Stream::Stdout => out.write_all(chunk).and_then(|()| out.flush()),
+            Stream::Stderr => err.write_all(chunk).and_then(|()| err.flush()),
+        };
+    });
+    let result = match ran {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("livexec: sandbox error: {e}");
             return Ok(ExitCode::from(SANDBOX_FAILED));
         }
     };
-    let result = staged_result(&staged);
     let reason = match (&result.error_type, &result.error_message) {
         (Some(t), Some(m)) => format!(" {}: {m};", t.as_str()),
         _ => String::new(),
@@ -90,28 +91,28 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(c) => format!(" compile {} ms,", c.time_ms),
         None => String::new(),
     };
-    let Some((outcome, _)) = &staged.run else {
+    if result.error_type == Some(ErrorType::CompilationError) {
         if let Some(c) = &result.compile {
             let _ = err.write_all(c.stdout.as_bytes());
             let _ = err.write_all(c.stderr.as_bytes());
         }
         eprintln!("livexec: {}{reason}{compiled}", result.status);
         return Ok(ExitCode::FAILURE);
-    };
+    }
     eprintln!(
         "livexec: {}{reason}{compiled} wall {} ms, cpu {} ms, memory {:.1} MiB",
         result.status,
-        outcome.wall_ms,
-        outcome.cpu_ms,
-        outcome.memory_peak_bytes as f64 / (1024.0 * 1024.0)
+        result.execution_time_ms,
+        result.cpu_time_ms.unwrap_or(0),
+        result.memory_kb.unwrap_or(0) as f64 / 1024.0
     );
-    let code = if outcome.timed_out {
+    let code = if result.status == Status::Timeout {
         TIMED_OUT
-    } else if let Some(sig) = outcome.signal {
+    } else if let Some(sig) = result.signal {
         128u8.saturating_add(u8::try_from(sig).unwrap_or(127))
     } else {
         // Exit codes are 0..=255 on Linux; anything else is reported as a failure.
-        outcome
+        result
             .exit_code
             .and_then(|c| u8::try_from(c).ok())
             .unwrap_or(1)

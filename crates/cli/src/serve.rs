@@ -4,7 +4,7 @@
 //! started, and exit 0.
 
 use crate::connect::{connect, Ports};
-use crate::runtimes::{prepare_engine, Engine};
+use crate::runtimes::{prepare_engine, Prepared};
 use crate::settings::{redact_url, tokio_runtime, LimitArgs, SandboxArgs};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -164,7 +164,7 @@ pub fn main(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
 async fn serve(
     args: ServeArgs,
     registry: Arc<livexec_runtimes::Registry>,
-    engine: Option<Engine>,
+    engine: Option<Prepared>,
     limits: livexec_sandbox::Limits,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop) = watch::channel(false);
@@ -233,24 +233,18 @@ async fn serve(
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if let Some(engine) = engine {
-        let mode = engine.sandbox.isolation().to_string();
+        let mode = engine.engine.sandbox().isolation().to_string();
         let config = WorkerConfig {
             worker_id: worker_id(),
             lease: Duration::from_millis(args.lease_ms.max(300)),
             max_attempts: 3,
-            limits,
             idle_poll: Duration::from_millis(args.idle_poll_ms.max(1)),
+            ..WorkerConfig::default()
         };
         let worker = Arc::new(
-            Worker::new(
-                store.clone(),
-                queue.clone(),
-                engine.sandbox,
-                engine.runtimes,
-                config,
-            )
-            .with_wakeup(wakeup.clone())
-            .with_events(events.clone()),
+            Worker::new(store.clone(), queue.clone(), engine.engine, config)
+                .with_wakeup(wakeup.clone())
+                .with_events(events.clone()),
         );
         worker
             .keep_warm(args.warm_pool)

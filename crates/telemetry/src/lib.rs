@@ -29,9 +29,8 @@ pub const QUEUE_DEPTH: &str = "livexec_queue_depth";
 pub const QUEUE_OLDEST_AGE: &str = "livexec_queue_oldest_age_seconds";
 /// Seconds from an execution's acceptance to a worker starting it, by `language`.
 pub const QUEUE_WAIT: &str = "livexec_queue_wait_seconds";
-/// Seconds of a run spent outside the program: preparing the jail (or taking a warm one),
-/// starting it and tearing it down, summed over the stages; `warm` says whether a
-/// prepared jail was used.
+/// Seconds of a run spent outside the program and its compiler: preparing the jail (or
+/// taking a warm one), starting it and tearing it down.
 pub const SANDBOX_STARTUP: &str = "livexec_sandbox_startup_seconds";
 /// Wall-clock seconds of the program itself (the run stage), by `language`.
 pub const RUN_TIME: &str = "livexec_run_seconds";
@@ -142,10 +141,9 @@ pub fn queue_wait(language: &str, waited: Duration) {
     histogram!(QUEUE_WAIT, "language" => language.to_owned()).record(waited.as_secs_f64());
 }
 
-/// A run spent `overhead` outside the program; `warm` when a prepared jail was used.
-pub fn sandbox_startup(warm: bool, overhead: Duration) {
-    let warm = if warm { "true" } else { "false" };
-    histogram!(SANDBOX_STARTUP, "warm" => warm).record(overhead.as_secs_f64());
+/// A run spent `overhead` outside the program and its compiler.
+pub fn sandbox_startup(overhead: Duration) {
+    histogram!(SANDBOX_STARTUP).record(overhead.as_secs_f64());
 }
 
 /// The program in `language` ran for `wall`.

@@ -1,6 +1,5 @@
 //! How a worker behaves ([`WorkerConfig`]) and how its store writes survive a hiccup.
 
-use livexec_sandbox::Limits;
 use std::time::Duration;
 use tracing::warn;
 
@@ -13,11 +12,19 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// Attempts in all (first run plus platform retries) before FAILED/`InternalError`.
     pub max_attempts: i32,
-    /// The service's default limits; a runtime's overrides apply over them.
-    pub limits: Limits,
     /// How long an idle loop waits before it asks the queue again.
     pub idle_poll: Duration,
+    /// Writes of a finished result before the worker gives up on it (the program is never
+    /// run again for a failed write: the result is kept in memory and written again, while
+    /// the lease is kept). Default 10.
+    pub record_attempts: u32,
+    /// Pause after the first failed write of a result; doubled after each further one, up to
+    /// [`MAX_RECORD_BACKOFF`]. Default 100 ms (10 writes then span about 25 s).
+    pub record_backoff: Duration,
 }
+
+/// The longest pause between two writes of a result.
+pub const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Default for WorkerConfig {
     fn default() -> Self {
@@ -25,8 +32,9 @@ impl Default for WorkerConfig {
             worker_id: format!("worker-{}", std::process::id()),
             lease: Duration::from_secs(30),
             max_attempts: 3,
-            limits: Limits::default(),
             idle_poll: Duration::from_millis(50),
+            record_attempts: 10,
+            record_backoff: Duration::from_millis(100),
         }
     }
 }

@@ -1,29 +1,29 @@
-//! The worker of livexec: claim a job → run its execution in the sandbox → record the result.
+//! The worker of livexec: claim a job → run its execution through an [`Executor`] → record
+//! the result.
 //!
 //! [`Worker::step`] carries one job to its end and is what tests call to drain a queue
 //! deterministically; [`Worker::run`] loops it with a concurrency until shutdown.
-//! [`to_result`] maps a sandbox [`livexec_sandbox::Outcome`] to the statuses, error types and
-//! messages of API.md §4; [`command_for`] builds the sandbox command of a run (the code goes in
-//! as a file, never as argv). [`reconcile_once`] repairs a queue that lost jobs.
+//! What runs the program is an `Arc<dyn Executor>`: the real [`livexec_engine::Engine`] in
+//! the service, a fake in the tests of this crate's retry, lease and shutdown logic.
+//! [`reconcile_once`] repairs a queue that lost jobs.
 //!
 //! Retries are for the platform, not for the program: a program that fails, times out or
-//! blows a limit is a result, recorded once; only a sandbox that could not run it (or a worker
-//! that died) leads to another attempt, with backoff, up to `max_attempts`.
+//! blows a limit is a result, recorded once; only an executor that could not run it (or a
+//! worker that died) leads to another attempt, with backoff, up to `max_attempts`.
 //!
 //! ```no_run
 //! # async fn demo(
 //! #     store: std::sync::Arc<dyn livexec_core::Store>,
 //! #     queue: std::sync::Arc<dyn livexec_core::JobQueue>,
 //! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use livexec_engine::Engine;
 //! use livexec_worker::{Worker, WorkerConfig};
-//! use std::collections::HashMap;
 //! use std::sync::Arc;
 //!
 //! let sandbox = Arc::new(livexec_sandbox::Sandbox::new(Default::default())?);
-//! let registry = livexec_runtimes::Registry::builtin()?;
-//! let python = registry.get("python").ok_or("no python runtime")?.resolve()?;
-//! let runtimes = HashMap::from([("python".to_owned(), python)]);
-//! let worker = Arc::new(Worker::new(store, queue, sandbox, runtimes, WorkerConfig::default()));
+//! let mut registry = livexec_runtimes::Registry::builtin()?;
+//! let (engine, _) = Engine::start(sandbox, &mut registry, Default::default(), true);
+//! let worker = Arc::new(Worker::new(store, queue, Arc::new(engine), WorkerConfig::default()));
 //!
 //! // Tests: drain the queue deterministically.
 //! while worker.step().await? {}
@@ -39,21 +39,16 @@
 
 #![warn(missing_docs)]
 
-mod command;
 mod config;
 mod reconcile;
-mod result;
-mod stages;
 mod wake;
 mod worker;
 
-pub use command::{command_for, compile_command, effective_limits};
-pub use config::WorkerConfig;
+pub use config::{WorkerConfig, MAX_RECORD_BACKOFF};
+pub use livexec_engine::{ExecError, Executor, Request};
 pub use reconcile::{reconcile_loop, reconcile_once};
-pub use result::{format_bytes, format_seconds, signal_name, to_result};
-pub use stages::{run_staged, staged_result, Staged};
 pub use wake::{WakeQueue, WakeStore, Wakeup};
-pub use worker::Worker;
+pub use worker::{Worker, RESULT_LOST};
 
 use livexec_core::{ExecutionId, PortError, StoreError};
 

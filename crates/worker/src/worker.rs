@@ -1,4 +1,4 @@
-//! The worker: claim a job, run its execution in the sandbox, record the result. One
+//! The worker: claim a job, run its execution through the [`Executor`], record the result. One
 //! [`Worker::step`] that tests call to drain the queue deterministically, and one loop
 //! ([`Worker::run`]) that the service runs with a concurrency and a shutdown signal. What
 //! happens to a job before and after its run (admitting, recording, retrying, acking) is in
@@ -7,16 +7,14 @@
 mod observe;
 mod settle;
 
-use crate::command::{command_for, effective_limits};
-use crate::stages::{run_staged, staged_result, Staged};
+pub use settle::RESULT_LOST;
+
 use crate::wake::ring_on_arrivals;
 use crate::{Wakeup, WorkerConfig, WorkerError};
-use livexec_core::{ErrorType, EventBus, Execution, JobQueue, Lease, Status, Store};
+use livexec_core::{ErrorType, EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
+use livexec_engine::{ExecError, Executor, Request, Stream};
 use livexec_events::{Publisher, PublisherHandle};
-use livexec_runtimes::Resolved;
-use livexec_sandbox::{Sandbox, SandboxError, Stream};
 use std::any::Any;
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,8 +30,7 @@ const PLATFORM_FAILED: &str = "The platform could not run this program";
 pub struct Worker {
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
-    sandbox: Arc<Sandbox>,
-    runtimes: HashMap<String, Arc<Resolved>>,
+    executor: Arc<dyn Executor>,
     config: WorkerConfig,
     events: Option<Arc<dyn EventBus>>,
     wakeup: Option<Wakeup>,
@@ -41,28 +38,23 @@ pub struct Worker {
 
 /// What ended one attempt that did not produce a program result.
 enum PlatformFailure {
-    Sandbox(SandboxError),
+    Executor(ExecError),
     Panicked(String),
-    NoRuntime,
 }
 
 impl Worker {
-    /// A worker over these ports, this sandbox and these resolved runtimes (by runtime id).
+    /// A worker over these ports that runs programs with `executor` (the real
+    /// [`livexec_engine::Engine`], or a fake in tests).
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn JobQueue>,
-        sandbox: Arc<Sandbox>,
-        runtimes: HashMap<String, Resolved>,
+        executor: Arc<dyn Executor>,
         config: WorkerConfig,
     ) -> Self {
         Worker {
             store,
             queue,
-            sandbox,
-            runtimes: runtimes
-                .into_iter()
-                .map(|(k, v)| (k, Arc::new(v)))
-                .collect(),
+            executor,
             config,
             events: None,
             wakeup: None,
@@ -87,17 +79,11 @@ impl Worker {
         &self.config
     }
 
-    /// Keeps `per_runtime` sandboxes prepared ahead of need for every runtime's run stage,
-    /// with the limits its runs get ([`Sandbox::keep_warm`]; runtimes of the same mounts and
-    /// limits share them): a run then only hands its code to a waiting jail. A compile stage
-    /// (hundreds of ms) builds its jail on the spot. `0` builds every jail on the spot.
-    pub fn keep_warm(&self, per_runtime: usize) -> Result<(), SandboxError> {
-        for rt in self.runtimes.values() {
-            let limits = effective_limits(&self.config.limits, &rt.run.limits);
-            self.sandbox
-                .keep_warm(&command_for(rt, "", &[], &[], limits), per_runtime)?;
-        }
-        Ok(())
+    /// Keeps `per_runtime` sandboxes prepared ahead of need for every runtime's run stage
+    /// ([`Executor::keep_warm`]): a run then only hands its code to a waiting jail. `0`
+    /// builds every jail on the spot.
+    pub fn keep_warm(&self, per_runtime: usize) -> Result<(), ExecError> {
+        self.executor.keep_warm(per_runtime)
     }
 
     /// Claim at most one job and carry it to its end (recorded, retried or handed back).
@@ -150,8 +136,8 @@ impl Worker {
         }
         // The jails of the last runs may still be in the reaper's hands; a graceful stop
         // leaves no run cgroup behind for the next start to sweep.
-        let sandbox = Arc::clone(&self.sandbox);
-        if let Err(e) = tokio::task::spawn_blocking(move || sandbox.wait_torn_down()).await {
+        let executor = Arc::clone(&self.executor);
+        if let Err(e) = tokio::task::spawn_blocking(move || executor.wait_idle()).await {
             error!(error = %e, "waiting for the last jails' teardown failed");
         }
         info!(worker = %self.config.worker_id, "worker stopped");
@@ -210,12 +196,12 @@ impl Worker {
         let ran = self
             .run_program(&exec, publisher.as_ref().map(Publisher::handle))
             .await;
-        if let Ok(staged) = &ran {
-            observe::ran(&exec, staged, began.elapsed());
+        if let Ok(result) = &ran {
+            observe::ran(&exec, result, began.elapsed());
         }
         drop(busy);
-        keeper.abort();
         if lost.load(Ordering::SeqCst) {
+            keeper.abort();
             warn!(execution_id = %id, attempt, "lease lost while running; result discarded");
             if let Some(p) = publisher {
                 p.close().await;
@@ -226,10 +212,11 @@ impl Worker {
         // execution (`?wait=true`, SSE) answers from the store on `Finished` and needs nothing
         // from the queue. Should the process die in between, the job is claimed again and
         // acked at once, its execution being terminal.
+        // The lease is still kept while the result is written: a write that fails is
+        // written again, the program is never run again for it.
         let (ended, ack_after) = match ran {
-            Ok(staged) => {
-                let result = staged_result(&staged);
-                let ended = self.record(&lease, &result).await;
+            Ok(result) => {
+                let ended = self.record(&lease, &result, &lost).await;
                 if let Ok(Some(status)) = ended {
                     observe::finished(&exec, status, result.error_type);
                 }
@@ -243,6 +230,7 @@ impl Worker {
                 (ended, false)
             }
         };
+        keeper.abort();
         if let Some(p) = publisher {
             match ended {
                 Ok(Some(status)) => {
@@ -286,36 +274,28 @@ impl Worker {
         &self,
         exec: &Execution,
         live: Option<PublisherHandle>,
-    ) -> Result<Staged, PlatformFailure> {
-        let rt = Arc::clone(
-            self.runtimes
-                .get(&exec.language)
-                .ok_or(PlatformFailure::NoRuntime)?,
-        );
-        let defaults = self.config.limits.clone();
-        let source = exec.source_code.clone();
-        let sandbox = Arc::clone(&self.sandbox);
-        let run = move || {
-            run_staged(
-                &sandbox,
-                &rt,
-                &defaults,
-                &source,
-                &[],
-                &mut |stream, chunk| {
-                    if let Some(live) = &live {
-                        match stream {
-                            Stream::Stdout => live.stdout(chunk),
-                            Stream::Stderr => live.stderr(chunk),
-                        }
-                    }
-                },
-            )
+    ) -> Result<RunResult, PlatformFailure> {
+        let request = Request {
+            language: exec.language.clone(),
+            source: exec.source_code.clone(),
+            options: exec.options.clone(),
+            stdin_bytes: None,
         };
-        // On the multi-threaded runtime the sandbox runs on this very thread, which hands its
+        let executor = Arc::clone(&self.executor);
+        let run = move || {
+            executor.execute(&request, &mut |stream, chunk| {
+                if let Some(live) = &live {
+                    match stream {
+                        Stream::Stdout => live.stdout(chunk),
+                        Stream::Stderr => live.stderr(chunk),
+                    }
+                }
+            })
+        };
+        // On the multi-threaded runtime the program runs on this very thread, which hands its
         // other tasks to another one: no hand-off to a blocking thread and back between the
         // claim and the result. Elsewhere (a current-thread runtime, as in tests) it goes to
-        // the blocking pool. A panic in the sandbox is caught either way.
+        // the blocking pool. A panic in the executor is caught either way.
         let joined = match tokio::runtime::Handle::current().runtime_flavor() {
             RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
                 std::panic::catch_unwind(AssertUnwindSafe(run)).map_err(panic_message)
@@ -325,8 +305,8 @@ impl Worker {
                 .map_err(|e| e.to_string()),
         };
         match joined {
-            Ok(Ok(staged)) => Ok(staged),
-            Ok(Err(e)) => Err(PlatformFailure::Sandbox(e)),
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(e)) => Err(PlatformFailure::Executor(e)),
             Err(e) => Err(PlatformFailure::Panicked(e)),
         }
     }

@@ -1,16 +1,15 @@
 //! An idle worker wakes when another process enqueues a job on the Redis queue, at once rather
 //! than at its next poll: with an hour between polls, only the queue's arrivals can wake it.
-//! Real SQLite store, real Redis queue, real sandbox running python3.
+//! Real SQLite store, real Redis queue, the fake executor.
 //!
 //! Needs `REDIS_URL` (skipped loudly without it, failed under `LIVEXEC_REQUIRE_SERVICES=1`).
 
+mod fake;
+
 use livexec_core::{JobQueue, NewExecution, Status, Store};
 use livexec_queue::RedisQueue;
-use livexec_runtimes::Registry;
-use livexec_sandbox::{Sandbox, SandboxConfig};
 use livexec_store::SqliteStore;
 use livexec_worker::{Worker, WorkerConfig};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -40,17 +39,10 @@ async fn an_idle_worker_wakes_when_another_process_enqueues() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/db.sqlite", dir.path().display());
     let store = Arc::new(SqliteStore::connect(&db).await.unwrap());
-    let python = Registry::builtin()
-        .unwrap()
-        .get("python")
-        .unwrap()
-        .resolve()
-        .unwrap();
     let worker = Worker::new(
         store.clone(),
         Arc::new(RedisQueue::connect(&url, &prefix).await.unwrap()),
-        Arc::new(Sandbox::new(SandboxConfig::default()).unwrap()),
-        HashMap::from([("python".to_owned(), python)]),
+        Arc::new(fake::FakeExecutor::default()),
         WorkerConfig {
             idle_poll: Duration::from_secs(3600),
             ..WorkerConfig::default()
@@ -63,10 +55,7 @@ async fn an_idle_worker_wakes_when_another_process_enqueues() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // "Another process": its own connection, no in-process bell.
-    let session = store
-        .create_session("python", "print('woken')")
-        .await
-        .unwrap();
+    let session = store.create_session("python", "print woken").await.unwrap();
     let new = NewExecution {
         session_id: session.id,
         idempotency_key: None,

@@ -1,14 +1,14 @@
-//! The worker against the real SQLite store, the real embedded queue and the real sandbox
-//! running the real python3: every test drains the queue with `step()`, no sleeps, no mocks.
+//! The worker's claim, record, retry, lease and shutdown logic against the real SQLite store
+//! and the real embedded queue, with a fake executor (no sandbox, no root: the real engine is
+//! tested in crates/engine): every test drains the queue with `step()`, no sleeps.
 
+mod fake;
+
+use fake::FakeExecutor;
 use livexec_core::{ErrorType, Execution, ExecutionId, JobQueue, NewExecution, Status, Store};
 use livexec_queue::SqliteQueue;
-use livexec_runtimes::{Registry, Resolved};
-use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
 use livexec_store::SqliteStore;
 use livexec_worker::{reconcile_once, Worker, WorkerConfig};
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -17,8 +17,7 @@ struct Fixture {
     _dir: tempfile::TempDir,
     store: Arc<SqliteStore>,
     queue: Arc<SqliteQueue>,
-    runtimes: HashMap<String, Resolved>,
-    sandbox: Arc<Sandbox>,
+    executor: Arc<FakeExecutor>,
 }
 
 impl Fixture {
@@ -27,39 +26,24 @@ impl Fixture {
         let url = format!("sqlite://{}/db.sqlite", dir.path().display());
         let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
         let queue = Arc::new(SqliteQueue::new(store.pool().clone()));
-        let registry = Registry::builtin().unwrap();
-        let python = registry
-            .get("python")
-            .unwrap()
-            .resolve()
-            .expect("python3 must be installed on the test host");
-        let runtimes = HashMap::from([("python".to_owned(), python)]);
-        let sandbox = Sandbox::new(SandboxConfig::default())
-            .expect("the sandbox needs root and cgroups on the test host");
         Fixture {
             _dir: dir,
             store,
             queue,
-            runtimes,
-            sandbox: Arc::new(sandbox),
+            executor: Arc::default(),
         }
     }
 
     fn worker(&self, tweak: impl FnOnce(&mut WorkerConfig)) -> Worker {
         let mut config = WorkerConfig {
             worker_id: "test-worker".into(),
-            limits: Limits {
-                wall_ms: 5_000,
-                ..Limits::default()
-            },
             ..WorkerConfig::default()
         };
         tweak(&mut config);
         Worker::new(
             self.store.clone(),
             self.queue.clone(),
-            self.sandbox.clone(),
-            self.runtimes.clone(),
+            self.executor.clone(),
             config,
         )
     }
@@ -89,7 +73,7 @@ async fn step_runs_a_program_to_completed_once() {
     let f = Fixture::new().await;
     let w = f.worker(|_| {});
     assert!(!w.step().await.unwrap(), "empty queue: no work");
-    let id = f.submit("python", "print('hello', 6 * 7)", true).await;
+    let id = f.submit("python", "print hello 42", true).await;
     assert!(w.step().await.unwrap());
     let e = f.get(id).await;
     assert_eq!(e.status, Status::Completed);
@@ -102,10 +86,41 @@ async fn step_runs_a_program_to_completed_once() {
 }
 
 #[tokio::test]
+async fn the_stored_run_options_reach_the_executor() {
+    let f = Fixture::new().await;
+    let w = f.worker(|_| {});
+    let session = f.store.create_session("python", "stdin").await.unwrap();
+    let options = livexec_core::RunOptions {
+        stdin: Some("fed".into()),
+        tests: vec![livexec_core::TestCase {
+            stdin: "1".into(),
+            expected_stdout: None,
+            args: None,
+        }],
+        ..Default::default()
+    };
+    let new = NewExecution {
+        session_id: session.id,
+        idempotency_key: None,
+        enqueue_job: true,
+        options,
+    };
+    let id = f.store.create_execution(new).await.unwrap().execution.id;
+    assert!(w.step().await.unwrap());
+    assert_eq!(f.get(id).await.stdout, b"fed 1\n");
+}
+
+#[tokio::test]
 async fn a_program_failure_is_a_result_and_never_rerun() {
     let f = Fixture::new().await;
     let w = f.worker(|_| {});
-    let id = f.submit("python", "print('before')\n1/0", true).await;
+    let id = f
+        .submit(
+            "python",
+            "print before; crash ZeroDivisionError: division by zero",
+            true,
+        )
+        .await;
     assert!(w.step().await.unwrap());
     let e = f.get(id).await;
     assert_eq!(e.status, Status::Failed);
@@ -117,15 +132,15 @@ async fn a_program_failure_is_a_result_and_never_rerun() {
     assert_eq!(e.stdout, b"before\n");
     assert_eq!(e.attempts, 1);
     assert!(!w.step().await.unwrap(), "a failed program is not retried");
+    let src = "print before; crash ZeroDivisionError: division by zero";
+    assert_eq!(f.executor.runs(src), 1);
 }
 
 #[tokio::test]
 async fn the_time_limit_is_a_timeout_result() {
     let f = Fixture::new().await;
-    let w = f.worker(|c| c.limits.wall_ms = 500);
-    let id = f
-        .submit("python", "import time\ntime.sleep(30)", true)
-        .await;
+    let w = f.worker(|_| {});
+    let id = f.submit("python", "sleep", true).await;
     assert!(w.step().await.unwrap());
     let e = f.get(id).await;
     assert_eq!(e.status, Status::Timeout);
@@ -138,12 +153,9 @@ async fn the_time_limit_is_a_timeout_result() {
 
 #[tokio::test]
 async fn a_platform_failure_is_retried_then_ends_internal_error() {
-    let mut f = Fixture::new().await;
-    // An interpreter that does not exist: the sandbox itself cannot start the program.
-    let rt = f.runtimes.get_mut("python").unwrap();
-    rt.run.program = PathBuf::from("/nonexistent/livexec/python3");
-    rt.mounts.clear();
-    let id = f.submit("python", "print(1)", true).await;
+    let f = Fixture::new().await;
+    // The executor cannot run the program (a platform failure, not a result).
+    let id = f.submit("python", "broken", true).await;
 
     let w = f.worker(|c| c.max_attempts = 2);
     assert!(w.step().await.unwrap());
@@ -158,7 +170,7 @@ async fn a_platform_failure_is_retried_then_ends_internal_error() {
 
     // Last attempt: a worker that allows only this one gives up at once.
     let last = f.worker(|c| c.max_attempts = 1);
-    let id2 = f.submit("python", "print(2)", true).await;
+    let id2 = f.submit("python", "broken; print 2", true).await;
     assert!(last.step().await.unwrap());
     let e = f.get(id2).await;
     assert_eq!(e.status, Status::Failed);
@@ -171,7 +183,7 @@ async fn a_platform_failure_is_retried_then_ends_internal_error() {
 #[tokio::test]
 async fn a_claim_past_max_attempts_fails_without_running() {
     let f = Fixture::new().await;
-    let id = f.submit("python", "print('must not run')", true).await;
+    let id = f.submit("python", "print must not run", true).await;
     // A worker that died: it claimed with a tiny lease and never came back.
     let dead = f
         .queue
@@ -188,12 +200,13 @@ async fn a_claim_past_max_attempts_fails_without_running() {
     assert_eq!(e.error_type, Some(ErrorType::InternalError));
     assert!(e.stdout.is_empty());
     assert!(!w.step().await.unwrap());
+    assert_eq!(f.executor.runs("print must not run"), 0);
 }
 
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_by_the_next_attempt() {
     let f = Fixture::new().await;
-    let id = f.submit("python", "print('second attempt')", true).await;
+    let id = f.submit("python", "print second attempt", true).await;
     let dead = f
         .queue
         .claim("dead", Duration::from_millis(1))
@@ -214,13 +227,14 @@ async fn an_expired_lease_is_taken_over_by_the_next_attempt() {
 async fn a_finished_execution_is_acked_not_rerun() {
     let f = Fixture::new().await;
     let w = f.worker(|_| {});
-    let id = f.submit("python", "print('once')", true).await;
+    let id = f.submit("python", "print once", true).await;
     assert!(w.step().await.unwrap());
     let before = f.get(id).await;
     // A duplicate job (e.g. the reconciler raced the worker) for a finished execution.
     f.queue.enqueue(id).await.unwrap();
     assert!(w.step().await.unwrap());
     assert_eq!(f.get(id).await, before);
+    assert_eq!(f.executor.runs("print once"), 1);
     assert!(!f.queue.contains(id).await.unwrap());
 }
 
@@ -228,7 +242,7 @@ async fn a_finished_execution_is_acked_not_rerun() {
 async fn shutdown_before_start_hands_the_job_back_unrun() {
     let f = Fixture::new().await;
     let w = f.worker(|_| {});
-    let id = f.submit("python", "print('later')", true).await;
+    let id = f.submit("python", "print later", true).await;
     let (_tx, stopping) = watch::channel(true);
     assert!(w.step_until(&stopping).await.unwrap());
     let e = f.get(id).await;
@@ -247,7 +261,7 @@ async fn run_drains_concurrently_and_stops_on_shutdown() {
     let w = Arc::new(f.worker(|c| c.idle_poll = Duration::from_millis(10)));
     let mut ids = Vec::new();
     for i in 0..6 {
-        ids.push(f.submit("python", &format!("print({i})"), true).await);
+        ids.push(f.submit("python", &format!("print {i}"), true).await);
     }
     let (tx, rx) = watch::channel(false);
     let running = tokio::spawn(w.clone().run(3, rx));
@@ -266,11 +280,41 @@ async fn run_drains_concurrently_and_stops_on_shutdown() {
     running.await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_lets_the_running_program_finish_and_records_it() {
+    let f = Fixture::new().await;
+    let w = Arc::new(f.worker(|c| c.idle_poll = Duration::from_millis(10)));
+    let gate = f.executor.gate();
+    let id = f.submit("python", "gate; print finished", true).await;
+    let queued = f.submit("python", "print must wait", true).await;
+    let (tx, rx) = watch::channel(false);
+    let running = tokio::spawn(w.clone().run(1, rx));
+    tokio::task::spawn_blocking(move || gate.started.recv().map(|()| gate.open))
+        .await
+        .unwrap()
+        .map(|open| {
+            // The program is running: stop, then let it finish.
+            tx.send(true).unwrap();
+            open.send(()).unwrap();
+        })
+        .unwrap();
+    running.await.unwrap();
+    let e = f.get(id).await;
+    assert_eq!((e.status, e.attempts), (Status::Completed, 1));
+    assert_eq!(e.stdout, b"finished\n");
+    assert_eq!(
+        f.get(queued).await.status,
+        Status::Queued,
+        "not started after the stop"
+    );
+    assert_eq!(f.executor.runs("print must wait"), 0);
+}
+
 #[tokio::test]
 async fn reconcile_enqueues_unfinished_executions_without_a_job() {
     let f = Fixture::new().await;
-    let lost = f.submit("python", "print('recovered')", false).await;
-    let has_job = f.submit("python", "print('fine')", true).await;
+    let lost = f.submit("python", "print recovered", false).await;
+    let has_job = f.submit("python", "print fine", true).await;
     assert!(!f.queue.contains(lost).await.unwrap());
     let n = reconcile_once(
         &*f.store,
@@ -307,13 +351,7 @@ async fn live_events_carry_status_output_and_the_end() {
     let f = Fixture::new().await;
     let bus: Arc<dyn EventBus> = Arc::new(MemoryBus::new(MemoryBusConfig::default()));
     let w = f.worker(|_| {}).with_events(bus.clone());
-    let id = f
-        .submit(
-            "python",
-            "import sys\nprint('out')\nprint('err', file=sys.stderr)",
-            true,
-        )
-        .await;
+    let id = f.submit("python", "print out; stderr err", true).await;
     assert!(w.step().await.unwrap());
     let events: Vec<_> = bus.subscribe(id, 0).await.unwrap().collect().await;
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind.clone()).collect();

@@ -2,8 +2,7 @@
 //! the program's time and the sandbox's overhead when it ends, the final status and the
 //! end-to-end latency when it is recorded.
 
-use crate::stages::Staged;
-use livexec_core::{ErrorType, Execution, Status};
+use livexec_core::{ErrorType, Execution, RunResult, Status};
 use livexec_telemetry as telemetry;
 use std::time::Duration;
 
@@ -17,19 +16,17 @@ pub(super) fn started(exec: &Execution) -> telemetry::BusyGuard {
     telemetry::BusyGuard::start()
 }
 
-/// The sandbox returned `staged` after `took`: the program's wall time and everything else
-/// (the jails' set-up, start and teardown) are recorded apart.
-pub(super) fn ran(exec: &Execution, staged: &Staged, took: Duration) {
-    let stages = [staged.compile.as_ref(), staged.run.as_ref()];
-    let in_programs: u64 = stages.iter().flatten().map(|(o, _)| o.wall_us).sum();
-    let warm = stages.iter().flatten().all(|(o, _)| o.warm_start);
-    if let Some((run, _)) = &staged.run {
-        telemetry::run_time(&exec.language, Duration::from_micros(run.wall_us));
-    }
-    telemetry::sandbox_startup(
-        warm,
-        took.saturating_sub(Duration::from_micros(in_programs)),
-    );
+/// The executor returned `result` after `took`: the program's wall time, and everything else
+/// (the jails' set-up, start and teardown; the compile stage excluded) are recorded apart.
+pub(super) fn ran(exec: &Execution, result: &RunResult, took: Duration) {
+    let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+    let program = ms(result.execution_time_ms);
+    let compile = result
+        .compile
+        .as_ref()
+        .map_or(Duration::ZERO, |c| ms(c.time_ms));
+    telemetry::run_time(&exec.language, program);
+    telemetry::sandbox_startup(took.saturating_sub(program + compile));
 }
 
 /// `exec` was recorded as `status` with `error_type`.

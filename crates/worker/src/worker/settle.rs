@@ -3,14 +3,19 @@
 //! acked.
 
 use super::{PlatformFailure, Worker, PLATFORM_FAILED};
-use crate::config::retry_store;
+use crate::config::{retry_store, MAX_RECORD_BACKOFF};
 use crate::WorkerError;
 use livexec_core::ports::retry_backoff;
 use livexec_core::{Execution, Lease, RunResult, Status};
 use livexec_events::Publisher;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
+
+/// Message of an execution whose finished result could not be written after
+/// `record_attempts` writes.
+pub const RESULT_LOST: &str = "The program finished but its result could not be recorded";
 
 impl Worker {
     /// Start a claimed job's execution: `Some` (now RUNNING under this attempt, with the
@@ -85,19 +90,47 @@ impl Worker {
     }
 
     /// Record the result; `Some(status)` when it was recorded (the caller then acks the job).
+    ///
+    /// The finished result is written until a write succeeds: a failed write is retried as a
+    /// write (backoff from `record_backoff`, doubling up to [`MAX_RECORD_BACKOFF`]) while the
+    /// caller keeps the lease, never by running the program again. After `record_attempts`
+    /// failed writes the execution is ended FAILED/`InternalError` with
+    /// [`RESULT_LOST`] (a short, fixed message that any backend stores), so the job is settled
+    /// rather than re-run on lease expiry. A lease lost meanwhile stops the writes: another
+    /// attempt owns the execution.
     pub(super) async fn record(
         &self,
         lease: &Lease,
         result: &RunResult,
+        lost: &AtomicBool,
     ) -> Result<Option<Status>, WorkerError> {
         let id = lease.job.execution_id;
         let attempt = lease.job.attempt;
-        let recorded = retry_store(|| self.store.finish_execution(id, attempt, result))
-            .await
-            .map_err(|source| WorkerError::Store {
-                execution_id: id,
-                source,
-            })?;
+        let store_err = |source| WorkerError::Store {
+            execution_id: id,
+            source,
+        };
+        let mut pause = self.config.record_backoff;
+        let mut failed: u32 = 0;
+        let recorded = loop {
+            match self.store.finish_execution(id, attempt, result).await {
+                Ok(recorded) => break recorded,
+                Err(e) if lost.load(Ordering::SeqCst) => return Err(store_err(e)),
+                Err(e) => {
+                    failed += 1;
+                    if failed >= self.config.record_attempts.max(1) {
+                        error!(execution_id = %id, attempt, error = %e, writes = failed, "the result could not be recorded; ending the execution without it");
+                        retry_store(|| self.store.fail_execution(id, RESULT_LOST))
+                            .await
+                            .map_err(store_err)?;
+                        return Ok(Some(Status::Failed));
+                    }
+                    warn!(execution_id = %id, attempt, error = %e, writes = failed, "recording the result failed; writing it again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RECORD_BACKOFF);
+                }
+            }
+        };
         if !recorded {
             warn!(execution_id = %id, attempt, "result not recorded: another attempt owns the execution");
             return Ok(None);
@@ -121,14 +154,11 @@ impl Worker {
         let id = lease.job.execution_id;
         let attempt = lease.job.attempt;
         match &failure {
-            PlatformFailure::Sandbox(e) => {
-                warn!(execution_id = %id, attempt, error = %e, "sandbox failed")
+            PlatformFailure::Executor(e) => {
+                warn!(execution_id = %id, attempt, error = %e, "the program could not be run")
             }
             PlatformFailure::Panicked(e) => {
-                error!(execution_id = %id, attempt, error = %e, "sandbox thread panicked")
-            }
-            PlatformFailure::NoRuntime => {
-                warn!(execution_id = %id, attempt, "runtime not available on this worker")
+                error!(execution_id = %id, attempt, error = %e, "the executor panicked")
             }
         }
         if attempt >= self.config.max_attempts {

@@ -195,3 +195,14 @@ fn node_errors_give_the_error_line_not_the_version_trailer() {
     let r = to_result(&exited(1, b"Node.js v20.1.0\n"), &limits());
     assert_eq!(r.error_message.as_deref(), Some("Node.js v20.1.0"));
 }
+
+#[test]
+fn derived_messages_never_hold_nul() {
+    // PostgreSQL refuses NUL in text: a message taken from stderr replaces it like bad UTF-8.
+    let r = to_result(&exited(3, b"bad\x00byte\n"), &limits());
+    assert_eq!(r.error_message.as_deref(), Some("bad\u{FFFD}byte"));
+    assert_eq!(
+        r.stderr, b"bad\x00byte\n",
+        "the output itself is kept as it was"
+    );
+}

@@ -1,21 +1,20 @@
 //! Staged execution: a compiled runtime's compile stage runs in a sandbox of its own (the
-//! source in a writable `/work`, the compile limits), its artifacts are collected and handed
-//! to the run stage's sandbox read-only; an interpreted runtime has only the run stage.
-//! [`run_staged`] does both (blocking) and [`staged_result`] turns what happened into the
-//! result to record, with the `compile` report and `CompilationError` of API.md §4.
+//! source and the request's extra files in a writable `/work`, the compile limits), its
+//! artifacts are collected and handed to each run stage's sandbox read-only; an interpreted
+//! runtime has only the run stage. [`compile`] runs the compile stage and [`staged_result`]
+//! turns what the stages did into the result to record, with the `compile` report and
+//! `CompilationError` of API.md §4.
 
-use crate::command::{command_for, compile_command, effective_limits};
+use crate::command::{add_files, compile_command};
+use crate::result::cut;
 use crate::result::{format_bytes, format_decimal, format_seconds, to_result};
-use livexec_core::{CompileReport, ErrorType, RunResult, Status};
-use livexec_runtimes::{ErrorPattern, Resolved};
-use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
+use livexec_core::{CompileReport, ErrorType, RunResult, SourceFile, Status};
+use livexec_runtimes::{ErrorPattern, Resolved, StageRecipe};
+use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError};
 
-/// Longest `error_message` taken from a compiler's output, in bytes.
-const MAX_MESSAGE_BYTES: usize = 1000;
-
-/// What the stages of one execution did.
+/// What the stages of one run did.
 #[derive(Debug)]
-pub struct Staged {
+pub(crate) struct Staged {
     /// The compile stage's outcome and limits (compiled runtimes).
     pub compile: Option<(Outcome, Limits)>,
     /// The run stage's outcome and limits; `None` when the compile stage failed.
@@ -24,45 +23,32 @@ pub struct Staged {
     pub error: Option<ErrorPattern>,
 }
 
-/// Runs `source` in runtime `rt`: the compile stage (if any), then, if it succeeded, the run
-/// stage with `stdin`, streaming the run stage's output to `on_output`. `defaults` are the
-/// service's limits; each stage's overrides apply over them. Blocking.
-pub fn run_staged(
+/// What a compile stage left: its outcome (files taken out) and the artifacts, `None` when
+/// it failed (no run stage follows).
+pub(crate) struct Compiled {
+    /// The compile stage's outcome, without its files.
+    pub outcome: Outcome,
+    /// The artifacts for the run stage, when the compile succeeded.
+    pub artifacts: Option<Vec<(String, Vec<u8>)>>,
+}
+
+/// Runs `stage` (the compile stage of `rt`) on `source` and the extra `files`. Blocking.
+pub(crate) fn compile(
     sandbox: &Sandbox,
     rt: &Resolved,
-    defaults: &Limits,
+    stage: &StageRecipe,
+    limits: &Limits,
     source: &str,
-    stdin: &[u8],
-    on_output: &mut dyn FnMut(Stream, &[u8]),
-) -> Result<Staged, SandboxError> {
-    let Some(stage) = &rt.compile else {
-        let limits = effective_limits(defaults, &rt.run.limits);
-        let cmd = command_for(rt, source, &[], stdin, limits.clone());
-        let outcome = sandbox.run(&cmd, on_output)?;
-        return Ok(Staged {
-            compile: None,
-            run: Some((outcome, limits)),
-            error: rt.error.clone(),
-        });
-    };
-    let climits = effective_limits(defaults, &stage.limits);
-    let cmd = compile_command(rt, stage, source, climits.clone());
-    let mut compiled = sandbox.run(&cmd, &mut |_, _| {})?;
-    let artifacts = std::mem::take(&mut compiled.files);
-    if compile_verdict(&compiled, &climits, !artifacts.is_empty()).is_some() {
-        return Ok(Staged {
-            compile: Some((compiled, climits)),
-            run: None,
-            error: rt.error.clone(),
-        });
-    }
-    let limits = effective_limits(defaults, &rt.run.limits);
-    let cmd = command_for(rt, "", &artifacts, stdin, limits.clone());
-    let outcome = sandbox.run(&cmd, on_output)?;
-    Ok(Staged {
-        compile: Some((compiled, climits)),
-        run: Some((outcome, limits)),
-        error: rt.error.clone(),
+    files: &[SourceFile],
+) -> Result<Compiled, SandboxError> {
+    let mut cmd = compile_command(rt, stage, source, limits.clone());
+    add_files(&mut cmd, files, &rt.file_name, &[]);
+    let mut outcome = sandbox.run(&cmd, &mut |_, _| {})?;
+    let artifacts = std::mem::take(&mut outcome.files);
+    let ok = compile_verdict(&outcome, limits, !artifacts.is_empty()).is_none();
+    Ok(Compiled {
+        outcome,
+        artifacts: ok.then_some(artifacts),
     })
 }
 
@@ -114,15 +100,7 @@ fn first_error_line(o: &Outcome) -> Option<String> {
         .map(cut)
 }
 
-fn cut(line: &str) -> String {
-    let mut end = line.len().min(MAX_MESSAGE_BYTES);
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    line[..end].to_owned()
-}
-
-fn report(o: &Outcome, limits: &Limits) -> CompileReport {
+pub(crate) fn report(o: &Outcome, limits: &Limits) -> CompileReport {
     let status = match compile_verdict(o, limits, true) {
         None => Status::Completed,
         Some(_) if o.timed_out => Status::Timeout,
@@ -141,7 +119,7 @@ fn report(o: &Outcome, limits: &Limits) -> CompileReport {
 /// The result to record: the run stage's ([`to_result`]) with the compile report, or, when
 /// the compile stage failed, FAILED / `CompilationError` with the compiler's first error line
 /// (or the compile limit it hit) as the message.
-pub fn staged_result(staged: &Staged) -> RunResult {
+pub(crate) fn staged_result(staged: &Staged) -> RunResult {
     let compile = staged.compile.as_ref().map(|(o, l)| report(o, l));
     match (&staged.run, &staged.compile) {
         (Some((outcome, limits)), _) => {

@@ -1,8 +1,10 @@
 //! Turning a resolved runtime and an execution's snapshot into the sandbox [`Command`]s of its
-//! stages, and a stage's limit overrides into the effective [`Limits`] of one run.
+//! stages, a stage's limit overrides into the effective [`Limits`] of one run, and a request's
+//! options (per-run limits, args, env, extra files) into both.
 
+use livexec_core::{EffectiveLimits, SourceFile};
 use livexec_runtimes::{LimitOverrides, Resolved, StageRecipe};
-use livexec_sandbox::{Command, Limits};
+use livexec_sandbox::{Command, Limits, DEFAULT_ENV};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -79,6 +81,94 @@ pub fn effective_limits(defaults: &Limits, o: &LimitOverrides) -> Limits {
         l.tmpfs_bytes = mb.saturating_mul(MIB);
     }
     l
+}
+
+/// The runtime's effective limits with a request's per-run overrides applied: `time_ms`,
+/// `cpu_time_ms`, `memory_mb`, `pids` and `output_bytes` to the run stage, `compile_time_ms`
+/// and `compile_memory_mb` to the compile stage (the API has checked them against the
+/// server's maxima).
+pub(crate) fn apply_request(
+    run: &mut Limits,
+    compile: Option<&mut Limits>,
+    o: &livexec_core::LimitOverrides,
+) {
+    if let Some(ms) = o.time_ms {
+        run.wall_ms = ms;
+    }
+    if let Some(ms) = o.cpu_time_ms {
+        run.cpu_ms = Some(ms);
+    }
+    if let Some(mb) = o.memory_mb {
+        run.memory_bytes = mb.saturating_mul(MIB);
+    }
+    if let Some(p) = o.pids {
+        run.pids = p;
+    }
+    if let Some(b) = o.output_bytes {
+        run.output_bytes = usize::try_from(b).unwrap_or(usize::MAX);
+    }
+    if let Some(c) = compile {
+        if let Some(ms) = o.compile_time_ms {
+            c.wall_ms = ms;
+        }
+        if let Some(mb) = o.compile_memory_mb {
+            c.memory_bytes = mb.saturating_mul(MIB);
+        }
+    }
+}
+
+/// The limits an execution ran under, as the execution reports them.
+pub(crate) fn reported(run: &Limits, compile: Option<&Limits>) -> EffectiveLimits {
+    EffectiveLimits {
+        time_ms: run.wall_ms,
+        cpu_time_ms: run.cpu_ms,
+        memory_mb: run.memory_bytes / MIB,
+        pids: run.pids,
+        output_bytes: run.output_bytes as u64,
+        compile_time_ms: compile.map(|c| c.wall_ms),
+        compile_memory_mb: compile.map(|c| c.memory_bytes / MIB),
+    }
+}
+
+/// Adds a request's extra files to a stage's working dir, except any named like the main
+/// file or like one of `taken` (artifacts), and any name already given (first one wins):
+/// the API refuses those, and a clash in the jail would be a platform failure.
+pub(crate) fn add_files(cmd: &mut Command, files: &[SourceFile], main: &str, taken: &[&str]) {
+    let mut seen: Vec<&str> = vec![main];
+    seen.extend_from_slice(taken);
+    for f in files {
+        if seen.contains(&f.name.as_str()) {
+            continue;
+        }
+        seen.push(&f.name);
+        cmd.file(&f.name, f.content.clone());
+    }
+}
+
+/// Whether a request's environment variable may be set: never one of the sandbox's own
+/// ([`DEFAULT_ENV`]), a dynamic-loader one (`LD_*`) or one the runtime's stage sets.
+pub(crate) fn env_allowed(stage: &StageRecipe, key: &str) -> bool {
+    !key.is_empty()
+        && !key.contains(['=', '\0'])
+        && !key.starts_with("LD_")
+        && !DEFAULT_ENV.iter().any(|(k, _)| *k == key)
+        && !stage.env.iter().any(|(k, _)| k == key)
+}
+
+/// Adds a request's arguments (after the runtime's own) and environment (filtered by
+/// [`env_allowed`]) to a run-stage command.
+pub(crate) fn add_run_options<'a>(
+    cmd: &mut Command,
+    stage: &StageRecipe,
+    args: &[String],
+    env: impl IntoIterator<Item = (&'a String, &'a String)>,
+) {
+    cmd.args(args);
+    for (k, v) in env {
+        if env_allowed(stage, k) {
+            cmd.env(k, v);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -106,12 +106,15 @@ fn is_node_trailer(line: &str) -> bool {
         .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
 }
 
-fn cut(line: &str) -> String {
+/// A line made into a message: at most [`MAX_MESSAGE_BYTES`] (on a char boundary), and NUL
+/// replaced by U+FFFD like invalid UTF-8, so that no message the engine derives can be
+/// refused by a database's text rules (PostgreSQL refuses NUL in text).
+pub(crate) fn cut(line: &str) -> String {
     let mut end = line.len().min(MAX_MESSAGE_BYTES);
     while !line.is_char_boundary(end) {
         end -= 1;
     }
-    line[..end].to_owned()
+    line[..end].replace('\0', "\u{FFFD}")
 }
 
 /// `30000` → `"30"`, `1500` → `"1.5"`, `250` → `"0.25"`.

@@ -1,0 +1,216 @@
+//! Test cases: the verdict of one case's run, the comparison of its stdout with the expected
+//! output, and the execution's result made of all the cases.
+//!
+//! The execution of a request with tests:
+//! - `status` COMPLETED when every case is ACCEPTED, else FAILED; `error_type` the first
+//!   failing case's ([`Verdict::error_type`]: `WrongAnswer`, `RuntimeError`, …) and
+//!   `error_message` `"2 of 5 tests failed"` (`", 3 skipped"` added when `stop_on_failure`
+//!   skipped some; skipped cases are not counted as failed).
+//! - `stdout`, `stderr`, `exit_code` and `signal` are the first failing case's, or the last
+//!   case's when all pass: what a reader of the execution needs to see first.
+//! - `execution_time_ms` and `cpu_time_ms` are the sums over the cases that ran (the
+//!   program's own time, compile excluded), `memory_kb` the highest peak of any case.
+
+use crate::result::cut;
+use livexec_core::{Compare, ErrorType, RunResult, Status, TestResult, Verdict};
+
+/// Longest side of a wrong answer's "expected …, got …" message, in bytes.
+const SHOWN_BYTES: usize = 80;
+
+/// Result of comparing a case's stdout with its expected output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comparison {
+    /// They are equal under the rule.
+    Equal,
+    /// They differ; the first differing line (1-based) and both sides of it.
+    Differs {
+        /// 1-based line number.
+        line: usize,
+        /// The expected line (empty past the end).
+        expected: String,
+        /// The printed line (empty past the end).
+        got: String,
+    },
+}
+
+/// Compare `got` with `expected` under `rule`: [`Compare::Exact`] byte for byte;
+/// [`Compare::Trim`] ignoring spaces and tabs at line ends, `\r\n` vs `\n` and trailing blank
+/// lines.
+pub fn compare(rule: Compare, expected: &str, got: &str) -> Comparison {
+    let norm = |s: &str| -> Vec<String> {
+        let mut lines: Vec<String> = s
+            .split('\n')
+            .map(|l| match rule {
+                Compare::Exact => l.to_owned(),
+                Compare::Trim => l.trim_end_matches([' ', '\t', '\r']).to_owned(),
+            })
+            .collect();
+        if rule == Compare::Trim {
+            while lines.last().is_some_and(String::is_empty) {
+                lines.pop();
+            }
+        }
+        lines
+    };
+    if rule == Compare::Exact && expected == got {
+        return Comparison::Equal;
+    }
+    let (e, g) = (norm(expected), norm(got));
+    if rule == Compare::Trim && e == g {
+        return Comparison::Equal;
+    }
+    let line = (0..e.len().max(g.len()))
+        .find(|&i| e.get(i) != g.get(i))
+        .unwrap_or(0);
+    let side = |v: &Vec<String>| v.get(line).map_or_else(String::new, |l| shorten(l));
+    Comparison::Differs {
+        line: line + 1,
+        expected: side(&e),
+        got: side(&g),
+    }
+}
+
+fn shorten(line: &str) -> String {
+    let mut end = line.len().min(SHOWN_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < line.len() {
+        format!("{}…", &line[..end])
+    } else {
+        line.to_owned()
+    }
+}
+
+/// The verdict and message of one case, from its run's result and the expected output.
+pub(crate) fn case_result(
+    run: RunResult,
+    expected: Option<&str>,
+    rule: Compare,
+) -> (TestResult, RunResult) {
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let (verdict, message) = match (run.status, run.error_type) {
+        (Status::Timeout, _) | (_, Some(ErrorType::TimeoutError)) => {
+            (Verdict::Timeout, run.error_message.clone())
+        }
+        (_, Some(ErrorType::MemoryLimitExceeded)) => {
+            (Verdict::MemoryLimitExceeded, run.error_message.clone())
+        }
+        (_, Some(ErrorType::OutputLimitExceeded)) => {
+            (Verdict::OutputLimitExceeded, run.error_message.clone())
+        }
+        (Status::Completed, None) => match expected.map(|e| compare(rule, e, &stdout)) {
+            None | Some(Comparison::Equal) => (Verdict::Accepted, None),
+            Some(Comparison::Differs {
+                line,
+                expected,
+                got,
+            }) => (
+                Verdict::WrongAnswer,
+                Some(cut(&format!(
+                    "line {line}: expected {expected:?}, got {got:?}"
+                ))),
+            ),
+        },
+        _ => (Verdict::RuntimeError, run.error_message.clone()),
+    };
+    let test = TestResult {
+        verdict,
+        stdout,
+        stderr: String::from_utf8_lossy(&run.stderr).into_owned(),
+        exit_code: run.exit_code,
+        signal: run.signal,
+        time_ms: run.execution_time_ms,
+        cpu_time_ms: run.cpu_time_ms,
+        memory_kb: run.memory_kb,
+        message,
+    };
+    (test, run)
+}
+
+/// A case that was not run (`stop_on_failure` after a failure).
+pub(crate) fn skipped() -> TestResult {
+    TestResult {
+        verdict: Verdict::Skipped,
+        stdout: String::new(),
+        stderr: String::new(),
+        exit_code: None,
+        signal: None,
+        time_ms: 0,
+        cpu_time_ms: None,
+        memory_kb: None,
+        message: None,
+    }
+}
+
+/// The execution's result made of its cases (see the module doc); `runs` are the results of
+/// the cases that ran, aligned with the first `runs.len()` entries of `tests`.
+pub(crate) fn overall(tests: Vec<TestResult>, runs: Vec<RunResult>) -> RunResult {
+    let total = tests.len();
+    let failing = |t: &TestResult| !matches!(t.verdict, Verdict::Accepted | Verdict::Skipped);
+    let failed = tests.iter().filter(|t| failing(t)).count();
+    let skipped = tests
+        .iter()
+        .filter(|t| t.verdict == Verdict::Skipped)
+        .count();
+    let first_failing = tests.iter().position(failing);
+    let shown = first_failing.or(runs.len().checked_sub(1));
+    let mut result = match shown.and_then(|i| runs.get(i)) {
+        Some(r) => r.clone(),
+        None => RunResult::internal_error("no test case ran"),
+    };
+    result.execution_time_ms = runs.iter().map(|r| r.execution_time_ms).sum();
+    result.cpu_time_ms = runs.iter().map(|r| r.cpu_time_ms).sum();
+    result.memory_kb = runs.iter().filter_map(|r| r.memory_kb).max();
+    match first_failing.map(|i| tests[i].verdict) {
+        None => {
+            result.status = Status::Completed;
+            result.error_type = None;
+            result.error_message = None;
+        }
+        Some(v) => {
+            result.status = Status::Failed;
+            result.error_type = v.error_type();
+            let mut msg = format!("{failed} of {total} tests failed");
+            if skipped > 0 {
+                msg.push_str(&format!(", {skipped} skipped"));
+            }
+            result.error_message = Some(msg);
+        }
+    }
+    result.tests = tests;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trim_ignores_line_end_blanks_crlf_and_trailing_blank_lines() {
+        let t = |e, g| compare(Compare::Trim, e, g) == Comparison::Equal;
+        assert!(t("1 2\n3\n", "1 2  \r\n3\t\n\n\n"));
+        assert!(t("a", "a\n"));
+        assert!(t("", "\n \n"));
+        assert!(!t("1 2\n", "1  2\n"), "inner spaces count");
+        assert!(!t("a\n\nb\n", "a\nb\n"), "inner blank lines count");
+        assert!(!t(" a\n", "a\n"), "leading spaces count");
+    }
+
+    #[test]
+    fn exact_is_byte_for_byte_and_a_difference_names_its_line() {
+        assert_eq!(compare(Compare::Exact, "a\n", "a\n"), Comparison::Equal);
+        assert_eq!(
+            compare(Compare::Exact, "a\nb\n", "a\nb \n"),
+            Comparison::Differs {
+                line: 2,
+                expected: "b".into(),
+                got: "b ".into()
+            }
+        );
+        assert!(matches!(
+            compare(Compare::Exact, "a\n", "a"),
+            Comparison::Differs { line: 2, .. }
+        ));
+    }
+}

@@ -1,0 +1,380 @@
+//! Run options through the real engine, the real sandbox (as root) and real toolchains:
+//! stdin, args, env, extra files, per-run limits, test cases with verdicts (compiled once),
+//! comparison rules and returned files.
+
+use livexec_core::{
+    Compare, ErrorType, LimitOverrides, RunOptions, RunResult, SourceFile, Status, TestCase,
+    Verdict,
+};
+use livexec_engine::{Engine, Executor, Request, MAX_OUTPUT_FILES};
+use livexec_runtimes::{LimitOverrides as StageLimits, Registry, Resolved, StageRecipe};
+use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn sandbox() -> Arc<Sandbox> {
+    Arc::new(
+        Sandbox::new(SandboxConfig::default())
+            .expect("the sandbox needs root and cgroups on the test host"),
+    )
+}
+
+fn engine(ids: &[&str]) -> Engine {
+    let registry = Registry::builtin().unwrap();
+    let runtimes = ids
+        .iter()
+        .map(|id| {
+            let rt = registry.get(id).unwrap().resolve();
+            (
+                (*id).to_owned(),
+                rt.expect("the toolchain must be installed"),
+            )
+        })
+        .collect();
+    Engine::new(sandbox(), runtimes, Limits::default())
+}
+
+fn run(e: &Engine, language: &str, source: &str, options: RunOptions) -> RunResult {
+    let request = Request::new(language, source).with_options(options);
+    e.execute(&request, &mut |_, _| {}).unwrap()
+}
+
+fn case(stdin: &str, expected: Option<&str>) -> TestCase {
+    TestCase {
+        stdin: stdin.to_owned(),
+        expected_stdout: expected.map(str::to_owned),
+        args: None,
+    }
+}
+
+fn file(name: &str, content: &str) -> SourceFile {
+    SourceFile {
+        name: name.to_owned(),
+        content: content.as_bytes().to_vec(),
+    }
+}
+
+#[test]
+fn stdin_args_and_env_reach_the_program_but_never_override_the_sandboxs_own() {
+    let e = engine(&["python"]);
+    let src = "import os, sys\nprint(sys.stdin.read().strip(), sys.argv[1:], os.environ.get('GREETING'), os.environ['PATH'], os.environ.get('LD_PRELOAD'))";
+    let r = run(
+        &e,
+        "python",
+        src,
+        RunOptions {
+            stdin: Some("Bob\n".into()),
+            args: vec!["a b".into(), "-x".into()],
+            env: BTreeMap::from([
+                ("GREETING".into(), "hi".into()),
+                ("PATH".into(), "/evil".into()),
+                ("LD_PRELOAD".into(), "/evil.so".into()),
+            ]),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(r.status, Status::Completed, "{r:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        "Bob ['a b', '-x'] hi /usr/local/bin:/usr/bin:/bin None\n"
+    );
+}
+
+#[test]
+fn raw_stdin_bytes_reach_the_program_as_they_are() {
+    let e = engine(&["python"]);
+    let request = Request {
+        stdin_bytes: Some(vec![0, 0xff, b'\n']),
+        ..Request::new("python", "import sys\nprint(list(sys.stdin.buffer.read()))")
+    };
+    let r = e.execute(&request, &mut |_, _| {}).unwrap();
+    assert_eq!(r.stdout, b"[0, 255, 10]\n");
+}
+
+#[test]
+fn stdin_larger_than_the_program_reads_does_not_block() {
+    let e = engine(&["python"]);
+    let big = "x".repeat(8 << 20);
+    let r = run(
+        &e,
+        "python",
+        "import sys\nprint(sys.stdin.read(3))",
+        RunOptions {
+            stdin: Some(big),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(
+        (r.status, r.stdout.as_slice()),
+        (Status::Completed, &b"xxx\n"[..])
+    );
+}
+
+#[test]
+fn multi_file_python_and_c_programs() {
+    let e = engine(&["python", "c"]);
+    let py = run(
+        &e,
+        "python",
+        "from pkg.util import twice\nprint(twice(21), open('data/in.txt').read())",
+        RunOptions {
+            files: vec![
+                file("pkg/__init__.py", ""),
+                file("pkg/util.py", "def twice(x):\n    return 2 * x\n"),
+                file("data/in.txt", "from a file"),
+            ],
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout),
+        "42 from a file\n",
+        "{py:?}"
+    );
+    let c = run(
+        &e,
+        "c",
+        "#include <stdio.h>\n#include \"util.h\"\nint main(void) { printf(\"%d\\n\", twice(21)); return 0; }",
+        RunOptions {
+            files: vec![file("util.h", "static inline int twice(int x) { return 2 * x; }\n")],
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(
+        (c.status, c.stdout.as_slice()),
+        (Status::Completed, &b"42\n"[..]),
+        "{c:?}"
+    );
+}
+
+/// One program, one request, every verdict: the case's stdin says what the program does.
+const JUDGED: &str = r#"
+import sys, time
+what = sys.stdin.read().strip()
+if what == "wrong":
+    print("41")
+elif what == "crash":
+    raise ValueError("bad input")
+elif what == "sleep":
+    time.sleep(30)
+elif what == "mem":
+    hog = []
+    while True:
+        hog.append(bytearray(1 << 20))
+elif what == "flood":
+    while True:
+        print("y" * 1000)
+else:
+    print("42  ")
+"#;
+
+#[test]
+fn each_verdict_from_a_real_program_in_one_request_of_mixed_cases() {
+    let e = engine(&["python"]);
+    let limits = LimitOverrides {
+        time_ms: Some(2_000),
+        memory_mb: Some(64),
+        output_bytes: Some(64 << 10),
+        ..LimitOverrides::default()
+    };
+    let cases = ["ok", "wrong", "crash", "sleep", "mem", "flood", "ok"];
+    let r = run(
+        &e,
+        "python",
+        JUDGED,
+        RunOptions {
+            tests: cases.iter().map(|c| case(c, Some("42\n"))).collect(),
+            limits,
+            ..RunOptions::default()
+        },
+    );
+    let verdicts: Vec<Verdict> = r.tests.iter().map(|t| t.verdict).collect();
+    use Verdict::*;
+    assert_eq!(
+        verdicts,
+        [
+            Accepted,
+            WrongAnswer,
+            RuntimeError,
+            Timeout,
+            MemoryLimitExceeded,
+            OutputLimitExceeded,
+            Accepted
+        ],
+        "{:#?}",
+        r.tests
+    );
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(r.error_type, Some(ErrorType::WrongAnswer));
+    assert_eq!(r.error_message.as_deref(), Some("5 of 7 tests failed"));
+    // The execution shows the first failing case.
+    assert_eq!(r.stdout, b"41\n");
+    assert_eq!(
+        r.tests[1].message.as_deref(),
+        Some("line 1: expected \"42\", got \"41\"")
+    );
+    assert_eq!(r.tests[2].message.as_deref(), Some("ValueError: bad input"));
+    let l = r.limits.unwrap();
+    assert_eq!(
+        (l.time_ms, l.memory_mb, l.output_bytes),
+        (2_000, 64, 64 << 10)
+    );
+
+    // stop_on_failure: the rest are skipped; the first failure's type is the execution's.
+    let r = run(
+        &e,
+        "python",
+        JUDGED,
+        RunOptions {
+            tests: ["ok", "crash", "ok", "wrong"]
+                .iter()
+                .map(|c| case(c, Some("42")))
+                .collect(),
+            stop_on_failure: true,
+            ..RunOptions::default()
+        },
+    );
+    let verdicts: Vec<Verdict> = r.tests.iter().map(|t| t.verdict).collect();
+    assert_eq!(verdicts, [Accepted, RuntimeError, Skipped, Skipped]);
+    assert_eq!(r.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("1 of 4 tests failed, 2 skipped")
+    );
+}
+
+#[test]
+fn trim_forgives_line_end_blanks_and_exact_does_not() {
+    let e = engine(&["python"]);
+    let src = "print('1 2 \\r')\nprint()\nprint()";
+    let judged = |compare| {
+        run(
+            &e,
+            "python",
+            src,
+            RunOptions {
+                tests: vec![case("", Some("1 2\n"))],
+                compare,
+                ..RunOptions::default()
+            },
+        )
+    };
+    let trim = judged(Compare::Trim);
+    assert_eq!(
+        (trim.status, trim.tests[0].verdict),
+        (Status::Completed, Verdict::Accepted)
+    );
+    assert_eq!((trim.error_type, trim.error_message), (None, None));
+    let exact = judged(Compare::Exact);
+    assert_eq!(exact.tests[0].verdict, Verdict::WrongAnswer);
+    assert_eq!(exact.error_message.as_deref(), Some("1 of 1 tests failed"));
+}
+
+/// A compiled runtime whose "compiler" writes a program that prints the moment it was
+/// compiled (in ns): if every case prints the same moment, the compile stage ran once.
+fn stamping_runtime() -> Resolved {
+    let stage = |program: &str, args: &[&str], artifacts: &[&str]| StageRecipe {
+        program: PathBuf::from(program),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        env: Vec::new(),
+        limits: StageLimits::default(),
+        artifacts: artifacts.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    Resolved {
+        id: "stamp".into(),
+        executable: PathBuf::from("/bin/sh"),
+        mounts: Vec::new(),
+        file_name: "main.sh".into(),
+        compile: Some(stage(
+            "/bin/sh",
+            &[
+                "-c",
+                "{ echo \"echo compiled $(date +%s%N)\"; cat main.sh; } > main",
+            ],
+            &["main"],
+        )),
+        run: stage("/bin/sh", &["/work/main"], &[]),
+        version: "1".into(),
+        error: None,
+    }
+}
+
+#[test]
+fn ten_cases_are_compiled_once() {
+    let e = Engine::new(
+        sandbox(),
+        HashMap::from([("stamp".to_owned(), stamping_runtime())]),
+        Limits::default(),
+    );
+    let r = run(
+        &e,
+        "stamp",
+        "read x; echo \"got $x\"",
+        RunOptions {
+            tests: (0..10).map(|i| case(&format!("{i}\n"), None)).collect(),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(r.status, Status::Completed, "{r:#?}");
+    let stamps: Vec<&str> = r
+        .tests
+        .iter()
+        .map(|t| t.stdout.lines().next().unwrap())
+        .collect();
+    assert!(stamps[0].starts_with("compiled "), "{stamps:?}");
+    assert!(
+        stamps.iter().all(|s| *s == stamps[0]),
+        "compiled more than once: {stamps:?}"
+    );
+    for (i, t) in r.tests.iter().enumerate() {
+        assert_eq!(t.stdout.lines().nth(1), Some(format!("got {i}").as_str()));
+    }
+    // And a real compiler: ten C cases, one compile report, every case accepted.
+    let c = engine(&["c"]);
+    let r = run(
+        &c,
+        "c",
+        "#include <stdio.h>\nint main(void){ int a, b; if (scanf(\"%d %d\", &a, &b) != 2) return 1; printf(\"%d\\n\", a + b); return 0; }",
+        RunOptions {
+            tests: (0..10)
+                .map(|i| case(&format!("{i} {i}"), Some(&format!("{}", 2 * i))))
+                .collect(),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(r.status, Status::Completed, "{r:#?}");
+    assert!(r.tests.iter().all(|t| t.verdict == Verdict::Accepted));
+    assert_eq!(r.compile.unwrap().status, Status::Completed);
+}
+
+#[test]
+fn return_files_are_returned_by_glob_and_capped() {
+    let e = engine(&["python"]);
+    let src = "for i in range(20):\n    open(f'out{i:02}.txt', 'w').write(str(i))\nopen('a.png', 'wb').write(b'\\x89PNG')\nopen('big.bin', 'wb').write(b'0' * (2 << 20))";
+    let r = run(
+        &e,
+        "python",
+        src,
+        RunOptions {
+            return_files: vec!["?.pn?".into(), "*.bin".into(), "out*.txt".into()],
+            limits: LimitOverrides {
+                memory_mb: Some(256),
+                ..LimitOverrides::default()
+            },
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(r.status, Status::Completed, "{r:?}");
+    let names: Vec<&str> = r.output_files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names.len(), MAX_OUTPUT_FILES, "{names:?}");
+    assert!(!names.contains(&"big.bin"), "over the byte cap: left out");
+    // In name order: a.png, big.bin (over the byte cap), then out00 … out14 (the count cap).
+    assert_eq!(
+        (names[0], names[1], names[15]),
+        ("a.png", "out00.txt", "out14.txt")
+    );
+    assert_eq!(r.output_files[0].content, b"\x89PNG");
+    assert_eq!(r.output_files[1].content, b"0");
+    assert!(!names.contains(&"main.py"), "only what matches");
+}
