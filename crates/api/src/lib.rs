@@ -18,8 +18,10 @@
 //!
 //! Module map: [`error`] (the one error type and its status mapping), [`extract`] (extractors
 //! that answer in our error shape), [`validate`] (every problem of a request at once),
-//! `routes` (one file per resource, short handlers), `middleware` (logging, panics).
+//! `routes` (one file per resource, short handlers), `middleware` (logging, panics),
+//! [`compat`] (the Judge0 and Piston drop-in APIs).
 
+pub mod compat;
 pub mod error;
 pub mod extract;
 pub mod maxima;
@@ -117,6 +119,8 @@ pub struct ApiConfig {
     pub default_limits: livexec_runtimes::LimitOverrides,
     /// What one run may ask at most (`LIVEXEC_MAX_*`), shown by `GET /limits`.
     pub maxima: RunMaxima,
+    /// Which drop-in APIs (Judge0, Piston) are served besides the native one.
+    pub compat: compat::CompatConfig,
     /// Origins whose pages may call the API and open event streams (CORS), e.g.
     /// `https://ide.example.com`; `*` allows any. Empty (the default): no CORS headers, so
     /// only pages served by livexec itself can (`LIVEXEC_CORS_ORIGINS`).
@@ -138,6 +142,7 @@ impl Default for ApiConfig {
                 tmpfs_mb: None,
             },
             maxima: RunMaxima::default(),
+            compat: compat::CompatConfig::default(),
             cors_origins: Vec::new(),
         }
     }
@@ -161,6 +166,7 @@ pub fn router(state: AppState) -> Router {
     let run_body_limit = state.config.maxima.request_bytes;
     let cors = observe::cors::layer(&state.config.cors_origins);
     let app = routes::router(run_body_limit)
+        .merge(compat::router(&state))
         .merge(observe::router())
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::metrics::track))

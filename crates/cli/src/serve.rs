@@ -104,6 +104,8 @@ pub struct ServeArgs {
     pub maxima: MaxArgs,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub compat: crate::settings::CompatArgs,
 }
 
 impl ServeArgs {
@@ -221,6 +223,7 @@ async fn serve(
                     tmpfs_mb: None,
                 },
                 maxima: args.maxima.maxima()?,
+                compat: args.compat.config(),
                 cors_origins: args.cors_origins.clone(),
             },
             sandbox: sandbox_health,

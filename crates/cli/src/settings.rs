@@ -296,3 +296,28 @@ mod tests {
         .is_err());
     }
 }
+
+/// Which drop-in APIs of other code runners `serve` offers besides the native one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompatArgs {
+    /// Serve Judge0 CE 1.13.1's API (`/submissions`, `/languages`, …).
+    #[arg(long, env = "LIVEXEC_JUDGE0_API", default_value_t = true, action = clap::ArgAction::Set)]
+    pub judge0_api: bool,
+    /// Serve Piston v2's API (`/api/v2/runtimes`, `/api/v2/execute`).
+    #[arg(long, env = "LIVEXEC_PISTON_API", default_value_t = true, action = clap::ArgAction::Set)]
+    pub piston_api: bool,
+    /// Serve the MCP server for agents at `/mcp` (Streamable HTTP).
+    #[arg(long, env = "LIVEXEC_MCP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub mcp: bool,
+}
+
+impl CompatArgs {
+    /// The API layer's switches.
+    pub fn config(&self) -> livexec_api::compat::CompatConfig {
+        livexec_api::compat::CompatConfig {
+            judge0: self.judge0_api,
+            piston: self.piston_api,
+            mcp: self.mcp,
+        }
+    }
+}
