@@ -32,6 +32,10 @@ pub enum ApiError {
     /// The body is over the configured limit.
     #[error("request body over the configured limit")]
     PayloadTooLarge,
+    /// What the body carries is over a request maximum (files' total size); one message per
+    /// problem, like [`ApiError::Validation`].
+    #[error("request over a maximum: {}", .0.join("; "))]
+    TooLarge(Vec<String>),
     /// The session does not exist.
     #[error("session not found")]
     SessionNotFound,
@@ -45,6 +49,12 @@ pub enum ApiError {
         key: String,
         /// The session that owns it.
         other_session: SessionId,
+    },
+    /// The idempotency key already names an execution of another request (another body).
+    #[error("idempotency key {key:?} was already used for another request")]
+    IdempotencyKeyReused {
+        /// The key the client sent.
+        key: String,
     },
     /// No route has this path.
     #[error("no route for {method} {path}")]
@@ -117,6 +127,9 @@ impl<T> StoreResultExt<T> for Result<T, StoreError> {
                     other_session,
                 }
             }
+            (StoreError::IdempotencyKeyReused, Some(key)) => ApiError::IdempotencyKeyReused {
+                key: key.to_owned(),
+            },
             (err, _) => err.into(),
         })
     }
@@ -130,21 +143,33 @@ impl ApiError {
             | ApiError::MalformedJson { .. }
             | ApiError::BadRequest(_)
             | ApiError::InvalidUuid => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::SessionNotFound
             | ApiError::ExecutionNotFound
             | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
-            ApiError::IdempotencyConflict { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyConflict { .. } | ApiError::IdempotencyKeyReused { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
+    /// The error body of API.md ("Errors"), also the `error` of a failed batch item.
+    pub fn body(&self) -> ErrorBody {
+        let status = self.status();
+        ErrorBody {
+            status_code: status.as_u16(),
+            message: self.message(),
+            error: status.canonical_reason().unwrap_or("Error").to_owned(),
+        }
+    }
+
     /// The `message` field: an array for validation failures, a string otherwise.
     fn message(&self) -> Value {
         match self {
-            ApiError::Validation(problems) => json!(problems),
+            ApiError::Validation(problems) | ApiError::TooLarge(problems) => json!(problems),
             ApiError::MalformedJson { detail } => json!(format!("Malformed JSON: {detail}")),
             ApiError::BadRequest(msg) => json!(msg),
             ApiError::InvalidUuid => json!("Validation failed (uuid is expected)"),
@@ -156,6 +181,10 @@ impl ApiError {
                     "Idempotency key \"{key}\" is already used by another session"
                 ))
             }
+            ApiError::IdempotencyKeyReused { key } => json!(format!(
+                "Idempotency key \"{key}\" was already used for another request (another body); \
+                 send a new key for a new request"
+            )),
             ApiError::RouteNotFound { method, path } => json!(format!("Cannot {method} {path}")),
             ApiError::MethodNotAllowed { method, path } => {
                 json!(format!("Method {method} is not allowed on {path}"))
@@ -217,11 +246,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %cause_chain(&self), "request failed");
         }
-        let body = ErrorBody {
-            status_code: status.as_u16(),
-            message: self.message(),
-            error: status.canonical_reason().unwrap_or("Error").to_owned(),
-        };
+        let body = self.body();
         (status, Json(body)).into_response()
     }
 }

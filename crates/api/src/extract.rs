@@ -35,6 +35,33 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
+/// A request body that is a JSON array (a batch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonArray(pub Vec<Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonArray {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("The request body could not be read".to_owned())
+            }
+        })?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Array(items)) => Ok(JsonArray(items)),
+            Ok(_) => Err(ApiError::BadRequest(
+                "The request body must be a JSON array".to_owned(),
+            )),
+            Err(err) => Err(ApiError::MalformedJson {
+                detail: err.to_string(),
+            }),
+        }
+    }
+}
+
 /// Parse a body into a JSON object; whitespace only counts as `{}`.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {

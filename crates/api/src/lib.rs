@@ -18,21 +18,27 @@
 //!
 //! Module map: [`error`] (the one error type and its status mapping), [`extract`] (extractors
 //! that answer in our error shape), [`validate`] (every problem of a request at once),
-//! `routes` (one file per resource, short handlers), `middleware` (logging, panics).
+//! `routes` (one file per resource, short handlers), `middleware` (logging, panics),
+//! [`compat`] (the Judge0 and Piston drop-in APIs).
 
+pub mod compat;
 pub mod error;
 pub mod extract;
+pub mod maxima;
 mod middleware;
 mod observe;
 mod routes;
+mod run_body;
+mod run_files;
 pub mod validate;
 
 pub use error::ApiError;
+pub use maxima::RunMaxima;
 pub use observe::metrics::{metrics_response, sample_queue};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use livexec_core::{EventBus, JobQueue, Store};
+use livexec_core::{EventBus, Execution, JobQueue, Store};
 use livexec_runtimes::Registry;
 use std::future::Future;
 use std::sync::Arc;
@@ -69,6 +75,30 @@ impl AppState {
             .map_or(Duration::ZERO, Duration::from_millis);
         run + compile
     }
+
+    /// How long `execution` may take at most: its own limits where it set them (each test
+    /// case is one run), else [`AppState::time_limit`]'s.
+    pub fn wait_limit(&self, execution: &Execution) -> Duration {
+        let rt = self.runtimes.get(&execution.language);
+        let limits = &execution.options.limits;
+        let run = limits
+            .time_ms
+            .map(Duration::from_millis)
+            .or_else(|| {
+                rt.and_then(|r| r.run.limits.timeout_ms)
+                    .map(Duration::from_millis)
+            })
+            .unwrap_or(self.config.time_limit);
+        let compile = limits
+            .compile_time_ms
+            .or_else(|| {
+                rt.and_then(|r| r.compile_limits())
+                    .and_then(|l| l.timeout_ms)
+            })
+            .map_or(Duration::ZERO, Duration::from_millis);
+        let runs = u32::try_from(execution.options.tests.len().max(1)).unwrap_or(u32::MAX);
+        run.saturating_mul(runs) + compile
+    }
 }
 
 /// Settings of the API layer.
@@ -87,6 +117,10 @@ pub struct ApiConfig {
     /// The service's default limits of a run stage, as `GET /runtimes` reports them under a
     /// runtime's own (128 MiB, 50 pids, 30 000 ms, 500 millicores by default).
     pub default_limits: livexec_runtimes::LimitOverrides,
+    /// What one run may ask at most (`LIVEXEC_MAX_*`), shown by `GET /limits`.
+    pub maxima: RunMaxima,
+    /// Which drop-in APIs (Judge0, Piston) are served besides the native one.
+    pub compat: compat::CompatConfig,
     /// Origins whose pages may call the API and open event streams (CORS), e.g.
     /// `https://ide.example.com`; `*` allows any. Empty (the default): no CORS headers, so
     /// only pages served by livexec itself can (`LIVEXEC_CORS_ORIGINS`).
@@ -107,6 +141,8 @@ impl Default for ApiConfig {
                 open_files: None,
                 tmpfs_mb: None,
             },
+            maxima: RunMaxima::default(),
+            compat: compat::CompatConfig::default(),
             cors_origins: Vec::new(),
         }
     }
@@ -127,8 +163,10 @@ pub enum SandboxHealth {
 /// and per-request logging.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
+    let run_body_limit = state.config.maxima.request_bytes;
     let cors = observe::cors::layer(&state.config.cors_origins);
-    let app = routes::router()
+    let app = routes::router(run_body_limit)
+        .merge(compat::router(&state))
         .merge(observe::router())
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::metrics::track))

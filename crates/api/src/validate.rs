@@ -7,7 +7,10 @@
 
 use crate::error::ApiError;
 use crate::extract::parse_uuid;
+use crate::maxima::RunMaxima;
+use crate::run_files;
 use axum::http::HeaderMap;
+use livexec_core::SourceFile;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -28,15 +31,19 @@ pub struct CreateSession {
     pub language: String,
     /// The starting code; `None` means the runtime's default template.
     pub template_code: Option<String>,
+    /// Extra files beside the main one.
+    pub files: Vec<SourceFile>,
 }
 
 /// A valid `PATCH /code-sessions/:id` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateSession {
-    /// The new code (non-empty).
-    pub source_code: String,
+    /// The new code (non-empty); required unless `files` is given.
+    pub source_code: Option<String>,
     /// The new language, when given.
     pub language: Option<String>,
+    /// The new set of extra files (replacing the old one whole), when given.
+    pub files: Option<Vec<SourceFile>>,
 }
 
 /// A valid history query.
@@ -61,26 +68,50 @@ pub fn language_order<'a>(ids: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
-/// Collects problems, then succeeds only if there were none.
+/// Collects problems, then succeeds only if there were none. Problems of size alone (files
+/// over the request maximum) make a 413; any other problem makes the whole list a 400.
 #[derive(Default)]
-struct Problems(Vec<String>);
+pub(crate) struct Problems {
+    list: Vec<String>,
+    only_size: bool,
+}
 
 impl Problems {
-    fn push(&mut self, msg: impl Into<String>) {
-        self.0.push(msg.into());
+    pub(crate) fn push(&mut self, msg: impl Into<String>) {
+        self.only_size = false;
+        self.list.push(msg.into());
     }
 
-    fn unknown_properties(&mut self, body: &Map<String, Value>, allowed: &[&str]) {
+    /// A size problem: alone (with other size problems only) it is a 413.
+    pub(crate) fn too_large(&mut self, msg: impl Into<String>) {
+        let only_size = self.list.is_empty() || self.only_size;
+        self.list.push(msg.into());
+        self.only_size = only_size;
+    }
+
+    pub(crate) fn unknown_properties(&mut self, body: &Map<String, Value>, allowed: &[&str]) {
+        self.unknown_properties_in("", body, allowed);
+    }
+
+    /// Unknown keys of a nested object, named with `prefix` (`"files[0]."`).
+    pub(crate) fn unknown_properties_in(
+        &mut self,
+        prefix: &str,
+        body: &Map<String, Value>,
+        allowed: &[&str],
+    ) {
         for key in body.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            self.push(format!("property {key} should not exist"));
+            self.push(format!("{prefix}property {key} should not exist"));
         }
     }
 
-    fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ApiError> {
-        if self.0.is_empty() {
+    pub(crate) fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ApiError> {
+        if self.list.is_empty() {
             Ok(value())
+        } else if self.only_size {
+            Err(ApiError::TooLarge(self.list))
         } else {
-            Err(ApiError::Validation(self.0))
+            Err(ApiError::Validation(self.list))
         }
     }
 }
@@ -121,7 +152,7 @@ impl Languages for livexec_runtimes::Registry {
 }
 
 /// Checks `language` (when `required`, absence is a problem too); the runtime id it names.
-fn check_language<L: Languages + ?Sized>(
+pub(crate) fn check_language<L: Languages + ?Sized>(
     value: Option<&Value>,
     required: bool,
     languages: &L,
@@ -137,17 +168,26 @@ fn check_language<L: Languages + ?Sized>(
     }
 }
 
-fn check_no_nul(field: &str, s: &str, problems: &mut Problems) {
+pub(crate) fn check_no_nul(field: &str, s: &str, problems: &mut Problems) {
     if s.contains('\0') {
         problems.push(format!("{field} must not contain NUL characters"));
     }
 }
 
 /// Validate a `POST /code-sessions` body against the usable runtimes (`language` becomes the
-/// id its alias names).
+/// id its alias names), files against the default maxima.
 pub fn create_session<L: Languages + ?Sized>(
     body: &Map<String, Value>,
     languages: &L,
+) -> Result<CreateSession, ApiError> {
+    create_session_with(body, languages, &RunMaxima::default())
+}
+
+/// [`create_session`] with the server's maxima for `files`.
+pub fn create_session_with<L: Languages + ?Sized>(
+    body: &Map<String, Value>,
+    languages: &L,
+    maxima: &RunMaxima,
 ) -> Result<CreateSession, ApiError> {
     let mut problems = Problems::default();
     let language = check_language(body.get("language"), true, languages, &mut problems);
@@ -162,20 +202,33 @@ pub fn create_session<L: Languages + ?Sized>(
             None
         }
     };
-    problems.unknown_properties(body, &["language", "templateCode"]);
+    let files = run_files::files(body.get("files"), maxima, &mut problems);
+    problems.unknown_properties(body, &["language", "templateCode", "files"]);
     problems.finish(|| CreateSession {
         language: language.unwrap_or_default(),
         template_code,
+        files,
     })
 }
 
 /// Validate a `PATCH /code-sessions/:id` body against the usable runtimes (`language` becomes
-/// the id its alias names).
+/// the id its alias names), files against the default maxima.
 pub fn update_session<L: Languages + ?Sized>(
     body: &Map<String, Value>,
     languages: &L,
 ) -> Result<UpdateSession, ApiError> {
+    update_session_with(body, languages, &RunMaxima::default())
+}
+
+/// [`update_session`] with the server's maxima for `files`. `source_code` may be left out
+/// when `files` is given.
+pub fn update_session_with<L: Languages + ?Sized>(
+    body: &Map<String, Value>,
+    languages: &L,
+    maxima: &RunMaxima,
+) -> Result<UpdateSession, ApiError> {
     let mut problems = Problems::default();
+    let has_files = body.get("files").is_some_and(|f| !f.is_null());
     let source_code = match body.get("source_code") {
         Some(Value::String(s)) if s.is_empty() => {
             problems.push("source_code should not be empty");
@@ -185,6 +238,7 @@ pub fn update_session<L: Languages + ?Sized>(
             check_no_nul("source_code", s, &mut problems);
             Some(s.clone())
         }
+        None | Some(Value::Null) if has_files => None,
         None | Some(Value::Null) => {
             problems.push("source_code should not be empty");
             problems.push("source_code must be a string");
@@ -196,10 +250,12 @@ pub fn update_session<L: Languages + ?Sized>(
         }
     };
     let language = check_language(body.get("language"), false, languages, &mut problems);
-    problems.unknown_properties(body, &["source_code", "language"]);
+    let files = has_files.then(|| run_files::files(body.get("files"), maxima, &mut problems));
+    problems.unknown_properties(body, &["source_code", "language", "files"]);
     problems.finish(|| UpdateSession {
-        source_code: source_code.unwrap_or_default(),
+        source_code,
         language,
+        files,
     })
 }
 

@@ -171,7 +171,6 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
         "/assets/nope.js",
         "/nope",
         "/code-sessions/",
-        "/executions",
         "/code-sessions/a/b/c",
     ] {
         let msg = error_body(s.get(path).await, StatusCode::NOT_FOUND).await;

@@ -165,3 +165,70 @@ async fn closed_postgres_pool_is_503_and_500() {
     assert_eq!(msg, "Internal server error");
     stop_pg(s, db).await;
 }
+
+#[tokio::test]
+async fn run_options_and_session_files_on_postgres() {
+    let Some((s, db)) = start_pg().await else {
+        return;
+    };
+    let id = s.create_session("python", None).await;
+    let path = format!("/code-sessions/{id}");
+    let patch = json!({"files": [{"name": "d.bin", "content": "AP8A", "encoding": "base64"}]});
+    assert_eq!(s.patch_json(&path, &patch).await.status(), StatusCode::OK);
+    let v: Value = s.get(&path).await.json().await.unwrap();
+    assert_eq!(v["files"][0]["content"], "AP8A");
+    let body = json!({"stdin": "a\u{0}b", "files": [{"name": "x.txt", "content": "\u{0}"}],
+                      "tests": [{"stdin": "\u{0}", "expected_stdout": "\u{0}"}]});
+    let res = s.post_json(&format!("{path}/run"), &body).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let run: Value = res.json().await.unwrap();
+    let exec_id = Uuid::parse_str(run["execution_id"].as_str().unwrap()).unwrap();
+    let e = s.store.get_execution(exec_id).await.unwrap().unwrap();
+    assert_eq!(e.options.stdin.as_deref(), Some("a\u{0}b"));
+    let names: Vec<_> = e.options.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["d.bin", "x.txt"]);
+    assert_eq!(e.options.files[0].content, [0, 0xff, 0]);
+    assert_eq!(e.options.tests[0].expected_stdout.as_deref(), Some("\u{0}"));
+    stop_pg(s, db).await;
+}
+
+#[tokio::test]
+async fn one_shot_and_batch_on_postgres() {
+    let Some((s, db)) = start_pg().await else {
+        return;
+    };
+    let body = json!({"language": "python", "source_code": "print(1)", "stdin": "\u{0}"});
+    let res = s
+        .client
+        .post(s.url("/executions"))
+        .header("idempotency-key", "pg-one")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    let id = Uuid::parse_str(v["execution_id"].as_str().unwrap()).unwrap();
+    let e = s.store.get_execution(id).await.unwrap().unwrap();
+    assert_eq!(
+        (e.session_id, e.options.stdin.as_deref()),
+        (None, Some("\u{0}"))
+    );
+    let items = json!([body, {"language": "nope"}]);
+    let out: Value = s
+        .post_json("/executions/batch", &items)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out[0]["status"], "QUEUED");
+    assert_eq!(out[1]["error"]["statusCode"], 400);
+    let many: Value = s
+        .get(&format!("/executions?ids={id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(many[0]["session_id"], Value::Null);
+    stop_pg(s, db).await;
+}

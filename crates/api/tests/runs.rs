@@ -232,11 +232,30 @@ async fn patch_right_after_run_does_not_change_the_snapshot() {
 }
 
 #[tokio::test]
-async fn run_ignores_any_body() {
+async fn run_takes_no_body_an_empty_one_or_an_empty_object_alike() {
     let s = start().await;
     let id = s.create_session("python", None).await;
+    for body in ["", "  \n", "{}"] {
+        let res = s.post_raw(&format!("/code-sessions/{id}/run"), body).await;
+        assert_eq!(res.status(), StatusCode::OK, "{body:?}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+        let e = s.store.get_execution(uuid_of(&v["execution_id"])).await;
+        assert!(e.unwrap().unwrap().options.is_default());
+    }
+    // A body is now read (API.md §10): one that is not JSON is refused, nothing created.
     let res = s
         .post_raw(&format!("/code-sessions/{id}/run"), "{not json")
         .await;
-    assert_eq!(res.status(), StatusCode::OK);
+    error_body(res, StatusCode::BAD_REQUEST).await;
+    let page = s.get(&format!("/executions/sessions/{id}")).await;
+    assert_eq!(
+        page.json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }

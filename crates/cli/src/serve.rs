@@ -5,7 +5,7 @@
 
 use crate::connect::{connect, Ports};
 use crate::runtimes::{prepare_engine, Prepared};
-use crate::settings::{redact_url, tokio_runtime, LimitArgs, SandboxArgs};
+use crate::settings::{redact_url, tokio_runtime, LimitArgs, MaxArgs, SandboxArgs};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use livexec_api::{ApiConfig, AppState, SandboxHealth};
@@ -101,7 +101,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
+    pub maxima: MaxArgs,
+    #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub compat: crate::settings::CompatArgs,
 }
 
 impl ServeArgs {
@@ -218,6 +222,8 @@ async fn serve(
                     open_files: None,
                     tmpfs_mb: None,
                 },
+                maxima: args.maxima.maxima()?,
+                compat: args.compat.config(),
                 cors_origins: args.cors_origins.clone(),
             },
             sandbox: sandbox_health,

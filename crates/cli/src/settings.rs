@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
+use livexec_api::RunMaxima;
 use livexec_runtimes::Registry;
 use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
 use std::path::PathBuf;
@@ -53,6 +54,77 @@ impl LimitArgs {
             wall_ms: self.timeout_ms,
             output_bytes: self.output_limit_bytes,
             ..Limits::default()
+        })
+    }
+}
+
+/// The most one run may ask in its options (API.md §10), shown by `GET /limits`.
+#[derive(Debug, Clone, Args)]
+pub struct MaxArgs {
+    /// Largest `limits.time_ms` a run may ask (wall-clock ms of each run or test case).
+    #[arg(long, env = "LIVEXEC_MAX_TIME_MS", default_value_t = RunMaxima::default().time_ms)]
+    pub max_time_ms: u64,
+    /// Largest `limits.cpu_time_ms` (CPU ms of each run).
+    #[arg(long, env = "LIVEXEC_MAX_CPU_TIME_MS", default_value_t = RunMaxima::default().cpu_time_ms)]
+    pub max_cpu_time_ms: u64,
+    /// Largest `limits.memory_mb` (MiB of each run).
+    #[arg(long, env = "LIVEXEC_MAX_MEMORY_MB", default_value_t = RunMaxima::default().memory_mb)]
+    pub max_memory_mb: u64,
+    /// Largest `limits.pids` (processes plus threads of each run).
+    #[arg(long, env = "LIVEXEC_MAX_PIDS", default_value_t = RunMaxima::default().pids)]
+    pub max_pids: u32,
+    /// Largest `limits.output_bytes` (bytes of each output stream).
+    #[arg(long, env = "LIVEXEC_MAX_OUTPUT_BYTES", default_value_t = RunMaxima::default().output_bytes)]
+    pub max_output_bytes: u64,
+    /// Largest `limits.compile_time_ms` (wall-clock ms of the compile stage).
+    #[arg(long, env = "LIVEXEC_MAX_COMPILE_TIME_MS", default_value_t = RunMaxima::default().compile_time_ms)]
+    pub max_compile_time_ms: u64,
+    /// Largest `limits.compile_memory_mb` (MiB of the compile stage).
+    #[arg(long, env = "LIVEXEC_MAX_COMPILE_MEMORY_MB", default_value_t = RunMaxima::default().compile_memory_mb)]
+    pub max_compile_memory_mb: u64,
+    /// Most test cases of one run.
+    #[arg(long, env = "LIVEXEC_MAX_TESTS", default_value_t = RunMaxima::default().tests)]
+    pub max_tests: usize,
+    /// Most bytes of all files of one run together (the session's and the request's,
+    /// decoded); over it a request is refused with 413.
+    #[arg(long, env = "LIVEXEC_MAX_FILE_BYTES", default_value_t = RunMaxima::default().file_bytes)]
+    pub max_file_bytes: usize,
+    /// Largest body of a run request (`POST …/run`, `POST /executions`, a batch), in bytes;
+    /// other bodies keep LIVEXEC_MAX_BODY_BYTES.
+    #[arg(long, env = "LIVEXEC_MAX_REQUEST_BYTES", default_value_t = RunMaxima::default().request_bytes)]
+    pub max_request_bytes: usize,
+}
+
+impl MaxArgs {
+    /// The maxima these settings describe; each must be > 0.
+    pub fn maxima(&self) -> anyhow::Result<RunMaxima> {
+        let zero = [
+            self.max_time_ms,
+            self.max_cpu_time_ms,
+            self.max_memory_mb,
+            u64::from(self.max_pids),
+            self.max_output_bytes,
+            self.max_compile_time_ms,
+            self.max_compile_memory_mb,
+        ]
+        .contains(&0)
+            || self.max_tests == 0
+            || self.max_file_bytes == 0
+            || self.max_request_bytes == 0;
+        if zero {
+            bail!("every LIVEXEC_MAX_* setting must be > 0");
+        }
+        Ok(RunMaxima {
+            time_ms: self.max_time_ms,
+            cpu_time_ms: self.max_cpu_time_ms,
+            memory_mb: self.max_memory_mb,
+            pids: self.max_pids,
+            output_bytes: self.max_output_bytes,
+            compile_time_ms: self.max_compile_time_ms,
+            compile_memory_mb: self.max_compile_memory_mb,
+            tests: self.max_tests,
+            file_bytes: self.max_file_bytes,
+            request_bytes: self.max_request_bytes,
         })
     }
 }
@@ -222,5 +294,30 @@ mod tests {
         }
         .limits()
         .is_err());
+    }
+}
+
+/// Which drop-in APIs of other code runners `serve` offers besides the native one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompatArgs {
+    /// Serve Judge0 CE 1.13.1's API (`/submissions`, `/languages`, …).
+    #[arg(long, env = "LIVEXEC_JUDGE0_API", default_value_t = true, action = clap::ArgAction::Set)]
+    pub judge0_api: bool,
+    /// Serve Piston v2's API (`/api/v2/runtimes`, `/api/v2/execute`).
+    #[arg(long, env = "LIVEXEC_PISTON_API", default_value_t = true, action = clap::ArgAction::Set)]
+    pub piston_api: bool,
+    /// Serve the MCP server for agents at `/mcp` (Streamable HTTP).
+    #[arg(long, env = "LIVEXEC_MCP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub mcp: bool,
+}
+
+impl CompatArgs {
+    /// The API layer's switches.
+    pub fn config(&self) -> livexec_api::compat::CompatConfig {
+        livexec_api::compat::CompatConfig {
+            judge0: self.judge0_api,
+            piston: self.piston_api,
+            mcp: self.mcp,
+        }
     }
 }

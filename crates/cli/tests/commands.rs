@@ -256,6 +256,9 @@ fn serve_help_documents_every_setting() {
         "LIVEXEC_RUNTIMES_DIR",
         "LIVEXEC_PYTHON",
         "LIVEXEC_NODE",
+        "LIVEXEC_JUDGE0_API",
+        "LIVEXEC_PISTON_API",
+        "LIVEXEC_MCP",
     ] {
         assert!(
             help.contains(&format!("[env: {var}")),

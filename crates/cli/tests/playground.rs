@@ -294,7 +294,6 @@ async fn playground_survives_a_megabyte_and_invalid_utf8() {
 
 /// A test case whose expected output differs shows its verdict (the run body of issue 11).
 #[tokio::test]
-#[ignore = "needs the run body of issue 11 in the API (runreq branch): remove once merged"]
 async fn playground_shows_a_wrong_answer_verdict() {
     let Some((_driver, c)) = browser().await else {
         return;

@@ -14,8 +14,8 @@ pub mod status;
 pub use events::{Event, EventKind};
 pub use insight::{QueueSample, Statistics};
 pub use model::{
-    CompileReport, Execution, ExecutionId, ExecutionView, NewExecution, RunResult, Session,
-    SessionId, SessionPatch,
+    CompileReport, Execution, ExecutionId, ExecutionView, FileView, NewExecution, NewOneShot,
+    RunResult, Session, SessionId, SessionPatch,
 };
 pub use ports::{
     BoxStream, CreatedExecution, EventBus, Job, JobQueue, Lease, PortError, Store, StoreError,

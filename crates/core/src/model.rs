@@ -1,6 +1,6 @@
 //! Sessions, executions and results, and the JSON view of an execution (API.md §4).
 
-use crate::request::{EffectiveLimits, RunOptions, SourceFile, TestResult};
+use crate::request::{EffectiveLimits, RunOptions, SourceFile, TestResult, Verdict};
 use crate::status::{ErrorType, Status};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,13 +56,28 @@ pub struct NewExecution {
     pub options: RunOptions,
 }
 
-/// One run of a session's code, with its whole history of state.
+/// What `POST /executions` (a one-shot run, without a session) asks the store to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOneShot {
+    /// Runtime id.
+    pub language: String,
+    /// The main file's code.
+    pub source_code: String,
+    /// The client's `idempotency-key`, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// Insert the job row of the embedded queue in the same transaction.
+    pub enqueue_job: bool,
+    /// The run's options (all its extra files are in `options.files`), already validated.
+    pub options: RunOptions,
+}
+
+/// One run of a session's code (or of a one-shot request's), with its whole history of state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execution {
     /// The execution id.
     pub id: ExecutionId,
-    /// The session it was snapshotted from.
-    pub session_id: SessionId,
+    /// The session it was snapshotted from; `None` for a one-shot run (`POST /executions`).
+    pub session_id: Option<SessionId>,
     /// Runtime id of the snapshot.
     pub language: String,
     /// Code of the snapshot.
@@ -200,9 +215,9 @@ pub struct ExecutionView {
     pub error_message: Option<String>,
     /// Error type, or null.
     pub error_type: Option<ErrorType>,
-    /// Session id.
-    #[schema(value_type = uuid::Uuid)]
-    pub session_id: SessionId,
+    /// Session id; null for a one-shot run.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub session_id: Option<SessionId>,
     /// Runtime id.
     pub language: String,
     /// Exit code.
@@ -223,6 +238,43 @@ pub struct ExecutionView {
     pub attempts: i32,
     /// The compile stage (compiled languages), or null.
     pub compile: Option<CompileReport>,
+    /// The limits it ran under, or null before a worker started it.
+    pub limits: Option<EffectiveLimits>,
+    /// Per test case results (only when the run had test cases).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tests: Option<Vec<TestResult>>,
+    /// How many cases were `ACCEPTED` (only with test cases).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tests_passed: Option<usize>,
+    /// How many cases the run had (only with test cases).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tests_total: Option<usize>,
+    /// Files returned by `return_files` (only when it asked for some).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_files: Option<Vec<FileView>>,
+}
+
+/// A file as the API shows it: its bytes in base64, with `"encoding": "base64"` so that it can
+/// be sent back unchanged (in a `files` array of a request).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct FileView {
+    /// Relative path in the working dir.
+    pub name: String,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub content: String,
+    /// Always `"base64"`.
+    pub encoding: &'static str,
+}
+
+impl From<&SourceFile> for FileView {
+    fn from(f: &SourceFile) -> Self {
+        use base64::Engine as _;
+        FileView {
+            name: f.name.clone(),
+            content: base64::engine::general_purpose::STANDARD.encode(&f.content),
+            encoding: "base64",
+        }
+    }
 }
 
 /// RFC 3339 with millisecond precision and a `Z`.
@@ -234,6 +286,7 @@ impl Execution {
     /// The API view of this execution.
     pub fn view(&self) -> ExecutionView {
         let finished = self.status.is_terminal();
+        let has_tests = !self.options.tests.is_empty();
         ExecutionView {
             execution_id: self.id,
             status: self.status,
@@ -253,6 +306,17 @@ impl Execution {
             finished_at: self.finished_at.map(rfc3339),
             attempts: self.attempts,
             compile: self.compile.clone(),
+            limits: self.limits,
+            tests: has_tests.then(|| self.tests.clone()),
+            tests_passed: has_tests.then(|| {
+                self.tests
+                    .iter()
+                    .filter(|t| t.verdict == Verdict::Accepted)
+                    .count()
+            }),
+            tests_total: has_tests.then_some(self.options.tests.len()),
+            output_files: (!self.options.return_files.is_empty())
+                .then(|| self.output_files.iter().map(FileView::from).collect()),
         }
     }
 }
@@ -264,7 +328,7 @@ mod tests {
     fn sample() -> Execution {
         Execution {
             id: Uuid::now_v7(),
-            session_id: Uuid::now_v7(),
+            session_id: Some(Uuid::now_v7()),
             language: "python".into(),
             source_code: "print(1)".into(),
             status: Status::Completed,

@@ -6,7 +6,7 @@
 
 use crate::events::Event;
 use crate::model::{
-    Execution, ExecutionId, NewExecution, RunResult, Session, SessionId, SessionPatch,
+    Execution, ExecutionId, NewExecution, NewOneShot, RunResult, Session, SessionId, SessionPatch,
 };
 use crate::request::SourceFile;
 use crate::status::Status;
@@ -32,6 +32,10 @@ pub enum StoreError {
         /// The session that owns the key.
         other_session: SessionId,
     },
+    /// The idempotency key already names an execution of another request (same session or
+    /// one-shot, but another body): never a replay of it.
+    #[error("idempotency key already used for another request")]
+    IdempotencyKeyReused,
     /// The database failed.
     #[error("database error during {op}: {source}")]
     Backend {
@@ -97,6 +101,11 @@ pub trait Store: Send + Sync + 'static {
     /// In one transaction: look up the idempotency key; if new, snapshot the session into a
     /// QUEUED execution (and, when `enqueue_job`, insert its embedded-queue job).
     async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError>;
+    /// Like [`Store::create_execution`] for a one-shot run: a QUEUED execution without a
+    /// session. A key that already names a one-shot execution of the same request returns it
+    /// (`created: false`); one that names anything else is
+    /// [`StoreError::IdempotencyKeyReused`].
+    async fn create_one_shot(&self, new: NewOneShot) -> Result<CreatedExecution, StoreError>;
     /// Fetch an execution.
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError>;
     /// A session's executions, newest first, at most `limit`, strictly older than `before`.

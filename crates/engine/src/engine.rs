@@ -1,6 +1,14 @@
 //! [`Engine`]: the real [`Executor`] — resolved runtimes, a sandbox and the service's default
 //! limits; a request is compiled once (compiled runtimes), then run once, or once per test
 //! case, each in a fresh sandbox with the same limits.
+//!
+//! A request's extra files go into the compile stage's working dir (headers, modules) and
+//! into every run stage's (data files; a compiled runtime's run stage gets them beside the
+//! artifacts, except one named like an artifact). Its args and env go to the run stage
+//! only; env never overrides the sandbox's own variables, `LD_*` or the runtime's. Per-run
+//! limits apply over the runtime's stage limits and are reported as `RunResult::limits`,
+//! also when the compile fails. `return_files` are read from the plain run, or from the last
+//! test case that ran.
 
 use crate::cases::{case_result, overall, skipped};
 use crate::command::reported;
@@ -115,13 +123,10 @@ impl Executor for Engine {
         request: &Request,
         on_output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<RunResult, ExecError> {
-        let rt =
-            Arc::clone(
-                self.runtime(&request.language)
-                    .ok_or_else(|| ExecError::NoRuntime {
-                        language: request.language.clone(),
-                    })?,
-            );
+        let no_runtime = || ExecError::NoRuntime {
+            language: request.language.clone(),
+        };
+        let rt = Arc::clone(self.runtime(&request.language).ok_or_else(no_runtime)?);
         let o = &request.options;
         let mut run = effective_limits(&self.limits, &rt.run.limits);
         let mut climits = rt

@@ -128,3 +128,35 @@ fn start_records_availability_and_smoke_tests_pass() {
     let r = run(&engine, "py", "print(1)");
     assert_eq!(r.stdout, b"1\n");
 }
+
+#[test]
+fn per_run_limits_reach_the_run_and_the_compile_stage() {
+    use livexec_core::{LimitOverrides, RunOptions};
+    let e = engine_of(&["python", "c"], Limits::default());
+    let with = |limits| RunOptions {
+        limits,
+        ..RunOptions::default()
+    };
+    // CPU time: a busy loop under 1 s of CPU and a roomy wall clock is a timeout.
+    let spin = Request::new("python", "while True:\n    pass").with_options(with(LimitOverrides {
+        cpu_time_ms: Some(1_000),
+        time_ms: Some(20_000),
+        ..LimitOverrides::default()
+    }));
+    let r = e.execute(&spin, &mut |_, _| {}).unwrap();
+    assert_eq!(r.status, Status::Timeout, "{r:?}");
+    assert_eq!(r.limits.unwrap().cpu_time_ms, Some(1_000));
+    // The compile stage's own time limit.
+    let slow =
+        Request::new("c", "int main(void) { return 0; }").with_options(with(LimitOverrides {
+            compile_time_ms: Some(1),
+            ..LimitOverrides::default()
+        }));
+    let r = e.execute(&slow, &mut |_, _| {}).unwrap();
+    assert_eq!(r.error_type, Some(ErrorType::CompilationError), "{r:?}");
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some("Compilation exceeded the time limit of 0.001 s")
+    );
+    assert_eq!(r.limits.unwrap().compile_time_ms, Some(1));
+}

@@ -8,7 +8,7 @@ use crate::json;
 use crate::rows::{
     backend, new_execution, now_ms, resolve_existing, DataError, RawExecution, EXECUTION_COLUMNS,
 };
-use livexec_core::{CreatedExecution, NewExecution, StoreError};
+use livexec_core::{CreatedExecution, NewExecution, NewOneShot, RunOptions, StoreError};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
 
 /// How many times `create_execution` retries after losing an idempotency-key race.
@@ -45,7 +45,7 @@ where
     let options = json::encode_options(&new.options).map_err(backend(OP))?;
     for _ in 0..KEY_RACE_TRIES {
         let mut exec = new_execution(
-            new.session_id,
+            Some(new.session_id),
             String::new(),
             String::new(),
             new.idempotency_key.clone(),
@@ -123,11 +123,17 @@ where
             .await
             .map_err(backend(op))?;
         if let Some(existing) = existing {
+            // The request as it was stored: its own options, before the session's files.
+            let asked: RunOptions = json::decode("options", existing.options.as_deref())
+                .map_err(backend(op))?
+                .unwrap_or_default();
+            let found = existing
+                .into_domain(DB::read_id, DB::read_time)
+                .map_err(backend(op))?;
             return Ok(Some(resolve_existing(
-                existing
-                    .into_domain(DB::read_id, DB::read_time)
-                    .map_err(backend(op))?,
-                new.session_id,
+                found,
+                Some(new.session_id),
+                asked == new.options,
             )));
         }
     }
@@ -141,4 +147,85 @@ where
         None => Ok(Some(Err(StoreError::SessionNotFound(new.session_id)))),
         Some(_) => Ok(None),
     }
+}
+
+/// Create the one-shot execution `new` asks for (see [`livexec_core::Store::create_one_shot`]).
+pub(crate) async fn create_one_shot<DB>(
+    pool: &Pool<DB>,
+    new: NewOneShot,
+) -> Result<CreatedExecution, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> RawExecution<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    const OP: &str = "create_one_shot";
+    const INSERT: &str = "INSERT INTO executions (id, language, source_code, status, \
+         idempotency_key, attempts, queued_at, options) \
+         VALUES ($1, $2, $3, 'QUEUED', $4, 0, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING";
+    let options = json::encode_options(&new.options).map_err(backend(OP))?;
+    for _ in 0..KEY_RACE_TRIES {
+        let mut exec = new_execution(
+            None,
+            new.language.clone(),
+            new.source_code.clone(),
+            new.idempotency_key.clone(),
+            now_ms(),
+        );
+        exec.options = new.options.clone();
+        let mut tx = DB::begin_write(pool).await.map_err(backend(OP))?;
+        let done = sqlx::query(INSERT)
+            .bind(DB::id(exec.id))
+            .bind(new.language.as_str())
+            .bind(new.source_code.as_str())
+            .bind(exec.idempotency_key.as_deref())
+            .bind(DB::time(exec.queued_at))
+            .bind(options.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        if DB::rows_affected(&done) > 0 {
+            if new.enqueue_job {
+                sqlx::query("INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)")
+                    .bind(DB::id(exec.id))
+                    .bind(exec.queued_at.timestamp_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend(OP))?;
+            }
+            tx.commit().await.map_err(backend(OP))?;
+            return Ok(CreatedExecution {
+                execution: exec,
+                created: true,
+            });
+        }
+        tx.rollback().await.map_err(backend(OP))?;
+        // Only a taken key inserts nothing: find its execution (or try again when its
+        // owner is not visible yet).
+        let Some(key) = &new.idempotency_key else {
+            continue;
+        };
+        let by_key =
+            format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE idempotency_key = $1");
+        let existing: Option<RawExecution<DB::Id, DB::Time>> = sqlx::query_as(&by_key)
+            .bind(key.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(backend(OP))?;
+        let Some(existing) = existing else { continue };
+        let found = existing
+            .into_domain(DB::read_id, DB::read_time)
+            .map_err(backend(OP))?;
+        let same = found.language == new.language
+            && found.source_code == new.source_code
+            && found.options == new.options;
+        return resolve_existing(found, None, same);
+    }
+    Err(backend(OP)(DataError::KeyRaceUnresolved {
+        tries: KEY_RACE_TRIES,
+    }))
 }

@@ -136,7 +136,7 @@ pub(crate) type Reader<T, U> = fn(&'static str, T) -> Result<U, DataError>;
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct RawExecution<Id, Time> {
     pub id: Id,
-    pub session_id: Id,
+    pub session_id: Option<Id>,
     pub language: String,
     pub source_code: String,
     pub status: String,
@@ -174,7 +174,10 @@ impl<Id, Time> RawExecution<Id, Time> {
             stored.map(|v| read_time(column, v)).transpose()
         };
         let id = read_id("id", self.id)?;
-        let session_id = read_id("session_id", self.session_id)?;
+        let session_id = self
+            .session_id
+            .map(|s| read_id("session_id", s))
+            .transpose()?;
         let queued_at = read_time("queued_at", self.queued_at)?;
         let started_at = read_opt_time("started_at", self.started_at)?;
         let finished_at = read_opt_time("finished_at", self.finished_at)?;
@@ -269,9 +272,9 @@ pub(crate) const SESSION_COLUMNS: &str = "id, language, source_code, status, cre
      updated_at, files, (SELECT e.id FROM executions e WHERE e.session_id = sessions.id \
      ORDER BY e.id DESC LIMIT 1) AS latest_execution_id";
 
-/// A new QUEUED execution snapshotted from a session, before it is written.
+/// A new QUEUED execution (of a session, or a one-shot one), before it is written.
 pub(crate) fn new_execution(
-    session_id: Uuid,
+    session_id: Option<Uuid>,
     language: String,
     source_code: String,
     idempotency_key: Option<String>,
@@ -305,19 +308,29 @@ pub(crate) fn new_execution(
     }
 }
 
-/// What `create_execution` found when it looked up an idempotency key.
+/// What `create_execution` found when it looked up an idempotency key: the execution itself
+/// when it is the same request (`same_request`: the same options) on the same session, a
+/// conflict when another session owns the key, and a reused key otherwise.
 pub(crate) fn resolve_existing(
     existing: Execution,
-    session_id: Uuid,
+    session_id: Option<Uuid>,
+    same_request: bool,
 ) -> Result<livexec_core::CreatedExecution, StoreError> {
-    if existing.session_id == session_id {
+    if existing.session_id != session_id {
+        match (existing.session_id, session_id) {
+            // Another session's run, asked from a session: the error of API.md §3.
+            (Some(other_session), Some(_)) => {
+                Err(StoreError::IdempotencyConflict { other_session })
+            }
+            // A one-shot's key asked from a session, or a session's from a one-shot.
+            _ => Err(StoreError::IdempotencyKeyReused),
+        }
+    } else if !same_request {
+        Err(StoreError::IdempotencyKeyReused)
+    } else {
         Ok(livexec_core::CreatedExecution {
             execution: existing,
             created: false,
-        })
-    } else {
-        Err(StoreError::IdempotencyConflict {
-            other_session: existing.session_id,
         })
     }
 }

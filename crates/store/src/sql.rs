@@ -14,8 +14,8 @@ use crate::rows::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use livexec_core::{
-    CreatedExecution, Execution, ExecutionId, NewExecution, RunResult, Session, SessionId,
-    SessionPatch, SourceFile, Status, Store, StoreError,
+    CreatedExecution, Execution, ExecutionId, NewExecution, NewOneShot, RunResult, Session,
+    SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
 };
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
@@ -169,6 +169,10 @@ where
 
     async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
         create::create_execution(&self.pool, new).await
+    }
+
+    async fn create_one_shot(&self, new: NewOneShot) -> Result<CreatedExecution, StoreError> {
+        create::create_one_shot(&self.pool, new).await
     }
 
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError> {

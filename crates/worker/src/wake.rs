@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use livexec_core::{
-    BoxStream, CreatedExecution, Execution, ExecutionId, JobQueue, Lease, NewExecution, PortError,
-    RunResult, Session, SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
+    BoxStream, CreatedExecution, Execution, ExecutionId, JobQueue, Lease, NewExecution, NewOneShot,
+    PortError, RunResult, Session, SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +87,14 @@ impl Store for WakeStore {
     async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
         let job = new.enqueue_job;
         let created = self.inner.create_execution(new).await?;
+        if created.created && job {
+            self.wakeup.notify_one();
+        }
+        Ok(created)
+    }
+    async fn create_one_shot(&self, new: NewOneShot) -> Result<CreatedExecution, StoreError> {
+        let job = new.enqueue_job;
+        let created = self.inner.create_one_shot(new).await?;
         if created.created && job {
             self.wakeup.notify_one();
         }

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use fake::FakeExecutor;
 use livexec_core::JobQueue;
 use livexec_core::{
-    CreatedExecution, ErrorType, Execution, ExecutionId, NewExecution, RunResult, Session,
-    SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
+    CreatedExecution, ErrorType, Execution, ExecutionId, NewExecution, NewOneShot, RunResult,
+    Session, SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
 };
 use livexec_queue::SqliteQueue;
 use livexec_store::SqliteStore;
@@ -49,6 +49,9 @@ impl Store for FailingWrites {
     }
     async fn create_execution(&self, n: NewExecution) -> Result<CreatedExecution, StoreError> {
         self.inner.create_execution(n).await
+    }
+    async fn create_one_shot(&self, n: NewOneShot) -> Result<CreatedExecution, StoreError> {
+        self.inner.create_one_shot(n).await
     }
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError> {
         self.inner.get_execution(id).await

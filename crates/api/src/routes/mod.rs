@@ -2,6 +2,7 @@
 
 mod executions;
 mod health;
+mod one_shot;
 pub(crate) mod openapi;
 mod runs;
 mod runtimes;
@@ -9,25 +10,34 @@ mod sessions;
 
 use crate::error::ApiError;
 use crate::AppState;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{get, post};
 use axum::Router;
 
-/// Every route of API.md §1–7, plus the live event stream of an execution and the list of
-/// runtimes.
-pub fn router() -> Router<AppState> {
+/// Every route of API.md §1–7, plus the live event stream of an execution, the list of
+/// runtimes, the maxima, and one-shot runs. Run requests (which carry files and test cases)
+/// may be up to `run_body_limit` bytes; every other body has the router's limit.
+pub fn router(run_body_limit: usize) -> Router<AppState> {
+    let run_limit = DefaultBodyLimit::max(run_body_limit);
     Router::new()
         .route("/code-sessions", post(sessions::create))
         .route(
             "/code-sessions/{id}",
             get(sessions::show).patch(sessions::update),
         )
-        .route("/code-sessions/{id}/run", post(runs::run))
+        .route("/code-sessions/{id}/run", post(runs::run).layer(run_limit))
+        .route(
+            "/executions",
+            get(one_shot::many).post(one_shot::create).layer(run_limit),
+        )
+        .route("/executions/batch", post(one_shot::batch).layer(run_limit))
         .route("/executions/{id}", get(executions::show))
         .route("/executions/{id}/events", get(executions::events))
         .route("/executions/sessions/{id}", get(executions::history))
         .route("/health", get(health::health))
         .route("/runtimes", get(runtimes::list))
+        .route("/limits", get(crate::maxima::limits))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -29,6 +29,10 @@ use utoipa::{OpenApi, ToSchema};
         super::executions::history,
         super::health::health,
         super::runtimes::list,
+        super::one_shot::create,
+        super::one_shot::batch,
+        super::one_shot::many,
+        crate::maxima::limits,
         crate::observe::metrics::scrape,
         crate::observe::docs::openapi_json,
         crate::observe::docs::docs_page,
@@ -80,4 +84,33 @@ pub(crate) struct Health {
 /// The document as JSON.
 pub(crate) fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// Body of `POST /executions` (and of each item of a batch): the code and its language, plus
+/// the run options of `POST /code-sessions/:id/run`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OneShot {
+    /// A runtime id or alias of `GET /runtimes`.
+    language: String,
+    /// A version of that language (`3`, `3.11`), when several are installed.
+    version: Option<String>,
+    /// The program; the runtime's default template when absent.
+    source_code: Option<String>,
+    /// The run options.
+    #[serde(flatten)]
+    options: livexec_core::RunOptions,
+}
+
+/// One answer of `POST /executions/batch`: the accepted run, or the error of that item.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // describes what the handler builds with json!
+pub(crate) enum BatchItem {
+    /// The run was accepted.
+    Accepted(super::runs::RunAccepted),
+    /// The item was refused.
+    Refused {
+        /// The error, in the shape of every error.
+        error: crate::error::ErrorBody,
+    },
 }

@@ -12,14 +12,14 @@
 //! key waits on the original execution. Both answers carry `Location: /executions/:id`.
 
 use crate::error::{ApiError, StoreResultExt};
-use crate::extract::{PathId, QueryMap};
-use crate::validate;
-use crate::{AppState, OnShutdown};
+use crate::extract::{JsonObject, PathId, QueryMap};
+use crate::validate::{self, Problems};
+use crate::{run_body, run_files, AppState, OnShutdown};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use livexec_core::{ExecutionId, NewExecution, Status};
+use livexec_core::{CreatedExecution, ExecutionId, NewExecution, RunOptions, SessionId, Status};
 use livexec_events::{wait_budget, wait_for_finish, Known, WaitOutcome};
 use serde::Serialize;
 
@@ -27,11 +27,41 @@ use serde::Serialize;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunAccepted {
     #[schema(value_type = uuid::Uuid)]
-    execution_id: ExecutionId,
-    status: Status,
+    pub(crate) execution_id: ExecutionId,
+    pub(crate) status: Status,
 }
 
-/// Queue a run of the session's current code; with `?wait=true`, answer when it is over.
+/// The run options of a body (API.md §10); a request file that collides with the session's
+/// files or main file is found by reading the session, which only a body with files needs.
+async fn options(
+    state: &AppState,
+    session_id: SessionId,
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> Result<RunOptions, ApiError> {
+    let maxima = &state.config.maxima;
+    let mut problems = Problems::default();
+    let options = run_body::options(body, maxima, &state.runtimes, &mut problems);
+    problems.unknown_properties(body, run_body::OPTION_KEYS);
+    if !options.files.is_empty() {
+        let session = state.store.get_session(session_id).await?;
+        let session = session.ok_or(ApiError::SessionNotFound)?;
+        let main = state
+            .runtimes
+            .get(&session.language)
+            .map(|rt| rt.file_name.as_str());
+        run_files::check_files_with(
+            &options.files,
+            &session.files,
+            main.unwrap_or_default(),
+            maxima,
+            &mut problems,
+        );
+    }
+    problems.finish(|| options)
+}
+
+/// Queue a run of the session's current code (with the options of the body, if any); with
+/// `?wait=true`, answer when it is over.
 #[utoipa::path(post, path = "/code-sessions/{id}/run", tag = "executions",
     params(
         ("id" = uuid::Uuid, Path, description = "Session id"),
@@ -57,9 +87,11 @@ pub async fn run(
     QueryMap(query): QueryMap,
     OnShutdown(stop): OnShutdown,
     headers: HeaderMap,
+    JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let key = validate::idempotency_key(&headers)?;
     let query = validate::run_query(&query)?;
+    let options = options(&state, session_id, &body).await?;
     let by_store = state.queue.enqueued_by_store();
     let created = state
         .store
@@ -67,15 +99,26 @@ pub async fn run(
             session_id,
             idempotency_key: key.clone(),
             enqueue_job: by_store,
-            options: Default::default(),
+            options,
         })
         .await
         .for_idempotency_key(key.as_deref())?;
+    respond(&state, created, query, stop).await
+}
+
+/// After an execution was created (or found by its key): hand it to a separate queue when
+/// new, then answer `{execution_id, status}`, or with `?wait=true` the execution once over.
+pub(crate) async fn respond(
+    state: &AppState,
+    created: CreatedExecution,
+    query: validate::RunQuery,
+    stop: livexec_events::StopSignal,
+) -> Result<Response, ApiError> {
     let execution = created.execution;
     if created.created {
-        tracing::info!(execution_id = %execution.id, %session_id, status = %execution.status, "execution queued");
-        if !by_store {
-            enqueue(&state, execution.id).await;
+        tracing::info!(execution_id = %execution.id, session_id = ?execution.session_id, status = %execution.status, "execution queued");
+        if !state.queue.enqueued_by_store() {
+            enqueue(state, execution.id).await;
         }
     }
     if !query.wait {
@@ -85,7 +128,7 @@ pub async fn run(
         })
         .into_response());
     }
-    let budget = wait_budget(query.timeout_ms, state.time_limit(&execution.language));
+    let budget = wait_budget(query.timeout_ms, state.wait_limit(&execution));
     let known = match created.created {
         true => Known::JustCreated,
         false => Known::Existing,
@@ -121,7 +164,7 @@ fn answer(outcome: WaitOutcome) -> Response {
 }
 
 /// Hand the execution to a separate queue; failures are logged, never returned.
-async fn enqueue(state: &AppState, id: ExecutionId) {
+pub(crate) async fn enqueue(state: &AppState, id: ExecutionId) {
     let limit = state.config.enqueue_timeout;
     match tokio::time::timeout(limit, state.queue.enqueue(id)).await {
         Ok(Ok(())) => {}

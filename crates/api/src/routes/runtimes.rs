@@ -1,7 +1,7 @@
 //! `GET /runtimes`: every language this service knows, whether it is available here, its
 //! version, aliases and the limits its stages run with.
 
-use crate::AppState;
+use crate::{AppState, RunMaxima};
 use axum::extract::State;
 use axum::Json;
 use livexec_runtimes::{Availability, LimitOverrides, Runtime};
@@ -63,9 +63,50 @@ pub struct RuntimeView {
     pub unavailable_reason: Option<String>,
     /// The limits its stages run with.
     pub limits: RuntimeLimits,
+    /// The most a run of it may ask in `limits` (the server's `LIVEXEC_MAX_*`; see
+    /// `GET /limits` for the floors).
+    pub max_limits: MaxLimits,
 }
 
-fn view(rt: &Runtime, availability: &Availability, defaults: &LimitOverrides) -> RuntimeView {
+/// The server's maxima of a run's `limits`, as they apply to one runtime.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MaxLimits {
+    /// Wall-clock ms of each run.
+    pub time_ms: u64,
+    /// CPU ms of each run.
+    pub cpu_time_ms: u64,
+    /// MiB of each run.
+    pub memory_mb: u64,
+    /// Processes plus threads of each run.
+    pub pids: u32,
+    /// Bytes of each output stream.
+    pub output_bytes: u64,
+    /// Wall-clock ms of the compile stage (compiled runtimes), else null.
+    pub compile_time_ms: Option<u64>,
+    /// MiB of the compile stage (compiled runtimes), else null.
+    pub compile_memory_mb: Option<u64>,
+}
+
+impl MaxLimits {
+    fn of(m: &RunMaxima, compiled: bool) -> Self {
+        MaxLimits {
+            time_ms: m.time_ms,
+            cpu_time_ms: m.cpu_time_ms,
+            memory_mb: m.memory_mb,
+            pids: m.pids,
+            output_bytes: m.output_bytes,
+            compile_time_ms: compiled.then_some(m.compile_time_ms),
+            compile_memory_mb: compiled.then_some(m.compile_memory_mb),
+        }
+    }
+}
+
+fn view(
+    rt: &Runtime,
+    availability: &Availability,
+    defaults: &LimitOverrides,
+    maxima: &RunMaxima,
+) -> RuntimeView {
     let (version, reason) = match availability {
         Availability::Available { version } => (Some(version.clone()), None),
         Availability::Unavailable { reason } => (None, Some(reason.clone())),
@@ -85,6 +126,7 @@ fn view(rt: &Runtime, availability: &Availability, defaults: &LimitOverrides) ->
             run: defaults.overlay(&rt.run.limits).into(),
             compile: rt.compile_limits().map(|c| defaults.overlay(&c).into()),
         },
+        max_limits: MaxLimits::of(maxima, rt.compiled()),
     }
 }
 
@@ -97,7 +139,10 @@ pub async fn list(State(state): State<AppState>) -> Json<Vec<RuntimeView>> {
         state
             .runtimes
             .iter()
-            .map(|rt| view(rt, state.runtimes.availability(&rt.id), defaults))
+            .map(|rt| {
+                let availability = state.runtimes.availability(&rt.id);
+                view(rt, availability, defaults, &state.config.maxima)
+            })
             .collect(),
     )
 }

@@ -2,13 +2,13 @@
 
 use crate::error::ApiError;
 use crate::extract::{JsonObject, PathId};
-use crate::validate;
-use crate::AppState;
+use crate::validate::{self, Problems};
+use crate::{run_files, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use livexec_core::model::rfc3339;
-use livexec_core::{ExecutionId, Session, SessionId};
+use livexec_core::{ExecutionId, FileView, Session, SessionId, SessionPatch, SourceFile};
 use serde::Serialize;
 
 /// The answer to create and update.
@@ -40,6 +40,7 @@ pub struct SessionView {
     updated_at: String,
     #[schema(value_type = Option<uuid::Uuid>)]
     latest_execution_id: Option<ExecutionId>,
+    files: Vec<FileView>,
 }
 
 impl From<Session> for SessionView {
@@ -52,8 +53,24 @@ impl From<Session> for SessionView {
             created_at: rfc3339(s.created_at),
             updated_at: rfc3339(s.updated_at),
             latest_execution_id: s.latest_execution_id,
+            files: s.files.iter().map(FileView::from).collect(),
         }
     }
+}
+
+/// 400 when one of `files` is named like the main file of `language`.
+fn check_main_name(state: &AppState, language: &str, files: &[SourceFile]) -> Result<(), ApiError> {
+    let mut problems = Problems::default();
+    if let Some(rt) = state.runtimes.get(language) {
+        run_files::check_files_with(
+            files,
+            &[],
+            &rt.file_name,
+            &state.config.maxima,
+            &mut problems,
+        );
+    }
+    problems.finish(|| ())
 }
 
 /// Create a session; without `templateCode` it starts with the runtime's default template.
@@ -68,7 +85,8 @@ pub async fn create(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<SessionStatus>), ApiError> {
-    let req = validate::create_session(&body, state.runtimes.as_ref())?;
+    let req = validate::create_session_with(&body, state.runtimes.as_ref(), &state.config.maxima)?;
+    check_main_name(&state, &req.language, &req.files)?;
     let code = match req.template_code {
         Some(code) => code,
         None => state
@@ -77,12 +95,15 @@ pub async fn create(
             .map(|rt| rt.default_template.clone())
             .unwrap_or_default(),
     };
-    let session = state.store.create_session(&req.language, &code).await?;
+    let session = state
+        .store
+        .create_session_with_files(&req.language, &code, &req.files)
+        .await?;
     tracing::debug!(session_id = %session.id, language = %session.language, "session created");
     Ok((StatusCode::CREATED, Json(session.into())))
 }
 
-/// The session with its code and latest execution.
+/// The session with its code, files and latest execution.
 #[utoipa::path(get, path = "/code-sessions/{id}", tag = "sessions",
     params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses(
@@ -98,7 +119,7 @@ pub async fn show(
     Ok(Json(session.ok_or(ApiError::SessionNotFound)?.into()))
 }
 
-/// Replace the session's code and, when given, its language.
+/// Replace the session's code, files (whole) and language, each when given.
 #[utoipa::path(patch, path = "/code-sessions/{id}", tag = "sessions",
     params(("id" = uuid::Uuid, Path, description = "Session id")),
     request_body = super::openapi::UpdateSession,
@@ -113,10 +134,23 @@ pub async fn update(
     PathId(id): PathId,
     JsonObject(body): JsonObject,
 ) -> Result<Json<SessionStatus>, ApiError> {
-    let req = validate::update_session(&body, state.runtimes.as_ref())?;
-    let session = state
-        .store
-        .update_session(id, &req.source_code, req.language.as_deref())
-        .await?;
+    let req = validate::update_session_with(&body, state.runtimes.as_ref(), &state.config.maxima)?;
+    if req.files.is_some() || req.language.is_some() {
+        // The files and the main file's name must not collide once both changes apply.
+        let stored = state.store.get_session(id).await?;
+        let stored = stored.ok_or(ApiError::SessionNotFound)?;
+        let language = req.language.as_deref().unwrap_or(&stored.language);
+        check_main_name(
+            &state,
+            language,
+            req.files.as_deref().unwrap_or(&stored.files),
+        )?;
+    }
+    let patch = SessionPatch {
+        source_code: req.source_code,
+        language: req.language,
+        files: req.files,
+    };
+    let session = state.store.patch_session(id, &patch).await?;
     Ok(Json(session.ok_or(ApiError::SessionNotFound)?.into()))
 }

@@ -21,6 +21,7 @@ pub const RUNTIME_IDS: &[&str] = &[
 ];
 
 pub mod cases;
+pub mod clients;
 pub mod scaled;
 pub mod sse;
 

@@ -9,7 +9,7 @@ pub async fn execution_snapshots_session(b: Backend) {
     let store = b.store();
     let s = session(store, "print('before')").await;
     let e = execution(store, &s).await;
-    assert_eq!(e.session_id, s.id);
+    assert_eq!(e.session_id, Some(s.id));
     assert_eq!(e.status, Status::Queued);
     assert_eq!(e.attempts, 0);
     assert_eq!(

@@ -33,7 +33,7 @@ pub async fn history_is_newest_first_and_pages(b: Backend) {
         if page.is_empty() {
             break;
         }
-        assert!(page.iter().all(|e| e.session_id == s.id));
+        assert!(page.iter().all(|e| e.session_id == Some(s.id)));
         before = page.last().map(|e| e.id);
         walked.extend(page.into_iter().map(|e| e.id));
     }

@@ -57,6 +57,9 @@ conformance!(
     options::session_files_round_trip_and_patch_replaces_them_whole,
     options::run_options_are_stored_with_the_session_files_in_front,
     options::finish_stores_limits_tests_and_output_files,
+    options::same_key_with_other_options_is_a_reused_key_never_a_replay,
+    options::one_shot_runs_have_no_session_and_their_own_key_rules,
+    options::racing_bodies_under_one_key_make_one_execution,
 );
 
 /// Small builders shared by the cases.

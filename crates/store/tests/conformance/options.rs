@@ -5,8 +5,8 @@
 use crate::harness::Backend;
 use crate::util::{execution, result, session};
 use livexec_core::{
-    Compare, EffectiveLimits, LimitOverrides, NewExecution, RunOptions, SessionPatch, SourceFile,
-    Status, TestCase, TestResult, Verdict,
+    Compare, EffectiveLimits, LimitOverrides, NewExecution, NewOneShot, RunOptions, SessionPatch,
+    SourceFile, Status, StoreError, TestCase, TestResult, Verdict,
 };
 use std::collections::BTreeMap;
 
@@ -204,4 +204,151 @@ pub async fn finish_stores_limits_tests_and_output_files(b: Backend) {
     assert_eq!(done.limits, r.limits);
     assert_eq!(done.tests, r.tests);
     assert_eq!(done.output_files, r.output_files);
+}
+
+pub async fn same_key_with_other_options_is_a_reused_key_never_a_replay(b: Backend) {
+    let store = b.store();
+    let s = session(store, "print(1)").await;
+    let new = |options: RunOptions| NewExecution {
+        session_id: s.id,
+        idempotency_key: Some("body-key".into()),
+        enqueue_job: true,
+        options,
+    };
+    let first = store.create_execution(new(options())).await.unwrap();
+    assert!(first.created);
+    // The session's files change: the same request still replays.
+    let patch = SessionPatch {
+        files: Some(vec![file("late", b"l")]),
+        ..Default::default()
+    };
+    store.patch_session(s.id, &patch).await.unwrap();
+    let again = store.create_execution(new(options())).await.unwrap();
+    assert_eq!(
+        (again.created, again.execution.id),
+        (false, first.execution.id)
+    );
+    let mut other = options();
+    other.stdin = Some("something else".into());
+    for asked in [other, RunOptions::default()] {
+        let err = store.create_execution(new(asked)).await.unwrap_err();
+        assert!(matches!(err, StoreError::IdempotencyKeyReused), "{err:?}");
+    }
+    assert_eq!(b.count("executions").await, 1);
+}
+
+pub async fn one_shot_runs_have_no_session_and_their_own_key_rules(b: Backend) {
+    let store = b.store();
+    let new = |key: Option<&str>, code: &str| NewOneShot {
+        language: "python".into(),
+        source_code: code.into(),
+        idempotency_key: key.map(str::to_owned),
+        enqueue_job: true,
+        options: options(),
+    };
+    let first = store
+        .create_one_shot(new(Some("one"), "print(1)"))
+        .await
+        .unwrap();
+    assert!(first.created);
+    let e = first.execution;
+    assert_eq!((e.session_id, e.status), (None, Status::Queued));
+    assert_eq!(e.options, options());
+    assert_eq!(store.get_execution(e.id).await.unwrap().unwrap(), e);
+    assert_eq!(b.job_rows(e.id).await.len(), 1);
+    // The same request replays; another body, or the key of a session's run, is refused.
+    let again = store
+        .create_one_shot(new(Some("one"), "print(1)"))
+        .await
+        .unwrap();
+    assert_eq!((again.created, again.execution.id), (false, e.id));
+    let err = store
+        .create_one_shot(new(Some("one"), "print(2)"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IdempotencyKeyReused), "{err:?}");
+    let s = session(store, "print(1)").await;
+    let from_session = NewExecution {
+        session_id: s.id,
+        idempotency_key: Some("one".into()),
+        enqueue_job: true,
+        options: options(),
+    };
+    let err = store.create_execution(from_session).await.unwrap_err();
+    assert!(matches!(err, StoreError::IdempotencyKeyReused), "{err:?}");
+    crate::util::keyed(store, &s, Some("two")).await;
+    let err = store
+        .create_one_shot(new(Some("two"), "print(1)"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IdempotencyKeyReused), "{err:?}");
+    // Without a key, a new one each time; it runs like any other.
+    let other = store.create_one_shot(new(None, "print(1)")).await.unwrap();
+    assert!(other.created && other.execution.id != e.id);
+    let started = store.start_execution(e.id, 1).await.unwrap().unwrap();
+    assert_eq!(started.session_id, None);
+    assert!(store
+        .finish_execution(e.id, 1, &result(Status::Completed))
+        .await
+        .unwrap());
+    assert_eq!(b.count("executions WHERE session_id IS NULL").await, 2);
+}
+
+/// Twenty racing requests under one key, half of them with another body (ten one-shots,
+/// ten session runs): one execution; every racer of its kind and body gets it, every other is
+/// a reused key.
+pub async fn racing_bodies_under_one_key_make_one_execution(b: Backend) {
+    let s = session(b.store(), "print(1)").await;
+    b.warm_pool(8).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = b.store.clone();
+        let mut asked = options();
+        if i % 2 == 1 {
+            asked.stdin = Some("other".into());
+        }
+        tasks.push(tokio::spawn(async move {
+            let out = if i % 4 < 2 {
+                store
+                    .create_execution(NewExecution {
+                        session_id: s.id,
+                        idempotency_key: Some("race-body".into()),
+                        enqueue_job: true,
+                        options: asked.clone(),
+                    })
+                    .await
+            } else {
+                store
+                    .create_one_shot(NewOneShot {
+                        language: "python".into(),
+                        source_code: "print(1)".into(),
+                        idempotency_key: Some("race-body".into()),
+                        enqueue_job: true,
+                        options: asked.clone(),
+                    })
+                    .await
+            };
+            (asked, out)
+        }));
+    }
+    let mut winners = std::collections::HashSet::new();
+    let (mut created, mut reused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            (asked, Ok(out)) => {
+                assert_eq!(out.execution.options.stdin, asked.stdin);
+                created += usize::from(out.created);
+                winners.insert(out.execution.id);
+            }
+            (_, Err(StoreError::IdempotencyKeyReused)) => reused += 1,
+            (_, Err(err)) => panic!("{err:?}"),
+        }
+    }
+    assert_eq!((created, winners.len()), (1, 1));
+    assert_eq!(
+        reused, 15,
+        "only the five racers of the winner's kind and body share it"
+    );
+    assert_eq!(b.count("executions").await, 1);
+    assert_eq!(b.count("jobs").await, 1);
 }

@@ -1,0 +1,269 @@
+//! An MCP server for agents at `/mcp` (Streamable HTTP, through the official Rust SDK
+//! `rmcp`): `list_runtimes`, and `run_code` — an ordinary native one-shot run (an
+//! execution, visible in history) that the call waits for, answered with its output and
+//! verdict. A malformed call is a JSON-RPC error; a program that fails is a result.
+
+use super::native;
+use crate::maxima::FLOORS;
+use crate::{AppState, Stopping};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use livexec_core::{RunOptions, SourceFile};
+use livexec_runtimes::Availability;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, ServerHandler};
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// `/mcp`: the SDK's Streamable HTTP service behind [`parse_error`]. When the server starts
+/// shutting down ([`crate::launch`]), the SDK's sessions are cancelled, so an agent's open
+/// event stream does not hold the graceful shutdown up.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limit = state.config.max_body_bytes;
+    // The service answers on whatever host name it is deployed under, as the rest of the API
+    // does (the SDK's DNS-rebinding guard is meant for servers on a desktop).
+    let config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_max_request_body_bytes(limit);
+    let sessions_end = config.cancellation_token.clone();
+    let armed = Arc::new(AtomicBool::new(false));
+    let agent_state = state.clone();
+    let service = StreamableHttpService::new(
+        move || {
+            Ok(Agent {
+                state: agent_state.clone(),
+            })
+        },
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let guard = axum::middleware::from_fn(move |request: Request, next: Next| {
+        if let Some(stopping) = request.extensions().get::<Stopping>() {
+            if !armed.swap(true, Ordering::SeqCst) {
+                let (stopping, sessions_end) = (stopping.clone(), sessions_end.clone());
+                tokio::spawn(async move {
+                    stopping.wait().await;
+                    sessions_end.cancel();
+                });
+            }
+        }
+        parse_error(limit, request, next)
+    });
+    let service = tower::ServiceBuilder::new().layer(guard).service(service);
+    Router::new().nest_service("/mcp", service)
+}
+
+/// Middleware before the SDK: a POST body that is not JSON gets JSON-RPC's parse error
+/// (-32700) as a JSON answer, where the SDK would answer plain text. Bodies over `limit`
+/// bytes are refused (413).
+pub async fn parse_error(limit: usize, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            let message = format!("the request body could not be read within {limit} bytes");
+            return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, -32600, &message);
+        }
+    };
+    if serde_json::from_slice::<Value>(&bytes).is_err() {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32700,
+            "Parse error: the body is not JSON",
+        );
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    let body =
+        json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+/// One MCP session's handler.
+#[derive(Clone)]
+pub struct Agent {
+    state: AppState,
+}
+
+fn schema(v: Value) -> Arc<Map<String, Value>> {
+    match v {
+        Value::Object(m) => Arc::new(m),
+        _ => Arc::new(Map::new()),
+    }
+}
+
+/// The tools.
+fn tools() -> Vec<Tool> {
+    vec![
+        Tool::new(
+            "list_runtimes",
+            "List the languages this server runs: id (what run_code takes as language), language, toolchain version, aliases, whether it compiles.",
+            schema(json!({ "type": "object", "properties": {} })),
+        ),
+        Tool::new(
+            "run_code",
+            "Run a program in a fresh sandbox and return its stdout, stderr, exit code, status and time. Each call is isolated: no state persists between calls.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "language": { "type": "string", "description": "Runtime id or alias, e.g. python, javascript, cpp (see list_runtimes)" },
+                    "code": { "type": "string", "description": "The program's source" },
+                    "stdin": { "type": "string", "description": "Text fed to the program's standard input" },
+                    "files": {
+                        "type": "array",
+                        "description": "Extra files beside the program",
+                        "items": {
+                            "type": "object",
+                            "properties": { "name": { "type": "string" }, "content": { "type": "string" } },
+                            "required": ["name", "content"]
+                        }
+                    },
+                    "timeout_ms": { "type": "integer", "minimum": 1, "description": "Wall-clock limit of the run, ms" }
+                },
+                "required": ["language", "code"]
+            })),
+        ),
+    ]
+}
+
+fn bad(message: impl Into<String>) -> ErrorData {
+    ErrorData::invalid_params(message.into(), None)
+}
+
+fn text_arg(args: &Map<String, Value>, key: &str) -> Result<Option<String>, ErrorData> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad(format!("{key} must be a string"))),
+    }
+}
+
+impl Agent {
+    fn list_runtimes(&self) -> CallToolResult {
+        let runtimes: Vec<Value> = self
+            .state
+            .runtimes
+            .iter()
+            .filter(|rt| self.state.runtimes.availability(&rt.id).usable())
+            .map(|rt| {
+                let version = match self.state.runtimes.availability(&rt.id) {
+                    Availability::Available { version } => Some(version.clone()),
+                    _ => None,
+                };
+                json!({ "id": rt.id, "language": rt.language, "name": rt.name, "version": version, "aliases": rt.aliases, "compiled": rt.compiled() })
+            })
+            .collect();
+        CallToolResult::structured(json!({ "runtimes": runtimes }))
+    }
+
+    async fn run_code(&self, args: &Map<String, Value>) -> Result<CallToolResult, ErrorData> {
+        let language = text_arg(args, "language")?.ok_or_else(|| bad("language is required"))?;
+        let code = text_arg(args, "code")?.ok_or_else(|| bad("code is required"))?;
+        let Some(rt) = self.state.runtimes.lookup_usable(&language) else {
+            let known = self.state.runtimes.usable_ids().join(", ");
+            return Err(bad(format!(
+                "unknown language {language:?}; one of: {known}"
+            )));
+        };
+        let mut options = RunOptions {
+            stdin: text_arg(args, "stdin")?,
+            ..RunOptions::default()
+        };
+        if let Some(files) = args.get("files").filter(|f| !f.is_null()) {
+            let files: Vec<Map<String, Value>> = serde_json::from_value(files.clone())
+                .map_err(|_| bad("files must be an array of {name, content}"))?;
+            for f in files {
+                let (Some(Value::String(name)), Some(Value::String(content))) =
+                    (f.get("name"), f.get("content"))
+                else {
+                    return Err(bad("each file needs a name and a content, both strings"));
+                };
+                options.files.push(SourceFile {
+                    name: name.clone(),
+                    content: content.clone().into_bytes(),
+                });
+            }
+        }
+        if let Some(t) = args.get("timeout_ms").filter(|t| !t.is_null()) {
+            let (min, max) = (FLOORS.time_ms, self.state.config.maxima.time_ms);
+            match t.as_u64() {
+                Some(ms) if ms >= min && ms <= max => options.limits.time_ms = Some(ms),
+                _ => {
+                    return Err(bad(format!(
+                        "timeout_ms must be an integer from 1 to {max}"
+                    )))
+                }
+            }
+        }
+        let run = async {
+            let e = native::submit(&self.state, &rt.id, &code, options).await?;
+            // On shutdown the SDK's sessions are cancelled, which drops this call.
+            native::wait(&self.state, e, Box::pin(std::future::pending())).await
+        };
+        let e = run
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let case = e.tests.first();
+        Ok(CallToolResult::structured(json!({
+            "execution_id": e.id,
+            "status": e.status,
+            "stdout": String::from_utf8_lossy(&e.stdout),
+            "stderr": String::from_utf8_lossy(&e.stderr),
+            "exit_code": e.exit_code,
+            "signal": e.signal,
+            "error_type": e.error_type,
+            "error_message": e.error_message,
+            "time_ms": e.execution_time_ms,
+            "memory_kb": e.memory_kb,
+            "compile_output": e.compile.as_ref().map(|c| format!("{}{}", c.stdout, c.stderr)),
+            "verdict": case.map(|t| t.verdict),
+        })))
+    }
+}
+
+impl ServerHandler for Agent {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("livexec", env!("CARGO_PKG_VERSION")))
+            .with_instructions("Runs untrusted code in a sandbox: list_runtimes, then run_code.")
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(tools()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = request.arguments.unwrap_or_default();
+        let result = match request.name.as_ref() {
+            "list_runtimes" => self.list_runtimes(),
+            "run_code" => self.run_code(&args).await?,
+            other => return Err(bad(format!("unknown tool {other:?}"))),
+        };
+        Ok(result.into())
+    }
+}
