@@ -157,13 +157,13 @@ impl ApiError {
     }
 
     /// The error body of API.md ("Errors"), also the `error` of a failed batch item.
-    pub fn body(&self) -> Value {
+    pub fn body(&self) -> ErrorBody {
         let status = self.status();
-        json!({
-            "statusCode": status.as_u16(),
-            "message": self.message(),
-            "error": status.canonical_reason().unwrap_or("Error"),
-        })
+        ErrorBody {
+            status_code: status.as_u16(),
+            message: self.message(),
+            error: status.canonical_reason().unwrap_or("Error").to_owned(),
+        }
     }
 
     /// The `message` field: an array for validation failures, a string otherwise.
@@ -213,6 +213,31 @@ fn cause_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// The body of every error answer (API.md "Errors").
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The HTTP status code, repeated.
+    pub status_code: u16,
+    /// What went wrong: one string, or one string per problem for a validation failure.
+    #[schema(schema_with = message_schema)]
+    pub message: Value,
+    /// The status's reason phrase (`Bad Request`, `Not Found`, …).
+    pub error: String,
+}
+
+/// `message`: a string, or an array of strings.
+fn message_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(text())
+            .item(ArrayBuilder::new().items(text()))
+            .build(),
+    )
 }
 
 impl IntoResponse for ApiError {

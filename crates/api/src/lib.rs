@@ -26,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod maxima;
 mod middleware;
+mod observe;
 mod routes;
 mod run_body;
 mod run_files;
@@ -33,6 +34,7 @@ pub mod validate;
 
 pub use error::ApiError;
 pub use maxima::RunMaxima;
+pub use observe::metrics::{metrics_response, sample_queue};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -119,6 +121,10 @@ pub struct ApiConfig {
     pub maxima: RunMaxima,
     /// Which drop-in APIs (Judge0, Piston) are served besides the native one.
     pub compat: compat::CompatConfig,
+    /// Origins whose pages may call the API and open event streams (CORS), e.g.
+    /// `https://ide.example.com`; `*` allows any. Empty (the default): no CORS headers, so
+    /// only pages served by livexec itself can (`LIVEXEC_CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -137,6 +143,7 @@ impl Default for ApiConfig {
             },
             maxima: RunMaxima::default(),
             compat: compat::CompatConfig::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -157,12 +164,20 @@ pub enum SandboxHealth {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let run_body_limit = state.config.maxima.request_bytes;
-    routes::router(run_body_limit)
+    let cors = observe::cors::layer(&state.config.cors_origins);
+    let app = routes::router(run_body_limit)
         .merge(compat::router(&state))
+        .merge(observe::router())
         .with_state(state)
+        .layer(axum::middleware::from_fn(observe::metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::catch_panic_layer())
-        .layer(axum::middleware::from_fn(middleware::log_request))
+        .layer(axum::middleware::from_fn(middleware::log_request));
+    match cors {
+        // Outermost: it answers preflight requests itself, before routing.
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
 }
 
 /// Serve [`router`] on `listener` until `shutdown` resolves, then finish in-flight requests

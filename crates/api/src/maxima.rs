@@ -99,7 +99,7 @@ pub const FLOORS: Floors = Floors {
 };
 
 /// One limit's range.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Range<T> {
     /// The floor.
     pub min: T,
@@ -108,14 +108,14 @@ pub struct Range<T> {
 }
 
 /// One maximum without a floor.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Max {
     /// The server's maximum.
     pub max: usize,
 }
 
 /// The body of `GET /limits`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LimitsView {
     /// `limits.time_ms`.
     pub time_ms: Range<u64>,
@@ -190,6 +190,8 @@ impl LimitsView {
 }
 
 /// `GET /limits`: what a run may ask at most, and at least.
+#[utoipa::path(get, path = "/limits", tag = "system",
+    responses((status = 200, description = "Floors and maxima of a run's options", body = LimitsView)))]
 pub async fn limits(State(state): State<AppState>) -> Json<LimitsView> {
     Json(LimitsView::of(&state.config.maxima))
 }

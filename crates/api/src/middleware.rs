@@ -12,10 +12,14 @@ use tower_http::catch_panic::CatchPanicLayer;
 /// Longest path written to the log; longer ones are cut (they are client-controlled).
 const MAX_LOGGED_PATH: usize = 200;
 
-/// Logs `method path status ms` once per request, at info level. Never the body.
+/// Logs `method path status ms` once per request, at info level, the path with its query
+/// string (ids and options such as `?wait=true`; never code). Never the body.
 pub async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let mut path = req.uri().path().to_owned();
+    let uri = req.uri();
+    let mut path = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
     if path.len() > MAX_LOGGED_PATH {
         // The path is ASCII (percent-encoded), so any index is a char boundary; be safe anyway.
         let cut = (0..=MAX_LOGGED_PATH)

@@ -166,7 +166,13 @@ async fn non_uuid_ids_are_400_on_every_id_route() {
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405() {
     let s = start().await;
-    for path in ["/", "/nope", "/code-sessions/", "/code-sessions/a/b/c"] {
+    // `/` is the playground (issue 14); an unknown asset is a 404 like any unknown path.
+    for path in [
+        "/assets/nope.js",
+        "/nope",
+        "/code-sessions/",
+        "/code-sessions/a/b/c",
+    ] {
         let msg = error_body(s.get(path).await, StatusCode::NOT_FOUND).await;
         assert_eq!(msg, format!("Cannot GET {path}"));
     }

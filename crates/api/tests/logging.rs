@@ -59,6 +59,8 @@ async fn one_info_line_per_request_without_code() {
     let (status, _) = s.run(&id, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(s.get("/nope").await.status(), StatusCode::NOT_FOUND);
+    let paged = format!("/executions/sessions/{id}?limit=5");
+    assert_eq!(s.get(&paged).await.status(), StatusCode::OK);
     s.store.pool().close().await;
     let res = s.get(&format!("/code-sessions/{id}")).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -70,12 +72,13 @@ async fn one_info_line_per_request_without_code() {
         .lines()
         .filter(|l| l.contains(": request method="))
         .collect();
-    assert_eq!(requests.len(), 5, "{log}");
+    assert_eq!(requests.len(), 6, "{log}");
     for (method, path, status) in [
         ("POST", "/code-sessions".to_owned(), 201),
         ("PATCH", format!("/code-sessions/{id}"), 200),
         ("POST", format!("/code-sessions/{id}/run"), 200),
         ("GET", "/nope".to_owned(), 404),
+        ("GET", paged.clone(), 200),
         ("GET", format!("/code-sessions/{id}"), 500),
     ] {
         let needle = format!("method={method} path={path} status={status} ms=");

@@ -1,5 +1,6 @@
 //! `GET /health` of the worker role, served on its own port (LIVEXEC_HEALTH_BIND): the
-//! database, the queue and the sandbox, in the shape of API.md §7. Nothing else is served.
+//! database, the queue and the sandbox, in the shape of API.md §7, and `GET /metrics` (this
+//! worker's Prometheus metrics). Nothing else is served.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -26,10 +27,11 @@ pub struct WorkerHealth {
     pub sandbox: String,
 }
 
-/// A router with only `GET /health`.
+/// A router with only `GET /health` and `GET /metrics`.
 pub fn router(state: WorkerHealth) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -48,6 +50,11 @@ async fn health(State(s): State<WorkerHealth>) -> (StatusCode, Json<Value>) {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body))
+}
+
+async fn metrics(State(s): State<WorkerHealth>) -> axum::response::Response {
+    livexec_api::sample_queue(s.store.as_ref()).await;
+    livexec_api::metrics_response()
 }
 
 async fn check<E: std::fmt::Display>(ping: impl Future<Output = Result<(), E>>) -> String {

@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// toolchain is found is available unchecked (faster start; `livexec runtimes` checks).
     #[arg(long, env = "LIVEXEC_SMOKE_TESTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub smoke_tests: bool,
+    /// Origins whose web pages may call the API and open event streams (CORS), comma-separated,
+    /// e.g. `https://ide.example.com`; `*` allows any. Unset: same-origin only.
+    #[arg(long, env = "LIVEXEC_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Address of the worker role's `GET /health` (host:port).
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
@@ -135,6 +139,8 @@ impl ServeArgs {
 /// Prepare the sandbox (before any thread starts), then serve until a signal.
 pub fn main(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     args.normalize();
+    // Before anything records: metrics recorded earlier would be lost.
+    livexec_telemetry::install();
     // A bad URL is a configuration error: say so before anything starts.
     livexec_store::Backend::from_url(&args.database_url)?;
     args.sandbox.export_interpreters();
@@ -218,6 +224,7 @@ async fn serve(
                 },
                 maxima: args.maxima.maxima()?,
                 compat: args.compat.config(),
+                cors_origins: args.cors_origins.clone(),
             },
             sandbox: sandbox_health,
         };

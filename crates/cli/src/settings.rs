@@ -195,14 +195,34 @@ impl SandboxArgs {
     }
 }
 
-/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default `default_level`).
+/// The variable that picks the log format: `text` (the default) or `json` (one JSON object
+/// per line, for log shippers).
+pub const LOG_FORMAT: &str = "LIVEXEC_LOG_FORMAT";
+
+/// Logs to stderr through `tracing`, filtered by `RUST_LOG` (default `default_level`), as
+/// text or as JSON lines (`LIVEXEC_LOG_FORMAT`). Colours only when stderr is a terminal and
+/// `NO_COLOR` is unset, so a log redirected to a file carries no escape codes.
 pub fn init_logging(default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+    let format = std::env::var(LOG_FORMAT).unwrap_or_default();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format.trim() {
+        "json" => builder.json().with_current_span(false).init(),
+        other => {
+            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(ansi).init();
+            if !other.is_empty() && other != "text" {
+                tracing::warn!(
+                    value = other,
+                    "{LOG_FORMAT} is `text` or `json`; using text"
+                );
+            }
+        }
+    }
 }
 
 /// A multi-threaded tokio runtime.

@@ -5,12 +5,14 @@
 //! outside world ([`Store`], [`JobQueue`], [`EventBus`]). It does no I/O of its own.
 
 pub mod events;
+pub mod insight;
 pub mod model;
 pub mod ports;
 pub mod request;
 pub mod status;
 
 pub use events::{Event, EventKind};
+pub use insight::{QueueSample, Statistics};
 pub use model::{
     CompileReport, Execution, ExecutionId, ExecutionView, FileView, NewExecution, NewOneShot,
     RunResult, Session, SessionId, SessionPatch,

@@ -126,7 +126,7 @@ pub struct Execution {
 
 /// What the compile stage of a compiled language did (`compile` of API.md §4): its own
 /// status, output, exit code, wall time and peak memory, apart from the program's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompileReport {
     /// `COMPLETED` (the program then ran), `FAILED` or `TIMEOUT`.
     pub status: Status,
@@ -198,9 +198,10 @@ impl RunResult {
 }
 
 /// The JSON object of API.md §4: seven fixed keys, then additive ones.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ExecutionView {
     /// Execution id.
+    #[schema(value_type = uuid::Uuid)]
     pub execution_id: ExecutionId,
     /// Status.
     pub status: Status,
@@ -215,6 +216,7 @@ pub struct ExecutionView {
     /// Error type, or null.
     pub error_type: Option<ErrorType>,
     /// Session id; null for a one-shot run.
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub session_id: Option<SessionId>,
     /// Runtime id.
     pub language: String,
@@ -254,7 +256,7 @@ pub struct ExecutionView {
 
 /// A file as the API shows it: its bytes in base64, with `"encoding": "base64"` so that it can
 /// be sent back unchanged (in a `files` array of a request).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FileView {
     /// Relative path in the working dir.
     pub name: String,

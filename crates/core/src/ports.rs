@@ -143,6 +143,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(ExecutionId, Status, i32)>, StoreError>;
     /// A cheap round trip to the database.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// How many executions are QUEUED and since when the oldest is (for metrics).
+    async fn queue_sample(&self) -> Result<crate::QueueSample, StoreError>;
+    /// What executions accepted at or after `since` add up to (`GET /statistics`).
+    async fn statistics(&self, since: DateTime<Utc>) -> Result<crate::Statistics, StoreError>;
 }
 
 /// Errors of the queue and the event bus.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 /// Everything a run may set besides the language and the main file. Every field is optional;
 /// the default is "no stdin, no arguments, the runtime's limits, one run, no tests".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct RunOptions {
     /// Bytes fed to the program's stdin (UTF-8 text). `None`: stdin is empty (`/dev/null`-like,
@@ -47,19 +47,20 @@ impl RunOptions {
 }
 
 /// One file of a program (an extra source, a header, a data file) or one returned file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceFile {
     /// Relative path inside the working dir (`pkg/util.py`); never absolute, never `..`,
     /// never NUL (the API checks).
     pub name: String,
     /// The bytes of the file. Serialized as base64 (standard alphabet, padded).
     #[serde(with = "base64_bytes")]
+    #[schema(value_type = String, format = Byte)]
     pub content: Vec<u8>,
 }
 
 /// Per-run limit overrides, each at most the server's maximum (`LIVEXEC_MAX_*`). `None` keeps
 /// the runtime's own value for that stage.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct LimitOverrides {
     /// Wall-clock limit of each run (each test case), in ms.
@@ -79,7 +80,7 @@ pub struct LimitOverrides {
 }
 
 /// The limits an execution actually ran under (reported in the execution as `limits`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EffectiveLimits {
     /// Wall-clock limit of each run, in ms.
     pub time_ms: u64,
@@ -98,7 +99,7 @@ pub struct EffectiveLimits {
 }
 
 /// One test case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TestCase {
     /// The case's stdin.
     pub stdin: String,
@@ -112,7 +113,7 @@ pub struct TestCase {
 }
 
 /// How stdout is compared with the expected output.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Compare {
     /// Byte for byte.
@@ -124,7 +125,7 @@ pub enum Compare {
 }
 
 /// A test case's verdict (the field's standard names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
     /// Ran cleanly and the output matched (or no expected output was given).
@@ -168,7 +169,7 @@ impl Verdict {
 }
 
 /// What one test case gave (`tests[i]` of the execution).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TestResult {
     /// The verdict.
     pub verdict: Verdict,

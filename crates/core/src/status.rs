@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Where an execution is in its life. Serialised exactly as API.md names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// Waiting for a worker.
@@ -84,7 +84,7 @@ impl FromStr for Status {
 }
 
 /// Why an execution did not complete. Serialised exactly as API.md names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ErrorType {
     /// Non-zero exit or death by a signal.
     RuntimeError,

@@ -7,6 +7,11 @@
 //! - coalesces consecutive chunks of the same stream that queued up while it was busy (up to
 //!   [`PublisherConfig::max_chunk_bytes`]), so a slow bus means fewer, larger events instead of
 //!   a growing backlog;
+//! - after the first chunk of a batch, waits [`PublisherConfig::linger`] (5 ms) for more, and
+//!   up to [`PublisherConfig::line_linger`] (25 ms) while the last chunk ends inside a line,
+//!   so what a program writes in a burst (`print("tick", 0)` is four writes under Python,
+//!   possibly stalled by its CPU quota in between) is one event; output is never held back
+//!   longer than that;
 //! - holds back an incomplete UTF-8 character at the end of a chunk until the next chunk of the
 //!   same stream (see [`crate::utf8`]), so every published chunk decodes on its own and the
 //!   concatenation of all decoded chunks equals the stored output's lossy decoding;
@@ -40,6 +45,11 @@ pub struct PublisherConfig {
     pub max_queued_bytes: usize,
     /// After a failed publish, events are dropped for this long before the bus is tried again.
     pub backoff: Duration,
+    /// How long the first chunk of a batch waits for more output to merge with; zero
+    /// publishes at once.
+    pub linger: Duration,
+    /// How long, at most, it waits while the output so far ends inside a line (no `\n`).
+    pub line_linger: Duration,
 }
 
 impl Default for PublisherConfig {
@@ -48,6 +58,8 @@ impl Default for PublisherConfig {
             max_chunk_bytes: 64 << 10,
             max_queued_bytes: 16 << 20,
             backoff: Duration::from_secs(1),
+            linger: Duration::from_millis(5),
+            line_linger: Duration::from_millis(25),
         }
     }
 }
@@ -243,12 +255,7 @@ impl Pump {
         let mut end = None;
         'outer: while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(msg) => batch.push(msg),
-                    Err(_) => break,
-                }
-            }
+            self.gather(&mut rx, &mut batch).await;
             let mut out: Vec<EventKind> = Vec::with_capacity(batch.len());
             for msg in batch {
                 match msg {
@@ -284,6 +291,51 @@ impl Pump {
         }
         self.stats.dropped += self.dropped.load(Ordering::Relaxed);
         self.stats
+    }
+
+    /// Adds what is queued to `batch`; when it holds a chunk, keeps adding what arrives within
+    /// the linger (from now; the line linger while the last chunk ends inside a line),
+    /// stopping early at the end of the attempt or a full batch.
+    async fn gather(&self, rx: &mut mpsc::UnboundedReceiver<Msg>, batch: &mut Vec<Msg>) {
+        let start = tokio::time::Instant::now();
+        let in_line = |b: &[Msg]| {
+            b.iter().rev().find_map(|m| match m {
+                Msg::Event(EventKind::Stdout(c)) | Msg::Event(EventKind::Stderr(c)) => {
+                    Some(c.last() != Some(&b'\n'))
+                }
+                _ => None,
+            }) == Some(true)
+        };
+        let has_chunk = |b: &[Msg]| {
+            b.iter().any(|m| {
+                matches!(
+                    m,
+                    Msg::Event(EventKind::Stdout(_)) | Msg::Event(EventKind::Stderr(_))
+                )
+            })
+        };
+        loop {
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            let ended = matches!(batch.last(), Some(Msg::End(_)));
+            if ended || batch.len() >= BATCH || self.config.linger.is_zero() || !has_chunk(batch) {
+                return;
+            }
+            let linger = if in_line(batch) {
+                self.config.line_linger.max(self.config.linger)
+            } else {
+                self.config.linger
+            };
+            match tokio::time::timeout_at(start + linger, rx.recv()).await {
+                Ok(Some(msg)) => batch.push(msg),
+                // Closed, or the linger is over.
+                Ok(None) | Err(_) => return,
+            }
+        }
     }
 
     /// Appends `kind` to `out`, merging it into the last chunk when both are of one stream.

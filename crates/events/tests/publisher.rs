@@ -188,3 +188,60 @@ async fn close_flushes_without_finished() {
         ]
     );
 }
+
+/// A burst of writes (Python's `print("tick", 0)` is four) becomes one event; output written
+/// after the linger (5 ms) is a new one. Paused time: the test advances the clock itself.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_burst_within_the_linger_is_one_event() {
+    let bus: Arc<dyn EventBus> = Arc::new(MemoryBus::default());
+    let id = new_id();
+    let publisher = Publisher::start(Arc::clone(&bus), id);
+    for part in ["tick", " ", "0", "\n"] {
+        publisher.send(EventKind::Stdout(part.as_bytes().to_vec()));
+        // Let the pump run between writes, 1 ms apart: inside the linger.
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    publisher.send(EventKind::Stdout(b"tick 1\n".to_vec()));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    publisher.finish(Status::Completed).await;
+    let events = collect(bus.subscribe(id, 0).await.unwrap()).await;
+    let chunks: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Stdout(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chunks, ["tick 0\n", "tick 1\n"]);
+}
+
+/// A line stalled mid-way (a CPU quota can pause a program between two writes) is still one
+/// event when its end comes within the line linger (25 ms); a finished line is not held that
+/// long.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_line_stalled_within_the_line_linger_is_one_event() {
+    let bus: Arc<dyn EventBus> = Arc::new(MemoryBus::default());
+    let id = new_id();
+    let publisher = Publisher::start(Arc::clone(&bus), id);
+    let ms = std::time::Duration::from_millis;
+    publisher.send(EventKind::Stdout(b"tick".to_vec()));
+    tokio::time::sleep(ms(15)).await;
+    publisher.send(EventKind::Stdout(b" 0\n".to_vec()));
+    tokio::time::sleep(ms(15)).await;
+    // A complete line: only the short linger applies, so this 10 ms later write is apart.
+    publisher.send(EventKind::Stdout(b"tick 1\n".to_vec()));
+    tokio::time::sleep(ms(10)).await;
+    publisher.send(EventKind::Stdout(b"tick 2\n".to_vec()));
+    tokio::time::sleep(ms(50)).await;
+    publisher.finish(Status::Completed).await;
+    let events = collect(bus.subscribe(id, 0).await.unwrap()).await;
+    let chunks: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Stdout(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chunks, ["tick 0\n", "tick 1\n", "tick 2\n"]);
+}

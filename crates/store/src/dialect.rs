@@ -34,6 +34,10 @@ pub(crate) trait Dialect: Database {
     /// `synchronous_commit` off for that one transaction); empty where commits do not wait
     /// anyway (SQLite in WAL mode with `synchronous = NORMAL`).
     const RELAXED_COMMIT: &'static str;
+    /// The UTC day (`YYYY-MM-DD` text) of an execution's `queued_at`, for statistics.
+    const QUEUED_DAY: &'static str;
+    /// The UTC hour (0–23, a BIGINT) of an execution's `queued_at`, for statistics.
+    const QUEUED_HOUR: &'static str;
 
     /// An id as bound to a query.
     fn id(id: Uuid) -> Self::Id;

@@ -22,6 +22,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+mod stats;
 
 pub use postgres::PgStore;
 pub use rows::DataError;

@@ -85,6 +85,11 @@ where
     for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i32>: Encode<'q, DB>,
     for<'q> Option<DB::Id>: Encode<'q, DB>,
+    for<'r> (i64, Option<DB::Time>): FromRow<'r, DB::Row>,
+    for<'r> (String, String, i64): FromRow<'r, DB::Row>,
+    for<'r> (Option<String>, i64, f64): FromRow<'r, DB::Row>,
+    for<'r> (String, i64, Option<i64>, Option<i64>): FromRow<'r, DB::Row>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
 {
     async fn create_session_with_files(
         &self,
@@ -351,6 +356,17 @@ where
             .await
             .map_err(backend("ping"))?;
         Ok(())
+    }
+
+    async fn queue_sample(&self) -> Result<livexec_core::QueueSample, StoreError> {
+        crate::stats::queue_sample::<DB>(&self.pool).await
+    }
+
+    async fn statistics(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<livexec_core::Statistics, StoreError> {
+        crate::stats::statistics::<DB>(&self.pool, since).await
     }
 }
 

@@ -4,13 +4,14 @@
 //! happens to a job before and after its run (admitting, recording, retrying, acking) is in
 //! `settle`.
 
+mod observe;
 mod settle;
 
 pub use settle::RESULT_LOST;
 
 use crate::wake::ring_on_arrivals;
 use crate::{Wakeup, WorkerConfig, WorkerError};
-use livexec_core::{EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
+use livexec_core::{ErrorType, EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
 use livexec_engine::{ExecError, Executor, Request, Stream};
 use livexec_events::{Publisher, PublisherHandle};
 use std::any::Any;
@@ -115,6 +116,7 @@ impl Worker {
     /// processes), whichever comes first.
     pub async fn run(self: Arc<Self>, concurrency: usize, shutdown: watch::Receiver<bool>) {
         let concurrency = concurrency.max(1);
+        livexec_telemetry::worker_slots(concurrency);
         let wakeup = self.wakeup.clone().unwrap_or_default();
         let mut tasks = tokio::task::JoinSet::new();
         // Before the first claims: a job enqueued after them is an arrival.
@@ -187,11 +189,17 @@ impl Worker {
         if let Some(p) = &publisher {
             p.handle().status(Status::Running);
         }
+        let busy = observe::started(&exec);
         let lost = Arc::new(AtomicBool::new(false));
         let keeper = self.keep_lease(lease.clone(), Arc::clone(&lost));
+        let began = std::time::Instant::now();
         let ran = self
             .run_program(&exec, publisher.as_ref().map(Publisher::handle))
             .await;
+        if let Ok(result) = &ran {
+            observe::ran(&exec, result, began.elapsed());
+        }
+        drop(busy);
         if lost.load(Ordering::SeqCst) {
             keeper.abort();
             warn!(execution_id = %id, attempt, "lease lost while running; result discarded");
@@ -207,8 +215,20 @@ impl Worker {
         // The lease is still kept while the result is written: a write that fails is
         // written again, the program is never run again for it.
         let (ended, ack_after) = match ran {
-            Ok(result) => (self.record(&lease, &result, &lost).await, true),
-            Err(failure) => (self.platform_failure(&lease, failure).await, false),
+            Ok(result) => {
+                let ended = self.record(&lease, &result, &lost).await;
+                if let Ok(Some(status)) = ended {
+                    observe::finished(&exec, status, result.error_type);
+                }
+                (ended, true)
+            }
+            Err(failure) => {
+                let ended = self.platform_failure(&lease, failure).await;
+                if let Ok(Some(status)) = ended {
+                    observe::finished(&exec, status, Some(ErrorType::InternalError));
+                }
+                (ended, false)
+            }
         };
         keeper.abort();
         if let Some(p) = publisher {

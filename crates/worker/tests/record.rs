@@ -104,6 +104,15 @@ impl Store for FailingWrites {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+    async fn queue_sample(&self) -> Result<livexec_core::QueueSample, StoreError> {
+        self.inner.queue_sample().await
+    }
+    async fn statistics(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<livexec_core::Statistics, StoreError> {
+        self.inner.statistics(since).await
+    }
 }
 
 struct Fixture {

@@ -14,6 +14,13 @@ use livexec_core::{ExecutionView, SessionId};
 use livexec_events::{execution_sse_until, last_event_id, parse_last_event_id, SseResponse};
 
 /// One execution (API.md §4).
+#[utoipa::path(get, path = "/executions/{id}", tag = "executions",
+    params(("id" = uuid::Uuid, Path, description = "Execution id")),
+    responses(
+        (status = 200, description = "The execution", body = ExecutionView),
+        (status = 400, description = "The id is not a UUID", body = crate::error::ErrorBody),
+        (status = 404, description = "No such execution", body = crate::error::ErrorBody),
+    ))]
 pub async fn show(
     State(state): State<AppState>,
     PathId(id): PathId,
@@ -25,6 +32,19 @@ pub async fn show(
 /// The execution's events as Server-Sent Events (`status`, `stdout`, `stderr`, then `result`;
 /// wire format in `livexec_events::sse`). Resumes after the `Last-Event-ID` header, or after
 /// `?last_event_id=N` for clients that cannot set headers; the header wins.
+#[utoipa::path(get, path = "/executions/{id}/events", tag = "executions",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Execution id"),
+        ("last_event_id" = Option<u64>, Query, description = "Resume after this event id"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: status, stdout, stderr, result",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "Bad id or Last-Event-ID", body = crate::error::ErrorBody),
+        (status = 404, description = "No such execution", body = crate::error::ErrorBody),
+        (status = 503, description = "Live events unavailable; poll the execution instead", body = crate::error::ErrorBody),
+    ))]
 pub async fn events(
     State(state): State<AppState>,
     PathId(id): PathId,
@@ -41,6 +61,18 @@ pub async fn events(
 }
 
 /// A session's executions, newest first; a `Link: <…>; rel="next"` header when there are more.
+#[utoipa::path(get, path = "/executions/sessions/{id}", tag = "executions",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Session id"),
+        ("limit" = Option<u32>, Query, description = "Page size"),
+        ("before" = Option<uuid::Uuid>, Query, description = "Only executions older than this one"),
+    ),
+    responses(
+        (status = 200, description = "Newest first; `Link: rel=next` when there are more",
+            body = Vec<ExecutionView>),
+        (status = 400, description = "Bad id or query", body = crate::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::error::ErrorBody),
+    ))]
 pub async fn history(
     State(state): State<AppState>,
     PathId(session_id): PathId,

@@ -15,6 +15,11 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 const OK: &str = "ok";
 
 /// 200 `ok` when every check passes, else 503 `degraded` naming the failing check.
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses(
+        (status = 200, description = "Every check passed", body = super::openapi::Health),
+        (status = 503, description = "A check failed", body = super::openapi::Health),
+    ))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let (database, queue) = tokio::join!(
         bounded("database", state.store.ping()),

@@ -3,6 +3,7 @@
 mod executions;
 mod health;
 mod one_shot;
+pub(crate) mod openapi;
 mod runs;
 mod runtimes;
 mod sessions;

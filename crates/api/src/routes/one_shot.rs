@@ -121,6 +121,20 @@ fn one_shot(state: &AppState, body: &Map<String, Value>) -> Result<NewOneShot, A
 }
 
 /// `POST /executions`: run code without a session; with `?wait=true`, answer when it is over.
+#[utoipa::path(post, path = "/executions", tag = "executions",
+    params(
+        ("wait" = Option<bool>, Query, description = "Answer when the execution is over"),
+        ("timeout_ms" = Option<u64>, Query, description = "Longest wait, ms (capped)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key"),
+    ),
+    request_body = super::openapi::OneShot,
+    responses(
+        (status = 200, description = "Queued (without wait), or finished (with wait)", body = RunAccepted),
+        (status = 202, description = "With wait: not over yet", body = ExecutionView),
+        (status = 400, description = "Bad body, query or header", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
+        (status = 422, description = "The idempotency key belongs to another request", body = crate::error::ErrorBody),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     QueryMap(query): QueryMap,
@@ -160,6 +174,14 @@ async fn batch_item(state: &AppState, item: &Value) -> Result<RunAccepted, ApiEr
 
 /// `POST /executions/batch`: up to [`MAX_BATCH`] one-shot requests; the answer is aligned with
 /// them, each `{execution_id, status}` or `{error: {statusCode, message, error}}`.
+#[utoipa::path(post, path = "/executions/batch", tag = "executions",
+    request_body = Vec<super::openapi::OneShot>,
+    responses(
+        (status = 200, description = "One item per request: `{execution_id, status}` or `{error}`",
+            body = Vec<super::openapi::BatchItem>),
+        (status = 400, description = "Not an array, 0 or too many items, or an idempotency key", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
+    ))]
 pub async fn batch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -195,6 +217,13 @@ pub async fn batch(
 
 /// `GET /executions?ids=a,b,c`: up to [`MAX_IDS`] executions at once, aligned with the ids
 /// (null for an unknown one).
+#[utoipa::path(get, path = "/executions", tag = "executions",
+    params(("ids" = String, Query, description = "Comma-separated execution ids")),
+    responses(
+        (status = 200, description = "Aligned with the ids; null for an unknown one",
+            body = Vec<Option<ExecutionView>>),
+        (status = 400, description = "Missing, too many or malformed ids", body = crate::error::ErrorBody),
+    ))]
 pub async fn many(
     State(state): State<AppState>,
     QueryMap(query): QueryMap,

@@ -24,8 +24,9 @@ use livexec_events::{wait_budget, wait_for_finish, Known, WaitOutcome};
 use serde::Serialize;
 
 /// The answer to a run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunAccepted {
+    #[schema(value_type = uuid::Uuid)]
     pub(crate) execution_id: ExecutionId,
     pub(crate) status: Status,
 }
@@ -61,6 +62,25 @@ async fn options(
 
 /// Queue a run of the session's current code (with the options of the body, if any); with
 /// `?wait=true`, answer when it is over.
+#[utoipa::path(post, path = "/code-sessions/{id}/run", tag = "executions",
+    params(
+        ("id" = uuid::Uuid, Path, description = "Session id"),
+        ("wait" = Option<bool>, Query, description = "Answer when the execution is over"),
+        ("timeout_ms" = Option<u64>, Query, description = "Longest wait, ms (capped)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key"),
+    ),
+    request_body(content = Option<livexec_core::RunOptions>,
+        description = "Optional run options: stdin, test cases, limits, files"),
+    responses(
+        (status = 200, description = "Queued (without wait), or finished (with wait)",
+            body = RunAccepted),
+        (status = 202, description = "With wait: not over yet; the execution as it stands",
+            body = livexec_core::ExecutionView),
+        (status = 400, description = "Bad body, query, header or id", body = crate::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
+        (status = 422, description = "The idempotency key belongs to another session", body = crate::error::ErrorBody),
+    ))]
 pub async fn run(
     State(state): State<AppState>,
     PathId(session_id): PathId,

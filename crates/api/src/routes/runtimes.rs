@@ -8,7 +8,7 @@ use livexec_runtimes::{Availability, LimitOverrides, Runtime};
 use serde::Serialize;
 
 /// The effective limits of one stage.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StageLimits {
     /// Wall-clock limit, ms.
     pub timeout_ms: Option<u64>,
@@ -32,7 +32,7 @@ impl From<LimitOverrides> for StageLimits {
 }
 
 /// The limits of a runtime's stages: `run` always, `compile` for compiled languages.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RuntimeLimits {
     /// The run stage.
     pub run: StageLimits,
@@ -41,7 +41,7 @@ pub struct RuntimeLimits {
 }
 
 /// One element of `GET /runtimes`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RuntimeView {
     /// What clients send as `language`.
     pub id: String,
@@ -69,7 +69,7 @@ pub struct RuntimeView {
 }
 
 /// The server's maxima of a run's `limits`, as they apply to one runtime.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MaxLimits {
     /// Wall-clock ms of each run.
     pub time_ms: u64,
@@ -131,6 +131,8 @@ fn view(
 }
 
 /// Every runtime, sorted by id.
+#[utoipa::path(get, path = "/runtimes", tag = "system",
+    responses((status = 200, description = "Every runtime", body = Vec<RuntimeView>)))]
 pub async fn list(State(state): State<AppState>) -> Json<Vec<RuntimeView>> {
     let defaults = &state.config.default_limits;
     Json(

@@ -12,8 +12,9 @@ use livexec_core::{ExecutionId, FileView, Session, SessionId, SessionPatch, Sour
 use serde::Serialize;
 
 /// The answer to create and update.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionStatus {
+    #[schema(value_type = uuid::Uuid)]
     session_id: SessionId,
     status: String,
 }
@@ -28,14 +29,16 @@ impl From<Session> for SessionStatus {
 }
 
 /// The whole session (API.md §6).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
+    #[schema(value_type = uuid::Uuid)]
     session_id: SessionId,
     status: String,
     language: String,
     source_code: String,
     created_at: String,
     updated_at: String,
+    #[schema(value_type = Option<uuid::Uuid>)]
     latest_execution_id: Option<ExecutionId>,
     files: Vec<FileView>,
 }
@@ -71,6 +74,13 @@ fn check_main_name(state: &AppState, language: &str, files: &[SourceFile]) -> Re
 }
 
 /// Create a session; without `templateCode` it starts with the runtime's default template.
+#[utoipa::path(post, path = "/code-sessions", tag = "sessions",
+    request_body = super::openapi::CreateSession,
+    responses(
+        (status = 201, description = "Created", body = SessionStatus),
+        (status = 400, description = "Validation failed or malformed JSON", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     JsonObject(body): JsonObject,
@@ -94,6 +104,13 @@ pub async fn create(
 }
 
 /// The session with its code, files and latest execution.
+#[utoipa::path(get, path = "/code-sessions/{id}", tag = "sessions",
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
+    responses(
+        (status = 200, description = "The session", body = SessionView),
+        (status = 400, description = "The id is not a UUID", body = crate::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::error::ErrorBody),
+    ))]
 pub async fn show(
     State(state): State<AppState>,
     PathId(id): PathId,
@@ -103,6 +120,15 @@ pub async fn show(
 }
 
 /// Replace the session's code, files (whole) and language, each when given.
+#[utoipa::path(patch, path = "/code-sessions/{id}", tag = "sessions",
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
+    request_body = super::openapi::UpdateSession,
+    responses(
+        (status = 200, description = "Updated", body = SessionStatus),
+        (status = 400, description = "Validation failed, malformed JSON or bad id", body = crate::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
+    ))]
 pub async fn update(
     State(state): State<AppState>,
     PathId(id): PathId,
