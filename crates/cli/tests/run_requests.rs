@@ -115,7 +115,7 @@ async fn one_shots_judge_test_cases_and_a_batch_reads_back_by_ids() {
         .unwrap();
     assert_eq!(
         out[1]["error"]["message"],
-        json!(["limits.pids must be at least 1"])
+        json!(["limits.pids must be at least 2"])
     );
     let (a, b) = (
         out[0]["execution_id"].as_str().unwrap(),
