@@ -65,6 +65,7 @@ async fn main() {
     let sid = session.id;
     let exec = store
         .create_execution(NewExecution {
+            owner: None,
             session_id: sid,
             idempotency_key: None,
             enqueue_job: true,
@@ -108,6 +109,7 @@ async fn main() {
         async move {
             store
                 .create_execution(NewExecution {
+                    owner: None,
                     session_id: sid,
                     idempotency_key: None,
                     enqueue_job: true,

@@ -21,6 +21,7 @@
 //! `routes` (one file per resource, short handlers), `middleware` (logging, panics),
 //! [`compat`] (the Judge0 and Piston drop-in APIs).
 
+pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod extract;
@@ -168,6 +169,10 @@ pub fn router(state: AppState) -> Router {
     let app = routes::router(run_body_limit)
         .merge(compat::router(&state))
         .merge(observe::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -42,6 +42,7 @@ async fn record<S: Store>(store: &S) {
         let session = store.create_session(language, "x").await.unwrap();
         let created = store
             .create_execution(NewExecution {
+                owner: None,
                 session_id: session.id,
                 idempotency_key: None,
                 enqueue_job: false,
@@ -61,6 +62,7 @@ async fn record<S: Store>(store: &S) {
     let waiting = store.create_session("python", "x").await.unwrap();
     store
         .create_execution(NewExecution {
+            owner: None,
             session_id: waiting.id,
             idempotency_key: None,
             enqueue_job: false,

@@ -52,6 +52,7 @@ async fn test_cases_run_through_the_service_with_verdicts_limits_and_files() {
         ..RunOptions::default()
     };
     let new = NewExecution {
+        owner: None,
         session_id: session.parse().unwrap(),
         idempotency_key: None,
         enqueue_job: true,

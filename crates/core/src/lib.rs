@@ -10,6 +10,7 @@ pub mod model;
 pub mod ports;
 pub mod request;
 pub mod status;
+pub mod tenant;
 
 pub use events::{Event, EventKind};
 pub use insight::{QueueSample, Statistics};
@@ -19,8 +20,10 @@ pub use model::{
 };
 pub use ports::{
     BoxStream, CreatedExecution, EventBus, Job, JobQueue, Lease, PortError, Store, StoreError,
+    Unfinished,
 };
 pub use request::{
     Compare, EffectiveLimits, LimitOverrides, RunOptions, SourceFile, TestCase, TestResult, Verdict,
 };
 pub use status::{ErrorType, Status};
+pub use tenant::{ApiKey, Caller, KeyId, Owner};

@@ -2,6 +2,7 @@
 
 use crate::request::{EffectiveLimits, RunOptions, SourceFile, TestResult, Verdict};
 use crate::status::{ErrorType, Status};
+use crate::tenant::Owner;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -30,6 +31,8 @@ pub struct Session {
     pub latest_execution_id: Option<ExecutionId>,
     /// Extra files beside the main one (replaced whole by `PATCH`), snapshotted by a run.
     pub files: Vec<SourceFile>,
+    /// The API key that created it (`None`: created while the service was open).
+    pub owner: Owner,
 }
 
 /// What `PATCH /code-sessions/:id` changes: each `None` keeps the stored value.
@@ -54,6 +57,9 @@ pub struct NewExecution {
     pub enqueue_job: bool,
     /// The run's options (stdin, args, files, limits, tests …), already validated.
     pub options: RunOptions,
+    /// The caller's key: the execution's owner, and the scope of its idempotency key. Must
+    /// be the session's owner (the API checks that before asking).
+    pub owner: Owner,
 }
 
 /// What `POST /executions` (a one-shot run, without a session) asks the store to create.
@@ -69,6 +75,8 @@ pub struct NewOneShot {
     pub enqueue_job: bool,
     /// The run's options (all its extra files are in `options.files`), already validated.
     pub options: RunOptions,
+    /// The caller's key: the execution's owner, and the scope of its idempotency key.
+    pub owner: Owner,
 }
 
 /// One run of a session's code (or of a one-shot request's), with its whole history of state.
@@ -122,6 +130,8 @@ pub struct Execution {
     pub tests: Vec<TestResult>,
     /// Files the program left that matched `options.return_files`.
     pub output_files: Vec<SourceFile>,
+    /// The API key that created it (`None`: created while the service was open).
+    pub owner: Owner,
 }
 
 /// What the compile stage of a compiled language did (`compile` of API.md §4): its own
@@ -351,6 +361,7 @@ mod tests {
             limits: None,
             tests: Vec::new(),
             output_files: Vec::new(),
+            owner: None,
         }
     }
 

@@ -10,6 +10,7 @@ use crate::model::{
 };
 use crate::request::SourceFile;
 use crate::status::Status;
+use crate::tenant::Owner;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -65,15 +66,17 @@ pub trait Store: Send + Sync + 'static {
         language: &str,
         source_code: &str,
     ) -> Result<Session, StoreError> {
-        self.create_session_with_files(language, source_code, &[])
+        self.create_session_with_files(language, source_code, &[], None)
             .await
     }
-    /// Create a session with extra files beside the main one (already validated).
+    /// Create a session owned by `owner` with extra files beside the main one (already
+    /// validated).
     async fn create_session_with_files(
         &self,
         language: &str,
         source_code: &str,
         files: &[SourceFile],
+        owner: Owner,
     ) -> Result<Session, StoreError>;
     /// Fetch a session, with its latest execution id.
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
@@ -140,13 +143,26 @@ pub trait Store: Send + Sync + 'static {
         &self,
         queued_before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<(ExecutionId, Status, i32)>, StoreError>;
+    ) -> Result<Vec<Unfinished>, StoreError>;
     /// A cheap round trip to the database.
     async fn ping(&self) -> Result<(), StoreError>;
     /// How many executions are QUEUED and since when the oldest is (for metrics).
     async fn queue_sample(&self) -> Result<crate::QueueSample, StoreError>;
     /// What executions accepted at or after `since` add up to (`GET /statistics`).
     async fn statistics(&self, since: DateTime<Utc>) -> Result<crate::Statistics, StoreError>;
+}
+
+/// A non-terminal execution as [`Store::list_unfinished`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// The execution.
+    pub id: ExecutionId,
+    /// `QUEUED` or `RUNNING`.
+    pub status: Status,
+    /// How many times a worker has started it.
+    pub attempts: i32,
+    /// Its owner (the queue schedules fairly between owners).
+    pub owner: Owner,
 }
 
 /// Errors of the queue and the event bus.
@@ -186,8 +202,9 @@ pub trait JobQueue: Send + Sync + 'static {
     /// True when [`Store::create_execution`] with `enqueue_job` already makes the job (the
     /// embedded queue); then [`JobQueue::enqueue`] need not be called after creation.
     fn enqueued_by_store(&self) -> bool;
-    /// Make a job for this execution, runnable at once. Idempotent per execution.
-    async fn enqueue(&self, execution_id: ExecutionId) -> Result<(), PortError>;
+    /// Make a job for this execution of `owner`, runnable at once. Idempotent per execution.
+    /// Jobs are dispatched fairly between owners (issue 13).
+    async fn enqueue(&self, execution_id: ExecutionId, owner: Owner) -> Result<(), PortError>;
     /// Take the next runnable job (including ones whose lease expired) for `lease_for`.
     async fn claim(&self, worker: &str, lease_for: Duration) -> Result<Option<Lease>, PortError>;
     /// Extend a lease; false when it was lost (expired and taken by someone else).

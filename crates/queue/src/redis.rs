@@ -22,7 +22,7 @@
 
 use crate::{millis, new_token, parse_execution_id, port_err, QueueError};
 use async_trait::async_trait;
-use livexec_core::{BoxStream, ExecutionId, Job, JobQueue, Lease, PortError};
+use livexec_core::{BoxStream, ExecutionId, Job, JobQueue, Lease, Owner, PortError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 use std::future::Future;
@@ -235,7 +235,7 @@ impl JobQueue for RedisQueue {
         false
     }
 
-    async fn enqueue(&self, execution_id: ExecutionId) -> Result<(), PortError> {
+    async fn enqueue(&self, execution_id: ExecutionId, _owner: Owner) -> Result<(), PortError> {
         let eid = execution_id.to_string();
         let _added: i64 = self.run("enqueue", &self.scripts.enqueue, &[&eid]).await?;
         Ok(())

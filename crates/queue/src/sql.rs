@@ -10,7 +10,7 @@
 
 use crate::{new_token, port_err, QueueError};
 use async_trait::async_trait;
-use livexec_core::{ExecutionId, Job, JobQueue, Lease, PortError};
+use livexec_core::{ExecutionId, Job, JobQueue, Lease, Owner, PortError};
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use std::future::Future;
 use std::time::Duration;
@@ -85,20 +85,22 @@ where
     for<'r> (bool,): FromRow<'r, DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
 {
     fn enqueued_by_store(&self) -> bool {
         true
     }
 
-    async fn enqueue(&self, execution_id: ExecutionId) -> Result<(), PortError> {
+    async fn enqueue(&self, execution_id: ExecutionId, owner: Owner) -> Result<(), PortError> {
         let sql = format!(
-            "INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, {}) \
+            "INSERT INTO jobs (execution_id, attempts, run_at, owner) VALUES ($1, 0, {}, $3) \
              ON CONFLICT (execution_id) DO NOTHING",
             DB::from_now_sql("$2")
         );
         sqlx::query(&sql)
             .bind(DB::id(execution_id))
             .bind(DB::from_now_arg(Duration::ZERO))
+            .bind(owner.map(|o| o.to_string()).unwrap_or_default())
             .execute(&self.pool)
             .await
             .map_err(|e| port_err(DB::BACKEND, "enqueue", e))?;

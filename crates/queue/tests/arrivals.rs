@@ -47,14 +47,14 @@ async fn redis_arrivals_count_jobs_added_by_other_processes_after_it_starts() {
     let separate_prefix = unique_name();
     let _guard = PrefixGuard::new(&url, &separate_prefix);
     let separate = RedisQueue::connect(&url, &separate_prefix).await.unwrap();
-    separate.enqueue(Uuid::now_v7()).await.unwrap();
+    separate.enqueue(Uuid::now_v7(), None).await.unwrap();
     let other = RedisQueue::connect(&url, prefix).await.unwrap();
     let id = Uuid::now_v7();
-    other.enqueue(id).await.unwrap();
+    other.enqueue(id, None).await.unwrap();
     assert_eq!(next(&mut feed, "an enqueue").await, 1);
 
     // Enqueueing it again adds nothing; a job handed back unrun is an arrival.
-    other.enqueue(id).await.unwrap();
+    other.enqueue(id, None).await.unwrap();
     let lease = other.claim("w1", LEASE).await.unwrap().expect("a job");
     assert_eq!(lease.job.execution_id, before);
     other.release(&lease).await.unwrap();
@@ -62,7 +62,7 @@ async fn redis_arrivals_count_jobs_added_by_other_processes_after_it_starts() {
 
     // Three at once: counted, in one or more items.
     for _ in 0..3 {
-        other.enqueue(Uuid::now_v7()).await.unwrap();
+        other.enqueue(Uuid::now_v7(), None).await.unwrap();
     }
     let mut seen = 0;
     while seen < 3 {

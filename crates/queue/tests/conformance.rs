@@ -218,7 +218,7 @@ mod cases {
         assert!(h.queue.contains(id).await.unwrap(), "leased");
         h.queue.retry(&lease, LONG).await.unwrap();
         assert!(h.queue.contains(id).await.unwrap(), "delayed");
-        h.queue.enqueue(id).await.unwrap();
+        h.queue.enqueue(id, None).await.unwrap();
         assert_eq!(
             h.queue.claim("w1", LONG).await.unwrap(),
             None,
@@ -234,11 +234,11 @@ mod cases {
 
     pub async fn enqueue_is_idempotent(h: Harness) {
         let id = h.new_job().await;
-        h.queue.enqueue(id).await.unwrap();
-        h.queue.enqueue(id).await.unwrap();
+        h.queue.enqueue(id, None).await.unwrap();
+        h.queue.enqueue(id, None).await.unwrap();
         let lease = h.queue.claim("w1", LONG).await.unwrap().expect("a job");
         assert_eq!(lease.job.execution_id, id);
-        h.queue.enqueue(id).await.unwrap();
+        h.queue.enqueue(id, None).await.unwrap();
         assert_eq!(
             h.queue.claim("w2", LONG).await.unwrap(),
             None,
@@ -247,7 +247,7 @@ mod cases {
         h.queue.ack(&lease).await.unwrap();
         assert_eq!(h.queue.claim("w2", LONG).await.unwrap(), None);
         // After the ack a reconciler may enqueue it again: that is a new job.
-        h.queue.enqueue(id).await.unwrap();
+        h.queue.enqueue(id, None).await.unwrap();
         assert!(h.queue.contains(id).await.unwrap());
     }
 

@@ -51,7 +51,7 @@ async fn keeps_working_after_its_keys_are_flushed() {
     assert_eq!(h.queue.claim("w1", LEASE).await.unwrap(), None);
 
     // A reconciler re-enqueues what the store still has as QUEUED: it runs again.
-    h.queue.enqueue(lost).await.unwrap();
+    h.queue.enqueue(lost, None).await.unwrap();
     let again = h
         .queue
         .claim("w2", LEASE)
@@ -208,7 +208,7 @@ async fn calls_fail_while_redis_is_silent_and_recover_after() {
     let _guard = PrefixGuard::new(&url, &prefix);
     let queue = RedisQueue::connect(&proxied, &prefix).await.unwrap();
     let id = Uuid::now_v7();
-    queue.enqueue(id).await.unwrap();
+    queue.enqueue(id, None).await.unwrap();
 
     proxy.set_silent(true);
     // The server runs this claim after the outage, for a client that gave up: its short lease
@@ -217,7 +217,7 @@ async fn calls_fail_while_redis_is_silent_and_recover_after() {
     assert!(claim.is_err(), "claim answered while Redis was silent");
     let contains = no_hang("contains while silent", queue.contains(id)).await;
     assert!(contains.is_err());
-    let enqueue = no_hang("enqueue while silent", queue.enqueue(Uuid::now_v7())).await;
+    let enqueue = no_hang("enqueue while silent", queue.enqueue(Uuid::now_v7(), None)).await;
     assert!(enqueue.is_err());
     assert!(no_hang("ping while silent", queue.ping()).await.is_err());
 

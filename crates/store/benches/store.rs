@@ -73,6 +73,7 @@ where
         .await
         .unwrap();
     let new = |key: Option<String>| NewExecution {
+        owner: None,
         session_id: s.id,
         idempotency_key: key,
         enqueue_job: true,
@@ -147,6 +148,7 @@ where
         tasks.push(tokio::spawn(async move {
             for _ in 0..per_task {
                 let new = NewExecution {
+                    owner: None,
                     session_id: sid,
                     idempotency_key: None,
                     enqueue_job: true,

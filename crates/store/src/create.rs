@@ -8,14 +8,26 @@ use crate::json;
 use crate::rows::{
     backend, new_execution, now_ms, resolve_existing, DataError, RawExecution, EXECUTION_COLUMNS,
 };
-use livexec_core::{CreatedExecution, NewExecution, NewOneShot, RunOptions, StoreError};
+use livexec_core::tenant::scoped_idempotency_key;
+use livexec_core::{CreatedExecution, NewExecution, NewOneShot, Owner, RunOptions, StoreError};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
+
+/// The embedded queue's job of a new execution: runnable at its `queued_at` (unix ms), with
+/// its owner for the fair claim.
+const JOB_INSERT: &str =
+    "INSERT INTO jobs (execution_id, attempts, run_at, owner) VALUES ($1, 0, $2, $3)";
 
 /// How many times `create_execution` retries after losing an idempotency-key race.
 const KEY_RACE_TRIES: usize = 5;
 
-/// What the insert hands back of the session it snapshotted: language, code, files (JSON).
-type Snapshot = (String, String, Option<String>);
+/// What the insert hands back of the session it snapshotted: language, code, files (JSON),
+/// owner.
+type Snapshot<Id> = (String, String, Option<String>, Option<Id>);
+
+/// The embedded queue's `jobs.owner` of an execution owned by `owner` (`''` for none).
+fn job_owner(owner: Owner) -> String {
+    owner.map(|o| o.to_string()).unwrap_or_default()
+}
 
 /// Create the execution `new` asks for (see [`livexec_core::Store::create_execution`]).
 pub(crate) async fn create_execution<DB>(
@@ -27,22 +39,29 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'r> RawExecution<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
-    for<'r> Snapshot: FromRow<'r, DB::Row>,
+    for<'r> Snapshot<DB::Id>: FromRow<'r, DB::Row>,
     for<'r> (String, String): FromRow<'r, DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<DB::Id>: Encode<'q, DB>,
 {
     const OP: &str = "create_execution";
     // The insert takes the session's snapshot itself: one statement on the request path
     // instead of a read and then a write. It inserts nothing when the key is taken or the
-    // session unknown; which one is told apart after.
+    // session unknown; which one is told apart after. The execution belongs to the
+    // session's owner; the idempotency key is scoped to the caller's.
     const INSERT: &str = "INSERT INTO executions (id, session_id, language, source_code, \
-         status, idempotency_key, attempts, queued_at, options, session_files) \
-         SELECT $1, id, language, source_code, 'QUEUED', $3, 0, $4, $5, files FROM sessions \
-         WHERE id = $2 \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING language, source_code, session_files";
+         status, idempotency_key, attempts, queued_at, options, session_files, owner_key_id) \
+         SELECT $1, id, language, source_code, 'QUEUED', $3, 0, $4, $5, files, owner_key_id \
+         FROM sessions WHERE id = $2 ON CONFLICT (idempotency_key) DO NOTHING \
+         RETURNING language, source_code, session_files, owner_key_id";
     let options = json::encode_options(&new.options).map_err(backend(OP))?;
+    let scoped_key = new
+        .idempotency_key
+        .as_deref()
+        .map(|k| scoped_idempotency_key(new.owner, k));
     for _ in 0..KEY_RACE_TRIES {
         let mut exec = new_execution(
             Some(new.session_id),
@@ -50,34 +69,49 @@ where
             String::new(),
             new.idempotency_key.clone(),
             now_ms(),
+            None,
         );
-        let insert = sqlx::query_as::<_, Snapshot>(INSERT)
+        let insert = sqlx::query_as::<_, Snapshot<DB::Id>>(INSERT)
             .bind(DB::id(exec.id))
             .bind(DB::id(new.session_id))
-            .bind(exec.idempotency_key.as_deref())
+            .bind(scoped_key.as_deref())
             .bind(DB::time(exec.queued_at))
             .bind(options.as_deref());
+        let read_owner = |o: Option<DB::Id>| {
+            o.map(|o| DB::read_id("owner_key_id", o))
+                .transpose()
+                .map_err(backend(OP))
+        };
         let snapshot = if new.enqueue_job {
             // The execution and its job commit together.
             let mut tx = DB::begin_write(pool).await.map_err(backend(OP))?;
-            let snapshot = insert.fetch_optional(&mut *tx).await.map_err(backend(OP))?;
-            if snapshot.is_some() {
-                // The queue's times are unix milliseconds in both backends.
-                sqlx::query("INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)")
-                    .bind(DB::id(exec.id))
-                    .bind(exec.queued_at.timestamp_millis())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend(OP))?;
-                tx.commit().await.map_err(backend(OP))?;
+            match insert.fetch_optional(&mut *tx).await.map_err(backend(OP))? {
+                Some((language, code, files, owner)) => {
+                    let owner = read_owner(owner)?;
+                    // The queue's times are unix milliseconds in both backends.
+                    sqlx::query(JOB_INSERT)
+                        .bind(DB::id(exec.id))
+                        .bind(exec.queued_at.timestamp_millis())
+                        .bind(job_owner(owner))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend(OP))?;
+                    tx.commit().await.map_err(backend(OP))?;
+                    Some((language, code, files, owner))
+                }
+                None => None,
             }
-            snapshot
         } else {
             // One statement commits on its own, before its row comes back (both drivers
             // finish the statement first), so no transaction round trips around it.
-            insert.fetch_optional(pool).await.map_err(backend(OP))?
+            match insert.fetch_optional(pool).await.map_err(backend(OP))? {
+                Some((language, code, files, owner)) => {
+                    Some((language, code, files, read_owner(owner)?))
+                }
+                None => None,
+            }
         };
-        let Some((language, source_code, session_files)) = snapshot else {
+        let Some((language, source_code, session_files, owner)) = snapshot else {
             match existing(pool, OP, &new).await? {
                 Some(found) => return found,
                 // The key's owner was not visible yet: try again.
@@ -86,6 +120,7 @@ where
         };
         exec.language = language;
         exec.source_code = source_code;
+        exec.owner = owner;
         exec.options =
             json::run_options(options.as_deref(), session_files.as_deref()).map_err(backend(OP))?;
         return Ok(CreatedExecution {
@@ -113,12 +148,13 @@ where
     for<'r> RawExecution<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
     for<'r> (String, String): FromRow<'r, DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
 {
     if let Some(key) = &new.idempotency_key {
         let by_key =
             format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE idempotency_key = $1");
         let existing: Option<RawExecution<DB::Id, DB::Time>> = sqlx::query_as(&by_key)
-            .bind(key.as_str())
+            .bind(scoped_idempotency_key(new.owner, key))
             .fetch_optional(pool)
             .await
             .map_err(backend(op))?;
@@ -162,12 +198,19 @@ where
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<DB::Id>: Encode<'q, DB>,
 {
     const OP: &str = "create_one_shot";
     const INSERT: &str = "INSERT INTO executions (id, language, source_code, status, \
-         idempotency_key, attempts, queued_at, options) \
-         VALUES ($1, $2, $3, 'QUEUED', $4, 0, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING";
+         idempotency_key, attempts, queued_at, options, owner_key_id) \
+         VALUES ($1, $2, $3, 'QUEUED', $4, 0, $5, $6, $7) \
+         ON CONFLICT (idempotency_key) DO NOTHING";
     let options = json::encode_options(&new.options).map_err(backend(OP))?;
+    let scoped_key = new
+        .idempotency_key
+        .as_deref()
+        .map(|k| scoped_idempotency_key(new.owner, k));
     for _ in 0..KEY_RACE_TRIES {
         let mut exec = new_execution(
             None,
@@ -175,6 +218,7 @@ where
             new.source_code.clone(),
             new.idempotency_key.clone(),
             now_ms(),
+            new.owner,
         );
         exec.options = new.options.clone();
         let mut tx = DB::begin_write(pool).await.map_err(backend(OP))?;
@@ -182,17 +226,19 @@ where
             .bind(DB::id(exec.id))
             .bind(new.language.as_str())
             .bind(new.source_code.as_str())
-            .bind(exec.idempotency_key.as_deref())
+            .bind(scoped_key.as_deref())
             .bind(DB::time(exec.queued_at))
             .bind(options.as_deref())
+            .bind(new.owner.map(DB::id))
             .execute(&mut *tx)
             .await
             .map_err(backend(OP))?;
         if DB::rows_affected(&done) > 0 {
             if new.enqueue_job {
-                sqlx::query("INSERT INTO jobs (execution_id, attempts, run_at) VALUES ($1, 0, $2)")
+                sqlx::query(JOB_INSERT)
                     .bind(DB::id(exec.id))
                     .bind(exec.queued_at.timestamp_millis())
+                    .bind(job_owner(new.owner))
                     .execute(&mut *tx)
                     .await
                     .map_err(backend(OP))?;
@@ -206,7 +252,7 @@ where
         tx.rollback().await.map_err(backend(OP))?;
         // Only a taken key inserts nothing: find its execution (or try again when its
         // owner is not visible yet).
-        let Some(key) = &new.idempotency_key else {
+        let Some(key) = &scoped_key else {
             continue;
         };
         let by_key =

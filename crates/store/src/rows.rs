@@ -8,6 +8,7 @@
 
 use crate::json;
 use chrono::{DateTime, Utc};
+use livexec_core::tenant::unscoped_idempotency_key;
 use livexec_core::{CompileReport, ErrorType, Execution, Session, Status, StoreError};
 use uuid::Uuid;
 
@@ -126,7 +127,7 @@ pub(crate) fn parse_status(column: &'static str, text: &str) -> Result<Status, D
 pub(crate) const EXECUTION_COLUMNS: &str = "id, session_id, language, source_code, status, \
      stdout, stderr, execution_time_ms, error_message, error_type, exit_code, signal, \
      cpu_time_ms, memory_kb, idempotency_key, attempts, queued_at, started_at, finished_at, \
-     compile, options, session_files, limits, tests, output_files";
+     compile, options, session_files, limits, tests, output_files, owner_key_id";
 
 /// Reads a stored id or time column of type `T` into the domain type `U`.
 pub(crate) type Reader<T, U> = fn(&'static str, T) -> Result<U, DataError>;
@@ -160,6 +161,7 @@ pub(crate) struct RawExecution<Id, Time> {
     pub limits: Option<String>,
     pub tests: Option<String>,
     pub output_files: Option<String>,
+    pub owner_key_id: Option<Id>,
 }
 
 impl<Id, Time> RawExecution<Id, Time> {
@@ -201,6 +203,14 @@ impl<Id, Time> RawExecution<Id, Time> {
         let limits = json::decode("limits", self.limits.as_deref())?;
         let tests = json::decode_list("tests", self.tests.as_deref())?;
         let output_files = json::decode_list("output_files", self.output_files.as_deref())?;
+        let owner = self
+            .owner_key_id
+            .map(|o| read_id("owner_key_id", o))
+            .transpose()?;
+        // Stored scoped to the owner; the client sees its own key.
+        let idempotency_key = self
+            .idempotency_key
+            .map(|k| unscoped_idempotency_key(&k).to_owned());
         Ok(Execution {
             id,
             session_id,
@@ -216,7 +226,7 @@ impl<Id, Time> RawExecution<Id, Time> {
             signal: self.signal,
             cpu_time_ms: self.cpu_time_ms,
             memory_kb: self.memory_kb,
-            idempotency_key: self.idempotency_key,
+            idempotency_key,
             attempts: self.attempts,
             queued_at,
             started_at,
@@ -226,6 +236,7 @@ impl<Id, Time> RawExecution<Id, Time> {
             limits,
             tests,
             output_files,
+            owner,
         })
     }
 }
@@ -241,6 +252,7 @@ pub(crate) struct RawSession<Id, Time> {
     pub updated_at: Time,
     pub latest_execution_id: Option<Id>,
     pub files: Option<String>,
+    pub owner_key_id: Option<Id>,
 }
 
 impl<Id, Time> RawSession<Id, Time> {
@@ -262,6 +274,10 @@ impl<Id, Time> RawSession<Id, Time> {
                 .map(|l| read_id("latest_execution_id", l))
                 .transpose()?,
             files: json::decode_list("files", self.files.as_deref())?,
+            owner: self
+                .owner_key_id
+                .map(|o| read_id("owner_key_id", o))
+                .transpose()?,
         })
     }
 }
@@ -269,7 +285,7 @@ impl<Id, Time> RawSession<Id, Time> {
 /// The columns every session query selects or returns, the newest execution id included
 /// (the `(session_id, id)` index answers it).
 pub(crate) const SESSION_COLUMNS: &str = "id, language, source_code, status, created_at, \
-     updated_at, files, (SELECT e.id FROM executions e WHERE e.session_id = sessions.id \
+     updated_at, files, owner_key_id, (SELECT e.id FROM executions e WHERE e.session_id = sessions.id \
      ORDER BY e.id DESC LIMIT 1) AS latest_execution_id";
 
 /// A new QUEUED execution (of a session, or a one-shot one), before it is written.
@@ -279,6 +295,7 @@ pub(crate) fn new_execution(
     source_code: String,
     idempotency_key: Option<String>,
     queued_at: DateTime<Utc>,
+    owner: livexec_core::Owner,
 ) -> Execution {
     Execution {
         id: Uuid::now_v7(),
@@ -305,6 +322,7 @@ pub(crate) fn new_execution(
         limits: None,
         tests: Vec::new(),
         output_files: Vec::new(),
+        owner,
     }
 }
 

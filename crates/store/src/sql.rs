@@ -14,8 +14,8 @@ use crate::rows::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use livexec_core::{
-    CreatedExecution, Execution, ExecutionId, NewExecution, NewOneShot, RunResult, Session,
-    SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
+    CreatedExecution, Execution, ExecutionId, NewExecution, NewOneShot, Owner, RunResult, Session,
+    SessionId, SessionPatch, SourceFile, Store, StoreError, Unfinished,
 };
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
@@ -75,8 +75,9 @@ where
     for<'r> RawExecution<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
     for<'r> RawSession<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
     for<'r> (String, String): FromRow<'r, DB::Row>,
-    for<'r> (String, String, Option<String>): FromRow<'r, DB::Row>,
-    for<'r> (DB::Id, String, i32): FromRow<'r, DB::Row>,
+    for<'r> (String, String, Option<String>, Option<DB::Id>): FromRow<'r, DB::Row>,
+    for<'r> (DB::Id, String, i32, Option<DB::Id>): FromRow<'r, DB::Row>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
@@ -96,6 +97,7 @@ where
         language: &str,
         source_code: &str,
         files: &[SourceFile],
+        owner: Owner,
     ) -> Result<Session, StoreError> {
         const OP: &str = "create_session";
         let now = now_ms();
@@ -103,13 +105,14 @@ where
         let stored_files = json::encode_list("files", files).map_err(backend(OP))?;
         sqlx::query(
             "INSERT INTO sessions (id, language, source_code, status, created_at, updated_at, \
-             files) VALUES ($1, $2, $3, 'ACTIVE', $4, $4, $5)",
+             files, owner_key_id) VALUES ($1, $2, $3, 'ACTIVE', $4, $4, $5, $6)",
         )
         .bind(DB::id(id))
         .bind(language)
         .bind(source_code)
         .bind(DB::time(now))
         .bind(stored_files.as_deref())
+        .bind(owner.map(DB::id))
         .execute(&self.pool)
         .await
         .map_err(backend(OP))?;
@@ -122,6 +125,7 @@ where
             updated_at: now,
             latest_execution_id: None,
             files: files.to_vec(),
+            owner,
         })
     }
 
@@ -329,10 +333,10 @@ where
         &self,
         queued_before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<(ExecutionId, Status, i32)>, StoreError> {
+    ) -> Result<Vec<Unfinished>, StoreError> {
         const OP: &str = "list_unfinished";
-        let rows: Vec<(DB::Id, String, i32)> = sqlx::query_as(
-            "SELECT id, status, attempts FROM executions \
+        let rows: Vec<(DB::Id, String, i32, Option<DB::Id>)> = sqlx::query_as(
+            "SELECT id, status, attempts, owner_key_id FROM executions \
              WHERE status IN ('QUEUED', 'RUNNING') AND queued_at < $1 \
              ORDER BY queued_at, id LIMIT $2",
         )
@@ -342,10 +346,19 @@ where
         .await
         .map_err(backend(OP))?;
         rows.into_iter()
-            .map(|(id, status, attempts)| {
+            .map(|(id, status, attempts, owner)| {
                 let id = DB::read_id("id", id).map_err(backend(OP))?;
                 let status = parse_status("status", &status).map_err(backend(OP))?;
-                Ok((id, status, attempts))
+                let owner = owner
+                    .map(|o| DB::read_id("owner_key_id", o))
+                    .transpose()
+                    .map_err(backend(OP))?;
+                Ok(Unfinished {
+                    id,
+                    status,
+                    attempts,
+                    owner,
+                })
             })
             .collect()
     }

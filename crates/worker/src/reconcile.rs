@@ -27,7 +27,8 @@ pub async fn reconcile_once(
         .await
         .map_err(|source| WorkerError::Reconcile { source })?;
     let mut enqueued = 0;
-    for (id, status, attempt) in unfinished {
+    for unfinished in unfinished {
+        let (id, status, attempt) = (unfinished.id, unfinished.status, unfinished.attempts);
         let has_job = queue
             .contains(id)
             .await
@@ -60,7 +61,7 @@ pub async fn reconcile_once(
             }
         }
         queue
-            .enqueue(id)
+            .enqueue(id, unfinished.owner)
             .await
             .map_err(|source| WorkerError::Queue {
                 execution_id: id,

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use livexec_core::{
     BoxStream, CreatedExecution, Execution, ExecutionId, JobQueue, Lease, NewExecution, NewOneShot,
-    PortError, RunResult, Session, SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
+    PortError, RunResult, Session, SessionId, SessionPatch, SourceFile, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,9 +61,10 @@ impl Store for WakeStore {
         language: &str,
         code: &str,
         files: &[SourceFile],
+        owner: livexec_core::Owner,
     ) -> Result<Session, StoreError> {
         self.inner
-            .create_session_with_files(language, code, files)
+            .create_session_with_files(language, code, files, owner)
             .await
     }
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
@@ -136,7 +137,7 @@ impl Store for WakeStore {
         &self,
         queued_before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<(ExecutionId, Status, i32)>, StoreError> {
+    ) -> Result<Vec<livexec_core::Unfinished>, StoreError> {
         self.inner.list_unfinished(queued_before, limit).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
@@ -171,8 +172,12 @@ impl JobQueue for WakeQueue {
     fn enqueued_by_store(&self) -> bool {
         self.inner.enqueued_by_store()
     }
-    async fn enqueue(&self, execution_id: ExecutionId) -> Result<(), PortError> {
-        self.inner.enqueue(execution_id).await?;
+    async fn enqueue(
+        &self,
+        execution_id: ExecutionId,
+        owner: livexec_core::Owner,
+    ) -> Result<(), PortError> {
+        self.inner.enqueue(execution_id, owner).await?;
         self.wakeup.notify_one();
         Ok(())
     }

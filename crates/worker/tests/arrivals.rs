@@ -57,6 +57,7 @@ async fn an_idle_worker_wakes_when_another_process_enqueues() {
     // "Another process": its own connection, no in-process bell.
     let session = store.create_session("python", "print woken").await.unwrap();
     let new = NewExecution {
+        owner: None,
         session_id: session.id,
         idempotency_key: None,
         enqueue_job: false,
@@ -64,7 +65,7 @@ async fn an_idle_worker_wakes_when_another_process_enqueues() {
     };
     let id = store.create_execution(new).await.unwrap().execution.id;
     let other = RedisQueue::connect(&url, &prefix).await.unwrap();
-    other.enqueue(id).await.unwrap();
+    other.enqueue(id, None).await.unwrap();
 
     let deadline = Instant::now() + PATIENCE;
     let done = loop {

@@ -34,8 +34,11 @@ impl Store for FailingWrites {
         l: &str,
         c: &str,
         files: &[SourceFile],
+        owner: livexec_core::Owner,
     ) -> Result<Session, StoreError> {
-        self.inner.create_session_with_files(l, c, files).await
+        self.inner
+            .create_session_with_files(l, c, files, owner)
+            .await
     }
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         self.inner.get_session(id).await
@@ -98,7 +101,7 @@ impl Store for FailingWrites {
         &self,
         before: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<(ExecutionId, Status, i32)>, StoreError> {
+    ) -> Result<Vec<livexec_core::Unfinished>, StoreError> {
         self.inner.list_unfinished(before, limit).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
@@ -158,6 +161,7 @@ impl Fixture {
     async fn submit(&self, code: &str) -> ExecutionId {
         let session = self.store.create_session("python", code).await.unwrap();
         let new = NewExecution {
+            owner: None,
             session_id: session.id,
             idempotency_key: None,
             enqueue_job: true,

@@ -53,6 +53,7 @@ impl Fixture {
         let created = self
             .store
             .create_execution(NewExecution {
+                owner: None,
                 session_id: session.id,
                 idempotency_key: None,
                 enqueue_job,
@@ -100,6 +101,7 @@ async fn the_stored_run_options_reach_the_executor() {
         ..Default::default()
     };
     let new = NewExecution {
+        owner: None,
         session_id: session.id,
         idempotency_key: None,
         enqueue_job: true,
@@ -231,7 +233,7 @@ async fn a_finished_execution_is_acked_not_rerun() {
     assert!(w.step().await.unwrap());
     let before = f.get(id).await;
     // A duplicate job (e.g. the reconciler raced the worker) for a finished execution.
-    f.queue.enqueue(id).await.unwrap();
+    f.queue.enqueue(id, None).await.unwrap();
     assert!(w.step().await.unwrap());
     assert_eq!(f.get(id).await, before);
     assert_eq!(f.executor.runs("print once"), 1);

@@ -7,6 +7,7 @@ use super::judge0_tables::{self as tables, MAX_BATCH};
 use super::judge0_view::{self as view, Fields};
 use super::judge0_wire::{self as wire, Refusal};
 use super::native;
+use crate::auth::Authed;
 use crate::{AppState, OnShutdown};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -133,6 +134,7 @@ fn object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, Jud
 async fn create(
     State(state): State<AppState>,
     OnShutdown(stop): OnShutdown,
+    Authed(caller): Authed,
     q: Params,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
@@ -140,7 +142,14 @@ async fn create(
     let fields = Fields::parse(p.get("fields").map(String::as_str)).map_err(Judge0Error::Bad)?;
     let body = object(body)?;
     let sub = wire::parse(&state, &body, base64(&p))?;
-    let execution = native::submit(&state, &sub.runtime, &sub.source_code, sub.options).await?;
+    let execution = native::submit(
+        &state,
+        &sub.runtime,
+        &sub.source_code,
+        sub.options,
+        caller.owner(),
+    )
+    .await?;
     if p.get("wait").is_some_and(|w| w == "true") {
         let execution = native::wait(&state, execution, stop).await?;
         let view = view::render(&state, &execution, &fields, base64(&p))?;
@@ -179,6 +188,7 @@ fn batch_size(n: usize) -> Result<(), Judge0Error> {
 /// one was created, else 422.
 async fn batch_create(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     q: Params,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
@@ -198,7 +208,14 @@ async fn batch_create(
         };
         answers.push(match parsed {
             Ok(sub) => {
-                let e = native::submit(&state, &sub.runtime, &sub.source_code, sub.options).await?;
+                let e = native::submit(
+                    &state,
+                    &sub.runtime,
+                    &sub.source_code,
+                    sub.options,
+                    caller.owner(),
+                )
+                .await?;
                 any = true;
                 json!({ "token": e.id })
             }

@@ -299,6 +299,7 @@ mod tests {
             limits: None,
             tests: Vec::new(),
             output_files: Vec::new(),
+            owner: None,
         }
     }
 

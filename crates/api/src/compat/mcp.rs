@@ -213,7 +213,7 @@ impl Agent {
             }
         }
         let run = async {
-            let e = native::submit(&self.state, &rt.id, &code, options).await?;
+            let e = native::submit(&self.state, &rt.id, &code, options, None).await?;
             // On shutdown the SDK's sessions are cancelled, which drops this call.
             native::wait(&self.state, e, Box::pin(std::future::pending())).await
         };

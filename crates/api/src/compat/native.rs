@@ -3,7 +3,7 @@
 //! end.
 
 use crate::AppState;
-use livexec_core::{Execution, ExecutionId, NewOneShot, RunOptions, StoreError};
+use livexec_core::{Execution, ExecutionId, NewOneShot, Owner, RunOptions, StoreError};
 use livexec_events::{wait_budget, wait_for_finish, EventsError, Known, StopSignal, WaitOutcome};
 
 /// Why a run could not be created or waited for (a platform failure, never the client's).
@@ -30,6 +30,7 @@ pub async fn submit(
     language: &str,
     source_code: &str,
     options: RunOptions,
+    owner: Owner,
 ) -> Result<Execution, NativeError> {
     let by_store = state.queue.enqueued_by_store();
     let created = state
@@ -40,12 +41,13 @@ pub async fn submit(
             idempotency_key: None,
             enqueue_job: by_store,
             options,
+            owner,
         })
         .await?;
     let execution = created.execution;
     tracing::info!(execution_id = %execution.id, %language, "compat run queued");
     if !by_store {
-        enqueue(state, execution.id).await;
+        crate::routes::enqueue(state, &execution).await;
     }
     Ok(execution)
 }
@@ -77,19 +79,4 @@ pub async fn wait(
     Ok(match outcome {
         WaitOutcome::Finished(e) | WaitOutcome::Pending(e) => e,
     })
-}
-
-/// Hand the execution to a separate queue; as in the native run, a failure only logs (the
-/// execution is durable and the reconciler enqueues it).
-async fn enqueue(state: &AppState, id: ExecutionId) {
-    let limit = state.config.enqueue_timeout;
-    match tokio::time::timeout(limit, state.queue.enqueue(id)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => {
-            tracing::warn!(execution_id = %id, error = %err, "enqueue failed; the reconciler will enqueue it")
-        }
-        Err(_) => {
-            tracing::warn!(execution_id = %id, "enqueue timed out; the reconciler will enqueue it")
-        }
-    }
 }

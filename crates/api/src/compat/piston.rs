@@ -6,6 +6,7 @@
 
 use super::native;
 use super::piston_wire::{self as wire, Request};
+use crate::auth::Authed;
 use crate::{AppState, OnShutdown};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -79,6 +80,7 @@ async fn runtimes(State(state): State<AppState>) -> Json<Value> {
 async fn execute(
     State(state): State<AppState>,
     OnShutdown(stop): OnShutdown,
+    Authed(caller): Authed,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let bytes = match body {
@@ -123,7 +125,7 @@ async fn execute(
     };
     let Request { main, .. } = req;
     let run = async {
-        let e = native::submit(&state, &rt.id, &main, options).await?;
+        let e = native::submit(&state, &rt.id, &main, options, caller.owner()).await?;
         native::wait(&state, e, stop).await
     };
     match run.await {

@@ -5,6 +5,7 @@ mod health;
 mod one_shot;
 pub(crate) mod openapi;
 mod runs;
+pub(crate) use runs::enqueue;
 mod runtimes;
 mod sessions;
 

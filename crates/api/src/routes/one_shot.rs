@@ -7,6 +7,7 @@
 //! idempotency rules (a key names one request, never a session's run) and answered like a run,
 //! `?wait=true` included.
 
+use crate::auth::Authed;
 use crate::error::{ApiError, StoreResultExt};
 use crate::extract::{parse_uuid, JsonArray, JsonObject, QueryMap};
 use crate::maxima::MAX_BATCH;
@@ -17,7 +18,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
-use livexec_core::{ExecutionView, NewOneShot};
+use livexec_core::{Caller, ExecutionView, NewOneShot};
 use livexec_runtimes::Availability;
 use serde_json::{json, Map, Value};
 
@@ -63,7 +64,11 @@ fn runtime_for(
 }
 
 /// Check a one-shot request: every problem at once.
-fn one_shot(state: &AppState, body: &Map<String, Value>) -> Result<NewOneShot, ApiError> {
+fn one_shot(
+    state: &AppState,
+    caller: &Caller,
+    body: &Map<String, Value>,
+) -> Result<NewOneShot, ApiError> {
     let maxima = &state.config.maxima;
     let mut p = Problems::default();
     let language = check_language(body.get("language"), true, state.runtimes.as_ref(), &mut p);
@@ -117,6 +122,7 @@ fn one_shot(state: &AppState, body: &Map<String, Value>) -> Result<NewOneShot, A
         idempotency_key: None,
         enqueue_job: state.queue.enqueued_by_store(),
         options,
+        owner: caller.owner(),
     })
 }
 
@@ -139,12 +145,13 @@ pub async fn create(
     State(state): State<AppState>,
     QueryMap(query): QueryMap,
     OnShutdown(stop): OnShutdown,
+    Authed(caller): Authed,
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let key = validate::idempotency_key(&headers)?;
     let query = validate::run_query(&query)?;
-    let mut new = one_shot(&state, &body)?;
+    let mut new = one_shot(&state, &caller, &body)?;
     new.idempotency_key = key.clone();
     let created = state
         .store
@@ -155,16 +162,23 @@ pub async fn create(
 }
 
 /// One item of a batch: the request checked and created, or its error.
-async fn batch_item(state: &AppState, item: &Value) -> Result<RunAccepted, ApiError> {
+async fn batch_item(
+    state: &AppState,
+    caller: &Caller,
+    item: &Value,
+) -> Result<RunAccepted, ApiError> {
     let Value::Object(body) = item else {
         return Err(ApiError::BadRequest(
             "A batch item must be a JSON object".to_owned(),
         ));
     };
-    let created = state.store.create_one_shot(one_shot(state, body)?).await?;
+    let created = state
+        .store
+        .create_one_shot(one_shot(state, caller, body)?)
+        .await?;
     let execution = created.execution;
     if !state.queue.enqueued_by_store() {
-        enqueue(state, execution.id).await;
+        enqueue(state, &execution).await;
     }
     Ok(RunAccepted {
         execution_id: execution.id,
@@ -184,6 +198,7 @@ async fn batch_item(state: &AppState, item: &Value) -> Result<RunAccepted, ApiEr
     ))]
 pub async fn batch(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     headers: HeaderMap,
     JsonArray(items): JsonArray,
 ) -> Result<Json<Vec<Value>>, ApiError> {
@@ -202,7 +217,7 @@ pub async fn batch(
     }
     let mut out = Vec::with_capacity(items.len());
     for item in &items {
-        out.push(match batch_item(&state, item).await {
+        out.push(match batch_item(&state, &caller, item).await {
             Ok(accepted) => json!(accepted),
             Err(err) => {
                 if err.status().is_server_error() {

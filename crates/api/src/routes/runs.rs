@@ -11,6 +11,7 @@
 //! [`livexec_events::WAIT_MARGIN`]. Idempotency is the same with and without `wait`: a repeated
 //! key waits on the original execution. Both answers carry `Location: /executions/:id`.
 
+use crate::auth::Authed;
 use crate::error::{ApiError, StoreResultExt};
 use crate::extract::{JsonObject, PathId, QueryMap};
 use crate::validate::{self, Problems};
@@ -19,7 +20,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use livexec_core::{CreatedExecution, ExecutionId, NewExecution, RunOptions, SessionId, Status};
+use livexec_core::{
+    CreatedExecution, Execution, ExecutionId, NewExecution, RunOptions, SessionId, Status,
+};
 use livexec_events::{wait_budget, wait_for_finish, Known, WaitOutcome};
 use serde::Serialize;
 
@@ -86,6 +89,7 @@ pub async fn run(
     PathId(session_id): PathId,
     QueryMap(query): QueryMap,
     OnShutdown(stop): OnShutdown,
+    Authed(caller): Authed,
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
@@ -100,6 +104,7 @@ pub async fn run(
             idempotency_key: key.clone(),
             enqueue_job: by_store,
             options,
+            owner: caller.owner(),
         })
         .await
         .for_idempotency_key(key.as_deref())?;
@@ -118,7 +123,7 @@ pub(crate) async fn respond(
     if created.created {
         tracing::info!(execution_id = %execution.id, session_id = ?execution.session_id, status = %execution.status, "execution queued");
         if !state.queue.enqueued_by_store() {
-            enqueue(state, execution.id).await;
+            enqueue(state, &execution).await;
         }
     }
     if !query.wait {
@@ -164,9 +169,10 @@ fn answer(outcome: WaitOutcome) -> Response {
 }
 
 /// Hand the execution to a separate queue; failures are logged, never returned.
-pub(crate) async fn enqueue(state: &AppState, id: ExecutionId) {
+pub(crate) async fn enqueue(state: &AppState, execution: &Execution) {
+    let (id, owner) = (execution.id, execution.owner);
     let limit = state.config.enqueue_timeout;
-    match tokio::time::timeout(limit, state.queue.enqueue(id)).await {
+    match tokio::time::timeout(limit, state.queue.enqueue(id, owner)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::warn!(
             execution_id = %id,

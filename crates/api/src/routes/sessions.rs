@@ -1,5 +1,6 @@
 //! `POST /code-sessions`, `GET /code-sessions/:id`, `PATCH /code-sessions/:id`.
 
+use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{JsonObject, PathId};
 use crate::validate::{self, Problems};
@@ -83,6 +84,7 @@ fn check_main_name(state: &AppState, language: &str, files: &[SourceFile]) -> Re
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<SessionStatus>), ApiError> {
     let req = validate::create_session_with(&body, state.runtimes.as_ref(), &state.config.maxima)?;
@@ -97,7 +99,7 @@ pub async fn create(
     };
     let session = state
         .store
-        .create_session_with_files(&req.language, &code, &req.files)
+        .create_session_with_files(&req.language, &code, &req.files, caller.owner())
         .await?;
     tracing::debug!(session_id = %session.id, language = %session.language, "session created");
     Ok((StatusCode::CREATED, Json(session.into())))

@@ -74,6 +74,7 @@ impl Server {
             .await
             .unwrap();
         let new = NewExecution {
+            owner: None,
             session_id: session.id,
             idempotency_key: None,
             enqueue_job: false,

@@ -83,6 +83,7 @@ impl Harness {
                 let session = store.create_session("python", "print(1)").await.unwrap();
                 let created = store
                     .create_execution(NewExecution {
+                        owner: None,
                         session_id: session.id,
                         idempotency_key: None,
                         enqueue_job: self.queue.enqueued_by_store(),
@@ -95,7 +96,7 @@ impl Harness {
             None => Uuid::now_v7(),
         };
         if !self.queue.enqueued_by_store() {
-            self.queue.enqueue(id).await.unwrap();
+            self.queue.enqueue(id, None).await.unwrap();
         }
         id
     }

@@ -45,6 +45,7 @@ pub async fn unknown_session_is_not_found(b: Backend) {
     for key in [None, Some("k-missing".to_owned())] {
         let err = store
             .create_execution(NewExecution {
+                owner: None,
                 session_id: missing,
                 idempotency_key: key,
                 enqueue_job: true,
@@ -66,6 +67,7 @@ pub async fn enqueue_job_inserts_one_job_row(b: Backend) {
     let s = session(store, "print(1)").await;
     let with_job = store
         .create_execution(NewExecution {
+            owner: None,
             session_id: s.id,
             idempotency_key: Some("job-key".into()),
             enqueue_job: true,
@@ -86,6 +88,7 @@ pub async fn enqueue_job_inserts_one_job_row(b: Backend) {
     // An idempotent repeat makes no second job.
     let again = store
         .create_execution(NewExecution {
+            owner: None,
             session_id: s.id,
             idempotency_key: Some("job-key".into()),
             enqueue_job: true,
@@ -99,6 +102,7 @@ pub async fn enqueue_job_inserts_one_job_row(b: Backend) {
     // Without enqueue_job there is no job row (the scaled queue enqueues elsewhere).
     let without = store
         .create_execution(NewExecution {
+            owner: None,
             session_id: s.id,
             idempotency_key: None,
             enqueue_job: false,

@@ -9,6 +9,7 @@ pub async fn repeat_returns_same_execution_and_current_status(b: Backend) {
     let store = b.store();
     let s = session(store, "print(1)").await;
     let new = NewExecution {
+        owner: None,
         session_id: s.id,
         idempotency_key: Some("repeat-key".into()),
         enqueue_job: true,
@@ -58,6 +59,7 @@ pub async fn race_of_20_creates_exactly_one(b: Backend) {
         tasks.push(tokio::spawn(async move {
             store
                 .create_execution(NewExecution {
+                    owner: None,
                     session_id: s.id,
                     idempotency_key: Some("race-key".into()),
                     enqueue_job: true,
@@ -88,6 +90,7 @@ pub async fn same_key_other_session_conflicts(b: Backend) {
     let e = keyed(store, &owner, Some("shared-key")).await;
     let err = store
         .create_execution(NewExecution {
+            owner: None,
             session_id: other.id,
             idempotency_key: Some("shared-key".into()),
             enqueue_job: true,
@@ -130,6 +133,7 @@ pub async fn without_a_job_the_same_rules_hold(b: Backend) {
     let owner = session(store, "print('solo')").await;
     let other = session(store, "print(2)").await;
     let new = |session_id, key: &str| NewExecution {
+        owner: None,
         session_id,
         idempotency_key: Some(key.to_owned()),
         enqueue_job: false,
@@ -163,6 +167,7 @@ pub async fn without_a_job_the_same_rules_hold(b: Backend) {
     for key in [None, Some("solo-missing".to_owned())] {
         let err = store
             .create_execution(NewExecution {
+                owner: None,
                 session_id: missing,
                 idempotency_key: key,
                 enqueue_job: false,

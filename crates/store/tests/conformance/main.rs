@@ -80,6 +80,7 @@ pub mod util {
     pub async fn keyed(store: &dyn Store, session: &Session, key: Option<&str>) -> Execution {
         store
             .create_execution(NewExecution {
+                owner: None,
                 session_id: session.id,
                 idempotency_key: key.map(str::to_owned),
                 enqueue_job: true,

@@ -62,7 +62,7 @@ pub async fn session_files_round_trip_and_patch_replaces_them_whole(b: Backend) 
         file("odd\0name", &all_bytes()),
     ];
     let s = store
-        .create_session_with_files("python", "print(1)", &files)
+        .create_session_with_files("python", "print(1)", &files, None)
         .await
         .unwrap();
     assert_eq!(s.files, files);
@@ -110,12 +110,13 @@ pub async fn run_options_are_stored_with_the_session_files_in_front(b: Backend) 
     let store = b.store();
     let session_files = vec![file("lib.h", b"#define X 1\n"), file("z.bin", &[0, 0xff])];
     let s = store
-        .create_session_with_files("c", "int main(){}", &session_files)
+        .create_session_with_files("c", "int main(){}", &session_files, None)
         .await
         .unwrap();
     let asked = options();
     let created = store
         .create_execution(NewExecution {
+            owner: None,
             session_id: s.id,
             idempotency_key: Some("opts-key".into()),
             enqueue_job: true,
@@ -210,6 +211,7 @@ pub async fn same_key_with_other_options_is_a_reused_key_never_a_replay(b: Backe
     let store = b.store();
     let s = session(store, "print(1)").await;
     let new = |options: RunOptions| NewExecution {
+        owner: None,
         session_id: s.id,
         idempotency_key: Some("body-key".into()),
         enqueue_job: true,
@@ -240,6 +242,7 @@ pub async fn same_key_with_other_options_is_a_reused_key_never_a_replay(b: Backe
 pub async fn one_shot_runs_have_no_session_and_their_own_key_rules(b: Backend) {
     let store = b.store();
     let new = |key: Option<&str>, code: &str| NewOneShot {
+        owner: None,
         language: "python".into(),
         source_code: code.into(),
         idempotency_key: key.map(str::to_owned),
@@ -269,6 +272,7 @@ pub async fn one_shot_runs_have_no_session_and_their_own_key_rules(b: Backend) {
     assert!(matches!(err, StoreError::IdempotencyKeyReused), "{err:?}");
     let s = session(store, "print(1)").await;
     let from_session = NewExecution {
+        owner: None,
         session_id: s.id,
         idempotency_key: Some("one".into()),
         enqueue_job: true,
@@ -311,6 +315,7 @@ pub async fn racing_bodies_under_one_key_make_one_execution(b: Backend) {
             let out = if i % 4 < 2 {
                 store
                     .create_execution(NewExecution {
+                        owner: None,
                         session_id: s.id,
                         idempotency_key: Some("race-body".into()),
                         enqueue_job: true,
@@ -320,6 +325,7 @@ pub async fn racing_bodies_under_one_key_make_one_execution(b: Backend) {
             } else {
                 store
                     .create_one_shot(NewOneShot {
+                        owner: None,
                         language: "python".into(),
                         source_code: "print(1)".into(),
                         idempotency_key: Some("race-body".into()),

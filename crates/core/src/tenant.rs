@@ -1,0 +1,127 @@
+//! Who is calling: API keys and the caller a request acts as (issue 13).
+//!
+//! Sessions and executions belong to the key that created them ([`Owner`]); a request acts as
+//! a [`Caller`], which says what it may see. Keys themselves are stored by a
+//! [`KeyStore`](crate::ports) implementation; only a hash of the secret token is ever kept.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// An API key's id (UUID v7). It is the only thing about a key that is ever logged.
+pub type KeyId = Uuid;
+
+/// Who owns a session or an execution: the key that created it, or `None` when it was created
+/// while the service was open (no keys, or `LIVEXEC_AUTH=off`).
+pub type Owner = Option<KeyId>;
+
+/// An API key as stored (never its secret: only a hash of it is kept, and the token is shown
+/// once, when the key is created).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ApiKey {
+    /// The key's id.
+    #[schema(value_type = uuid::Uuid)]
+    pub id: KeyId,
+    /// A name for people (`"ide-frontend"`), not unique.
+    pub name: String,
+    /// The tier whose rate limits, quotas and per-run maxima apply (`free`, `pro`, …).
+    pub tier: String,
+    /// Admin keys read everything and manage keys (`/admin/keys`).
+    pub admin: bool,
+    /// When it was created (RFC 3339 in JSON).
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked; a revoked key is refused like an unknown one.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The caller a request acts as, set by the authentication layer before any handler runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// No key: the service is open (no key exists yet, or `LIVEXEC_AUTH=off`). Sees
+    /// everything, as the original service did; what it creates has no owner.
+    Open,
+    /// A valid, unrevoked key.
+    Key(ApiKey),
+}
+
+impl Caller {
+    /// The owner of what this caller creates.
+    pub fn owner(&self) -> Owner {
+        match self {
+            Caller::Open => None,
+            Caller::Key(key) => Some(key.id),
+        }
+    }
+
+    /// Whether this caller may use admin routes (`/admin/keys`, any key's usage). An open
+    /// service has no admin routes to protect: they answer as for an admin.
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Caller::Open => true,
+            Caller::Key(key) => key.admin,
+        }
+    }
+
+    /// Whether this caller may see a session or execution owned by `owner`: its own, or
+    /// anything for an admin key or an open service. Anything else answers 404, never 403.
+    pub fn can_see(&self, owner: Owner) -> bool {
+        match self {
+            Caller::Open => true,
+            Caller::Key(key) => key.admin || owner == Some(key.id),
+        }
+    }
+}
+
+/// The idempotency key as stored: scoped to its owner (`"<key id>:<key>"`, or `"-:<key>"`
+/// without one), so two keys never see each other's idempotency keys.
+pub fn scoped_idempotency_key(owner: Owner, key: &str) -> String {
+    match owner {
+        Some(id) => format!("{id}:{key}"),
+        None => format!("-:{key}"),
+    }
+}
+
+/// The client's idempotency key of a stored (scoped) one.
+pub fn unscoped_idempotency_key(stored: &str) -> &str {
+    stored.split_once(':').map_or(stored, |(_, key)| key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(admin: bool) -> ApiKey {
+        ApiKey {
+            id: Uuid::now_v7(),
+            name: "k".into(),
+            tier: "free".into(),
+            admin,
+            created_at: Utc::now(),
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn a_key_sees_its_own_an_admin_everything() {
+        let me = key(false);
+        let caller = Caller::Key(me.clone());
+        assert!(caller.can_see(Some(me.id)));
+        assert!(!caller.can_see(Some(Uuid::now_v7())));
+        assert!(!caller.can_see(None));
+        assert!(!caller.is_admin());
+        assert!(Caller::Key(key(true)).can_see(Some(me.id)));
+        assert!(Caller::Open.can_see(Some(me.id)));
+    }
+
+    #[test]
+    fn idempotency_keys_round_trip_through_their_scope() {
+        let id = Uuid::now_v7();
+        let stored = scoped_idempotency_key(Some(id), "a:b");
+        assert_eq!(unscoped_idempotency_key(&stored), "a:b");
+        assert_ne!(stored, scoped_idempotency_key(None, "a:b"));
+        assert_eq!(
+            unscoped_idempotency_key(&scoped_idempotency_key(None, "x")),
+            "x"
+        );
+    }
+}
