@@ -45,6 +45,7 @@ async fn main() {
     let queue: Arc<dyn JobQueue> = Arc::new(SqliteQueue::new(store.pool().clone()));
     let state = AppState {
         store: store.clone() as Arc<dyn Store>,
+        keys: store.clone() as Arc<dyn livexec_core::KeyStore>,
         queue,
         runtimes: Arc::new(Registry::builtin().expect("runtimes")),
         events: Arc::new(livexec_events::MemoryBus::new(Default::default())),

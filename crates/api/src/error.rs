@@ -56,6 +56,13 @@ pub enum ApiError {
         /// The key the client sent.
         key: String,
     },
+    /// No valid key: missing, malformed, unknown or revoked, all answered alike (401, with
+    /// `WWW-Authenticate: Bearer`).
+    #[error("no valid API key")]
+    Unauthorized,
+    /// A valid key that may not use this route (an admin route with a normal key).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// No route has this path.
     #[error("no route for {method} {path}")]
     RouteNotFound {
@@ -151,6 +158,8 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -189,6 +198,11 @@ impl ApiError {
             ApiError::MethodNotAllowed { method, path } => {
                 json!(format!("Method {method} is not allowed on {path}"))
             }
+            ApiError::Unauthorized => json!(
+                "A valid API key is required: send it as \"Authorization: Bearer KEY\" (or \
+                 \"X-Auth-Token: KEY\")"
+            ),
+            ApiError::Forbidden(msg) => json!(msg),
             ApiError::Store(_) | ApiError::Panic { .. } => json!("Internal server error"),
             ApiError::EventsUnavailable(_) => json!(
                 "Live events are unavailable right now (the event bus is down or this server \
@@ -247,7 +261,14 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause_chain(&self), "request failed");
         }
         let body = self.body();
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

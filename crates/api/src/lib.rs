@@ -39,7 +39,7 @@ pub use observe::metrics::{metrics_response, sample_queue};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use livexec_core::{EventBus, Execution, JobQueue, Store};
+use livexec_core::{EventBus, Execution, JobQueue, KeyStore, Store};
 use livexec_runtimes::Registry;
 use std::future::Future;
 use std::sync::Arc;
@@ -60,6 +60,8 @@ pub struct AppState {
     pub config: ApiConfig,
     /// What `/health` reports about the sandbox.
     pub sandbox: SandboxHealth,
+    /// API keys (the same database as `store`).
+    pub keys: Arc<dyn KeyStore>,
 }
 
 impl AppState {
@@ -126,6 +128,8 @@ pub struct ApiConfig {
     /// `https://ide.example.com`; `*` allows any. Empty (the default): no CORS headers, so
     /// only pages served by livexec itself can (`LIVEXEC_CORS_ORIGINS`).
     pub cors_origins: Vec<String>,
+    /// When a request needs an API key (`LIVEXEC_AUTH`, default `auto`).
+    pub auth: auth::AuthMode,
 }
 
 impl Default for ApiConfig {
@@ -145,6 +149,7 @@ impl Default for ApiConfig {
             maxima: RunMaxima::default(),
             compat: compat::CompatConfig::default(),
             cors_origins: Vec::new(),
+            auth: auth::AuthMode::Auto,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! when they are not up yet.
 
 use crate::settings::redact_url;
-use livexec_core::{EventBus, JobQueue, Store};
+use livexec_core::{EventBus, JobQueue, KeyStore, Store};
 use livexec_events::{MemoryBus, MemoryBusConfig, RedisBus};
 use livexec_queue::{PgQueue, RedisQueue, SqliteQueue};
 use livexec_store::{Backend, PgStore, SqliteStore};
@@ -17,6 +17,8 @@ use tokio::sync::watch;
 pub struct Ports {
     /// Sessions and executions.
     pub store: Arc<dyn Store>,
+    /// API keys, in the same database.
+    pub keys: Arc<dyn KeyStore>,
     /// Jobs.
     pub queue: Arc<dyn JobQueue>,
     /// Live events: shared by the API (SSE, `?wait=true`) and the workers (publishing).
@@ -35,30 +37,31 @@ pub async fn connect(
 ) -> anyhow::Result<Option<Ports>> {
     let backend = Backend::from_url(database_url)?;
     let shown = redact_url(database_url);
-    let (store, table_queue): (Arc<dyn Store>, Arc<dyn JobQueue>) = match backend {
-        Backend::Sqlite => {
-            let Some(s) = wait_for("database", &shown, shutdown, || {
-                SqliteStore::connect(database_url)
-            })
-            .await
-            else {
-                return Ok(None);
-            };
-            let q = SqliteQueue::new(s.pool().clone());
-            (Arc::new(s), Arc::new(q))
-        }
-        Backend::Postgres => {
-            let Some(s) = wait_for("database", &shown, shutdown, || {
-                PgStore::connect(database_url)
-            })
-            .await
-            else {
-                return Ok(None);
-            };
-            let q = PgQueue::new(s.pool().clone());
-            (Arc::new(s), Arc::new(q))
-        }
-    };
+    let (store, keys, table_queue): (Arc<dyn Store>, Arc<dyn KeyStore>, Arc<dyn JobQueue>) =
+        match backend {
+            Backend::Sqlite => {
+                let Some(s) = wait_for("database", &shown, shutdown, || {
+                    SqliteStore::connect(database_url)
+                })
+                .await
+                else {
+                    return Ok(None);
+                };
+                let q = SqliteQueue::new(s.pool().clone());
+                (Arc::new(s.clone()), Arc::new(s), Arc::new(q))
+            }
+            Backend::Postgres => {
+                let Some(s) = wait_for("database", &shown, shutdown, || {
+                    PgStore::connect(database_url)
+                })
+                .await
+                else {
+                    return Ok(None);
+                };
+                let q = PgQueue::new(s.pool().clone());
+                (Arc::new(s.clone()), Arc::new(s), Arc::new(q))
+            }
+        };
     tracing::info!(database = %shown, "database ready (migrations applied)");
     let (queue, events): (Arc<dyn JobQueue>, Arc<dyn EventBus>) = match redis_url {
         None => (
@@ -87,6 +90,7 @@ pub async fn connect(
     };
     Ok(Some(Ports {
         store,
+        keys,
         queue,
         events,
     }))

@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// e.g. `https://ide.example.com`; `*` allows any. Unset: same-origin only.
     #[arg(long, env = "LIVEXEC_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// When a request needs an API key: `auto` (open while no key exists, keys required once
+    /// one does), `required`, or `off` (never checked).
+    #[arg(long, env = "LIVEXEC_AUTH", default_value = "auto")]
+    pub auth: livexec_api::auth::AuthMode,
     /// Address of the worker role's `GET /health` (host:port).
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
@@ -175,6 +179,7 @@ async fn serve(
     tokio::spawn(watch_signals(stop_tx));
     let Some(Ports {
         store,
+        keys,
         queue,
         events,
     }) = connect(
@@ -210,6 +215,7 @@ async fn serve(
             queue: Arc::new(WakeQueue::new(queue.clone(), wakeup.clone())),
             runtimes: registry,
             events: Arc::new(LimitedBus::new(events.clone(), args.max_subscriptions)),
+            keys: keys.clone(),
             config: ApiConfig {
                 max_body_bytes: args.max_body_bytes,
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
@@ -225,6 +231,7 @@ async fn serve(
                 maxima: args.maxima.maxima()?,
                 compat: args.compat.config(),
                 cors_origins: args.cors_origins.clone(),
+                auth: args.auth,
             },
             sandbox: sandbox_health,
         };

@@ -19,8 +19,8 @@ pub use model::{
     RunResult, Session, SessionId, SessionPatch,
 };
 pub use ports::{
-    BoxStream, CreatedExecution, EventBus, Job, JobQueue, Lease, PortError, Store, StoreError,
-    Unfinished,
+    BoxStream, CreatedExecution, EventBus, Job, JobQueue, KeyStore, Lease, PortError, Store,
+    StoreError, Unfinished,
 };
 pub use request::{
     Compare, EffectiveLimits, LimitOverrides, RunOptions, SourceFile, TestCase, TestResult, Verdict,

@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::request::SourceFile;
 use crate::status::Status;
-use crate::tenant::Owner;
+use crate::tenant::{ApiKey, KeyId, Owner};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -150,6 +150,32 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_sample(&self) -> Result<crate::QueueSample, StoreError>;
     /// What executions accepted at or after `since` add up to (`GET /statistics`).
     async fn statistics(&self, since: DateTime<Utc>) -> Result<crate::Statistics, StoreError>;
+}
+
+/// API keys (issue 13). Only a SHA-256 hash of a key's secret token is stored; the token itself
+/// is shown once, by whoever creates the key.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Store a new key whose token hashes to `token_hash` (32 bytes, SHA-256).
+    async fn create_key(
+        &self,
+        name: &str,
+        tier: &str,
+        admin: bool,
+        token_hash: &[u8; 32],
+    ) -> Result<ApiKey, StoreError>;
+    /// The key whose token hashes to `token_hash`, revoked or not (the caller refuses a revoked
+    /// one exactly like an unknown one).
+    async fn key_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError>;
+    /// One key by id, revoked or not.
+    async fn get_key(&self, id: KeyId) -> Result<Option<ApiKey>, StoreError>;
+    /// Every key, oldest first, revoked ones included.
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revoke a key (at once, for good; its sessions and executions stay). The key as it now
+    /// stands, `None` when there is no such key. Revoking twice keeps the first time.
+    async fn revoke_key(&self, id: KeyId) -> Result<Option<ApiKey>, StoreError>;
+    /// How many keys are not revoked (0: the service is open unless `LIVEXEC_AUTH=required`).
+    async fn active_keys(&self) -> Result<u64, StoreError>;
 }
 
 /// A non-terminal execution as [`Store::list_unfinished`] reports it.

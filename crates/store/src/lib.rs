@@ -18,6 +18,7 @@
 mod create;
 mod dialect;
 mod json;
+mod keys;
 mod postgres;
 mod rows;
 mod sql;
@@ -29,7 +30,7 @@ pub use rows::DataError;
 pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 
-use livexec_core::{Store, StoreError};
+use livexec_core::{KeyStore, Store, StoreError};
 use rows::backend;
 use sqlx::migrate::{Migrate, Migrator};
 use sqlx::{Database, Pool};
@@ -64,6 +65,22 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match Backend::from_url(url).map_err(backend("connect"))? {
         Backend::Sqlite => Ok(Arc::new(SqliteStore::connect(url).await?)),
         Backend::Postgres => Ok(Arc::new(PgStore::connect(url).await?)),
+    }
+}
+
+/// Like [`connect`], with the same database also as the service's [`KeyStore`] (one pool).
+pub async fn connect_with_keys(
+    url: &str,
+) -> Result<(Arc<dyn Store>, Arc<dyn KeyStore>), StoreError> {
+    match Backend::from_url(url).map_err(backend("connect"))? {
+        Backend::Sqlite => {
+            let store = SqliteStore::connect(url).await?;
+            Ok((Arc::new(store.clone()), Arc::new(store)))
+        }
+        Backend::Postgres => {
+            let store = PgStore::connect(url).await?;
+            Ok((Arc::new(store.clone()), Arc::new(store)))
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use livexec_api::{launch, ApiConfig, AppState, SandboxHealth};
-use livexec_core::{EventBus, JobQueue, Store};
+use livexec_core::{EventBus, JobQueue, KeyStore, Store};
 use livexec_events::{MemoryBus, MemoryBusConfig};
 use livexec_queue::SqliteQueue;
 use livexec_runtimes::Registry;
@@ -55,7 +55,7 @@ pub async fn start_with(config: ApiConfig, sandbox: SandboxHealth) -> Server {
 }
 
 /// Server on an existing store and any queue; `dir` lives as long as the server.
-pub async fn start_on<S: Store>(
+pub async fn start_on<S: Store + KeyStore>(
     dir: TempDir,
     store: Arc<S>,
     queue: Arc<dyn JobQueue>,
@@ -77,7 +77,7 @@ pub async fn start_on<S: Store>(
 
 /// Server on an existing store, any queue and any event bus (`events` is what the test keeps;
 /// `bus` what the server uses).
-pub async fn start_with_bus<S: Store>(
+pub async fn start_with_bus<S: Store + KeyStore>(
     dir: TempDir,
     store: Arc<S>,
     queue: Arc<dyn JobQueue>,
@@ -88,6 +88,7 @@ pub async fn start_with_bus<S: Store>(
 ) -> Server<S> {
     let state = AppState {
         store: store.clone() as Arc<dyn Store>,
+        keys: store.clone() as Arc<dyn KeyStore>,
         queue,
         runtimes: Arc::new(Registry::builtin().expect("builtin runtimes")),
         events: bus,
