@@ -2,7 +2,8 @@
 //! behind a REST API.
 //!
 //! Subcommands: `serve` (the service: API and/or workers), `run` (one file in the sandbox, no
-//! server), `runtimes` (which languages work on this host), `migrate` (database migrations).
+//! server), `runtimes` (which languages work on this host), `migrate` (database migrations),
+//! `mcp` (the MCP tools over stdio for a desktop agent).
 
 mod connect;
 mod health;
@@ -33,13 +34,17 @@ enum Command {
     Runtimes(runtimes::RuntimesArgs),
     /// Run the database migrations of DATABASE_URL and exit.
     Migrate(migrate::MigrateArgs),
+    /// Serve the MCP tools (`list_runtimes`, `run_code`) over stdin/stdout for a desktop agent,
+    /// with the workers in this process; the same settings as `serve`. Ends when the agent
+    /// closes stdin.
+    Mcp(Box<serve::ServeArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The service logs at info; one-shot commands keep stderr for the program and the verdict.
     settings::init_logging(match cli.command {
-        Command::Serve(_) | Command::Migrate(_) => "info",
+        Command::Serve(_) | Command::Migrate(_) | Command::Mcp(_) => "info",
         Command::Run(_) | Command::Runtimes(_) => "warn",
     });
     let outcome = match cli.command {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Runtimes(args) => runtimes::main(args),
         Command::Migrate(args) => migrate::main(args),
+        Command::Mcp(args) => serve::main_with(*args, serve::Front::McpStdio),
     };
     match outcome {
         Ok(code) => code,

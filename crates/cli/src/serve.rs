@@ -140,8 +140,27 @@ impl ServeArgs {
     }
 }
 
+/// What the API side of the process speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// The HTTP API (`livexec serve`).
+    Http,
+    /// The MCP tools over stdin/stdout for one desktop agent (`livexec mcp`): no listener, the
+    /// workers in the same process, and the process ends when the agent closes stdin.
+    McpStdio,
+}
+
 /// Prepare the sandbox (before any thread starts), then serve until a signal.
-pub fn main(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn main(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    main_with(args, Front::Http)
+}
+
+/// [`main`] with the API spoken through `front`.
+pub fn main_with(mut args: ServeArgs, front: Front) -> anyhow::Result<ExitCode> {
+    if front == Front::McpStdio {
+        // One agent, one process: it runs the programs itself.
+        args.role = Role::All;
+    }
     args.normalize();
     // Before anything records: metrics recorded earlier would be lost.
     livexec_telemetry::install();
@@ -164,19 +183,21 @@ pub fn main(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let registry = Arc::new(registry);
     let rt = tokio_runtime()?;
-    rt.block_on(serve(args, registry, engine, limits))?;
+    rt.block_on(serve(args, front, registry, engine, limits))?;
     tracing::info!("livexec stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(
     args: ServeArgs,
+    front: Front,
     registry: Arc<livexec_runtimes::Registry>,
     engine: Option<Prepared>,
     limits: livexec_sandbox::Limits,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(watch_signals(stop_tx));
+    let stop_tx = Arc::new(stop_tx);
+    tokio::spawn(watch_signals(stop_tx.clone()));
     let Some(Ports {
         store,
         keys,
@@ -206,10 +227,6 @@ async fn serve(
         None => SandboxHealth::NotUsed,
     };
     if args.runs_api() {
-        let addr = args.api_addr();
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("binding the API to {addr}"))?;
         let state = AppState {
             store: Arc::new(WakeStore::new(store.clone(), wakeup.clone())),
             queue: Arc::new(WakeQueue::new(queue.clone(), wakeup.clone())),
@@ -235,12 +252,29 @@ async fn serve(
             },
             sandbox: sandbox_health,
         };
-        let shutdown = stopped(stop.clone());
-        tasks.spawn(async move {
-            livexec_api::launch(listener, state, shutdown)
-                .await
-                .context("serving the API")
-        });
+        match front {
+            Front::Http => {
+                let addr = args.api_addr();
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("binding the API to {addr}"))?;
+                let shutdown = stopped(stop.clone());
+                tasks.spawn(async move {
+                    livexec_api::launch(listener, state, shutdown)
+                        .await
+                        .context("serving the API")
+                });
+            }
+            Front::McpStdio => {
+                let stop_tx = stop_tx.clone();
+                tasks.spawn(async move {
+                    let served = livexec_api::compat::serve_mcp_stdio(state).await;
+                    // The agent is gone: stop the workers too (running programs finish).
+                    let _ = stop_tx.send(true);
+                    served.context("serving MCP over stdio")
+                });
+            }
+        }
     }
     let workers = args
         .workers
@@ -325,7 +359,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 }
 
 /// First SIGTERM/SIGINT: graceful stop. Second: exit at once.
-async fn watch_signals(stop: watch::Sender<bool>) {
+async fn watch_signals(stop: Arc<watch::Sender<bool>>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

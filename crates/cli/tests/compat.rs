@@ -217,6 +217,27 @@ async fn mcp_run_code_feeds_stdin() {
     assert_eq!(r["structuredContent"]["stdout"], "hello\n", "{r}");
 }
 
+/// `livexec mcp`: the official SDK starts the binary over stdio, lists the tools and runs
+/// code with stdin through the in-process workers; the run is an ordinary execution in the
+/// database; closing the client ends the process (the SDK's `close` waits for it).
+#[tokio::test]
+async fn mcp_over_stdio_runs_code_for_a_desktop_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let tools = clients::mcp_stdio(dir.path(), "tools").await;
+    assert_eq!(tools, json!(["list_runtimes", "run_code"]));
+    let r = clients::mcp_stdio(dir.path(), "stdin").await;
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(r["structuredContent"]["stdout"], "hello\n", "{r}");
+    assert_eq!(r["structuredContent"]["status"], "COMPLETED", "{r}");
+    // The same database a `livexec serve` on it would show: the run is in it.
+    let id = r["structuredContent"]["execution_id"].as_str().unwrap();
+    let s = server(dir.path()).await;
+    let e = s.execution(id).await;
+    assert_eq!(e["stdout"], "hello\n", "{e}");
+    let r = clients::mcp_stdio(dir.path(), "malformed").await;
+    assert_eq!(r["error"], -32602, "{r}");
+}
+
 /// An agent's open MCP event stream does not hold a graceful shutdown up.
 #[tokio::test]
 async fn an_open_mcp_stream_does_not_block_shutdown() {

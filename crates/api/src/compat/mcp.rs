@@ -96,6 +96,34 @@ fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// `livexec mcp`: the same two tools for one agent over this process's stdin and stdout (the
+/// stdio transport desktop agents launch servers with), until the client closes stdin. Runs
+/// act as an open service's caller: whoever can start the binary can run code anyway.
+pub async fn serve_stdio(state: AppState) -> Result<(), McpStdioError> {
+    use rmcp::ServiceExt;
+    let running = Agent { state }
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| McpStdioError::Start(e.to_string()))?;
+    let reason = running
+        .waiting()
+        .await
+        .map_err(|e| McpStdioError::Stopped(e.to_string()))?;
+    tracing::info!(?reason, "MCP client disconnected");
+    Ok(())
+}
+
+/// Why [`serve_stdio`] ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum McpStdioError {
+    /// The MCP handshake failed (the client sent no valid `initialize`).
+    #[error("MCP handshake over stdio failed: {0}")]
+    Start(String),
+    /// The session's task ended abnormally.
+    #[error("MCP session over stdio ended abnormally: {0}")]
+    Stopped(String),
+}
+
 /// One MCP session's handler.
 #[derive(Clone)]
 pub struct Agent {

@@ -12,6 +12,7 @@ mod judge0_tables;
 mod judge0_view;
 mod judge0_wire;
 mod mcp;
+pub use mcp::{serve_stdio as serve_mcp_stdio, McpStdioError};
 mod native;
 mod piston;
 mod piston_wire;

@@ -1,5 +1,6 @@
 // The official MCP TypeScript SDK (@modelcontextprotocol/sdk) as an agent would use it,
-// over Streamable HTTP against a livexec server.
+// over Streamable HTTP against a livexec server, or over stdio against `livexec mcp` (URL
+// `stdio:/path/to/livexec`: the SDK starts the binary with this process's environment).
 // Usage: CLIENTS_NODE_MODULES=.clients/npm/node_modules node mcp_client.cjs URL CASE;
 // prints one JSON line for the Rust test.
 const path = require("node:path");
@@ -8,11 +9,24 @@ const modules = process.env.CLIENTS_NODE_MODULES;
 const sdk = (p) => require(path.join(modules, "@modelcontextprotocol/sdk/dist/cjs", p));
 const { Client } = sdk("client/index.js");
 const { StreamableHTTPClientTransport } = sdk("client/streamableHttp.js");
+const { StdioClientTransport } = sdk("client/stdio.js");
+
+function transport(url) {
+  if (url.startsWith("stdio:")) {
+    return new StdioClientTransport({
+      command: url.slice("stdio:".length),
+      args: ["mcp"],
+      env: { ...process.env },
+      stderr: "inherit",
+    });
+  }
+  return new StreamableHTTPClientTransport(new URL(url));
+}
 
 async function main() {
   const [url, which] = process.argv.slice(2);
   const client = new Client({ name: "livexec-compat-test", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  await client.connect(transport(url));
   let result;
   try {
     switch (which) {

@@ -73,6 +73,25 @@ pub async fn mcp(url: &str, case: &str) -> Value {
     run(cmd).await
 }
 
+/// `mcp_client.cjs stdio:BIN CASE`: the SDK starts `livexec mcp` itself, on a SQLite file in
+/// `dir` (no Redis, smoke tests off, like the test servers).
+pub async fn mcp_stdio(dir: &std::path::Path, case: &str) -> Value {
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(script("mcp_client.cjs"))
+        .arg(format!("stdio:{}", super::BIN))
+        .arg(case)
+        .current_dir(dir)
+        .env("CLIENTS_NODE_MODULES", self::dir().join("npm/node_modules"))
+        .env_remove("REDIS_URL")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite", dir.display()),
+        )
+        .env("LIVEXEC_SMOKE_TESTS", "false")
+        .env("LIVEXEC_WORKERS", "2");
+    run(cmd).await
+}
+
 impl Server {
     /// POST a JSON body; the status and the JSON answer.
     pub async fn post_raw(&self, path: &str, body: Value) -> (u16, Value) {
