@@ -77,6 +77,11 @@ pub(crate) struct Problems {
 }
 
 impl Problems {
+    /// The first problem found, if any.
+    pub(crate) fn first(&self) -> Option<String> {
+        self.list.first().cloned()
+    }
+
     pub(crate) fn push(&mut self, msg: impl Into<String>) {
         self.only_size = false;
         self.list.push(msg.into());

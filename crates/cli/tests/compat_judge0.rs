@@ -342,3 +342,61 @@ async fn judge0_limits_and_arguments_reach_the_run() {
         json!(["must be less than or equal to 60"])
     );
 }
+
+/// A zip made by Python's `zipfile` (what Judge0 users script with), base64 as Judge0 wants.
+fn zip_b64(entries: &[(&str, &str)]) -> String {
+    let spec = serde_json::to_string(entries).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import base64, io, json, sys, zipfile\n\
+             b = io.BytesIO()\n\
+             with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as z:\n\
+             \x20   for name, text in json.loads(sys.argv[1]): z.writestr(name, text)\n\
+             print(base64.b64encode(b.getvalue()).decode())",
+        )
+        .arg(spec)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `additional_files`: a base64 zip whose files sit beside the source, before compiling; an
+/// entry that escapes the working dir or is not a zip is Judge0's 422 on that field.
+#[tokio::test]
+async fn judge0_additional_files_sit_beside_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let zip = zip_b64(&[("data/input.txt", "21\n")]);
+    let (code, v) = s
+        .post_raw(
+            "/submissions?wait=true&fields=stdout,status",
+            json!({"source_code": "print(2 * int(open('data/input.txt').read()))",
+                   "language_id": 71, "additional_files": zip}),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["stdout"], "42\n", "{v}");
+    // A header the C compiler includes from the zip.
+    let zip = zip_b64(&[("answer.h", "#define ANSWER 42\n")]);
+    let (code, v) = s
+        .post_raw(
+            "/submissions?wait=true&fields=stdout,status",
+            json!({"source_code": "#include <stdio.h>\n#include \"answer.h\"\nint main(void){printf(\"%d\\n\", ANSWER);return 0;}\n",
+                   "language_id": 50, "additional_files": zip}),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["stdout"], "42\n", "{v}");
+    for bad in [zip_b64(&[("../escape.txt", "x")]), "bm90IGEgemlw".to_owned()] {
+        let (code, v) = s
+            .post_raw(
+                "/submissions",
+                json!({"source_code": "print(1)", "language_id": 71, "additional_files": bad}),
+            )
+            .await;
+        assert_eq!(code, 422, "{v}");
+        assert_eq!(keys(&v), set(&["additional_files"]), "{v}");
+    }
+}

@@ -148,7 +148,7 @@ pub fn config_info(state: &AppState) -> Value {
         "enable_callbacks": false,
         "callbacks_max_tries": 0,
         "callbacks_timeout": 0.0,
-        "enable_additional_files": false,
+        "enable_additional_files": true,
         "max_queue_size": 10000,
         "cpu_time_limit": l.wall_s,
         "max_cpu_time_limit": max_cpu_s,

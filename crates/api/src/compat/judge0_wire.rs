@@ -32,7 +32,7 @@ pub enum Refusal {
 }
 
 /// Lenient base64 as Judge0 reads it: line breaks ignored, padding optional.
-const LENIENT: GeneralPurpose = GeneralPurpose::new(
+pub(super) const LENIENT: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -175,13 +175,21 @@ pub fn parse(
             "setting compiler options is not allowed",
         ),
         ("callback_url", "callbacks are not enabled on this server"),
-        (
-            "additional_files",
-            "additional files are not supported by this server yet",
-        ),
     ] {
         if matches!(body.get(key), Some(Value::String(s)) if !s.is_empty()) {
             complain(&mut errors, key, message.into());
+        }
+    }
+    if let Some(Value::String(zip)) = body.get("additional_files").filter(|v| !v.is_null()) {
+        if !zip.is_empty() {
+            let main = runtime
+                .as_deref()
+                .and_then(|id| state.runtimes.get(id))
+                .map_or("", |rt| rt.file_name.as_str());
+            match super::judge0_zip::files(zip, main, m) {
+                Ok(files) => options.files = files,
+                Err(message) => complain(&mut errors, "additional_files", message),
+            }
         }
     }
     if flag(body, "redirect_stderr_to_stdout") {

@@ -11,6 +11,7 @@ mod judge0;
 mod judge0_tables;
 mod judge0_view;
 mod judge0_wire;
+mod judge0_zip;
 mod mcp;
 pub use mcp::{serve_stdio as serve_mcp_stdio, McpStdioError};
 mod native;
