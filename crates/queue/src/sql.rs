@@ -103,7 +103,8 @@ pub(crate) const SERVED_SQL: &str = "INSERT INTO queue_owners (owner, served) \
 
 /// A [`JobQueue`] on the `jobs` table of a migrated store database:
 /// [`SqliteQueue`](crate::SqliteQueue) or [`PgQueue`](crate::PgQueue). Cheap to clone (it shares
-/// the pool).
+/// the pool). A claim serves, among the owners with a due job, the one with the fewest running
+/// jobs, then the one served longest ago (never served first), and takes its oldest due job.
 #[derive(Debug)]
 pub struct SqlQueue<DB: Database> {
     pool: Pool<DB>,
