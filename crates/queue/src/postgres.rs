@@ -14,7 +14,7 @@ use crate::{millis, QueueError};
 use livexec_core::ExecutionId;
 use sqlx::postgres::{PgPool, PgQueryResult};
 use sqlx::Postgres;
-use std::future::Future;
+use std::sync::LazyLock;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -54,24 +54,26 @@ impl Dialect for Postgres {
         done.rows_affected()
     }
 
-    fn claim<'a>(
+    async fn claim<'a>(
         pool: &'a PgPool,
         worker: &'a str,
         lease_for: Duration,
         token: &'a str,
-    ) -> impl Future<Output = Result<Option<(Uuid, i32)>, sqlx::Error>> + Send + 'a {
-        async move {
-            let fair = claim_sql(true);
-            let row = claim_with(pool, &fair, worker, lease_for, token).await?;
-            if row.is_some() {
-                return Ok(row);
-            }
-            // The chosen owner's due jobs were all locked by concurrent claims (or none is
-            // due): take the oldest unlocked due job of anyone rather than idle a worker.
-            claim_with(pool, &claim_sql(false), worker, lease_for, token).await
+    ) -> Result<Option<(Uuid, i32)>, sqlx::Error> {
+        let row = claim_with(pool, &FAIR_CLAIM, worker, lease_for, token).await?;
+        if row.is_some() {
+            return Ok(row);
         }
+        // The chosen owner's due jobs were all locked by concurrent claims (or none is due):
+        // take the oldest unlocked due job of anyone rather than idle a worker.
+        claim_with(pool, &ANY_CLAIM, worker, lease_for, token).await
     }
 }
+
+/// The fair claim statement ([`claim_sql`]), built once.
+static FAIR_CLAIM: LazyLock<String> = LazyLock::new(|| claim_sql(true));
+/// The fallback claim statement ([`claim_sql`]), built once.
+static ANY_CLAIM: LazyLock<String> = LazyLock::new(|| claim_sql(false));
 
 /// The claim statement: lease the oldest due job (of the owner [`fair_choice_sql`] chooses
 /// when `fair`, else of anyone) and mark its owner served, in one statement. Rows locked by a

@@ -14,6 +14,7 @@ use livexec_core::ExecutionId;
 use sqlx::sqlite::{SqlitePool, SqliteQueryResult};
 use sqlx::Sqlite;
 use std::future::Future;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The job queue in the store's SQLite database. Cheap to clone (it shares the pool).
@@ -23,6 +24,23 @@ pub type SqliteQueue = SqlQueue<Sqlite>;
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// The claim statement (`?1` now, `?2` lease end, `?3` token, `?4` worker), built once.
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE {} \
+             UPDATE jobs SET attempts = attempts + 1, lease_until = ?2, lease_token = ?3, \
+                 worker = ?4 \
+             WHERE execution_id = ( \
+                 SELECT j.execution_id FROM jobs j, chosen \
+                 WHERE j.owner = chosen.owner AND j.run_at <= ?1 \
+                     AND (j.lease_until IS NULL OR j.lease_until <= ?1) \
+                 ORDER BY j.run_at, j.execution_id LIMIT 1) \
+             AND run_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) \
+             RETURNING execution_id, attempts, owner",
+        fair_choice_sql("?1")
+    )
+});
 
 /// Hyphenated-text ids; times computed here and bound as values.
 impl Dialect for Sqlite {
@@ -61,22 +79,9 @@ impl Dialect for Sqlite {
         // `BEGIN IMMEDIATE` takes the write lock before anything is read, so the choice and
         // the update see the same state and no other writer claims in between; the served
         // mark is written in the same transaction.
-        let sql = format!(
-            "WITH RECURSIVE {} \
-             UPDATE jobs SET attempts = attempts + 1, lease_until = ?2, lease_token = ?3, \
-                 worker = ?4 \
-             WHERE execution_id = ( \
-                 SELECT j.execution_id FROM jobs j, chosen \
-                 WHERE j.owner = chosen.owner AND j.run_at <= ?1 \
-                     AND (j.lease_until IS NULL OR j.lease_until <= ?1) \
-                 ORDER BY j.run_at, j.execution_id LIMIT 1) \
-             AND run_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) \
-             RETURNING execution_id, attempts, owner",
-            fair_choice_sql("?1")
-        );
         async move {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let row: Option<(String, i32, String)> = sqlx::query_as(&sql)
+            let row: Option<(String, i32, String)> = sqlx::query_as(&CLAIM)
                 .bind(now)
                 .bind(now.saturating_add(millis(lease_for)))
                 .bind(token)
