@@ -8,6 +8,13 @@
 //!   over the jobs of dead workers and a sorted set for delayed retries; its arrivals feed
 //!   wakes idle workers of every process when a job is added.
 //!
+//! All three claim **fairly between owners** (the API key an execution belongs to; jobs without
+//! one are a group of their own): a claim serves the owner with queued work that was served
+//! longest ago (never served first), and takes that owner's oldest job, so one key's burst of
+//! 1000 runs delays another key's run by one claim per other busy key, not by 1000. The SQL
+//! queues first prefer the owner with the fewest running jobs ([`SqlQueue`]); Redis is strict
+//! round-robin ([`RedisQueue`]). A retried or released job keeps its owner.
+//!
 //! All three follow the same lease protocol: a claim increments the job's attempt counter and
 //! hands out a fresh token; `extend`, `ack`, `retry` and `release` act only while that token is
 //! still the job's current one, so a worker whose lease expired and was taken over cannot touch

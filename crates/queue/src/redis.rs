@@ -4,11 +4,28 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:jobs` | stream, group `P:workers` | one entry (`eid` = execution id) per runnable or leased job |
+//! | `P:pending:<owner>` | list | one owner's runnable job ids, oldest first (`P:pending:` for no owner) |
+//! | `P:ring` | sorted set | the owners with runnable jobs, scored by their last service |
+//! | `P:served` | hash | owner → the sequence number of its last service |
+//! | `P:seq` | counter | the sequence of services (and of first arrivals) |
+//! | `P:owners` | hash | execution id → owner, for jobs that have one |
+//! | `P:jobs` | stream, group `P:workers` | one entry (`eid` = execution id) per leased job |
 //! | `P:delayed` | sorted set | execution ids waiting for a retry, scored by due time (ms) |
 //! | `P:attempts` | hash | execution id → claims so far |
-//! | `P:queued` | set | every execution id with a job (stream, leased or delayed): O(1) `contains` |
+//! | `P:queued` | set | every execution id with a job (pending, leased or delayed): O(1) `contains` |
 //! | `P:leases` | hash | stream entry id → nonce of its current lease |
+//! | `P:arrivals` | stream, capped | one entry per job made runnable, for the arrivals feeds |
+//!
+//! **Fairness.** A job waits in its owner's (API key's) list, and the ring holds the owners
+//! that have some. A claim serves the ring's first owner: the one served longest ago, an owner
+//! never served before all others (in the order they came). It pops that owner's oldest job,
+//! adds it to the stream and reads it at once for this consumer, so leases, takeovers and
+//! retries work on stream entries as they always did; the owner goes to the ring's end. A
+//! burst of one key therefore delays another key's job by at most one claim per other owner
+//! with work. Retries and releases go back to the end of the job's owner's list (the owner is
+//! kept in `P:owners`). Entries that are in the stream but were never delivered (written by an
+//! older version, before an upgrade) are served first, as before. Unlike the SQL queues, the
+//! ring does not look at how many jobs an owner has running; it is strict round-robin.
 //!
 //! Every operation is one Lua script (`src/lua/*.lua`), so each is atomic. A lease of `L` ms is
 //! recorded as an idle time of `HORIZON - L` on the pending entry, so `XAUTOCLAIM` with a min idle
@@ -71,8 +88,9 @@ pub struct RedisQueue {
     /// For the dedicated connections of arrivals feeds.
     client: redis::Client,
     conn: ConnectionManager,
-    /// `[stream, delayed, attempts, queued, leases]`, the `KEYS` of every script.
-    keys: [String; 5],
+    /// `[stream, delayed, attempts, queued, leases, ring, served, owners, seq, arrivals,
+    /// pending]`, the `KEYS` of every script (`pending` is the prefix of the per-owner lists).
+    keys: [String; 11],
     group: String,
     scripts: Scripts,
 }
@@ -124,8 +142,11 @@ impl RedisQueue {
         let queue = RedisQueue {
             client,
             conn,
-            keys: ["jobs", "delayed", "attempts", "queued", "leases"]
-                .map(|name| format!("{prefix}:{name}")),
+            keys: [
+                "jobs", "delayed", "attempts", "queued", "leases", "ring", "served", "owners",
+                "seq", "arrivals", "pending",
+            ]
+            .map(|name| format!("{prefix}:{name}")),
             group: format!("{prefix}:workers"),
             scripts: Scripts::new(),
         };
@@ -235,9 +256,12 @@ impl JobQueue for RedisQueue {
         false
     }
 
-    async fn enqueue(&self, execution_id: ExecutionId, _owner: Owner) -> Result<(), PortError> {
+    async fn enqueue(&self, execution_id: ExecutionId, owner: Owner) -> Result<(), PortError> {
         let eid = execution_id.to_string();
-        let _added: i64 = self.run("enqueue", &self.scripts.enqueue, &[&eid]).await?;
+        let owner = owner.map(|o| o.to_string()).unwrap_or_default();
+        let _added: i64 = self
+            .run("enqueue", &self.scripts.enqueue, &[&eid, &owner])
+            .await?;
         Ok(())
     }
 
@@ -325,10 +349,10 @@ impl JobQueue for RedisQueue {
         Ok(())
     }
 
-    /// A blocking `XREAD` of the job stream on a connection of its own
+    /// A blocking `XREAD` of the arrivals stream on a connection of its own
     /// ([`crate::redis_arrivals`]).
     async fn arrivals(&self) -> Option<BoxStream<usize>> {
-        Some(crate::redis_arrivals::arrivals(self.client.clone(), self.keys[0].clone()).await)
+        Some(crate::redis_arrivals::arrivals(self.client.clone(), self.keys[9].clone()).await)
     }
 }
 

@@ -1,9 +1,11 @@
-//! [`RedisQueue::arrivals`](crate::RedisQueue): jobs as they enter the stream, from any
+//! [`RedisQueue::arrivals`](crate::RedisQueue): jobs as they become runnable, from any
 //! process, so idle workers in other processes wake at once instead of at their next poll.
 //!
-//! One task per feed loops on a blocking `XREAD` of the job stream from its last entry. It is a
-//! plain read, not a group read: it claims nothing and changes nothing, it only ends when an
-//! entry is added (`enqueue`, `release`, a retry coming due, the reconciler). It runs on a
+//! One task per feed loops on a blocking `XREAD` of the arrivals stream (`P:arrivals`, capped,
+//! one entry per `enqueue` and `release`; the reconciler enqueues too) from its last entry. It
+//! is a plain read: it claims nothing and changes nothing. (The job stream itself is not
+//! watched: every claim adds its job there, which would wake every idle worker.) Retries
+//! coming due are found by the workers' polls, as before. It runs on a
 //! dedicated connection, because a blocking command would hold up every other command of the
 //! shared multiplexed one. A failed read drops the connection and is tried again after a
 //! pause; workers poll meanwhile, as they always do, so a feed that is down delays jobs by at

@@ -7,6 +7,18 @@
 //! server's in PostgreSQL), the name of the two-argument maximum, and the claim itself, which
 //! each backend makes safe against concurrent workers its own way. SQL text uses `$N`
 //! placeholders, which both drivers accept.
+//!
+//! **Fairness.** A claim does not take the oldest due job of the whole table: it first
+//! chooses an *owner* (the API key a job belongs to, `jobs.owner`, `''` for none) among those
+//! with a due, unleased job: the one with the fewest running jobs (unexpired leases), then the
+//! one served longest ago (`queue_owners.served`, a counter bumped by every claim; never served
+//! goes first), then the one whose next job is oldest. It then takes that owner's oldest due
+//! job, so one owner's jobs stay first come, first served. A burst of one key therefore delays
+//! another key's job by at most one claim per other owner with work, not by the burst. The
+//! owners with jobs are found by a loose index scan of `jobs (owner, run_at, execution_id)`,
+//! one index probe per owner, so a claim costs O(owners with jobs · log jobs), whatever the
+//! length of one owner's backlog ([`fair_choice_sql`]). Retries and releases update the row in
+//! place, so a job keeps its owner.
 
 use crate::{new_token, port_err, QueueError};
 use async_trait::async_trait;
@@ -41,8 +53,9 @@ pub(crate) trait Dialect: Database {
     fn from_now_arg(after: Duration) -> i64;
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
-    /// Lease the next due job to `worker` for `lease_for` under `token`: increment its attempts
-    /// and return its id and attempt number, or `None` when no job is due and unleased.
+    /// Lease the next due job to `worker` for `lease_for` under `token`, fairly between owners
+    /// (the module's doc): increment its attempts, record its owner as served, and return its
+    /// id and attempt number, or `None` when no job is due and unleased.
     fn claim<'a>(
         pool: &'a Pool<Self>,
         worker: &'a str,
@@ -51,9 +64,47 @@ pub(crate) trait Dialect: Database {
     ) -> impl Future<Output = Result<Option<(Self::Id, i32)>, sqlx::Error>> + Send + 'a;
 }
 
+/// Common table expressions (for a `WITH RECURSIVE`) ending in `chosen (owner)`: the one owner
+/// whose due job the claim takes next, or no row when no job is due and unleased. `now` is the
+/// SQL expression of the current time in unix ms (a placeholder or a scalar subquery).
+///
+/// `owners` walks the distinct owners of `jobs` one index probe at a time (a loose index scan:
+/// `GROUP BY owner` would read every row); `candidates` gives each its running jobs, its last
+/// service and the due time of its next job.
+pub(crate) fn fair_choice_sql(now: &str) -> String {
+    format!(
+        "owners (owner) AS ( \
+             SELECT MIN(owner) FROM jobs \
+             UNION ALL \
+             SELECT (SELECT MIN(o2.owner) FROM jobs o2 WHERE o2.owner > owners.owner) \
+             FROM owners WHERE owners.owner IS NOT NULL), \
+         candidates AS ( \
+             SELECT o.owner, \
+                 (SELECT COUNT(*) FROM jobs l \
+                  WHERE l.owner = o.owner AND l.lease_until > {now}) AS busy, \
+                 q.served, \
+                 (SELECT d.run_at FROM jobs d \
+                  WHERE d.owner = o.owner AND d.run_at <= {now} \
+                      AND (d.lease_until IS NULL OR d.lease_until <= {now}) \
+                  ORDER BY d.run_at, d.execution_id LIMIT 1) AS next_at \
+             FROM owners o LEFT JOIN queue_owners q ON q.owner = o.owner \
+             WHERE o.owner IS NOT NULL), \
+         chosen AS ( \
+             SELECT owner FROM candidates WHERE next_at IS NOT NULL \
+             ORDER BY busy, served ASC NULLS FIRST, next_at, owner LIMIT 1)"
+    )
+}
+
+/// Record that `$1` (an owner) was just served: its `served` becomes the highest so far.
+/// (`WHERE true` tells SQLite that `ON CONFLICT` is not a join constraint.)
+pub(crate) const SERVED_SQL: &str = "INSERT INTO queue_owners (owner, served) \
+     SELECT $1, COALESCE(MAX(served), 0) + 1 FROM queue_owners WHERE true \
+     ON CONFLICT (owner) DO UPDATE SET served = excluded.served";
+
 /// A [`JobQueue`] on the `jobs` table of a migrated store database:
 /// [`SqliteQueue`](crate::SqliteQueue) or [`PgQueue`](crate::PgQueue). Cheap to clone (it shares
-/// the pool).
+/// the pool). A claim serves, among the owners with a due job, the one with the fewest running
+/// jobs, then the one served longest ago (never served first), and takes its oldest due job.
 #[derive(Debug)]
 pub struct SqlQueue<DB: Database> {
     pool: Pool<DB>,

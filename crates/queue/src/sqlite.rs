@@ -1,18 +1,20 @@
 //! [`SqliteQueue`]: the embedded durable queue, the `jobs` table of the store's SQLite database.
 //!
 //! The table is created by the store's migrations, and the store inserts a job in the same
-//! transaction as its execution, so nothing accepted is ever lost between the two. A claim is a
-//! single `UPDATE … RETURNING` statement: SQLite runs it under the database's write lock, so two
-//! workers never claim the same job. Times are unix milliseconds of this machine's clock, the
+//! transaction as its execution, so nothing accepted is ever lost between the two. A claim is an
+//! `UPDATE … RETURNING` that chooses the owner to serve and its oldest due job (fairly between
+//! owners, see [`crate::sql`]), in a `BEGIN IMMEDIATE` transaction: it holds the database's
+//! write lock from the start, so two workers never claim the same job. Times are unix milliseconds of this machine's clock, the
 //! same clock the store uses for `run_at`. This module owns the SQLite [`Dialect`] (the claim
 //! and the clock); the other statements are shared ([`crate::sql`]).
 
-use crate::sql::{Dialect, SqlQueue};
+use crate::sql::{fair_choice_sql, Dialect, SqlQueue, SERVED_SQL};
 use crate::{millis, parse_execution_id, QueueError};
 use livexec_core::ExecutionId;
 use sqlx::sqlite::{SqlitePool, SqliteQueryResult};
 use sqlx::Sqlite;
 use std::future::Future;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The job queue in the store's SQLite database. Cheap to clone (it shares the pool).
@@ -22,6 +24,23 @@ pub type SqliteQueue = SqlQueue<Sqlite>;
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// The claim statement (`?1` now, `?2` lease end, `?3` token, `?4` worker), built once.
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE {} \
+             UPDATE jobs SET attempts = attempts + 1, lease_until = ?2, lease_token = ?3, \
+                 worker = ?4 \
+             WHERE execution_id = ( \
+                 SELECT j.execution_id FROM jobs j, chosen \
+                 WHERE j.owner = chosen.owner AND j.run_at <= ?1 \
+                     AND (j.lease_until IS NULL OR j.lease_until <= ?1) \
+                 ORDER BY j.run_at, j.execution_id LIMIT 1) \
+             AND run_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) \
+             RETURNING execution_id, attempts, owner",
+        fair_choice_sql("?1")
+    )
+});
 
 /// Hyphenated-text ids; times computed here and bound as values.
 impl Dialect for Sqlite {
@@ -57,22 +76,26 @@ impl Dialect for Sqlite {
         token: &'a str,
     ) -> impl Future<Output = Result<Option<(String, i32)>, sqlx::Error>> + Send + 'a {
         let now = now_ms();
-        // One statement: SQLite takes the write lock before it reads, so the subquery and the
-        // update see the same state and no other writer can claim the row in between.
-        sqlx::query_as(
-            "UPDATE jobs SET attempts = attempts + 1, lease_until = ?2, lease_token = ?3, \
-                 worker = ?4 \
-             WHERE execution_id = ( \
-                 SELECT execution_id FROM jobs \
-                 WHERE run_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) \
-                 ORDER BY run_at, execution_id LIMIT 1) \
-             AND run_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) \
-             RETURNING execution_id, attempts",
-        )
-        .bind(now)
-        .bind(now.saturating_add(millis(lease_for)))
-        .bind(token)
-        .bind(worker)
-        .fetch_optional(pool)
+        // `BEGIN IMMEDIATE` takes the write lock before anything is read, so the choice and
+        // the update see the same state and no other writer claims in between; the served
+        // mark is written in the same transaction.
+        async move {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let row: Option<(String, i32, String)> = sqlx::query_as(&CLAIM)
+                .bind(now)
+                .bind(now.saturating_add(millis(lease_for)))
+                .bind(token)
+                .bind(worker)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some((_, _, owner)) = &row {
+                sqlx::query(SERVED_SQL)
+                    .bind(owner.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(row.map(|(id, attempts, _)| (id, attempts)))
+        }
     }
 }

@@ -18,8 +18,9 @@ const PAST_SHORT: Duration = Duration::from_millis(600);
 
 mod cases {
     use super::*;
-    use livexec_core::Lease;
-    use std::collections::HashSet;
+    use livexec_core::{ExecutionId, Lease};
+    use std::collections::{HashMap, HashSet};
+    use uuid::Uuid;
 
     pub async fn enqueue_claim_ack(h: Harness) {
         let id = h.new_job().await;
@@ -251,6 +252,149 @@ mod cases {
         assert!(h.queue.contains(id).await.unwrap());
     }
 
+    /// Claim and ack with one worker until the queue is empty; the claimed ids in order.
+    async fn drain(h: &Harness) -> Vec<ExecutionId> {
+        let mut order = Vec::new();
+        while let Some(lease) = h.queue.claim("w1", LONG).await.unwrap() {
+            order.push(lease.job.execution_id);
+            h.queue.ack(&lease).await.unwrap();
+        }
+        order
+    }
+
+    /// The jobs of `owner` in `order`, in the order they were claimed.
+    fn of(order: &[ExecutionId], jobs: &[ExecutionId]) -> Vec<ExecutionId> {
+        order
+            .iter()
+            .copied()
+            .filter(|id| jobs.contains(id))
+            .collect()
+    }
+
+    pub async fn a_burst_does_not_starve_another_owner(h: Harness) {
+        let (a, b) = (Some(Uuid::new_v4()), Some(Uuid::new_v4()));
+        let mut burst = Vec::new();
+        for _ in 0..1000 {
+            burst.push(h.new_job_for(a).await);
+        }
+        let single = h.new_job_for(b).await;
+        let order = drain(&h).await;
+        assert_eq!(order.len(), 1001);
+        let at = order.iter().position(|id| *id == single).unwrap();
+        assert!(at < 2, "B's job was claim {} after A's burst", at + 1);
+        assert_eq!(of(&order, &burst), burst, "A's jobs left their order");
+    }
+
+    pub async fn owners_take_turns(h: Harness) {
+        let owners = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+        let mut jobs: HashMap<Uuid, Vec<ExecutionId>> = HashMap::new();
+        // Interleaved unevenly: the owners' jobs are not in turns in the table.
+        for (owner, n) in [(0, 3), (1, 1), (0, 1), (2, 4), (1, 3)] {
+            for _ in 0..n {
+                let id = h.new_job_for(Some(owners[owner])).await;
+                jobs.entry(owners[owner]).or_default().push(id);
+            }
+        }
+        let order = drain(&h).await;
+        let owner_of = |id: &ExecutionId| {
+            *jobs
+                .iter()
+                .find(|(_, ids)| ids.contains(id))
+                .expect("a job of ours")
+                .0
+        };
+        let turns: Vec<Uuid> = order.iter().map(owner_of).collect();
+        // 4 jobs each: 4 rounds in which every owner gets one.
+        assert_eq!(order.len(), 12);
+        for round in turns.chunks(3) {
+            let distinct: HashSet<_> = round.iter().collect();
+            assert_eq!(distinct.len(), 3, "not in turns: {turns:?}");
+        }
+        for (owner, ids) in &jobs {
+            assert_eq!(
+                &of(&order, ids),
+                ids,
+                "owner {owner}'s jobs left their order"
+            );
+        }
+    }
+
+    pub async fn a_retried_job_keeps_its_owner(h: Harness) {
+        let (a, b) = (Some(Uuid::new_v4()), Some(Uuid::new_v4()));
+        let a1 = h.new_job_for(a).await;
+        let a2 = h.new_job_for(a).await;
+        let first = h.queue.claim("w1", LONG).await.unwrap().expect("a job");
+        assert_eq!(first.job.execution_id, a1);
+        let mut bs = Vec::new();
+        for _ in 0..4 {
+            bs.push(h.new_job_for(b).await);
+        }
+        h.queue.retry(&first, Duration::ZERO).await.unwrap();
+        // B was never served, then the owners alternate; a1 is behind a2 in A's turns.
+        let mut claimed = Vec::new();
+        while let Some(lease) = h.queue.claim("w1", LONG).await.unwrap() {
+            claimed.push((lease.job.execution_id, lease.job.attempt));
+            h.queue.ack(&lease).await.unwrap();
+        }
+        assert_eq!(
+            claimed,
+            vec![
+                (bs[0], 1),
+                (a2, 1),
+                (bs[1], 1),
+                (a1, 2),
+                (bs[2], 1),
+                (bs[3], 1)
+            ]
+        );
+    }
+
+    pub async fn a_released_job_keeps_its_owner(h: Harness) {
+        let (a, b) = (Some(Uuid::new_v4()), Some(Uuid::new_v4()));
+        let a1 = h.new_job_for(a).await;
+        let a2 = h.new_job_for(a).await;
+        let first = h.queue.claim("w1", LONG).await.unwrap().expect("a job");
+        assert_eq!(first.job.execution_id, a1);
+        let mut bs = Vec::new();
+        for _ in 0..3 {
+            bs.push(h.new_job_for(b).await);
+        }
+        h.queue.release(&first).await.unwrap();
+        let order = drain(&h).await;
+        assert_eq!(order, vec![bs[0], a2, bs[1], a1, bs[2]]);
+    }
+
+    pub async fn jobs_without_an_owner_are_a_group_of_their_own(h: Harness) {
+        let a = Some(Uuid::new_v4());
+        let mut anonymous = Vec::new();
+        for _ in 0..20 {
+            anonymous.push(h.new_job_for(None).await);
+        }
+        let keyed = h.new_job_for(a).await;
+        let order = drain(&h).await;
+        let at = order.iter().position(|id| *id == keyed).unwrap();
+        assert!(
+            at < 2,
+            "the keyed job was claim {} after 20 without owner",
+            at + 1
+        );
+        assert_eq!(of(&order, &anonymous), anonymous);
+        // And the other way round.
+        let mut burst = Vec::new();
+        for _ in 0..20 {
+            burst.push(h.new_job_for(a).await);
+        }
+        let lone = h.new_job_for(None).await;
+        let order = drain(&h).await;
+        let at = order.iter().position(|id| *id == lone).unwrap();
+        assert!(
+            at < 2,
+            "the job without owner was claim {} after 20 keyed",
+            at + 1
+        );
+        assert_eq!(of(&order, &burst), burst);
+    }
+
     pub async fn concurrent_claimers_take_each_job_once(h: Harness) {
         const JOBS: usize = 100;
         const WORKERS: usize = 8;
@@ -326,4 +470,9 @@ backends!(
     contains_follows_the_job,
     enqueue_is_idempotent,
     concurrent_claimers_take_each_job_once,
+    a_burst_does_not_starve_another_owner,
+    owners_take_turns,
+    a_retried_job_keeps_its_owner,
+    a_released_job_keeps_its_owner,
+    jobs_without_an_owner_are_a_group_of_their_own,
 );

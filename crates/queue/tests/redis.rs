@@ -154,6 +154,62 @@ async fn skips_deleted_and_foreign_stream_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_entries_written_before_the_owner_lists() {
+    let Some(h) = Harness::redis().await else {
+        return;
+    };
+    let (url, prefix) = h.redis_prefix().unwrap();
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // What an older version left: a job straight in the stream, and a delayed retry, neither
+    // with an owner.
+    let (legacy, delayed) = (Uuid::now_v7(), Uuid::now_v7());
+    for id in [legacy, delayed] {
+        let _: i64 = redis::cmd("SADD")
+            .arg(format!("{prefix}:queued"))
+            .arg(id.to_string())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{prefix}:jobs"))
+        .arg("*")
+        .arg("eid")
+        .arg(legacy.to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("{prefix}:delayed"))
+        .arg(0)
+        .arg(delayed.to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let owned = h.new_job_for(Some(Uuid::new_v4())).await;
+
+    let first = h.queue.claim("w1", LEASE).await.unwrap().expect("a job");
+    assert_eq!(
+        first.job.execution_id, legacy,
+        "the stream's entry goes first"
+    );
+    // Handed back, it joins the jobs without owner, behind the delayed one come due.
+    h.queue.release(&first).await.unwrap();
+    let mut order = Vec::new();
+    while let Some(lease) = h.queue.claim("w1", LEASE).await.unwrap() {
+        order.push(lease.job.execution_id);
+        h.queue.ack(&lease).await.unwrap();
+    }
+    assert_eq!(order.len(), 3, "{order:?}");
+    let pos = |id| order.iter().position(|x| *x == id).unwrap();
+    assert!(pos(delayed) < pos(legacy), "{order:?}");
+    for id in [legacy, delayed, owned] {
+        assert!(!h.queue.contains(id).await.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_token_is_an_error_not_a_panic() {
     let Some(h) = Harness::redis().await else {
         return;

@@ -14,7 +14,8 @@ local function eid_of(fields)
 end
 
 -- 1. Take over an entry whose lease expired (its worker died or stalled): XPENDING finds the
--- oldest one (the PEL scan happens in C), XAUTOCLAIM takes it from there.
+-- oldest one (the PEL scan happens in C), XAUTOCLAIM takes it from there. (It runs first: on a
+-- stream that lost its group it fails before anything was changed, and the caller retries.)
 local function take_over()
   for _ = 1, 10 do
     local p = redis.call('XPENDING', STREAM, GROUP, 'IDLE', horizon, '-', '+', 1)
@@ -37,25 +38,58 @@ local function take_over()
   return nil
 end
 
--- 2. Move retries whose delay passed into the stream.
+-- 2. Move retries whose delay passed to the end of their owners' lists.
 local function promote_due()
   local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms(), 'LIMIT', 0, 100)
   for _, eid in ipairs(due) do
     redis.call('ZREM', DELAYED, eid)
-    redis.call('XADD', STREAM, '*', 'eid', eid)
+    push_job(eid, owner_of(eid))
   end
 end
 
--- 3. A never-delivered entry.
+-- 3. A never-delivered entry of the stream: one added before the owners' lists existed (an
+-- upgrade), or by a process of an older version. Returns the entry, or nothing and whether
+-- the stream has no undelivered entry left.
 local function read_new()
   for _ = 1, 10 do
     local r = redis.call('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', 1, 'STREAMS', STREAM, '>')
-    if not r then return nil end
+    if not r then return nil, nil, true end
     local e = r[1][2][1]
-    if not e then return nil end
+    if not e then return nil, nil, true end
     local eid = eid_of(e[2])
     if eid then return e[1], eid end
     drop_entry(e[1])
+  end
+  return nil, nil, false
+end
+
+-- 4. The fair choice: the first job of the ring's first owner (the one served longest ago, or
+-- never), added to the stream and read at once for this consumer, so the lease machinery
+-- above applies to it as to any entry. The owner goes to the ring's end, or leaves the ring
+-- when that was its last job.
+local function next_fair()
+  for _ = 1, 10 do
+    local owner = redis.call('ZRANGE', RING, 0, 0)[1]
+    if not owner then return nil end
+    local key = pending_key(owner)
+    local eid = redis.call('LPOP', key)
+    if eid then
+      local stamp = redis.call('INCR', SEQ)
+      redis.call('HSET', SERVED, owner, stamp)
+      if redis.call('LLEN', key) == 0 then
+        redis.call('ZREM', RING, owner)
+      else
+        redis.call('ZADD', RING, 'XX', stamp, owner)
+      end
+      redis.call('XADD', STREAM, '*', 'eid', eid)
+      -- The stream had no undelivered entry, so this reads the one just added.
+      local r = redis.call('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', 1, 'STREAMS', STREAM, '>')
+      local e = r and r[1][2][1]
+      if type(e) == 'table' and eid_of(e[2]) then return e[1], eid_of(e[2]) end
+      return nil
+    end
+    -- An owner in the ring without jobs (its list was deleted): not in the ring either.
+    redis.call('ZREM', RING, owner)
   end
   return nil
 end
@@ -63,7 +97,11 @@ end
 local id, eid = take_over()
 if not id then
   promote_due()
-  id, eid = read_new()
+  local drained
+  id, eid, drained = read_new()
+  if not id and drained then
+    id, eid = next_fair()
+  end
 end
 if not id then return nil end
 redis.call('XCLAIM', STREAM, GROUP, consumer, 0, id, 'IDLE', horizon - lease, 'JUSTID')

@@ -12,7 +12,7 @@
 
 pub mod proxy;
 
-use livexec_core::{ExecutionId, JobQueue, NewExecution, Store};
+use livexec_core::{ExecutionId, JobQueue, NewExecution, Owner, Store};
 use livexec_queue::{PgQueue, RedisQueue, SqliteQueue};
 use livexec_store::{PgStore, SqliteStore};
 use livexec_testkit::TestDatabase;
@@ -78,12 +78,20 @@ impl Harness {
     /// Make an execution with a runnable job: through the store (which inserts the job in the
     /// execution's transaction) when the queue says so, else by [`JobQueue::enqueue`].
     pub async fn new_job(&self) -> ExecutionId {
+        self.new_job_for(None).await
+    }
+
+    /// [`Harness::new_job`] for an execution of `owner` (an API key id, `None` for none).
+    pub async fn new_job_for(&self, owner: Owner) -> ExecutionId {
         let id = match &self.store {
             Some(store) => {
-                let session = store.create_session("python", "print(1)").await.unwrap();
+                let session = store
+                    .create_session_with_files("python", "print(1)", &[], owner)
+                    .await
+                    .unwrap();
                 let created = store
                     .create_execution(NewExecution {
-                        owner: None,
+                        owner,
                         session_id: session.id,
                         idempotency_key: None,
                         enqueue_job: self.queue.enqueued_by_store(),
@@ -96,7 +104,7 @@ impl Harness {
             None => Uuid::now_v7(),
         };
         if !self.queue.enqueued_by_store() {
-            self.queue.enqueue(id, None).await.unwrap();
+            self.queue.enqueue(id, owner).await.unwrap();
         }
         id
     }
