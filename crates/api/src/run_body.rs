@@ -22,6 +22,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "compare",
     "stop_on_failure",
     "return_files",
+    "stderr_to_stdout",
 ];
 
 /// Variables the sandbox sets itself; with every `LD_*` and the runtimes' own, a request may
@@ -91,6 +92,14 @@ pub fn options(
             }
         },
         return_files: return_files(body.get("return_files"), p),
+        stderr_to_stdout: match body.get("stderr_to_stdout") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                p.push("stderr_to_stdout must be a boolean value");
+                false
+            }
+        },
     }
 }
 

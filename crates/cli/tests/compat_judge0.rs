@@ -389,7 +389,10 @@ async fn judge0_additional_files_sit_beside_the_source() {
         .await;
     assert_eq!(code, 201, "{v}");
     assert_eq!(v["stdout"], "42\n", "{v}");
-    for bad in [zip_b64(&[("../escape.txt", "x")]), "bm90IGEgemlw".to_owned()] {
+    for bad in [
+        zip_b64(&[("../escape.txt", "x")]),
+        "bm90IGEgemlw".to_owned(),
+    ] {
         let (code, v) = s
             .post_raw(
                 "/submissions",
@@ -399,4 +402,30 @@ async fn judge0_additional_files_sit_beside_the_source() {
         assert_eq!(code, 422, "{v}");
         assert_eq!(keys(&v), set(&["additional_files"]), "{v}");
     }
+}
+
+/// `redirect_stderr_to_stdout`: one stream, in the order the program wrote it.
+#[tokio::test]
+async fn judge0_redirects_stderr_into_stdout_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let code = "import sys\nprint('out 1', flush=True)\nprint('err 2', file=sys.stderr, flush=True)\nprint('out 3', flush=True)\n";
+    let (status, v) = s
+        .post_raw(
+            "/submissions?base64_encoded=false&wait=true&fields=stdout,stderr,status",
+            json!({"source_code": code, "language_id": 71, "redirect_stderr_to_stdout": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["stdout"], "out 1\nerr 2\nout 3\n", "{v}");
+    assert_eq!(v["stderr"], Value::Null, "{v}");
+    assert_eq!(v["status"]["id"], 3, "{v}");
+    let (_, v) = s
+        .post_raw(
+            "/submissions?base64_encoded=false&wait=true&fields=stdout,stderr",
+            json!({"source_code": code, "language_id": 71}),
+        )
+        .await;
+    assert_eq!(v["stdout"], "out 1\nout 3\n", "{v}");
+    assert_eq!(v["stderr"], "err 2\n", "{v}");
 }

@@ -37,6 +37,10 @@ pub struct RunOptions {
     /// Glob patterns (`*` and `?`, relative to the working dir) of files the program leaves
     /// behind that are returned in the execution (capped in count and size by the engine).
     pub return_files: Vec<String>,
+    /// Join the program's stderr into its stdout, in the order written (Judge0's
+    /// `redirect_stderr_to_stdout`); `stderr` is then empty. Not stored when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stderr_to_stdout: bool,
 }
 
 impl RunOptions {

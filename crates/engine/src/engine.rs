@@ -96,6 +96,9 @@ impl Engine {
         let taken: Vec<&str> = artifacts.iter().map(|(n, _)| n.as_str()).collect();
         add_files(&mut cmd, &o.files, &rt.file_name, &taken);
         add_run_options(&mut cmd, &rt.run, args, &o.env);
+        if o.stderr_to_stdout {
+            cmd.stderr_to_stdout();
+        }
         for pattern in collect_patterns(&o.return_files) {
             cmd.collect(&pattern);
         }

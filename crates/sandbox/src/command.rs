@@ -56,6 +56,22 @@ impl Command {
         self
     }
 
+    /// Joins the program's stderr into its stdout: it runs as `/bin/sh -c 'exec "$0" "$@"
+    /// 2>&1' PROGRAM ARGS…`, the shell replacing itself with the program at once (no extra
+    /// process stays), as Judge0 runs isolate with `--stderr-to-stdout`. Call it after the
+    /// arguments are complete.
+    pub fn stderr_to_stdout(&mut self) -> &mut Self {
+        let program = std::mem::replace(&mut self.program, PathBuf::from("/bin/sh"));
+        let mut args: Vec<OsString> = vec![
+            "-c".into(),
+            "exec \"$0\" \"$@\" 2>&1".into(),
+            program.into_os_string(),
+        ];
+        args.append(&mut self.args);
+        self.args = args;
+        self
+    }
+
     /// Appends several arguments.
     pub fn args<I, S>(&mut self, args: I) -> &mut Self
     where

@@ -192,13 +192,7 @@ pub fn parse(
             }
         }
     }
-    if flag(body, "redirect_stderr_to_stdout") {
-        complain(
-            &mut errors,
-            "redirect_stderr_to_stdout",
-            "is not supported by this server".into(),
-        );
-    }
+    options.stderr_to_stdout = flag(body, "redirect_stderr_to_stdout");
     if flag(body, "enable_network") {
         complain(
             &mut errors,

@@ -43,7 +43,9 @@ pub fn files(encoded: &str, main: &str, maxima: &RunMaxima) -> Result<Vec<Source
             .map_err(|e| format!("entry {i} has no usable name ({e})"))?
             .into_owned();
         if entry.is_symlink() {
-            return Err(format!("{name:?} is a symbolic link; only files are accepted"));
+            return Err(format!(
+                "{name:?} is a symbolic link; only files are accepted"
+            ));
         }
         let mut problems = Problems::default();
         check_name(&format!("the name of entry {i}"), &name, &mut problems);
@@ -86,8 +88,11 @@ mod tests {
     fn zip_of(entries: &[(&str, &[u8])], method: zip::CompressionMethod) -> String {
         let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
         for (name, content) in entries {
-            w.start_file(*name, SimpleFileOptions::default().compression_method(method))
-                .unwrap();
+            w.start_file(
+                *name,
+                SimpleFileOptions::default().compression_method(method),
+            )
+            .unwrap();
             w.write_all(content).unwrap();
         }
         STANDARD.encode(w.finish().unwrap().into_inner())
@@ -95,8 +100,14 @@ mod tests {
 
     #[test]
     fn files_come_out_of_stored_and_deflated_entries() {
-        for method in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated] {
-            let z = zip_of(&[("data.txt", b"42\n"), ("lib/util.h", b"#define X 1\n")], method);
+        for method in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ] {
+            let z = zip_of(
+                &[("data.txt", b"42\n"), ("lib/util.h", b"#define X 1\n")],
+                method,
+            );
             let files = files(&z, "main.c", &RunMaxima::default()).unwrap();
             assert_eq!(files.len(), 2);
             assert_eq!(files[0].name, "data.txt");

@@ -52,6 +52,7 @@ fn options() -> RunOptions {
         compare: Compare::Exact,
         stop_on_failure: true,
         return_files: vec!["*.png".into(), "out.txt".into()],
+        stderr_to_stdout: true,
     }
 }
 
