@@ -1,17 +1,18 @@
 //! `GET /executions/:id`, its live event stream `GET /executions/:id/events` (SSE), and the
 //! history `GET /executions/sessions/:id` with paging.
 
+use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::validate;
-use crate::AppState;
+use crate::{owned, AppState};
 use crate::OnShutdown;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use livexec_core::{ExecutionView, SessionId};
-use livexec_events::{execution_sse_until, last_event_id, parse_last_event_id, SseResponse};
+use livexec_events::{execution_sse_visible, last_event_id, parse_last_event_id, SseResponse};
 
 /// One execution (API.md §4).
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions",
@@ -23,10 +24,10 @@ use livexec_events::{execution_sse_until, last_event_id, parse_last_event_id, Ss
     ))]
 pub async fn show(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     PathId(id): PathId,
 ) -> Result<Json<ExecutionView>, ApiError> {
-    let execution = state.store.get_execution(id).await?;
-    Ok(Json(execution.ok_or(ApiError::ExecutionNotFound)?.view()))
+    Ok(Json(owned::execution(&state, &caller, id).await?.view()))
 }
 
 /// The execution's events as Server-Sent Events (`status`, `stdout`, `stderr`, then `result`;
@@ -50,6 +51,7 @@ pub async fn events(
     PathId(id): PathId,
     QueryMap(query): QueryMap,
     OnShutdown(stop): OnShutdown,
+    Authed(caller): Authed,
     headers: HeaderMap,
 ) -> Result<SseResponse, ApiError> {
     let after = if headers.contains_key("last-event-id") {
@@ -57,7 +59,10 @@ pub async fn events(
     } else {
         parse_last_event_id(query.get("last_event_id").map(String::as_str))?
     };
-    Ok(execution_sse_until(state.store.clone(), state.events.clone(), id, after, stop).await?)
+    // The owner is checked on the execution as read, before anything is subscribed.
+    let visible = move |owner| caller.can_see(owner);
+    let (store, events) = (state.store.clone(), state.events.clone());
+    Ok(execution_sse_visible(store, events, id, after, stop, visible).await?)
 }
 
 /// A session's executions, newest first; a `Link: <…>; rel="next"` header when there are more.
@@ -75,13 +80,13 @@ pub async fn events(
     ))]
 pub async fn history(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     PathId(session_id): PathId,
     QueryMap(query): QueryMap,
 ) -> Result<Response, ApiError> {
     let page = validate::history_query(&query)?;
-    if state.store.get_session(session_id).await?.is_none() {
-        return Err(ApiError::SessionNotFound);
-    }
+    // A session's executions are its owner's (runs of it by an admin included).
+    owned::session(&state, &caller, session_id).await?;
     // One extra row tells whether a next page exists.
     let mut executions = state
         .store

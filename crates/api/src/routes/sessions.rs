@@ -4,7 +4,7 @@ use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{JsonObject, PathId};
 use crate::validate::{self, Problems};
-use crate::{run_files, AppState};
+use crate::{owned, run_files, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -115,10 +115,10 @@ pub async fn create(
     ))]
 pub async fn show(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     PathId(id): PathId,
 ) -> Result<Json<SessionView>, ApiError> {
-    let session = state.store.get_session(id).await?;
-    Ok(Json(session.ok_or(ApiError::SessionNotFound)?.into()))
+    Ok(Json(owned::session(&state, &caller, id).await?.into()))
 }
 
 /// Replace the session's code, files (whole) and language, each when given.
@@ -133,14 +133,15 @@ pub async fn show(
     ))]
 pub async fn update(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     PathId(id): PathId,
     JsonObject(body): JsonObject,
 ) -> Result<Json<SessionStatus>, ApiError> {
     let req = validate::update_session_with(&body, state.runtimes.as_ref(), &state.config.maxima)?;
+    // Another key's session is unknown to this caller (and its owner never changes).
+    let stored = owned::session(&state, &caller, id).await?;
     if req.files.is_some() || req.language.is_some() {
         // The files and the main file's name must not collide once both changes apply.
-        let stored = state.store.get_session(id).await?;
-        let stored = stored.ok_or(ApiError::SessionNotFound)?;
         let language = req.language.as_deref().unwrap_or(&stored.language);
         check_main_name(
             &state,
