@@ -164,8 +164,7 @@ pub trait Store: Send + Sync + 'static {
     /// delete at most `limit` sessions not updated since `before` with no execution queued
     /// since then nor unfinished. Idempotent: run by every node at once, each row is emptied
     /// or deleted once.
-    async fn purge_before(&self, before: DateTime<Utc>, limit: u32)
-        -> Result<Purged, StoreError>;
+    async fn purge_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Purged, StoreError>;
     /// Usage per UTC day (from `from` to `to`, both included) and language, by day then
     /// language, from the `usage_daily` rollup (kept when executions are deleted).
     async fn usage(

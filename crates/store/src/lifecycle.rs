@@ -54,7 +54,11 @@ where
         .map_err(backend(OP))?;
     Ok(match status {
         None => Deletion::NotFound,
-        Some((s,)) if parse_status("status", &s).map_err(backend(OP))?.is_terminal() => {
+        Some((s,))
+            if parse_status("status", &s)
+                .map_err(backend(OP))?
+                .is_terminal() =>
+        {
             // Finished between the two statements: delete it now.
             return Box::pin(delete_execution(pool, id)).await;
         }
@@ -76,13 +80,12 @@ where
     let mut tx: Transaction<'static, DB> = DB::begin_write(pool).await.map_err(backend(OP))?;
     // Locking the row keeps runs of the session out: creating one reads (PostgreSQL: key-share
     // locks) this row.
-    let found: Option<(DB::Id,)> = sqlx::query_as(&format!(
-        "SELECT id FROM sessions WHERE id = $1 {lock}"
-    ))
-    .bind(DB::id(id))
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(backend(OP))?;
+    let found: Option<(DB::Id,)> =
+        sqlx::query_as(&format!("SELECT id FROM sessions WHERE id = $1 {lock}"))
+            .bind(DB::id(id))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
     if found.is_none() {
         return Ok(Deletion::NotFound);
     }
@@ -161,11 +164,11 @@ where
         .await
         .map_err(backend(OP))?;
     let sessions = sqlx::query(&format!("DELETE FROM sessions WHERE id IN ({idle})"))
-    .bind(DB::time(before))
-    .bind(i64::from(limit))
-    .execute(&mut *tx)
-    .await
-    .map_err(backend(OP))?;
+        .bind(DB::time(before))
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend(OP))?;
     tx.commit().await.map_err(backend(OP))?;
     Ok(Purged {
         executions: DB::rows_affected(&executions),

@@ -418,11 +418,7 @@ where
         lifecycle::delete_execution::<DB>(&self.pool, id).await
     }
 
-    async fn purge_before(
-        &self,
-        before: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Purged, StoreError> {
+    async fn purge_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Purged, StoreError> {
         lifecycle::purge_before::<DB>(&self.pool, before, limit).await
     }
 

@@ -5,13 +5,13 @@ use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::validate;
-use crate::{owned, AppState};
 use crate::OnShutdown;
+use crate::{owned, AppState};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use livexec_core::{ExecutionView, SessionId};
+use livexec_core::{Deletion, ExecutionView, SessionId};
 use livexec_events::{execution_sse_visible, last_event_id, parse_last_event_id, SseResponse};
 
 /// One execution (API.md §4).
@@ -28,6 +28,34 @@ pub async fn show(
     PathId(id): PathId,
 ) -> Result<Json<ExecutionView>, ApiError> {
     Ok(Json(owned::execution(&state, &caller, id).await?.view()))
+}
+
+/// Delete a finished execution, for good (its row is deleted; usage stays in the usage
+/// rollup). 409 while it is queued or running. Its live events, if any are still buffered,
+/// expire with the bus's retention (a minute in memory, an hour on Redis); they cannot be
+/// read, since every read of them checks the store first.
+#[utoipa::path(delete, path = "/executions/{id}", tag = "executions",
+    params(("id" = uuid::Uuid, Path, description = "Execution id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a UUID", body = crate::error::ErrorBody),
+        (status = 404, description = "No such execution", body = crate::error::ErrorBody),
+        (status = 409, description = "Still queued or running", body = crate::error::ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    PathId(id): PathId,
+) -> Result<StatusCode, ApiError> {
+    owned::execution(&state, &caller, id).await?;
+    match state.store.delete_execution(id).await? {
+        Deletion::Deleted => {
+            tracing::info!(execution_id = %id, "execution deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Deletion::NotFound => Err(ApiError::ExecutionNotFound),
+        Deletion::Unfinished(execution_id) => Err(ApiError::Unfinished { execution_id }),
+    }
 }
 
 /// The execution's events as Server-Sent Events (`status`, `stdout`, `stderr`, then `result`;

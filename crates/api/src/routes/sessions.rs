@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use livexec_core::model::rfc3339;
-use livexec_core::{ExecutionId, FileView, Session, SessionId, SessionPatch, SourceFile};
+use livexec_core::{Deletion, ExecutionId, FileView, Session, SessionId, SessionPatch, SourceFile};
 use serde::Serialize;
 
 /// The answer to create and update.
@@ -156,4 +156,30 @@ pub async fn update(
     };
     let session = state.store.patch_session(id, &patch).await?;
     Ok(Json(session.ok_or(ApiError::SessionNotFound)?.into()))
+}
+
+/// Delete the session and all its executions, for good (their rows are deleted; usage stays
+/// in the usage rollup). 409 while one of its executions is queued or running.
+#[utoipa::path(delete, path = "/code-sessions/{id}", tag = "sessions",
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Deleted, with its executions"),
+        (status = 400, description = "The id is not a UUID", body = crate::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::error::ErrorBody),
+        (status = 409, description = "One of its executions is queued or running (named)", body = crate::error::ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    PathId(id): PathId,
+) -> Result<StatusCode, ApiError> {
+    owned::session(&state, &caller, id).await?;
+    match state.store.delete_session(id).await? {
+        Deletion::Deleted => {
+            tracing::info!(session_id = %id, "session deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Deletion::NotFound => Err(ApiError::SessionNotFound),
+        Deletion::Unfinished(execution_id) => Err(ApiError::Unfinished { execution_id }),
+    }
 }
