@@ -148,11 +148,9 @@ where
     .map_err(backend(OP))?;
     // Idle sessions: not changed since `before`, nothing run since then, nothing unfinished.
     // Their executions go with them (usage stays in usage_daily).
-    let idle = format!(
-        "SELECT s.id FROM sessions s WHERE s.updated_at < $1 AND NOT EXISTS \
+    let idle = "SELECT s.id FROM sessions s WHERE s.updated_at < $1 AND NOT EXISTS \
          (SELECT 1 FROM executions e WHERE e.session_id = s.id \
-          AND (e.queued_at >= $1 OR e.status IN ('QUEUED', 'RUNNING'))) LIMIT $2"
-    );
+          AND (e.queued_at >= $1 OR e.status IN ('QUEUED', 'RUNNING'))) LIMIT $2";
     let lock = DB::FOR_UPDATE;
     let mut tx: Transaction<'static, DB> = DB::begin_write(pool).await.map_err(backend(OP))?;
     // Lock them first (as delete_session does), so no run of them is created meanwhile; the
