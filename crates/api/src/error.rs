@@ -63,6 +63,13 @@ pub enum ApiError {
     /// A valid key that may not use this route (an admin route with a normal key).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A delete refused because an execution (the one asked for, or one of the session's) is
+    /// still QUEUED or RUNNING: 409.
+    #[error("execution {execution_id} is not finished")]
+    Unfinished {
+        /// The unfinished execution.
+        execution_id: livexec_core::ExecutionId,
+    },
     /// No route has this path.
     #[error("no route for {method} {path}")]
     RouteNotFound {
@@ -160,6 +167,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unfinished { .. } => StatusCode::CONFLICT,
             ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -203,6 +211,9 @@ impl ApiError {
                  \"X-Auth-Token: KEY\")"
             ),
             ApiError::Forbidden(msg) => json!(msg),
+            ApiError::Unfinished { execution_id } => json!(format!(
+                "Execution {execution_id} is still queued or running; delete once it has finished"
+            )),
             ApiError::Store(_) | ApiError::Panic { .. } => json!("Internal server error"),
             ApiError::EventsUnavailable(_) => json!(
                 "Live events are unavailable right now (the event bus is down or this server \

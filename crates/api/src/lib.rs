@@ -28,6 +28,7 @@ pub mod extract;
 pub mod maxima;
 mod middleware;
 mod observe;
+mod owned;
 mod routes;
 mod run_body;
 mod run_files;

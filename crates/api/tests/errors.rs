@@ -179,7 +179,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     let id = Uuid::now_v7();
     let wrong = [
         (Method::GET, "/code-sessions".to_owned()),
-        (Method::DELETE, format!("/code-sessions/{id}")),
+        (Method::PUT, format!("/code-sessions/{id}")),
         (Method::GET, format!("/code-sessions/{id}/run")),
         (Method::POST, format!("/executions/{id}")),
         (Method::PUT, "/health".to_owned()),

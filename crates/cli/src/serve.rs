@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// one does), `required`, or `off` (never checked).
     #[arg(long, env = "LIVEXEC_AUTH", default_value = "auto")]
     pub auth: livexec_api::auth::AuthMode,
+    /// Days to keep executions' code, inputs and outputs after they finish (and sessions after
+    /// their last change or run); a background task removes older ones in small batches. The
+    /// rows and their metrics stay, and usage is unaffected. 0 (the default): keep forever.
+    #[arg(long, env = "LIVEXEC_RETENTION_DAYS", default_value_t = 0)]
+    pub retention_days: u32,
     /// Address of the worker role's `GET /health` (host:port).
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
@@ -331,6 +336,15 @@ async fn serve(
             });
         }
         tracing::info!(workers, sandbox = %mode, "workers started");
+    }
+    if args.retention_days > 0 {
+        let config = livexec_worker::RetentionConfig::days(args.retention_days);
+        let (s, st) = (store.clone(), stop.clone());
+        tracing::info!(days = args.retention_days, "retention on");
+        tasks.spawn(async move {
+            livexec_worker::retention_loop(s, config, st).await;
+            Ok(())
+        });
     }
     tracing::info!(
         role = ?args.role,

@@ -11,6 +11,7 @@ pub mod ports;
 pub mod request;
 pub mod status;
 pub mod tenant;
+pub mod usage;
 
 pub use events::{Event, EventKind};
 pub use insight::{QueueSample, Statistics};
@@ -27,3 +28,4 @@ pub use request::{
 };
 pub use status::{ErrorType, Status};
 pub use tenant::{ApiKey, Caller, KeyId, Owner};
+pub use usage::{Deletion, Purged, UsageRow, UsageScope};

@@ -11,6 +11,7 @@ use crate::model::{
 use crate::request::SourceFile;
 use crate::status::Status;
 use crate::tenant::{ApiKey, KeyId, Owner};
+use crate::usage::{Deletion, Purged, UsageRow, UsageScope};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -150,6 +151,28 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_sample(&self) -> Result<crate::QueueSample, StoreError>;
     /// What executions accepted at or after `since` add up to (`GET /statistics`).
     async fn statistics(&self, since: DateTime<Utc>) -> Result<crate::Statistics, StoreError>;
+    /// Delete a session and all its executions (their jobs cascade), unless one of them is
+    /// `QUEUED` or `RUNNING`: then nothing is deleted. Safe against a concurrent run of the
+    /// session (no execution is created for it while this runs).
+    async fn delete_session(&self, id: SessionId) -> Result<Deletion, StoreError>;
+    /// Delete a finished execution (its job cascades). One that is `QUEUED` or `RUNNING` is
+    /// not deleted, in the same guarded statement, so a worker starting it cannot race it.
+    async fn delete_execution(&self, id: ExecutionId) -> Result<Deletion, StoreError>;
+    /// One retention batch: empty the source code, inputs (options, session files) and
+    /// outputs (stdout, stderr, compile output, test results, output files) of at most `limit`
+    /// executions finished before `before` that still hold any (rows and metrics stay), and
+    /// delete at most `limit` sessions not updated since `before` with no execution queued
+    /// since then nor unfinished. Idempotent: run by every node at once, each row is emptied
+    /// or deleted once.
+    async fn purge_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Purged, StoreError>;
+    /// Usage per UTC day (from `from` to `to`, both included) and language, by day then
+    /// language, from the `usage_daily` rollup (kept when executions are deleted).
+    async fn usage(
+        &self,
+        scope: UsageScope,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<UsageRow>, StoreError>;
 }
 
 /// API keys (issue 13). Only a SHA-256 hash of a key's secret token is stored; the token itself

@@ -323,7 +323,24 @@ pub async fn execution_sse_until(
     after: u64,
     stop: StopSignal,
 ) -> Result<SseResponse, EventsError> {
+    execution_sse_visible(store, bus, id, after, stop, |_| true).await
+}
+
+/// [`execution_sse_until`] for a caller who may see only some executions: `visible` is asked
+/// about the execution's owner as read, before anything is subscribed, and an execution it
+/// refuses is [`EventsError::ExecutionNotFound`], exactly as an unknown one (issue 13).
+pub async fn execution_sse_visible(
+    store: std::sync::Arc<dyn livexec_core::Store>,
+    bus: std::sync::Arc<dyn livexec_core::EventBus>,
+    id: ExecutionId,
+    after: u64,
+    stop: StopSignal,
+    visible: impl FnOnce(livexec_core::Owner) -> bool,
+) -> Result<SseResponse, EventsError> {
     let execution = crate::wait::get_execution(store.as_ref(), id).await?;
+    if !visible(execution.owner) {
+        return Err(EventsError::ExecutionNotFound { id });
+    }
     let events = if execution.status.is_terminal() {
         futures::stream::empty().boxed()
     } else {

@@ -34,6 +34,10 @@ pub(crate) trait Dialect: Database {
     /// `synchronous_commit` off for that one transaction); empty where commits do not wait
     /// anyway (SQLite in WAL mode with `synchronous = NORMAL`).
     const RELAXED_COMMIT: &'static str;
+    /// Appended to a `SELECT` that locks the rows it reads until the transaction ends
+    /// (PostgreSQL `FOR UPDATE`); empty where a writing transaction already excludes every
+    /// other writer (SQLite's `BEGIN IMMEDIATE`).
+    const FOR_UPDATE: &'static str;
     /// The UTC day (`YYYY-MM-DD` text) of an execution's `queued_at`, for statistics.
     const QUEUED_DAY: &'static str;
     /// The UTC hour (0–23, a BIGINT) of an execution's `queued_at`, for statistics.

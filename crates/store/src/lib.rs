@@ -19,6 +19,7 @@ mod create;
 mod dialect;
 mod json;
 mod keys;
+mod lifecycle;
 mod postgres;
 mod rows;
 mod sql;

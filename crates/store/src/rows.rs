@@ -61,6 +61,12 @@ pub enum DataError {
         /// What it holds.
         value: i64,
     },
+    /// A `usage_daily.day` is not a `YYYY-MM-DD` date.
+    #[error("column day holds {value:?}, which is not a YYYY-MM-DD date")]
+    BadDay {
+        /// What it holds.
+        value: String,
+    },
     /// `finish_execution` was given a result whose status is not terminal.
     #[error("a run result must have a terminal status, got {status}")]
     NonTerminalResult {

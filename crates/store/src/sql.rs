@@ -7,15 +7,17 @@
 use crate::create;
 use crate::dialect::Dialect;
 use crate::json;
+use crate::lifecycle;
 use crate::rows::{
     backend, now_ms, parse_status, DataError, RawExecution, RawSession, EXECUTION_COLUMNS,
     SESSION_COLUMNS,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use livexec_core::{
-    CreatedExecution, Execution, ExecutionId, NewExecution, NewOneShot, Owner, RunResult, Session,
-    SessionId, SessionPatch, SourceFile, Store, StoreError, Unfinished,
+    CreatedExecution, Deletion, Execution, ExecutionId, NewExecution, NewOneShot, Owner, Purged,
+    RunResult, Session, SessionId, SessionPatch, SourceFile, Store, StoreError, Unfinished,
+    UsageRow, UsageScope,
 };
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
@@ -91,6 +93,10 @@ where
     for<'r> (Option<String>, i64, f64): FromRow<'r, DB::Row>,
     for<'r> (String, i64, Option<i64>, Option<i64>): FromRow<'r, DB::Row>,
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, Option<DB::Id>): FromRow<'r, DB::Row>,
+    for<'r> (String,): FromRow<'r, DB::Row>,
+    for<'r> (DB::Id,): FromRow<'r, DB::Row>,
+    for<'r> (String, String, i64, i64, i64, i64): FromRow<'r, DB::Row>,
 {
     async fn create_session_with_files(
         &self,
@@ -270,12 +276,15 @@ where
         let tests = json(json::encode_list("tests", &result.tests))?;
         let output_files = json(json::encode_list("output_files", &result.output_files))?;
         let error_message = result.error_message.as_deref().map(storable);
-        let done = sqlx::query(
+        // The result and its usage commit together.
+        let mut tx = DB::begin_write(&self.pool).await.map_err(backend(OP))?;
+        let finished: Option<(String, Option<DB::Id>)> = sqlx::query_as(
             "UPDATE executions SET status = $3, stdout = $4, stderr = $5, execution_time_ms = $6, \
              error_message = $7, error_type = $8, exit_code = $9, signal = $10, \
              cpu_time_ms = $11, memory_kb = $12, finished_at = $13, compile = $14, \
              limits = $15, tests = $16, output_files = $17 \
-             WHERE id = $1 AND status = 'RUNNING' AND attempts = $2",
+             WHERE id = $1 AND status = 'RUNNING' AND attempts = $2 \
+             RETURNING language, owner_key_id",
         )
         .bind(DB::id(id))
         .bind(attempt)
@@ -294,10 +303,29 @@ where
         .bind(limits.as_deref())
         .bind(tests.as_deref())
         .bind(output_files.as_deref())
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(backend(OP))?;
-        Ok(DB::rows_affected(&done) > 0)
+        let Some((language, owner)) = finished else {
+            return Ok(false);
+        };
+        let owner = owner
+            .map(|o| DB::read_id("owner_key_id", o))
+            .transpose()
+            .map_err(backend(OP))?;
+        let wall = result.execution_time_ms.max(0);
+        let memory = result.memory_kb.unwrap_or(0).max(0);
+        lifecycle::add_usage(
+            &mut tx,
+            owner,
+            &language,
+            result.cpu_time_ms.unwrap_or(0).max(0),
+            wall,
+            memory.saturating_mul(wall),
+        )
+        .await?;
+        tx.commit().await.map_err(backend(OP))?;
+        Ok(true)
     }
 
     async fn requeue_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {
@@ -380,6 +408,27 @@ where
         since: DateTime<Utc>,
     ) -> Result<livexec_core::Statistics, StoreError> {
         crate::stats::statistics::<DB>(&self.pool, since).await
+    }
+
+    async fn delete_session(&self, id: SessionId) -> Result<Deletion, StoreError> {
+        lifecycle::delete_session::<DB>(&self.pool, id).await
+    }
+
+    async fn delete_execution(&self, id: ExecutionId) -> Result<Deletion, StoreError> {
+        lifecycle::delete_execution::<DB>(&self.pool, id).await
+    }
+
+    async fn purge_before(&self, before: DateTime<Utc>, limit: u32) -> Result<Purged, StoreError> {
+        lifecycle::purge_before::<DB>(&self.pool, before, limit).await
+    }
+
+    async fn usage(
+        &self,
+        scope: UsageScope,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<UsageRow>, StoreError> {
+        lifecycle::usage::<DB>(&self.pool, scope, from, to).await
     }
 }
 

@@ -41,12 +41,14 @@
 
 mod config;
 mod reconcile;
+mod retention;
 mod wake;
 mod worker;
 
 pub use config::{WorkerConfig, MAX_RECORD_BACKOFF};
 pub use livexec_engine::{ExecError, Executor, Request};
 pub use reconcile::{reconcile_loop, reconcile_once};
+pub use retention::{retention_loop, retention_once, RetentionConfig};
 pub use wake::{WakeQueue, WakeStore, Wakeup};
 pub use worker::{Worker, RESULT_LOST};
 

@@ -116,6 +116,33 @@ impl Store for FailingWrites {
     ) -> Result<livexec_core::Statistics, StoreError> {
         self.inner.statistics(since).await
     }
+    async fn delete_session(
+        &self,
+        id: livexec_core::SessionId,
+    ) -> Result<livexec_core::Deletion, StoreError> {
+        self.inner.delete_session(id).await
+    }
+    async fn delete_execution(
+        &self,
+        id: livexec_core::ExecutionId,
+    ) -> Result<livexec_core::Deletion, StoreError> {
+        self.inner.delete_execution(id).await
+    }
+    async fn purge_before(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<livexec_core::Purged, StoreError> {
+        self.inner.purge_before(before, limit).await
+    }
+    async fn usage(
+        &self,
+        scope: livexec_core::UsageScope,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<livexec_core::UsageRow>, StoreError> {
+        self.inner.usage(scope, from, to).await
+    }
 }
 
 struct Fixture {

@@ -8,6 +8,7 @@ use super::judge0_view::{self as view, Fields};
 use super::judge0_wire::{self as wire, Refusal};
 use super::native;
 use crate::auth::Authed;
+use crate::owned;
 use crate::{AppState, OnShutdown};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -159,15 +160,18 @@ async fn create(
 }
 
 /// `GET /submissions/:token`.
-async fn show(State(state): State<AppState>, Path(token): Path<String>, q: Params) -> Answer {
+/// Another key's submission answers as an unknown token does (issue 13).
+async fn show(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(token): Path<String>,
+    q: Params,
+) -> Answer {
     let p = params(q);
     let fields = Fields::parse(p.get("fields").map(String::as_str)).map_err(Judge0Error::Bad)?;
     let id = Uuid::parse_str(&token).map_err(|_| Judge0Error::NotFound)?;
-    let execution = state
-        .store
-        .get_execution(id)
-        .await?
-        .ok_or(Judge0Error::NotFound)?;
+    let found = state.store.get_execution(id).await?;
+    let execution = owned::visible(&caller, found).ok_or(Judge0Error::NotFound)?;
     Ok(Json(view::render(&state, &execution, &fields, base64(&p))?).into_response())
 }
 
@@ -231,8 +235,9 @@ async fn batch_create(
     Ok((status, Json(Value::Array(answers))).into_response())
 }
 
-/// `GET /submissions/batch?tokens=a,b`: `{"submissions": [object | null]}` in token order.
-async fn batch_show(State(state): State<AppState>, q: Params) -> Answer {
+/// `GET /submissions/batch?tokens=a,b`: `{"submissions": [object | null]}` in token order
+/// (null for an unknown token and for another key's).
+async fn batch_show(State(state): State<AppState>, Authed(caller): Authed, q: Params) -> Answer {
     let p = params(q);
     let fields = Fields::parse(p.get("fields").map(String::as_str)).map_err(Judge0Error::Bad)?;
     let tokens: Vec<&str> = p
@@ -249,7 +254,7 @@ async fn batch_show(State(state): State<AppState>, q: Params) -> Answer {
     let mut submissions = Vec::with_capacity(tokens.len());
     for token in tokens {
         let execution = match Uuid::parse_str(token) {
-            Ok(id) => state.store.get_execution(id).await?,
+            Ok(id) => owned::visible(&caller, state.store.get_execution(id).await?),
             Err(_) => None,
         };
         submissions.push(match execution {

@@ -1,7 +1,9 @@
 //! An MCP server for agents at `/mcp` (Streamable HTTP, through the official Rust SDK
 //! `rmcp`): `list_runtimes`, and `run_code` — an ordinary native one-shot run (an
 //! execution, visible in history) that the call waits for, answered with its output and
-//! verdict. A malformed call is a JSON-RPC error; a program that fails is a result.
+//! verdict. A malformed call is a JSON-RPC error; a program that fails is a result. A run
+//! belongs to the key of the HTTP request that carried the call (issue 13); no tool reads
+//! executions by id, so nothing of another key can be reached through it.
 
 use super::native;
 use crate::maxima::FLOORS;
@@ -12,7 +14,7 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use livexec_core::{RunOptions, SourceFile};
+use livexec_core::{Caller, RunOptions, SourceFile};
 use livexec_runtimes::Availability;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
@@ -201,7 +203,11 @@ impl Agent {
         CallToolResult::structured(json!({ "runtimes": runtimes }))
     }
 
-    async fn run_code(&self, args: &Map<String, Value>) -> Result<CallToolResult, ErrorData> {
+    async fn run_code(
+        &self,
+        args: &Map<String, Value>,
+        caller: &Caller,
+    ) -> Result<CallToolResult, ErrorData> {
         let language = text_arg(args, "language")?.ok_or_else(|| bad("language is required"))?;
         let code = text_arg(args, "code")?.ok_or_else(|| bad("code is required"))?;
         let Some(rt) = self.state.runtimes.lookup_usable(&language) else {
@@ -241,7 +247,7 @@ impl Agent {
             }
         }
         let run = async {
-            let e = native::submit(&self.state, &rt.id, &code, options, None).await?;
+            let e = native::submit(&self.state, &rt.id, &code, options, caller.owner()).await?;
             // On shutdown the SDK's sessions are cancelled, which drops this call.
             native::wait(&self.state, e, Box::pin(std::future::pending())).await
         };
@@ -266,6 +272,22 @@ impl Agent {
     }
 }
 
+/// The caller of the HTTP request that carried this call: the SDK puts the request's
+/// [`Parts`](axum::http::request::Parts) into the context, where the authentication layer had
+/// put the [`Caller`]. Absent only if `/mcp` were served without that layer: refused, never
+/// run as nobody's.
+fn caller_of(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>())
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!("MCP call without a caller: /mcp is served without authentication");
+            ErrorData::internal_error("no caller for this request", None)
+        })
+}
+
 impl ServerHandler for Agent {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -284,12 +306,12 @@ impl ServerHandler for Agent {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
         let result = match request.name.as_ref() {
             "list_runtimes" => self.list_runtimes(),
-            "run_code" => self.run_code(&args).await?,
+            "run_code" => self.run_code(&args, &caller_of(&context)?).await?,
             other => return Err(bad(format!("unknown tool {other:?}"))),
         };
         Ok(result.into())

@@ -1,17 +1,18 @@
 //! `GET /executions/:id`, its live event stream `GET /executions/:id/events` (SSE), and the
 //! history `GET /executions/sessions/:id` with paging.
 
+use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::validate;
-use crate::AppState;
 use crate::OnShutdown;
+use crate::{owned, AppState};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use livexec_core::{ExecutionView, SessionId};
-use livexec_events::{execution_sse_until, last_event_id, parse_last_event_id, SseResponse};
+use livexec_core::{Deletion, ExecutionView, SessionId};
+use livexec_events::{execution_sse_visible, last_event_id, parse_last_event_id, SseResponse};
 
 /// One execution (API.md §4).
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions",
@@ -23,10 +24,38 @@ use livexec_events::{execution_sse_until, last_event_id, parse_last_event_id, Ss
     ))]
 pub async fn show(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     PathId(id): PathId,
 ) -> Result<Json<ExecutionView>, ApiError> {
-    let execution = state.store.get_execution(id).await?;
-    Ok(Json(execution.ok_or(ApiError::ExecutionNotFound)?.view()))
+    Ok(Json(owned::execution(&state, &caller, id).await?.view()))
+}
+
+/// Delete a finished execution, for good (its row is deleted; usage stays in the usage
+/// rollup). 409 while it is queued or running. Its live events, if any are still buffered,
+/// expire with the bus's retention (a minute in memory, an hour on Redis); they cannot be
+/// read, since every read of them checks the store first.
+#[utoipa::path(delete, path = "/executions/{id}", tag = "executions",
+    params(("id" = uuid::Uuid, Path, description = "Execution id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a UUID", body = crate::error::ErrorBody),
+        (status = 404, description = "No such execution", body = crate::error::ErrorBody),
+        (status = 409, description = "Still queued or running", body = crate::error::ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    PathId(id): PathId,
+) -> Result<StatusCode, ApiError> {
+    owned::execution(&state, &caller, id).await?;
+    match state.store.delete_execution(id).await? {
+        Deletion::Deleted => {
+            tracing::info!(execution_id = %id, "execution deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Deletion::NotFound => Err(ApiError::ExecutionNotFound),
+        Deletion::Unfinished(execution_id) => Err(ApiError::Unfinished { execution_id }),
+    }
 }
 
 /// The execution's events as Server-Sent Events (`status`, `stdout`, `stderr`, then `result`;
@@ -50,6 +79,7 @@ pub async fn events(
     PathId(id): PathId,
     QueryMap(query): QueryMap,
     OnShutdown(stop): OnShutdown,
+    Authed(caller): Authed,
     headers: HeaderMap,
 ) -> Result<SseResponse, ApiError> {
     let after = if headers.contains_key("last-event-id") {
@@ -57,7 +87,10 @@ pub async fn events(
     } else {
         parse_last_event_id(query.get("last_event_id").map(String::as_str))?
     };
-    Ok(execution_sse_until(state.store.clone(), state.events.clone(), id, after, stop).await?)
+    // The owner is checked on the execution as read, before anything is subscribed.
+    let visible = move |owner| caller.can_see(owner);
+    let (store, events) = (state.store.clone(), state.events.clone());
+    Ok(execution_sse_visible(store, events, id, after, stop, visible).await?)
 }
 
 /// A session's executions, newest first; a `Link: <…>; rel="next"` header when there are more.
@@ -75,13 +108,13 @@ pub async fn events(
     ))]
 pub async fn history(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     PathId(session_id): PathId,
     QueryMap(query): QueryMap,
 ) -> Result<Response, ApiError> {
     let page = validate::history_query(&query)?;
-    if state.store.get_session(session_id).await?.is_none() {
-        return Err(ApiError::SessionNotFound);
-    }
+    // A session's executions are its owner's (runs of it by an admin included).
+    owned::session(&state, &caller, session_id).await?;
     // One extra row tells whether a next page exists.
     let mut executions = state
         .store

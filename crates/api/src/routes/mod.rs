@@ -8,6 +8,7 @@ mod runs;
 pub(crate) use runs::enqueue;
 mod runtimes;
 mod sessions;
+mod usage;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -25,7 +26,9 @@ pub fn router(run_body_limit: usize) -> Router<AppState> {
         .route("/code-sessions", post(sessions::create))
         .route(
             "/code-sessions/{id}",
-            get(sessions::show).patch(sessions::update),
+            get(sessions::show)
+                .patch(sessions::update)
+                .delete(sessions::delete),
         )
         .route("/code-sessions/{id}/run", post(runs::run).layer(run_limit))
         .route(
@@ -33,7 +36,11 @@ pub fn router(run_body_limit: usize) -> Router<AppState> {
             get(one_shot::many).post(one_shot::create).layer(run_limit),
         )
         .route("/executions/batch", post(one_shot::batch).layer(run_limit))
-        .route("/executions/{id}", get(executions::show))
+        .route(
+            "/executions/{id}",
+            get(executions::show).delete(executions::delete),
+        )
+        .route("/usage", get(usage::usage))
         .route("/executions/{id}/events", get(executions::events))
         .route("/executions/sessions/{id}", get(executions::history))
         .route("/health", get(health::health))

@@ -13,7 +13,7 @@ use crate::extract::{parse_uuid, JsonArray, JsonObject, QueryMap};
 use crate::maxima::MAX_BATCH;
 use crate::routes::runs::{enqueue, respond, RunAccepted};
 use crate::validate::{self, check_language, check_no_nul, Problems, IDEMPOTENCY_HEADER};
-use crate::{run_body, run_files, AppState, OnShutdown};
+use crate::{owned, run_body, run_files, AppState, OnShutdown};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -241,6 +241,7 @@ pub async fn batch(
     ))]
 pub async fn many(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     QueryMap(query): QueryMap,
 ) -> Result<Json<Vec<Option<ExecutionView>>>, ApiError> {
     let raw = query.get("ids").map(String::as_str).unwrap_or_default();
@@ -269,7 +270,9 @@ pub async fn many(
     p.finish(|| ())?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(state.store.get_execution(id).await?.map(|e| e.view()));
+        // Another key's execution is null, as an unknown one.
+        let found = owned::visible(&caller, state.store.get_execution(id).await?);
+        out.push(found.map(|e| e.view()));
     }
     Ok(Json(out))
 }

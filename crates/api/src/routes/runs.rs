@@ -15,13 +15,13 @@ use crate::auth::Authed;
 use crate::error::{ApiError, StoreResultExt};
 use crate::extract::{JsonObject, PathId, QueryMap};
 use crate::validate::{self, Problems};
-use crate::{run_body, run_files, AppState, OnShutdown};
+use crate::{owned, run_body, run_files, AppState, OnShutdown};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use livexec_core::{
-    CreatedExecution, Execution, ExecutionId, NewExecution, RunOptions, SessionId, Status,
+    CreatedExecution, Execution, ExecutionId, NewExecution, RunOptions, Session, Status,
 };
 use livexec_events::{wait_budget, wait_for_finish, Known, WaitOutcome};
 use serde::Serialize;
@@ -34,11 +34,11 @@ pub struct RunAccepted {
     pub(crate) status: Status,
 }
 
-/// The run options of a body (API.md §10); a request file that collides with the session's
-/// files or main file is found by reading the session, which only a body with files needs.
-async fn options(
+/// The run options of a body (API.md §10); a request file that collides with the `session`'s
+/// files or main file is refused.
+fn options(
     state: &AppState,
-    session_id: SessionId,
+    session: &Session,
     body: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<RunOptions, ApiError> {
     let maxima = &state.config.maxima;
@@ -46,8 +46,6 @@ async fn options(
     let options = run_body::options(body, maxima, &state.runtimes, &mut problems);
     problems.unknown_properties(body, run_body::OPTION_KEYS);
     if !options.files.is_empty() {
-        let session = state.store.get_session(session_id).await?;
-        let session = session.ok_or(ApiError::SessionNotFound)?;
         let main = state
             .runtimes
             .get(&session.language)
@@ -95,7 +93,10 @@ pub async fn run(
 ) -> Result<Response, ApiError> {
     let key = validate::idempotency_key(&headers)?;
     let query = validate::run_query(&query)?;
-    let options = options(&state, session_id, &body).await?;
+    // Read first: another key's session is unknown to this caller, and must not be run (nor
+    // an idempotent replay of it answered).
+    let session = owned::session(&state, &caller, session_id).await?;
+    let options = options(&state, &session, &body)?;
     let by_store = state.queue.enqueued_by_store();
     let created = state
         .store

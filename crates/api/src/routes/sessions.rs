@@ -4,12 +4,12 @@ use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{JsonObject, PathId};
 use crate::validate::{self, Problems};
-use crate::{run_files, AppState};
+use crate::{owned, run_files, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use livexec_core::model::rfc3339;
-use livexec_core::{ExecutionId, FileView, Session, SessionId, SessionPatch, SourceFile};
+use livexec_core::{Deletion, ExecutionId, FileView, Session, SessionId, SessionPatch, SourceFile};
 use serde::Serialize;
 
 /// The answer to create and update.
@@ -115,10 +115,10 @@ pub async fn create(
     ))]
 pub async fn show(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     PathId(id): PathId,
 ) -> Result<Json<SessionView>, ApiError> {
-    let session = state.store.get_session(id).await?;
-    Ok(Json(session.ok_or(ApiError::SessionNotFound)?.into()))
+    Ok(Json(owned::session(&state, &caller, id).await?.into()))
 }
 
 /// Replace the session's code, files (whole) and language, each when given.
@@ -133,14 +133,15 @@ pub async fn show(
     ))]
 pub async fn update(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     PathId(id): PathId,
     JsonObject(body): JsonObject,
 ) -> Result<Json<SessionStatus>, ApiError> {
     let req = validate::update_session_with(&body, state.runtimes.as_ref(), &state.config.maxima)?;
+    // Another key's session is unknown to this caller (and its owner never changes).
+    let stored = owned::session(&state, &caller, id).await?;
     if req.files.is_some() || req.language.is_some() {
         // The files and the main file's name must not collide once both changes apply.
-        let stored = state.store.get_session(id).await?;
-        let stored = stored.ok_or(ApiError::SessionNotFound)?;
         let language = req.language.as_deref().unwrap_or(&stored.language);
         check_main_name(
             &state,
@@ -155,4 +156,30 @@ pub async fn update(
     };
     let session = state.store.patch_session(id, &patch).await?;
     Ok(Json(session.ok_or(ApiError::SessionNotFound)?.into()))
+}
+
+/// Delete the session and all its executions, for good (their rows are deleted; usage stays
+/// in the usage rollup). 409 while one of its executions is queued or running.
+#[utoipa::path(delete, path = "/code-sessions/{id}", tag = "sessions",
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Deleted, with its executions"),
+        (status = 400, description = "The id is not a UUID", body = crate::error::ErrorBody),
+        (status = 404, description = "No such session", body = crate::error::ErrorBody),
+        (status = 409, description = "One of its executions is queued or running (named)", body = crate::error::ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    PathId(id): PathId,
+) -> Result<StatusCode, ApiError> {
+    owned::session(&state, &caller, id).await?;
+    match state.store.delete_session(id).await? {
+        Deletion::Deleted => {
+            tracing::info!(session_id = %id, "session deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Deletion::NotFound => Err(ApiError::SessionNotFound),
+        Deletion::Unfinished(execution_id) => Err(ApiError::Unfinished { execution_id }),
+    }
 }

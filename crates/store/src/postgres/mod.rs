@@ -69,6 +69,7 @@ impl Dialect for Postgres {
     const NULLABLE_ID_CAST: &'static str = "::uuid";
     const RELAXED_COMMIT: &'static str =
         "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_commit";
+    const FOR_UPDATE: &'static str = "FOR UPDATE";
     const QUEUED_DAY: &'static str = "to_char(queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
     const QUEUED_HOUR: &'static str =
         "CAST(EXTRACT(HOUR FROM queued_at AT TIME ZONE 'UTC') AS BIGINT)";

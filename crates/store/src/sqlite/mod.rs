@@ -68,6 +68,7 @@ impl Dialect for Sqlite {
     type Time = i64;
     const NULLABLE_ID_CAST: &'static str = "";
     const RELAXED_COMMIT: &'static str = "";
+    const FOR_UPDATE: &'static str = "";
     const QUEUED_DAY: &'static str = "strftime('%Y-%m-%d', queued_at / 1000, 'unixepoch')";
     const QUEUED_HOUR: &'static str =
         "CAST(strftime('%H', queued_at / 1000, 'unixepoch') AS BIGINT)";

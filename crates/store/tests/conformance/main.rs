@@ -7,6 +7,7 @@ mod executions;
 mod harness;
 mod history;
 mod idempotency;
+mod lifecycle;
 mod options;
 mod sessions;
 mod transitions;
@@ -33,6 +34,9 @@ macro_rules! conformance {
 }
 
 conformance!(
+    lifecycle::deletes_are_guarded_and_remove_rows,
+    lifecycle::usage_adds_up_finished_runs_and_survives_deletion,
+    lifecycle::retention_empties_old_data_in_batches_and_keeps_metrics,
     sessions::session_create_get_update,
     sessions::latest_execution_id_is_newest,
     sessions::ping_answers,
