@@ -14,8 +14,8 @@ use crate::rows::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use livexec_core::{
-    CreatedExecution, Execution, ExecutionId, NewExecution, NewOneShot, Owner, RunResult, Session,
-    SessionId, SessionPatch, SourceFile, Store, StoreError, Unfinished,
+    CreatedExecution, Execution, ExecutionId, NewExecution, NewOneShot, Owner, Quota, RunResult,
+    Session, SessionId, SessionPatch, SourceFile, Store, StoreError, Unfinished,
 };
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
@@ -91,6 +91,7 @@ where
     for<'r> (Option<String>, i64, f64): FromRow<'r, DB::Row>,
     for<'r> (String, i64, Option<i64>, Option<i64>): FromRow<'r, DB::Row>,
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     async fn create_session_with_files(
         &self,
@@ -171,12 +172,20 @@ where
         row.map(|r| session::<DB>(OP, r)).transpose()
     }
 
-    async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
-        create::create_execution(&self.pool, new).await
+    async fn create_execution_within(
+        &self,
+        new: NewExecution,
+        quota: &Quota,
+    ) -> Result<CreatedExecution, StoreError> {
+        create::create_execution(&self.pool, new, quota).await
     }
 
-    async fn create_one_shot(&self, new: NewOneShot) -> Result<CreatedExecution, StoreError> {
-        create::create_one_shot(&self.pool, new).await
+    async fn create_one_shot_within(
+        &self,
+        new: NewOneShot,
+        quota: &Quota,
+    ) -> Result<CreatedExecution, StoreError> {
+        create::create_one_shot(&self.pool, new, quota).await
     }
 
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError> {

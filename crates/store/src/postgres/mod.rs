@@ -70,6 +70,7 @@ impl Dialect for Postgres {
     const RELAXED_COMMIT: &'static str =
         "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_commit";
     const QUEUED_DAY: &'static str = "to_char(queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
+    const KEY_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
     const QUEUED_HOUR: &'static str =
         "CAST(EXTRACT(HOUR FROM queued_at AT TIME ZONE 'UTC') AS BIGINT)";
 
