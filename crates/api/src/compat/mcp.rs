@@ -12,7 +12,7 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use livexec_core::{RunOptions, SourceFile};
+use livexec_core::{Caller, RunOptions, SourceFile};
 use livexec_runtimes::Availability;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
@@ -173,7 +173,11 @@ impl Agent {
         CallToolResult::structured(json!({ "runtimes": runtimes }))
     }
 
-    async fn run_code(&self, args: &Map<String, Value>) -> Result<CallToolResult, ErrorData> {
+    async fn run_code(
+        &self,
+        caller: &Caller,
+        args: &Map<String, Value>,
+    ) -> Result<CallToolResult, ErrorData> {
         let language = text_arg(args, "language")?.ok_or_else(|| bad("language is required"))?;
         let code = text_arg(args, "code")?.ok_or_else(|| bad("code is required"))?;
         let Some(rt) = self.state.runtimes.lookup_usable(&language) else {
@@ -202,7 +206,7 @@ impl Agent {
             }
         }
         if let Some(t) = args.get("timeout_ms").filter(|t| !t.is_null()) {
-            let (min, max) = (FLOORS.time_ms, self.state.config.maxima.time_ms);
+            let (min, max) = (FLOORS.time_ms, self.state.maxima_for(caller).time_ms);
             match t.as_u64() {
                 Some(ms) if ms >= min && ms <= max => options.limits.time_ms = Some(ms),
                 _ => {
@@ -212,14 +216,18 @@ impl Agent {
                 }
             }
         }
+        self.state.clamp_limits(caller, &rt.id, &mut options.limits);
         let run = async {
-            let e = native::submit(&self.state, &rt.id, &code, options, None).await?;
+            let e = native::submit(&self.state, &rt.id, &code, options, caller).await?;
             // On shutdown the SDK's sessions are cancelled, which drops this call.
             native::wait(&self.state, e, Box::pin(std::future::pending())).await
         };
-        let e = run
-            .await
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let e = run.await.map_err(|e| match e {
+            native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q)) => {
+                ErrorData::invalid_request(q.message(), None)
+            }
+            e => ErrorData::internal_error(e.to_string(), None),
+        })?;
         let case = e.tests.first();
         Ok(CallToolResult::structured(json!({
             "execution_id": e.id,
@@ -256,12 +264,21 @@ impl ServerHandler for Agent {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
+        // The HTTP request of this call carries the caller the authentication layer decided.
+        let caller = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Caller>())
+            .cloned()
+            .ok_or_else(|| {
+                ErrorData::internal_error("no caller: the authentication layer is missing", None)
+            })?;
         let result = match request.name.as_ref() {
             "list_runtimes" => self.list_runtimes(),
-            "run_code" => self.run_code(&args).await?,
+            "run_code" => self.run_code(&caller, &args).await?,
             other => return Err(bad(format!("unknown tool {other:?}"))),
         };
         Ok(result.into())

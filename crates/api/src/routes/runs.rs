@@ -21,7 +21,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use livexec_core::{
-    CreatedExecution, Execution, ExecutionId, NewExecution, RunOptions, SessionId, Status,
+    Caller, CreatedExecution, Execution, ExecutionId, NewExecution, RunOptions, SessionId, Status,
 };
 use livexec_events::{wait_budget, wait_for_finish, Known, WaitOutcome};
 use serde::Serialize;
@@ -34,31 +34,37 @@ pub struct RunAccepted {
     pub(crate) status: Status,
 }
 
-/// The run options of a body (API.md §10); a request file that collides with the session's
-/// files or main file is found by reading the session, which only a body with files needs.
+/// The run options of a body (API.md §10), within the caller's maxima (the server's, with its
+/// tier's below them); a request file that collides with the session's files or main file is
+/// found by reading the session, which only a body with files needs, or a caller with a tier
+/// (whose caps replace the defaults of the session's runtime where those are higher).
 async fn options(
     state: &AppState,
+    caller: &Caller,
     session_id: SessionId,
     body: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<RunOptions, ApiError> {
-    let maxima = &state.config.maxima;
+    let maxima = state.maxima_for(caller);
     let mut problems = Problems::default();
-    let options = run_body::options(body, maxima, &state.runtimes, &mut problems);
+    let mut options = run_body::options(body, &maxima, &state.runtimes, &mut problems);
     problems.unknown_properties(body, run_body::OPTION_KEYS);
-    if !options.files.is_empty() {
+    if !options.files.is_empty() || state.tier_of(caller).is_some() {
         let session = state.store.get_session(session_id).await?;
         let session = session.ok_or(ApiError::SessionNotFound)?;
         let main = state
             .runtimes
             .get(&session.language)
             .map(|rt| rt.file_name.as_str());
-        run_files::check_files_with(
-            &options.files,
-            &session.files,
-            main.unwrap_or_default(),
-            maxima,
-            &mut problems,
-        );
+        if !options.files.is_empty() {
+            run_files::check_files_with(
+                &options.files,
+                &session.files,
+                main.unwrap_or_default(),
+                &maxima,
+                &mut problems,
+            );
+        }
+        state.clamp_limits(caller, &session.language, &mut options.limits);
     }
     problems.finish(|| options)
 }
@@ -83,6 +89,7 @@ async fn options(
         (status = 404, description = "No such session", body = crate::error::ErrorBody),
         (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
         (status = 422, description = "The idempotency key belongs to another session", body = crate::error::ErrorBody),
+        (status = 429, description = "Over a rate limit or quota of the key's tier", body = crate::error::ErrorBody),
     ))]
 pub async fn run(
     State(state): State<AppState>,
@@ -95,17 +102,18 @@ pub async fn run(
 ) -> Result<Response, ApiError> {
     let key = validate::idempotency_key(&headers)?;
     let query = validate::run_query(&query)?;
-    let options = options(&state, session_id, &body).await?;
+    let options = options(&state, &caller, session_id, &body).await?;
     let by_store = state.queue.enqueued_by_store();
+    let new = NewExecution {
+        session_id,
+        idempotency_key: key.clone(),
+        enqueue_job: by_store,
+        options,
+        owner: caller.owner(),
+    };
     let created = state
         .store
-        .create_execution(NewExecution {
-            session_id,
-            idempotency_key: key.clone(),
-            enqueue_job: by_store,
-            options,
-            owner: caller.owner(),
-        })
+        .create_execution_within(new, &state.quota_for(&caller))
         .await
         .for_idempotency_key(key.as_deref())?;
     respond(&state, created, query, stop).await
