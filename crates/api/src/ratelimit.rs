@@ -169,23 +169,26 @@ pub enum RateStore {
     /// In this process (embedded mode; each process counts alone).
     InProcess(Arc<InProcess>),
     /// In Redis (scaled mode; every API node shares the counts).
-    Redis {
-        /// The connection (reconnects by itself).
-        conn: redis::aio::ConnectionManager,
-        /// Prefix of this deployment's keys (`LIVEXEC_REDIS_PREFIX`).
-        prefix: String,
-        /// The GCRA script.
-        script: Arc<redis::Script>,
-        /// When a failure was last logged (unix s), so an outage logs once per 10 s.
-        last_warned: Arc<AtomicU64>,
-    },
+    Redis(Arc<RedisBuckets>),
+}
+
+/// The buckets in Redis.
+pub struct RedisBuckets {
+    /// The connection (reconnects by itself).
+    conn: redis::aio::ConnectionManager,
+    /// Prefix of this deployment's keys (`LIVEXEC_REDIS_PREFIX`).
+    prefix: String,
+    /// The GCRA script.
+    script: redis::Script,
+    /// When a failure was last logged (unix s), so an outage logs once per 10 s.
+    last_warned: AtomicU64,
 }
 
 impl std::fmt::Debug for RateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RateStore::InProcess(_) => f.write_str("RateStore::InProcess"),
-            RateStore::Redis { prefix, .. } => write!(f, "RateStore::Redis({prefix})"),
+            RateStore::Redis(r) => write!(f, "RateStore::Redis({})", r.prefix),
         }
     }
 }
@@ -235,12 +238,12 @@ impl RateStore {
 
     /// Buckets in Redis under `prefix` (shared by every API node of the deployment).
     pub fn redis(conn: redis::aio::ConnectionManager, prefix: &str) -> RateStore {
-        RateStore::Redis {
+        RateStore::Redis(Arc::new(RedisBuckets {
             conn,
             prefix: prefix.to_owned(),
-            script: Arc::new(redis::Script::new(GCRA)),
-            last_warned: Arc::default(),
-        }
+            script: redis::Script::new(GCRA),
+            last_warned: AtomicU64::new(0),
+        }))
     }
 
     /// Take one request from `key`'s bucket of `rps` per second, `burst` at most.
@@ -279,16 +282,12 @@ impl RateStore {
                     }
                 }
             }
-            RateStore::Redis {
-                conn,
-                prefix,
-                script,
-                last_warned,
-            } => {
+            RateStore::Redis(r) => {
                 let interval_us = 1_000_000 / u64::from(rps);
-                let mut conn = conn.clone();
-                let answer: Result<Vec<i64>, _> = script
-                    .key(format!("{prefix}:rate:{key}"))
+                let mut conn = r.conn.clone();
+                let answer: Result<Vec<i64>, _> = r
+                    .script
+                    .key(format!("{}:rate:{key}", r.prefix))
                     .arg(interval_us)
                     .arg(burst)
                     .invoke_async(&mut conn)
@@ -314,7 +313,7 @@ impl RateStore {
                         }
                     }
                     other => {
-                        warn_open(last_warned, &key, other.err().map(|e| e.to_string()));
+                        warn_open(&r.last_warned, &key, other.err().map(|e| e.to_string()));
                         Decision::Allowed {
                             limit: burst,
                             remaining: burst,

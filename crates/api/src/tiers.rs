@@ -122,7 +122,7 @@ impl Tier {
         fn fill<T: Copy + Ord>(asked: &mut Option<T>, cap: Option<T>, default: Option<T>) {
             if let (None, Some(cap)) = (*asked, cap) {
                 // No default known means no limit by default: the cap applies.
-                if default.map_or(true, |d| d > cap) {
+                if default.is_none_or(|d| d > cap) {
                     *asked = Some(cap);
                 }
             }

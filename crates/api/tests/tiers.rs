@@ -48,14 +48,12 @@ async fn until_429<S>(
     tries: usize,
     req: impl Fn(&Server<S>) -> RequestBuilder,
 ) -> (Response, usize) {
-    let mut ok = 0;
-    for _ in 0..tries {
+    for ok in 0..tries {
         let res = req(s).send().await.unwrap();
         if res.status() == StatusCode::TOO_MANY_REQUESTS {
             return (res, ok);
         }
         assert!(res.status().is_success(), "{}", res.status());
-        ok += 1;
     }
     panic!("no 429 in {tries} requests");
 }
