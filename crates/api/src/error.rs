@@ -70,6 +70,10 @@ pub enum ApiError {
         /// The unfinished execution.
         execution_id: livexec_core::ExecutionId,
     },
+    /// Over a rate limit or quota of the caller's tier: 429 with `Retry-After` and
+    /// `RateLimit-*` headers, the message naming the limit.
+    #[error("too many requests: {}", .0.message)]
+    TooManyRequests(crate::ratelimit::Limited),
     /// No route has this path.
     #[error("no route for {method} {path}")]
     RouteNotFound {
@@ -105,6 +109,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::SessionNotFound(_) => ApiError::SessionNotFound,
+            StoreError::QuotaExceeded(q) => ApiError::TooManyRequests(q.into()),
             // Callers that send a key attach it with `StoreResultExt::for_idempotency_key`;
             // without one the conflict can only be a server bug, hence 500 via `Store`.
             other => ApiError::Store(other),
@@ -168,6 +173,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unfinished { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -214,6 +220,7 @@ impl ApiError {
             ApiError::Unfinished { execution_id } => json!(format!(
                 "Execution {execution_id} is still queued or running; delete once it has finished"
             )),
+            ApiError::TooManyRequests(limited) => json!(limited.message),
             ApiError::Store(_) | ApiError::Panic { .. } => json!("Internal server error"),
             ApiError::EventsUnavailable(_) => json!(
                 "Live events are unavailable right now (the event bus is down or this server \
@@ -273,6 +280,9 @@ impl IntoResponse for ApiError {
         }
         let body = self.body();
         let mut response = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests(limited) = &self {
+            limited.add_headers(response.headers_mut());
+        }
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -29,18 +29,22 @@ pub mod maxima;
 mod middleware;
 mod observe;
 mod owned;
+pub mod ratelimit;
 mod routes;
 mod run_body;
 mod run_files;
+pub mod tiers;
 pub mod validate;
 
 pub use error::ApiError;
 pub use maxima::RunMaxima;
 pub use observe::metrics::{metrics_response, sample_queue};
+pub use ratelimit::RateStore;
+pub use tiers::{Tier, Tiers};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use livexec_core::{EventBus, Execution, JobQueue, KeyStore, Store};
+use livexec_core::{Caller, EventBus, Execution, JobQueue, KeyStore, LimitOverrides, Quota, Store};
 use livexec_runtimes::Registry;
 use std::future::Future;
 use std::sync::Arc;
@@ -78,6 +82,56 @@ impl AppState {
             .and_then(|l| l.timeout_ms)
             .map_or(Duration::ZERO, Duration::from_millis);
         run + compile
+    }
+
+    /// The tier of `caller`: `None` for an open service.
+    pub fn tier_of(&self, caller: &Caller) -> Option<Arc<Tier>> {
+        self.config.tiers.of_caller(caller)
+    }
+
+    /// What one run of `caller` may ask at most: the server's maxima, with those of the
+    /// caller's tier below them.
+    pub fn maxima_for(&self, caller: &Caller) -> RunMaxima {
+        match self.tier_of(caller) {
+            Some(tier) => tier.maxima(&self.config.maxima),
+            None => self.config.maxima,
+        }
+    }
+
+    /// The quotas on creating executions for `caller` (none for an open service).
+    pub fn quota_for(&self, caller: &Caller) -> Quota {
+        self.tier_of(caller).map_or_else(Quota::none, |t| t.quota())
+    }
+
+    /// Fill the limits a run of `caller` in `language` left unset with its tier's caps where
+    /// the service's defaults for that runtime are higher (see [`Tier::clamp_defaults`]), so
+    /// the worker runs it within the tier without knowing tiers.
+    pub fn clamp_limits(&self, caller: &Caller, language: &str, limits: &mut LimitOverrides) {
+        let Some(tier) = self.tier_of(caller) else {
+            return;
+        };
+        let rt = self.runtimes.get(language);
+        let d = &self.config.default_limits;
+        let run = rt.map(|r| &r.run.limits);
+        let compile = rt.and_then(|r| r.compile_limits());
+        let defaults = LimitOverrides {
+            time_ms: run
+                .and_then(|l| l.timeout_ms)
+                .or(Some(self.config.time_limit.as_millis() as u64)),
+            cpu_time_ms: None,
+            memory_mb: run.and_then(|l| l.memory_mb).or(d.memory_mb),
+            pids: run.and_then(|l| l.pids).or(d.pids),
+            output_bytes: Some(self.config.default_output_bytes),
+            compile_time_ms: compile.as_ref().and_then(|c| c.timeout_ms),
+            compile_memory_mb: compile.as_ref().and_then(|c| c.memory_mb),
+        };
+        let asked = *limits;
+        tier.clamp_defaults(limits, &defaults);
+        if compile.is_none() {
+            // No compile stage: its limits stay as asked.
+            limits.compile_time_ms = asked.compile_time_ms;
+            limits.compile_memory_mb = asked.compile_memory_mb;
+        }
     }
 
     /// How long `execution` may take at most: its own limits where it set them (each test
@@ -131,6 +185,14 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// When a request needs an API key (`LIVEXEC_AUTH`, default `auto`).
     pub auth: auth::AuthMode,
+    /// The tiers keys belong to (`LIVEXEC_TIERS`, default the built-in ones).
+    pub tiers: Tiers,
+    /// Where the request rate buckets of keys live: in process (the default) or in Redis
+    /// (shared by every API node).
+    pub rate_store: RateStore,
+    /// The service's default `output_bytes` of a run (what the worker uses when a run sets
+    /// none), bytes; a tier's lower cap replaces it. Default 1 MiB.
+    pub default_output_bytes: u64,
 }
 
 impl Default for ApiConfig {
@@ -151,6 +213,9 @@ impl Default for ApiConfig {
             compat: compat::CompatConfig::default(),
             cors_origins: Vec::new(),
             auth: auth::AuthMode::Auto,
+            tiers: Tiers::builtin(),
+            rate_store: RateStore::default(),
+            default_output_bytes: 1 << 20,
         }
     }
 }
@@ -175,6 +240,11 @@ pub fn router(state: AppState) -> Router {
     let app = routes::router(run_body_limit)
         .merge(compat::router(&state))
         .merge(observe::router())
+        // Inside authentication: it needs the caller.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_requests,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -1,6 +1,7 @@
 //! The server's maxima for what one run may ask (`LIVEXEC_MAX_*`), the floors below which a
 //! limit is refused, and `GET /limits`, which shows both.
 
+use crate::auth::Authed;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -141,6 +142,9 @@ pub struct LimitsView {
     pub batch: Max,
     /// `return_files` patterns of one run.
     pub return_files: Max,
+    /// The caller's tier, whose maxima are already in the ranges above (null for an open
+    /// service, which has the server's maxima only).
+    pub tier: Option<crate::tiers::Tier>,
 }
 
 impl LimitsView {
@@ -185,13 +189,17 @@ impl LimitsView {
             return_files: Max {
                 max: MAX_RETURN_PATTERNS,
             },
+            tier: None,
         }
     }
 }
 
-/// `GET /limits`: what a run may ask at most, and at least.
+/// `GET /limits`: what a run of the caller may ask at most (the server's maxima, with its
+/// tier's below them), and at least, and the caller's tier.
 #[utoipa::path(get, path = "/limits", tag = "system",
-    responses((status = 200, description = "Floors and maxima of a run's options", body = LimitsView)))]
-pub async fn limits(State(state): State<AppState>) -> Json<LimitsView> {
-    Json(LimitsView::of(&state.config.maxima))
+    responses((status = 200, description = "Floors and maxima of a run's options, for this caller", body = LimitsView)))]
+pub async fn limits(State(state): State<AppState>, Authed(caller): Authed) -> Json<LimitsView> {
+    let mut view = LimitsView::of(&state.maxima_for(&caller));
+    view.tier = state.tier_of(&caller).map(|t| (*t).clone());
+    Json(view)
 }

@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// rows and their metrics stay, and usage is unaffected. 0 (the default): keep forever.
     #[arg(long, env = "LIVEXEC_RETENTION_DAYS", default_value_t = 0)]
     pub retention_days: u32,
+    /// A TOML file of tiers (rate limits, quotas and per-run maxima of keys), replacing or
+    /// adding to the built-in `free`, `pro` and `unlimited` by name; checked at start.
+    #[arg(long, env = "LIVEXEC_TIERS")]
+    pub tiers: Option<std::path::PathBuf>,
     /// Address of the worker role's `GET /health` (host:port).
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
@@ -200,6 +204,11 @@ async fn serve(
     engine: Option<Prepared>,
     limits: livexec_sandbox::Limits,
 ) -> anyhow::Result<()> {
+    // A bad tiers file stops the start, before anything waits for a service.
+    let tiers = match &args.tiers {
+        Some(path) => livexec_api::Tiers::from_file(path).map_err(anyhow::Error::msg)?,
+        None => livexec_api::Tiers::builtin(),
+    };
     let (stop_tx, stop) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     tokio::spawn(watch_signals(stop_tx.clone()));
@@ -232,6 +241,13 @@ async fn serve(
         None => SandboxHealth::NotUsed,
     };
     if args.runs_api() {
+        // With Redis, every API node shares the keys' request buckets there.
+        let rate_store = match &args.redis_url {
+            Some(url) => livexec_api::RateStore::connect_redis(url, &args.redis_prefix)
+                .await
+                .context("connecting to Redis for the rate limits")?,
+            None => livexec_api::RateStore::in_process(),
+        };
         let state = AppState {
             store: Arc::new(WakeStore::new(store.clone(), wakeup.clone())),
             queue: Arc::new(WakeQueue::new(queue.clone(), wakeup.clone())),
@@ -254,6 +270,9 @@ async fn serve(
                 compat: args.compat.config(),
                 cors_origins: args.cors_origins.clone(),
                 auth: args.auth,
+                tiers,
+                rate_store,
+                default_output_bytes: limits.output_bytes as u64,
             },
             sandbox: sandbox_health,
         };

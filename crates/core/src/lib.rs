@@ -27,5 +27,5 @@ pub use request::{
     Compare, EffectiveLimits, LimitOverrides, RunOptions, SourceFile, TestCase, TestResult, Verdict,
 };
 pub use status::{ErrorType, Status};
-pub use tenant::{ApiKey, Caller, KeyId, Owner};
+pub use tenant::{ApiKey, Caller, KeyId, Owner, Quota, QuotaExceeded, QuotaKind};
 pub use usage::{Deletion, Purged, UsageRow, UsageScope};

@@ -10,7 +10,7 @@ use crate::model::{
 };
 use crate::request::SourceFile;
 use crate::status::Status;
-use crate::tenant::{ApiKey, KeyId, Owner};
+use crate::tenant::{ApiKey, KeyId, Owner, Quota};
 use crate::usage::{Deletion, Purged, UsageRow, UsageScope};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,6 +38,9 @@ pub enum StoreError {
     /// one-shot, but another body): never a replay of it.
     #[error("idempotency key already used for another request")]
     IdempotencyKeyReused,
+    /// The caller's key is at one of its tier's quotas: nothing was created.
+    #[error(transparent)]
+    QuotaExceeded(#[from] crate::tenant::QuotaExceeded),
     /// The database failed.
     #[error("database error during {op}: {source}")]
     Backend {
@@ -104,12 +107,31 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Session>, StoreError>;
     /// In one transaction: look up the idempotency key; if new, snapshot the session into a
     /// QUEUED execution (and, when `enqueue_job`, insert its embedded-queue job).
-    async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError>;
+    async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
+        self.create_execution_within(new, &Quota::none()).await
+    }
+    /// [`Store::create_execution`] within `quota` for `new.owner`: in the same transaction,
+    /// the owner's executions QUEUED or RUNNING and created this UTC day are counted (with
+    /// the new one) and the creation is refused ([`StoreError::QuotaExceeded`]) when over.
+    /// A replay of an idempotency key is answered as always, whatever the quota.
+    async fn create_execution_within(
+        &self,
+        new: NewExecution,
+        quota: &Quota,
+    ) -> Result<CreatedExecution, StoreError>;
     /// Like [`Store::create_execution`] for a one-shot run: a QUEUED execution without a
     /// session. A key that already names a one-shot execution of the same request returns it
     /// (`created: false`); one that names anything else is
     /// [`StoreError::IdempotencyKeyReused`].
-    async fn create_one_shot(&self, new: NewOneShot) -> Result<CreatedExecution, StoreError>;
+    async fn create_one_shot(&self, new: NewOneShot) -> Result<CreatedExecution, StoreError> {
+        self.create_one_shot_within(new, &Quota::none()).await
+    }
+    /// [`Store::create_one_shot`] within `quota`, as [`Store::create_execution_within`].
+    async fn create_one_shot_within(
+        &self,
+        new: NewOneShot,
+        quota: &Quota,
+    ) -> Result<CreatedExecution, StoreError>;
     /// Fetch an execution.
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError>;
     /// A session's executions, newest first, at most `limit`, strictly older than `before`.

@@ -72,6 +72,68 @@ impl Caller {
     }
 }
 
+/// The quotas a tier puts on creating executions for one key (checked by the store in the
+/// creating transaction, so they hold across API nodes). `None` is no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// The tier's name, for the message of [`QuotaExceeded`].
+    pub tier: String,
+    /// Executions of the key QUEUED or RUNNING at once.
+    pub concurrent: Option<u32>,
+    /// Executions the key may create per UTC day.
+    pub per_day: Option<u32>,
+}
+
+impl Quota {
+    /// No quota at all (an open service, or a tier without quotas).
+    pub fn none() -> Quota {
+        Quota::default()
+    }
+
+    /// Whether any quota applies.
+    pub fn is_limited(&self) -> bool {
+        self.concurrent.is_some() || self.per_day.is_some()
+    }
+}
+
+/// Which quota a new execution would have broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaKind {
+    /// [`Quota::concurrent`].
+    Concurrent,
+    /// [`Quota::per_day`].
+    Daily,
+}
+
+/// A refused execution: the key is at one of its quotas.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message())]
+pub struct QuotaExceeded {
+    /// Which quota.
+    pub kind: QuotaKind,
+    /// The tier whose quota it is.
+    pub tier: String,
+    /// The quota's value.
+    pub limit: u32,
+    /// Seconds until trying again can succeed: to the next UTC midnight for the daily quota,
+    /// a guess (1) for the concurrent one (it frees when a run ends).
+    pub retry_after_secs: u64,
+}
+
+impl QuotaExceeded {
+    /// The message for clients, naming the limit (`"daily quota of tier free: 1000
+    /// executions per UTC day"`).
+    pub fn message(&self) -> String {
+        let (tier, limit) = (&self.tier, self.limit);
+        match self.kind {
+            QuotaKind::Concurrent => format!("concurrent executions of tier {tier}: {limit}"),
+            QuotaKind::Daily => {
+                format!("daily quota of tier {tier}: {limit} executions per UTC day")
+            }
+        }
+    }
+}
+
 /// The idempotency key as stored: scoped to its owner (`"<key id>:<key>"`, or `"-:<key>"`
 /// without one), so two keys never see each other's idempotency keys.
 pub fn scoped_idempotency_key(owner: Owner, key: &str) -> String {

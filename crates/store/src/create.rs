@@ -8,9 +8,13 @@ use crate::json;
 use crate::rows::{
     backend, new_execution, now_ms, resolve_existing, DataError, RawExecution, EXECUTION_COLUMNS,
 };
+use chrono::{DateTime, Utc};
 use livexec_core::tenant::scoped_idempotency_key;
-use livexec_core::{CreatedExecution, NewExecution, NewOneShot, Owner, RunOptions, StoreError};
-use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use livexec_core::{
+    CreatedExecution, KeyId, NewExecution, NewOneShot, Owner, Quota, QuotaExceeded, QuotaKind,
+    RunOptions, StoreError,
+};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
 /// The embedded queue's job of a new execution: runnable at its `queued_at` (unix ms), with
 /// its owner for the fair claim.
@@ -29,10 +33,87 @@ fn job_owner(owner: Owner) -> String {
     owner.map(|o| o.to_string()).unwrap_or_default()
 }
 
-/// Create the execution `new` asks for (see [`livexec_core::Store::create_execution`]).
+/// Counts one more execution of `key` today and the key's QUEUED and RUNNING executions
+/// (the new one included), inside the creating transaction `tx`, after taking the key's lock:
+/// the quota holds however many API nodes create at once. `Err(QuotaExceeded)` when over
+/// (the caller rolls back, so nothing of the refused execution stays).
+async fn check_quota<DB>(
+    tx: &mut Transaction<'static, DB>,
+    key: KeyId,
+    quota: &Quota,
+    now: DateTime<Utc>,
+    op: &'static str,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    const DAY: &str = "INSERT INTO key_daily_executions (key_id, day, executions) \
+         VALUES ($1, $2, 1) ON CONFLICT (key_id, day) \
+         DO UPDATE SET executions = key_daily_executions.executions + 1 RETURNING executions";
+    const UNFINISHED: &str = "SELECT COUNT(*) FROM executions \
+         WHERE owner_key_id = $1 AND status IN ('QUEUED', 'RUNNING')";
+    if let Some(lock) = DB::KEY_LOCK {
+        let (hi, lo) = key.as_u64_pair();
+        sqlx::query(lock)
+            .bind((hi ^ lo) as i64)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend(op))?;
+    }
+    let over = |kind, limit: u32, retry_after_secs| {
+        Err(StoreError::QuotaExceeded(QuotaExceeded {
+            kind,
+            tier: quota.tier.clone(),
+            limit,
+            retry_after_secs,
+        }))
+    };
+    if let Some(limit) = quota.per_day {
+        let day = now.format("%Y-%m-%d").to_string();
+        let (today,): (i64,) = sqlx::query_as(DAY)
+            .bind(DB::id(key))
+            .bind(day)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(backend(op))?;
+        if today > i64::from(limit) {
+            return over(QuotaKind::Daily, limit, seconds_to_next_utc_day(now));
+        }
+    }
+    if let Some(limit) = quota.concurrent {
+        let (unfinished,): (i64,) = sqlx::query_as(UNFINISHED)
+            .bind(DB::id(key))
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(backend(op))?;
+        if unfinished > i64::from(limit) {
+            return over(QuotaKind::Concurrent, limit, 1);
+        }
+    }
+    Ok(())
+}
+
+/// Whole seconds from `now` to the next UTC midnight (at least 1).
+fn seconds_to_next_utc_day(now: DateTime<Utc>) -> u64 {
+    let next = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc());
+    next.map_or(86_400, |next| {
+        let ms = (next - now).num_milliseconds().max(0) as u64;
+        ms.div_ceil(1000).max(1)
+    })
+}
+
+/// Create the execution `new` asks for (see [`livexec_core::Store::create_execution_within`]).
 pub(crate) async fn create_execution<DB>(
     pool: &Pool<DB>,
     new: NewExecution,
+    quota: &Quota,
 ) -> Result<CreatedExecution, StoreError>
 where
     DB: Dialect,
@@ -41,6 +122,7 @@ where
     for<'r> RawExecution<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
     for<'r> Snapshot<DB::Id>: FromRow<'r, DB::Row>,
     for<'r> (String, String): FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
@@ -48,6 +130,8 @@ where
     for<'q> Option<DB::Id>: Encode<'q, DB>,
 {
     const OP: &str = "create_execution";
+    // The key whose quota applies: the caller's, when its tier has one.
+    let quota_key = new.owner.filter(|_| quota.is_limited());
     // The insert takes the session's snapshot itself: one statement on the request path
     // instead of a read and then a write. It inserts nothing when the key is taken or the
     // session unknown; which one is told apart after. The execution belongs to the
@@ -82,20 +166,29 @@ where
                 .transpose()
                 .map_err(backend(OP))
         };
-        let snapshot = if new.enqueue_job {
-            // The execution and its job commit together.
+        let snapshot = if new.enqueue_job || quota_key.is_some() {
+            // The execution, its job and its quota's counters commit together.
             let mut tx = DB::begin_write(pool).await.map_err(backend(OP))?;
             match insert.fetch_optional(&mut *tx).await.map_err(backend(OP))? {
                 Some((language, code, files, owner)) => {
                     let owner = read_owner(owner)?;
-                    // The queue's times are unix milliseconds in both backends.
-                    sqlx::query(JOB_INSERT)
-                        .bind(DB::id(exec.id))
-                        .bind(exec.queued_at.timestamp_millis())
-                        .bind(job_owner(owner))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(backend(OP))?;
+                    if let Some(key) = quota_key {
+                        if let Err(err) = check_quota(&mut tx, key, quota, exec.queued_at, OP).await
+                        {
+                            tx.rollback().await.map_err(backend(OP))?;
+                            return Err(err);
+                        }
+                    }
+                    if new.enqueue_job {
+                        // The queue's times are unix milliseconds in both backends.
+                        sqlx::query(JOB_INSERT)
+                            .bind(DB::id(exec.id))
+                            .bind(exec.queued_at.timestamp_millis())
+                            .bind(job_owner(owner))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(backend(OP))?;
+                    }
                     tx.commit().await.map_err(backend(OP))?;
                     Some((language, code, files, owner))
                 }
@@ -185,16 +278,19 @@ where
     }
 }
 
-/// Create the one-shot execution `new` asks for (see [`livexec_core::Store::create_one_shot`]).
+/// Create the one-shot execution `new` asks for (see
+/// [`livexec_core::Store::create_one_shot_within`]).
 pub(crate) async fn create_one_shot<DB>(
     pool: &Pool<DB>,
     new: NewOneShot,
+    quota: &Quota,
 ) -> Result<CreatedExecution, StoreError>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'r> RawExecution<DB::Id, DB::Time>: FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
@@ -234,6 +330,12 @@ where
             .await
             .map_err(backend(OP))?;
         if DB::rows_affected(&done) > 0 {
+            if let Some(key) = new.owner.filter(|_| quota.is_limited()) {
+                if let Err(err) = check_quota(&mut tx, key, quota, exec.queued_at, OP).await {
+                    tx.rollback().await.map_err(backend(OP))?;
+                    return Err(err);
+                }
+            }
             if new.enqueue_job {
                 sqlx::query(JOB_INSERT)
                     .bind(DB::id(exec.id))

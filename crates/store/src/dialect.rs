@@ -40,6 +40,11 @@ pub(crate) trait Dialect: Database {
     const FOR_UPDATE: &'static str;
     /// The UTC day (`YYYY-MM-DD` text) of an execution's `queued_at`, for statistics.
     const QUEUED_DAY: &'static str;
+    /// A statement that, inside a transaction, waits for and holds until its end a lock on one
+    /// API key (`$1`: a BIGINT of the key id), so that quota checks of one key run one at a
+    /// time; `None` where writing transactions are serialized anyway (SQLite's
+    /// `BEGIN IMMEDIATE`).
+    const KEY_LOCK: Option<&'static str>;
     /// The UTC hour (0–23, a BIGINT) of an execution's `queued_at`, for statistics.
     const QUEUED_HOUR: &'static str;
 

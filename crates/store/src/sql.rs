@@ -15,7 +15,7 @@ use crate::rows::{
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use livexec_core::{
-    CreatedExecution, Deletion, Execution, ExecutionId, NewExecution, NewOneShot, Owner, Purged,
+    CreatedExecution, Deletion, Execution, ExecutionId, NewExecution, NewOneShot, Owner, Purged, Quota,
     RunResult, Session, SessionId, SessionPatch, SourceFile, Store, StoreError, Unfinished,
     UsageRow, UsageScope,
 };
@@ -97,6 +97,7 @@ where
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> (DB::Id,): FromRow<'r, DB::Row>,
     for<'r> (String, String, i64, i64, i64, i64): FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
 {
     async fn create_session_with_files(
         &self,
@@ -177,12 +178,20 @@ where
         row.map(|r| session::<DB>(OP, r)).transpose()
     }
 
-    async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
-        create::create_execution(&self.pool, new).await
+    async fn create_execution_within(
+        &self,
+        new: NewExecution,
+        quota: &Quota,
+    ) -> Result<CreatedExecution, StoreError> {
+        create::create_execution(&self.pool, new, quota).await
     }
 
-    async fn create_one_shot(&self, new: NewOneShot) -> Result<CreatedExecution, StoreError> {
-        create::create_one_shot(&self.pool, new).await
+    async fn create_one_shot_within(
+        &self,
+        new: NewOneShot,
+        quota: &Quota,
+    ) -> Result<CreatedExecution, StoreError> {
+        create::create_one_shot(&self.pool, new, quota).await
     }
 
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError> {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use livexec_core::{
     BoxStream, CreatedExecution, Execution, ExecutionId, JobQueue, Lease, NewExecution, NewOneShot,
-    PortError, RunResult, Session, SessionId, SessionPatch, SourceFile, Store, StoreError,
+    PortError, Quota, RunResult, Session, SessionId, SessionPatch, SourceFile, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,17 +85,25 @@ impl Store for WakeStore {
     ) -> Result<Option<Session>, StoreError> {
         self.inner.update_session(id, source_code, language).await
     }
-    async fn create_execution(&self, new: NewExecution) -> Result<CreatedExecution, StoreError> {
+    async fn create_execution_within(
+        &self,
+        new: NewExecution,
+        quota: &Quota,
+    ) -> Result<CreatedExecution, StoreError> {
         let job = new.enqueue_job;
-        let created = self.inner.create_execution(new).await?;
+        let created = self.inner.create_execution_within(new, quota).await?;
         if created.created && job {
             self.wakeup.notify_one();
         }
         Ok(created)
     }
-    async fn create_one_shot(&self, new: NewOneShot) -> Result<CreatedExecution, StoreError> {
+    async fn create_one_shot_within(
+        &self,
+        new: NewOneShot,
+        quota: &Quota,
+    ) -> Result<CreatedExecution, StoreError> {
         let job = new.enqueue_job;
-        let created = self.inner.create_one_shot(new).await?;
+        let created = self.inner.create_one_shot_within(new, quota).await?;
         if created.created && job {
             self.wakeup.notify_one();
         }

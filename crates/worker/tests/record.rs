@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use fake::FakeExecutor;
 use livexec_core::JobQueue;
 use livexec_core::{
-    CreatedExecution, ErrorType, Execution, ExecutionId, NewExecution, NewOneShot, RunResult,
-    Session, SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
+    CreatedExecution, ErrorType, Execution, ExecutionId, NewExecution, NewOneShot, Quota,
+    RunResult, Session, SessionId, SessionPatch, SourceFile, Status, Store, StoreError,
 };
 use livexec_queue::SqliteQueue;
 use livexec_store::SqliteStore;
@@ -50,11 +50,19 @@ impl Store for FailingWrites {
     ) -> Result<Option<Session>, StoreError> {
         self.inner.patch_session(id, patch).await
     }
-    async fn create_execution(&self, n: NewExecution) -> Result<CreatedExecution, StoreError> {
-        self.inner.create_execution(n).await
+    async fn create_execution_within(
+        &self,
+        n: NewExecution,
+        q: &Quota,
+    ) -> Result<CreatedExecution, StoreError> {
+        self.inner.create_execution_within(n, q).await
     }
-    async fn create_one_shot(&self, n: NewOneShot) -> Result<CreatedExecution, StoreError> {
-        self.inner.create_one_shot(n).await
+    async fn create_one_shot_within(
+        &self,
+        n: NewOneShot,
+        q: &Quota,
+    ) -> Result<CreatedExecution, StoreError> {
+        self.inner.create_one_shot_within(n, q).await
     }
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError> {
         self.inner.get_execution(id).await

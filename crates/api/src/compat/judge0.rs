@@ -52,6 +52,8 @@ pub enum Judge0Error {
     NotFound,
     /// 413: the body is larger than the service accepts.
     TooLarge,
+    /// 429 `{"error"}`: over a rate limit or quota of the key's tier.
+    TooMany(crate::ratelimit::Limited),
     /// 500: the platform failed (logged).
     Internal(String),
 }
@@ -67,6 +69,9 @@ impl From<Refusal> for Judge0Error {
 
 impl From<native::NativeError> for Judge0Error {
     fn from(e: native::NativeError) -> Self {
+        if let native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q)) = e {
+            return Judge0Error::TooMany(q.into());
+        }
         tracing::error!(error = %e, "judge0 submission failed");
         Judge0Error::Internal(e.to_string())
     }
@@ -95,6 +100,7 @@ impl IntoResponse for Judge0Error {
                 json!({ "error": "request body is too large" }),
             ),
             Judge0Error::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": m })),
+            Judge0Error::TooMany(limited) => return limited.response_for("/submissions"),
         };
         (status, Json(body)).into_response()
     }
@@ -142,15 +148,9 @@ async fn create(
     let p = params(q);
     let fields = Fields::parse(p.get("fields").map(String::as_str)).map_err(Judge0Error::Bad)?;
     let body = object(body)?;
-    let sub = wire::parse(&state, &body, base64(&p))?;
-    let execution = native::submit(
-        &state,
-        &sub.runtime,
-        &sub.source_code,
-        sub.options,
-        caller.owner(),
-    )
-    .await?;
+    let sub = wire::parse(&state, &caller, &body, base64(&p))?;
+    let execution =
+        native::submit(&state, &sub.runtime, &sub.source_code, sub.options, &caller).await?;
     if p.get("wait").is_some_and(|w| w == "true") {
         let execution = native::wait(&state, execution, stop).await?;
         let view = view::render(&state, &execution, &fields, base64(&p))?;
@@ -207,21 +207,25 @@ async fn batch_create(
     let mut any = false;
     for item in &items {
         let parsed = match item {
-            Value::Object(m) => wire::parse(&state, m, base64(&p)),
+            Value::Object(m) => wire::parse(&state, &caller, m, base64(&p)),
             _ => Err(Refusal::Bad("a submission must be a JSON object".into())),
         };
         answers.push(match parsed {
             Ok(sub) => {
-                let e = native::submit(
-                    &state,
-                    &sub.runtime,
-                    &sub.source_code,
-                    sub.options,
-                    caller.owner(),
-                )
-                .await?;
-                any = true;
-                json!({ "token": e.id })
+                let submitted =
+                    native::submit(&state, &sub.runtime, &sub.source_code, sub.options, &caller)
+                        .await;
+                match submitted {
+                    Ok(e) => {
+                        any = true;
+                        json!({ "token": e.id })
+                    }
+                    // Over a quota: this item (and those after it) say so, as a bad one does.
+                    Err(native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q))) => {
+                        json!({ "error": q.message() })
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             Err(Refusal::Invalid(m)) => Value::Object(m),
             Err(Refusal::Bad(m)) => json!({ "error": m }),

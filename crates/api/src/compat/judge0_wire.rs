@@ -84,9 +84,12 @@ fn complain(errors: &mut Map<String, Value>, key: &str, message: String) {
     }
 }
 
-/// Parse and check one submission body, every problem of it at once (as Judge0 does).
+/// Parse and check one submission body, every problem of it at once (as Judge0 does), within
+/// the caller's maxima (its tier's below the server's); limits left unset get the tier's caps
+/// where the runtime's defaults are higher.
 pub fn parse(
     state: &AppState,
+    caller: &livexec_core::Caller,
     body: &Map<String, Value>,
     base64: bool,
 ) -> Result<Submission, Refusal> {
@@ -119,7 +122,7 @@ pub fn parse(
         }
     };
     let mut options = RunOptions::default();
-    let (m, f) = (&state.config.maxima, &FLOORS);
+    let (m, f) = (&state.maxima_for(caller), &FLOORS);
     // In Judge0's units: seconds, KB.
     let mut limit = |key: &str, min: f64, max: f64, scale: f64| -> Option<u64> {
         match number(body, key) {
@@ -199,6 +202,9 @@ pub fn parse(
             "enable_network",
             "enabling network is not allowed".into(),
         );
+    }
+    if let Some(rt) = &runtime {
+        state.clamp_limits(caller, rt, &mut options.limits);
     }
     match (expected, errors.is_empty(), runtime) {
         (_, false, _) | (_, _, None) => Err(Refusal::Invalid(errors)),

@@ -45,6 +45,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         move || {
             Ok(Agent {
                 state: agent_state.clone(),
+                local: false,
             })
         },
         Arc::new(LocalSessionManager::default()),
@@ -103,7 +104,7 @@ fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
 /// act as an open service's caller: whoever can start the binary can run code anyway.
 pub async fn serve_stdio(state: AppState) -> Result<(), McpStdioError> {
     use rmcp::ServiceExt;
-    let running = Agent { state }
+    let running = Agent { state, local: true }
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| McpStdioError::Start(e.to_string()))?;
@@ -130,6 +131,26 @@ pub enum McpStdioError {
 #[derive(Clone)]
 pub struct Agent {
     state: AppState,
+    /// Served over stdio by `livexec mcp` (no HTTP request, so no key): the caller is open.
+    local: bool,
+}
+
+impl Agent {
+    /// Who this call acts as: over HTTP, the caller the authentication layer put into the
+    /// request (rmcp hands the request's parts to the handler); over stdio, an open caller.
+    fn caller_of(&self, context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
+        match context.extensions.get::<axum::http::request::Parts>() {
+            Some(parts) => parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+                tracing::error!("MCP call without a caller: /mcp is served without authentication");
+                ErrorData::internal_error("no caller for this request", None)
+            }),
+            None if self.local => Ok(Caller::Open),
+            None => Err(ErrorData::internal_error(
+                "no HTTP request for this call",
+                None,
+            )),
+        }
+    }
 }
 
 fn schema(v: Value) -> Arc<Map<String, Value>> {
@@ -205,8 +226,8 @@ impl Agent {
 
     async fn run_code(
         &self,
-        args: &Map<String, Value>,
         caller: &Caller,
+        args: &Map<String, Value>,
     ) -> Result<CallToolResult, ErrorData> {
         let language = text_arg(args, "language")?.ok_or_else(|| bad("language is required"))?;
         let code = text_arg(args, "code")?.ok_or_else(|| bad("code is required"))?;
@@ -236,7 +257,7 @@ impl Agent {
             }
         }
         if let Some(t) = args.get("timeout_ms").filter(|t| !t.is_null()) {
-            let (min, max) = (FLOORS.time_ms, self.state.config.maxima.time_ms);
+            let (min, max) = (FLOORS.time_ms, self.state.maxima_for(caller).time_ms);
             match t.as_u64() {
                 Some(ms) if ms >= min && ms <= max => options.limits.time_ms = Some(ms),
                 _ => {
@@ -246,14 +267,18 @@ impl Agent {
                 }
             }
         }
+        self.state.clamp_limits(caller, &rt.id, &mut options.limits);
         let run = async {
-            let e = native::submit(&self.state, &rt.id, &code, options, caller.owner()).await?;
+            let e = native::submit(&self.state, &rt.id, &code, options, caller).await?;
             // On shutdown the SDK's sessions are cancelled, which drops this call.
             native::wait(&self.state, e, Box::pin(std::future::pending())).await
         };
-        let e = run
-            .await
-            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        let e = run.await.map_err(|e| match e {
+            native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q)) => {
+                ErrorData::invalid_request(q.message(), None)
+            }
+            e => ErrorData::internal_error(e.to_string(), None),
+        })?;
         let case = e.tests.first();
         Ok(CallToolResult::structured(json!({
             "execution_id": e.id,
@@ -276,18 +301,6 @@ impl Agent {
 /// [`Parts`](axum::http::request::Parts) into the context, where the authentication layer had
 /// put the [`Caller`]. Absent only if `/mcp` were served without that layer: refused, never
 /// run as nobody's.
-fn caller_of(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Caller>())
-        .cloned()
-        .ok_or_else(|| {
-            tracing::error!("MCP call without a caller: /mcp is served without authentication");
-            ErrorData::internal_error("no caller for this request", None)
-        })
-}
-
 impl ServerHandler for Agent {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -309,9 +322,10 @@ impl ServerHandler for Agent {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
+        let caller = self.caller_of(&context)?;
         let result = match request.name.as_ref() {
             "list_runtimes" => self.list_runtimes(),
-            "run_code" => self.run_code(&args, &caller_of(&context)?).await?,
+            "run_code" => self.run_code(&caller, &args).await?,
             other => return Err(bad(format!("unknown tool {other:?}"))),
         };
         Ok(result.into())

@@ -3,7 +3,7 @@
 //! end.
 
 use crate::AppState;
-use livexec_core::{Execution, ExecutionId, NewOneShot, Owner, RunOptions, StoreError};
+use livexec_core::{Caller, Execution, ExecutionId, NewOneShot, RunOptions, StoreError};
 use livexec_events::{wait_budget, wait_for_finish, EventsError, Known, StopSignal, WaitOutcome};
 
 /// Why a run could not be created or waited for (a platform failure, never the client's).
@@ -23,26 +23,28 @@ pub enum NativeError {
     },
 }
 
-/// Create a queued execution of `source_code` in runtime `language` (an id) with `options`:
-/// a one-shot run, exactly as `POST /executions` creates it.
+/// Create a queued execution of `source_code` in runtime `language` (an id) with `options`
+/// for `caller`: a one-shot run, exactly as `POST /executions` creates it (within the quotas
+/// of the caller's tier: [`StoreError::QuotaExceeded`] when over one).
 pub async fn submit(
     state: &AppState,
     language: &str,
     source_code: &str,
     options: RunOptions,
-    owner: Owner,
+    caller: &Caller,
 ) -> Result<Execution, NativeError> {
     let by_store = state.queue.enqueued_by_store();
+    let new = NewOneShot {
+        language: language.to_owned(),
+        source_code: source_code.to_owned(),
+        idempotency_key: None,
+        enqueue_job: by_store,
+        options,
+        owner: caller.owner(),
+    };
     let created = state
         .store
-        .create_one_shot(NewOneShot {
-            language: language.to_owned(),
-            source_code: source_code.to_owned(),
-            idempotency_key: None,
-            enqueue_job: by_store,
-            options,
-            owner,
-        })
+        .create_one_shot_within(new, &state.quota_for(caller))
         .await?;
     let execution = created.execution;
     tracing::info!(execution_id = %execution.id, %language, "compat run queued");

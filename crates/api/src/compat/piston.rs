@@ -119,13 +119,14 @@ async fn execute(
             format!("{}-{v} runtime is unknown", req.language),
         );
     };
-    let options = match wire::options(&req, &state.config.maxima, rt.compiled()) {
+    let mut options = match wire::options(&req, &state.maxima_for(&caller), rt.compiled()) {
         Ok(o) => o,
         Err(m) => return message(StatusCode::BAD_REQUEST, m),
     };
+    state.clamp_limits(&caller, &rt.id, &mut options.limits);
     let Request { main, .. } = req;
     let run = async {
-        let e = native::submit(&state, &rt.id, &main, options, caller.owner()).await?;
+        let e = native::submit(&state, &rt.id, &main, options, &caller).await?;
         native::wait(&state, e, stop).await
     };
     match run.await {
@@ -141,6 +142,9 @@ async fn execute(
                 answer["compile"] = compile;
             }
             Json(answer).into_response()
+        }
+        Err(native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q))) => {
+            crate::ratelimit::Limited::from(q).response_for("/api/v2/execute")
         }
         Err(err) => {
             tracing::error!(error = %err, "piston execute failed");

@@ -69,7 +69,7 @@ fn one_shot(
     caller: &Caller,
     body: &Map<String, Value>,
 ) -> Result<NewOneShot, ApiError> {
-    let maxima = &state.config.maxima;
+    let maxima = &state.maxima_for(caller);
     let mut p = Problems::default();
     let language = check_language(body.get("language"), true, state.runtimes.as_ref(), &mut p);
     let version = match body.get("version") {
@@ -116,6 +116,9 @@ fn one_shot(
             ));
         }
     }
+    if let Some(rt) = runtime.as_deref() {
+        state.clamp_limits(caller, rt, &mut options.limits);
+    }
     p.finish(|| NewOneShot {
         language: runtime.unwrap_or_default(),
         source_code: source_code.unwrap_or_default(),
@@ -140,6 +143,7 @@ fn one_shot(
         (status = 400, description = "Bad body, query or header", body = crate::error::ErrorBody),
         (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
         (status = 422, description = "The idempotency key belongs to another request", body = crate::error::ErrorBody),
+        (status = 429, description = "Over a rate limit or quota of the key's tier", body = crate::error::ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -155,7 +159,7 @@ pub async fn create(
     new.idempotency_key = key.clone();
     let created = state
         .store
-        .create_one_shot(new)
+        .create_one_shot_within(new, &state.quota_for(&caller))
         .await
         .for_idempotency_key(key.as_deref())?;
     respond(&state, created, query, stop).await
@@ -174,7 +178,7 @@ async fn batch_item(
     };
     let created = state
         .store
-        .create_one_shot(one_shot(state, caller, body)?)
+        .create_one_shot_within(one_shot(state, caller, body)?, &state.quota_for(caller))
         .await?;
     let execution = created.execution;
     if !state.queue.enqueued_by_store() {

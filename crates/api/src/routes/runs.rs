@@ -21,7 +21,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use livexec_core::{
-    CreatedExecution, Execution, ExecutionId, NewExecution, RunOptions, Session, Status,
+    Caller, CreatedExecution, Execution, ExecutionId, NewExecution, RunOptions, Session, Status,
 };
 use livexec_events::{wait_budget, wait_for_finish, Known, WaitOutcome};
 use serde::Serialize;
@@ -34,16 +34,19 @@ pub struct RunAccepted {
     pub(crate) status: Status,
 }
 
-/// The run options of a body (API.md §10); a request file that collides with the `session`'s
-/// files or main file is refused.
+/// The run options of a body (API.md §10), within the caller's maxima (the server's, with its
+/// tier's below them); a request file that collides with the `session`'s files or main file is
+/// refused, and the tier's caps replace the defaults of the session's runtime where those are
+/// higher.
 fn options(
     state: &AppState,
+    caller: &Caller,
     session: &Session,
     body: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<RunOptions, ApiError> {
-    let maxima = &state.config.maxima;
+    let maxima = state.maxima_for(caller);
     let mut problems = Problems::default();
-    let options = run_body::options(body, maxima, &state.runtimes, &mut problems);
+    let mut options = run_body::options(body, &maxima, &state.runtimes, &mut problems);
     problems.unknown_properties(body, run_body::OPTION_KEYS);
     if !options.files.is_empty() {
         let main = state
@@ -54,10 +57,11 @@ fn options(
             &options.files,
             &session.files,
             main.unwrap_or_default(),
-            maxima,
+            &maxima,
             &mut problems,
         );
     }
+    state.clamp_limits(caller, &session.language, &mut options.limits);
     problems.finish(|| options)
 }
 
@@ -81,6 +85,7 @@ fn options(
         (status = 404, description = "No such session", body = crate::error::ErrorBody),
         (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
         (status = 422, description = "The idempotency key belongs to another session", body = crate::error::ErrorBody),
+        (status = 429, description = "Over a rate limit or quota of the key's tier", body = crate::error::ErrorBody),
     ))]
 pub async fn run(
     State(state): State<AppState>,
@@ -96,17 +101,18 @@ pub async fn run(
     // Read first: another key's session is unknown to this caller, and must not be run (nor
     // an idempotent replay of it answered).
     let session = owned::session(&state, &caller, session_id).await?;
-    let options = options(&state, &session, &body)?;
+    let options = options(&state, &caller, &session, &body)?;
     let by_store = state.queue.enqueued_by_store();
+    let new = NewExecution {
+        session_id,
+        idempotency_key: key.clone(),
+        enqueue_job: by_store,
+        options,
+        owner: caller.owner(),
+    };
     let created = state
         .store
-        .create_execution(NewExecution {
-            session_id,
-            idempotency_key: key.clone(),
-            enqueue_job: by_store,
-            options,
-            owner: caller.owner(),
-        })
+        .create_execution_within(new, &state.quota_for(&caller))
         .await
         .for_idempotency_key(key.as_deref())?;
     respond(&state, created, query, stop).await

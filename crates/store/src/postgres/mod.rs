@@ -71,6 +71,7 @@ impl Dialect for Postgres {
         "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed_commit";
     const FOR_UPDATE: &'static str = "FOR UPDATE";
     const QUEUED_DAY: &'static str = "to_char(queued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
+    const KEY_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
     const QUEUED_HOUR: &'static str =
         "CAST(EXTRACT(HOUR FROM queued_at AT TIME ZONE 'UTC') AS BIGINT)";
 

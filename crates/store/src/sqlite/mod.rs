@@ -70,6 +70,7 @@ impl Dialect for Sqlite {
     const RELAXED_COMMIT: &'static str = "";
     const FOR_UPDATE: &'static str = "";
     const QUEUED_DAY: &'static str = "strftime('%Y-%m-%d', queued_at / 1000, 'unixepoch')";
+    const KEY_LOCK: Option<&'static str> = None;
     const QUEUED_HOUR: &'static str =
         "CAST(strftime('%H', queued_at / 1000, 'unixepoch') AS BIGINT)";
 

@@ -1,0 +1,495 @@
+//! Tiers over HTTP (issue 13): the request rate per key (429 with its headers, in each
+//! surface's shape), the daily and concurrent quotas on executions, the tier's per-run maxima
+//! and defaults, an open service without limits, and two API nodes on one PostgreSQL and one
+//! Redis sharing the limits. No worker runs, so executions stay QUEUED.
+
+mod common;
+
+use common::{error_body, start_on, start_with, Server};
+use livexec_api::auth::token::{hash_token, new_token};
+use livexec_api::{ApiConfig, RateStore, SandboxHealth, Tiers};
+use livexec_core::{JobQueue, KeyStore, Store};
+use livexec_queue::PgQueue;
+use livexec_store::PgStore;
+use livexec_testkit::TestDatabase;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn config(tiers: &str) -> ApiConfig {
+    ApiConfig {
+        tiers: Tiers::from_toml(tiers).expect("tiers"),
+        ..ApiConfig::default()
+    }
+}
+
+async fn start_tiers(tiers: &str) -> Server {
+    start_with(config(tiers), SandboxHealth::Ok("cgroup v1".into())).await
+}
+
+/// A new key of `tier` on `store`; its token.
+async fn key(store: &impl KeyStore, tier: &str) -> String {
+    let token = new_token().unwrap();
+    store
+        .create_key("t", tier, false, &hash_token(&token))
+        .await
+        .unwrap();
+    token
+}
+
+fn header(res: &Response, name: &str) -> Option<u64> {
+    res.headers().get(name)?.to_str().ok()?.parse().ok()
+}
+
+/// Send `req` (built again each time) until it answers 429, at most `tries` times; the 429
+/// and how many answered 2xx before it.
+async fn until_429<S>(
+    s: &Server<S>,
+    tries: usize,
+    req: impl Fn(&Server<S>) -> RequestBuilder,
+) -> (Response, usize) {
+    for ok in 0..tries {
+        let res = req(s).send().await.unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            return (res, ok);
+        }
+        assert!(res.status().is_success(), "{}", res.status());
+    }
+    panic!("no 429 in {tries} requests");
+}
+
+fn one_shot() -> Value {
+    json!({ "language": "python", "source_code": "print(1)" })
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_429_with_its_headers_in_each_surfaces_shape() {
+    let s = start_tiers("[tiers.free]\nrequests_per_second = 1\nburst = 3\n").await;
+    let token = key(s.store.as_ref(), "free").await;
+    // A fresh bucket: the burst, counted down in the headers.
+    let res = s
+        .client
+        .get(s.url("/limits"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header(&res, "ratelimit-limit"), Some(3));
+    assert_eq!(header(&res, "ratelimit-remaining"), Some(2));
+    assert!(header(&res, "ratelimit-reset").is_some());
+    let (res, ok) = until_429(&s, 20, |s| {
+        s.client.get(s.url("/limits")).bearer_auth(&token)
+    })
+    .await;
+    assert!(ok >= 2, "the burst of 3 is let through first");
+    assert!(header(&res, "retry-after").is_some_and(|s| s >= 1));
+    assert_eq!(header(&res, "ratelimit-limit"), Some(3));
+    assert_eq!(header(&res, "ratelimit-remaining"), Some(0));
+    assert!(header(&res, "ratelimit-reset").is_some_and(|s| s >= 1));
+    let message = error_body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(
+        message,
+        json!("rate limit of tier free: 1 requests per second")
+    );
+
+    // The compat surfaces refuse in their own shapes.
+    let (res, _) = until_429(&s, 20, |s| {
+        s.client
+            .get(s.url("/languages"))
+            .header("x-auth-token", &token)
+    })
+    .await;
+    assert!(header(&res, "retry-after").is_some());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({ "error": "rate limit of tier free: 1 requests per second" })
+    );
+    let (res, _) = until_429(&s, 20, |s| {
+        s.client.get(s.url("/api/v2/runtimes")).bearer_auth(&token)
+    })
+    .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({ "message": "rate limit of tier free: 1 requests per second" })
+    );
+
+    // Another key has its own bucket; an unlimited key none (and no headers).
+    let other = key(s.store.as_ref(), "free").await;
+    let res = s
+        .client
+        .get(s.url("/limits"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let unlimited = key(s.store.as_ref(), "unlimited").await;
+    for _ in 0..30 {
+        let res = s
+            .client
+            .get(s.url("/limits"))
+            .bearer_auth(&unlimited)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers().get("ratelimit-limit").is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_open_service_has_no_tier_limits() {
+    let s = start_tiers("[tiers.free]\nrequests_per_second = 1\nburst = 1\nexecutions_per_day = 1\nmemory_mb = 64\n").await;
+    for _ in 0..5 {
+        let res = s.post_json("/executions", &one_shot()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers().get("ratelimit-limit").is_none());
+    }
+    let v: Value = s.get("/limits").await.json().await.unwrap();
+    assert_eq!(v["memory_mb"]["max"], 512, "the server's maximum");
+    assert_eq!(v["tier"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_daily_quota_refuses_the_run_past_it_on_every_surface() {
+    let s = start_tiers("[tiers.free]\nexecutions_per_day = 3\n").await;
+    let token = key(s.store.as_ref(), "free").await;
+    let post = |body: Value, key: Option<&str>| {
+        let mut req = s
+            .client
+            .post(s.url("/executions"))
+            .bearer_auth(&token)
+            .json(&body);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        req.send()
+    };
+    for i in 0..3 {
+        let res = post(one_shot(), Some(&format!("k{i}"))).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "run {i}");
+    }
+    let res = post(one_shot(), None).await.unwrap();
+    let retry = header(&res, "retry-after").expect("retry-after");
+    assert!(
+        (1..=86_400).contains(&retry),
+        "to the next UTC midnight: {retry}"
+    );
+    assert_eq!(header(&res, "ratelimit-limit"), Some(3));
+    assert_eq!(header(&res, "ratelimit-remaining"), Some(0));
+    let message = error_body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(
+        message,
+        json!("daily quota of tier free: 3 executions per UTC day")
+    );
+    // A replay of a key is the original's answer, not a new run.
+    let res = post(one_shot(), Some("k1")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // A session run, a batch item, Judge0 and Piston: the same quota.
+    let session = {
+        let res = s
+            .client
+            .post(s.url("/code-sessions"))
+            .bearer_auth(&token)
+            .json(&json!({"language": "python"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json::<Value>().await.unwrap()["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let res = s
+        .client
+        .post(s.url(&format!("/code-sessions/{session}/run")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    error_body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    let res = s
+        .client
+        .post(s.url("/executions/batch"))
+        .bearer_auth(&token)
+        .json(&json!([one_shot()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let items: Value = res.json().await.unwrap();
+    assert_eq!(items[0]["error"]["statusCode"], 429, "{items}");
+    let res = s
+        .client
+        .post(s.url("/submissions"))
+        .header("x-auth-token", &token)
+        .json(&json!({"language_id": 71, "source_code": "print(1)"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(header(&res, "retry-after").is_some());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({ "error": "daily quota of tier free: 3 executions per UTC day" })
+    );
+    let res = s
+        .client
+        .post(s.url("/api/v2/execute"))
+        .bearer_auth(&token)
+        .json(&json!({"language": "python", "version": "*", "files": [{"content": "print(1)"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({ "message": "daily quota of tier free: 3 executions per UTC day" })
+    );
+
+    // Another key of the tier has its own day.
+    let other = key(s.store.as_ref(), "free").await;
+    let res = s
+        .client
+        .post(s.url("/executions"))
+        .bearer_auth(&other)
+        .json(&one_shot())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_concurrent_quota_frees_when_a_run_ends() {
+    let s = start_tiers("[tiers.free]\nconcurrent_executions = 2\n").await;
+    let token = key(s.store.as_ref(), "free").await;
+    let run = || {
+        s.client
+            .post(s.url("/executions"))
+            .bearer_auth(&token)
+            .json(&one_shot())
+            .send()
+    };
+    let first: Value = run().await.unwrap().json().await.unwrap();
+    let res = run().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = run().await.unwrap();
+    assert_eq!(header(&res, "ratelimit-limit"), Some(2));
+    let message = error_body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(message, json!("concurrent executions of tier free: 2"));
+    // One ends (as a worker giving up would end it): room for one more.
+    let id = first["execution_id"].as_str().unwrap().parse().unwrap();
+    assert!(s
+        .store
+        .fail_execution(id, "ended by the test")
+        .await
+        .unwrap());
+    let res = run().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = run().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_tiers_maxima_and_defaults_bound_its_runs() {
+    let s = start_tiers("").await;
+    let token = key(s.store.as_ref(), "free").await;
+    let mut body = one_shot();
+    body["limits"] = json!({ "memory_mb": 256 });
+    let res = s
+        .client
+        .post(s.url("/executions"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let message = error_body(res, StatusCode::BAD_REQUEST).await;
+    assert_eq!(message, json!(["limits.memory_mb must not exceed 128"]));
+    // The same on Judge0 (KB) and Piston (ms).
+    let res = s
+        .client
+        .post(s.url("/submissions"))
+        .header("x-auth-token", &token)
+        .json(&json!({"language_id": 71, "source_code": "print(1)", "memory_limit": 262144}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        v["memory_limit"],
+        json!(["must be less than or equal to 131072"]),
+        "{v}"
+    );
+    let res = s.client.post(s.url("/api/v2/execute")).bearer_auth(&token)
+        .json(&json!({"language": "python", "version": "*", "files": [{"content": "print(1)"}], "run_timeout": 10000}))
+        .send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // GET /limits shows this caller's maxima and tier.
+    let v: Value = s
+        .client
+        .get(s.url("/limits"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["memory_mb"]["max"], 128);
+    assert_eq!(v["time_ms"]["max"], 5000);
+    assert_eq!(v["tier"]["name"], "free");
+    assert_eq!(v["tier"]["concurrent_executions"], 2);
+    let pro = key(s.store.as_ref(), "pro").await;
+    let v: Value = s
+        .client
+        .get(s.url("/limits"))
+        .bearer_auth(&pro)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["memory_mb"]["max"], 512);
+    assert_eq!(v["time_ms"]["max"], 30_000);
+
+    // A run that asks nothing runs within the tier: the 30 s default becomes 5 s.
+    let res = s
+        .client
+        .post(s.url("/executions"))
+        .bearer_auth(&token)
+        .json(&one_shot())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let id = res.json::<Value>().await.unwrap()["execution_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stored = s.store.get_execution(id).await.unwrap().unwrap();
+    assert_eq!(stored.options.limits.time_ms, Some(5_000));
+    assert_eq!(
+        stored.options.limits.memory_mb, None,
+        "the 128 MiB default is within the tier"
+    );
+    // A session run too.
+    let res = s
+        .client
+        .post(s.url("/code-sessions"))
+        .bearer_auth(&token)
+        .json(&json!({"language": "python"}))
+        .send()
+        .await
+        .unwrap();
+    let session = res.json::<Value>().await.unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = s
+        .client
+        .post(s.url(&format!("/code-sessions/{session}/run")))
+        .bearer_auth(&token)
+        .json(&json!({"limits": {"time_ms": 2000}}))
+        .send()
+        .await
+        .unwrap();
+    let id = res.json::<Value>().await.unwrap()["execution_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stored = s.store.get_execution(id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.options.limits.time_ms,
+        Some(2_000),
+        "what was asked stays"
+    );
+    assert_eq!(stored.options.limits.cpu_time_ms, Some(5_000));
+}
+
+/// An API node on its own connection pool to `db`, its rate buckets in Redis under `prefix`.
+async fn node(db: &TestDatabase, redis: &str, prefix: &str, tiers: &str) -> Server<PgStore> {
+    let store = Arc::new(PgStore::connect(db.url()).await.unwrap());
+    let queue: Arc<dyn JobQueue> = Arc::new(PgQueue::new(store.pool().clone()));
+    let config = ApiConfig {
+        rate_store: RateStore::connect_redis(redis, prefix).await.unwrap(),
+        ..config(tiers)
+    };
+    start_on(
+        tempfile::tempdir().unwrap(),
+        store,
+        queue,
+        config,
+        SandboxHealth::NotUsed,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn two_api_nodes_share_one_rate_limit_and_one_quota() {
+    let Some(admin_url) = livexec_testkit::postgres_url() else {
+        return;
+    };
+    let Some(redis) = livexec_testkit::redis_url() else {
+        return;
+    };
+    let db = TestDatabase::create(&admin_url).await;
+    let prefix = livexec_testkit::unique_name();
+    let tiers = "[tiers.free]\nrequests_per_second = 1\nburst = 5\nconcurrent_executions = 2\n";
+    let a = node(&db, &redis, &prefix, tiers).await;
+    let b = node(&db, &redis, &prefix, tiers).await;
+    let token = key(a.store.as_ref(), "free").await;
+
+    // The quota: one run on each node, the third (on either) is over.
+    let run = |s: &Server<PgStore>| {
+        s.client
+            .post(s.url("/executions"))
+            .bearer_auth(&token)
+            .json(&one_shot())
+            .send()
+    };
+    assert_eq!(run(&a).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(run(&b).await.unwrap().status(), StatusCode::OK);
+    let message = error_body(run(&a).await.unwrap(), StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(message, json!("concurrent executions of tier free: 2"));
+
+    // The burst spent on node A: node B refuses too.
+    let (res, _) = until_429(&a, 20, |s| {
+        s.client.get(s.url("/limits")).bearer_auth(&token)
+    })
+    .await;
+    error_body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    let res = b
+        .client
+        .get(b.url("/limits"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(header(&res, "retry-after").is_some());
+    let message = error_body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(
+        message,
+        json!("rate limit of tier free: 1 requests per second")
+    );
+
+    for s in [a, b] {
+        s.store.pool().close().await;
+        s.stop().await.unwrap();
+    }
+    livexec_testkit::delete_keys(&redis, &prefix).await;
+    db.cleanup().await;
+}
