@@ -130,6 +130,8 @@ pub struct ApiConfig {
     pub cors_origins: Vec<String>,
     /// When a request needs an API key (`LIVEXEC_AUTH`, default `auto`).
     pub auth: auth::AuthMode,
+    /// Refused authentication attempts one client address may make before 429.
+    pub auth_failures: auth::failures::FailureLimit,
 }
 
 impl Default for ApiConfig {
@@ -150,6 +152,7 @@ impl Default for ApiConfig {
             compat: compat::CompatConfig::default(),
             cors_origins: Vec::new(),
             auth: auth::AuthMode::Auto,
+            auth_failures: auth::failures::FailureLimit::default(),
         }
     }
 }
@@ -175,7 +178,7 @@ pub fn router(state: AppState) -> Router {
         .merge(compat::router(&state))
         .merge(observe::router())
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            auth::Gate::new(state.clone()),
             auth::authenticate,
         ))
         .with_state(state)
@@ -208,6 +211,8 @@ pub async fn launch(
         let _ = stop_tx.send(true);
     };
     let app = router(state).layer(axum::Extension(Stopping(stop_rx)));
+    // The peer address feeds the per-address bucket of refused authentication attempts.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await

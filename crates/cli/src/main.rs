@@ -2,10 +2,12 @@
 //! behind a REST API.
 //!
 //! Subcommands: `serve` (the service: API and/or workers), `run` (one file in the sandbox, no
-//! server), `runtimes` (which languages work on this host), `migrate` (database migrations).
+//! server), `runtimes` (which languages work on this host), `migrate` (database migrations),
+//! `keys` (API keys).
 
 mod connect;
 mod health;
+mod keys;
 mod migrate;
 mod run;
 mod runtimes;
@@ -33,6 +35,8 @@ enum Command {
     Runtimes(runtimes::RuntimesArgs),
     /// Run the database migrations of DATABASE_URL and exit.
     Migrate(migrate::MigrateArgs),
+    /// Create, list and revoke API keys in DATABASE_URL.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,13 +44,14 @@ fn main() -> ExitCode {
     // The service logs at info; one-shot commands keep stderr for the program and the verdict.
     settings::init_logging(match cli.command {
         Command::Serve(_) | Command::Migrate(_) => "info",
-        Command::Run(_) | Command::Runtimes(_) => "warn",
+        Command::Run(_) | Command::Runtimes(_) | Command::Keys(_) => "warn",
     });
     let outcome = match cli.command {
         Command::Serve(args) => serve::main(*args),
         Command::Run(args) => run::main(args),
         Command::Runtimes(args) => runtimes::main(args),
         Command::Migrate(args) => migrate::main(args),
+        Command::Keys(args) => keys::main(args),
     };
     match outcome {
         Ok(code) => code,
