@@ -70,7 +70,11 @@ pub fn main(mut args: KeysArgs) -> anyhow::Result<ExitCode> {
     if args.database_url.trim().is_empty() {
         args.database_url = "sqlite://livexec.db".to_owned();
     }
-    if args.redis_url.as_deref().is_some_and(|u| u.trim().is_empty()) {
+    if args
+        .redis_url
+        .as_deref()
+        .is_some_and(|u| u.trim().is_empty())
+    {
         args.redis_url = None;
     }
     let rt = tokio_runtime()?;
@@ -84,8 +88,7 @@ async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         KeysCommand::Create { name, admin, tier } => {
             let name = name.trim();
-            if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control)
-            {
+            if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
                 bail!("--name must be 1 to 100 characters, without control characters");
             }
             if !livexec_api::auth::valid_tier(tier) {

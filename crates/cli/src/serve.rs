@@ -348,7 +348,10 @@ async fn serve(
 
 /// The key store the API uses: `keys` behind the cache of validated keys, kept right across
 /// nodes through Redis when the deployment has it.
-async fn cached_keys(args: &ServeArgs, keys: Arc<dyn KeyStore>) -> anyhow::Result<Arc<dyn KeyStore>> {
+async fn cached_keys(
+    args: &ServeArgs,
+    keys: Arc<dyn KeyStore>,
+) -> anyhow::Result<Arc<dyn KeyStore>> {
     let ttl = Duration::from_millis(args.key_cache_ms);
     Ok(match &args.redis_url {
         None => Arc::new(CachedKeys::new(keys, ttl)),
@@ -381,10 +384,7 @@ async fn effective_auth(
         }
         AuthMode::Required => Ok(AuthMode::Required),
         AuthMode::Auto => {
-            let active = keys
-                .active_keys()
-                .await
-                .context("counting API keys")?;
+            let active = keys.active_keys().await.context("counting API keys")?;
             match (active, local) {
                 (0, false) => bail!(
                     "refusing to serve the API open on {addr}: no API key exists, so anyone \

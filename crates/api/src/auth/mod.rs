@@ -73,8 +73,7 @@ pub const MAX_TIER_CHARS: usize = 32;
 pub fn valid_tier(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= MAX_TIER_CHARS
-        && t
-            .bytes()
+        && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
@@ -152,7 +151,11 @@ pub(crate) struct LoggedKey(pub(crate) KeyId);
 
 /// The middleware: decide the caller of `req` and hand it on, or refuse it (401, or 429 when
 /// its address has been refused too often).
-pub(crate) async fn authenticate(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn authenticate(
+    State(gate): State<Gate>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let state = &gate.state;
     if state.config.auth == AuthMode::Off || is_public(req.uri().path()) {
         req.extensions_mut().insert(Caller::Open);
