@@ -106,7 +106,11 @@ async fn main() {
 
     let variants: [(&str, &str, Option<&str>); 3] = [
         ("no auth (LIVEXEC_AUTH=off)", open.as_str(), None),
-        ("key, cached (default)", keyed.as_str(), Some(token.as_str())),
+        (
+            "key, cached (default)",
+            keyed.as_str(),
+            Some(token.as_str()),
+        ),
         ("key, no cache", uncached.as_str(), Some(token.as_str())),
     ];
     for (_, base, token) in &variants {
