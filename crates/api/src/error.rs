@@ -60,6 +60,16 @@ pub enum ApiError {
     /// `WWW-Authenticate: Bearer`).
     #[error("no valid API key")]
     Unauthorized,
+    /// Too many refused authentication attempts from this client address (429, with
+    /// `Retry-After`).
+    #[error("too many refused authentication attempts")]
+    AuthFailuresLimited {
+        /// Seconds until the address may try again.
+        retry_after_secs: u64,
+    },
+    /// No API key has this id (`/admin/keys/:id`).
+    #[error("API key not found")]
+    KeyNotFound,
     /// A valid key that may not use this route (an admin route with a normal key).
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -165,6 +175,7 @@ impl ApiError {
             ApiError::PayloadTooLarge | ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::SessionNotFound
             | ApiError::ExecutionNotFound
+            | ApiError::KeyNotFound
             | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::IdempotencyConflict { .. } | ApiError::IdempotencyKeyReused { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -174,6 +185,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unfinished { .. } => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::AuthFailuresLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -221,6 +233,11 @@ impl ApiError {
                 "Execution {execution_id} is still queued or running; delete once it has finished"
             )),
             ApiError::TooManyRequests(limited) => json!(limited.message),
+            ApiError::AuthFailuresLimited { retry_after_secs } => json!(format!(
+                "Too many requests without a valid API key from this address; retry after \
+                 {retry_after_secs} s"
+            )),
+            ApiError::KeyNotFound => json!("API key not found"),
             ApiError::Store(_) | ApiError::Panic { .. } => json!("Internal server error"),
             ApiError::EventsUnavailable(_) => json!(
                 "Live events are unavailable right now (the event bus is down or this server \
@@ -287,6 +304,12 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let ApiError::AuthFailuresLimited { retry_after_secs } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
             );
         }
         response

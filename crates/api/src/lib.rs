@@ -193,6 +193,8 @@ pub struct ApiConfig {
     /// The service's default `output_bytes` of a run (what the worker uses when a run sets
     /// none), bytes; a tier's lower cap replaces it. Default 1 MiB.
     pub default_output_bytes: u64,
+    /// Refused authentication attempts one client address may make before 429.
+    pub auth_failures: auth::failures::FailureLimit,
 }
 
 impl Default for ApiConfig {
@@ -216,6 +218,7 @@ impl Default for ApiConfig {
             tiers: Tiers::builtin(),
             rate_store: RateStore::default(),
             default_output_bytes: 1 << 20,
+            auth_failures: auth::failures::FailureLimit::default(),
         }
     }
 }
@@ -246,7 +249,7 @@ pub fn router(state: AppState) -> Router {
             ratelimit::limit_requests,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            auth::Gate::new(state.clone()),
             auth::authenticate,
         ))
         .with_state(state)
@@ -279,6 +282,8 @@ pub async fn launch(
         let _ = stop_tx.send(true);
     };
     let app = router(state).layer(axum::Extension(Stopping(stop_rx)));
+    // The peer address feeds the per-address bucket of refused authentication attempts.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await

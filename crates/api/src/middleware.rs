@@ -13,7 +13,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 const MAX_LOGGED_PATH: usize = 200;
 
 /// Logs `method path status ms` once per request, at info level, the path with its query
-/// string (ids and options such as `?wait=true`; never code). Never the body.
+/// string (ids and options such as `?wait=true`; never code), and the id of the API key the
+/// request acted as (`key`, when it had one). Never the body, never a header (so never a
+/// token).
 pub async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let uri = req.uri();
@@ -32,13 +34,27 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let response = next.run(req).await;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        ms = format_args!("{ms:.1}"),
-        "request"
-    );
+    let key = response
+        .extensions()
+        .get::<crate::auth::LoggedKey>()
+        .map(|k| k.0);
+    match key {
+        Some(key) => tracing::info!(
+            %method,
+            %path,
+            status = response.status().as_u16(),
+            ms = format_args!("{ms:.1}"),
+            %key,
+            "request"
+        ),
+        None => tracing::info!(
+            %method,
+            %path,
+            status = response.status().as_u16(),
+            ms = format_args!("{ms:.1}"),
+            "request"
+        ),
+    }
     response
 }
 

@@ -3,10 +3,11 @@
 //!
 //! Subcommands: `serve` (the service: API and/or workers), `run` (one file in the sandbox, no
 //! server), `runtimes` (which languages work on this host), `migrate` (database migrations),
-//! `mcp` (the MCP tools over stdio for a desktop agent).
+//! `mcp` (the MCP tools over stdio for a desktop agent), `keys` (API keys).
 
 mod connect;
 mod health;
+mod keys;
 mod migrate;
 mod run;
 mod runtimes;
@@ -38,6 +39,8 @@ enum Command {
     /// with the workers in this process; the same settings as `serve`. Ends when the agent
     /// closes stdin.
     Mcp(Box<serve::ServeArgs>),
+    /// Create, list and revoke API keys in DATABASE_URL.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,7 +48,7 @@ fn main() -> ExitCode {
     // The service logs at info; one-shot commands keep stderr for the program and the verdict.
     settings::init_logging(match cli.command {
         Command::Serve(_) | Command::Migrate(_) | Command::Mcp(_) => "info",
-        Command::Run(_) | Command::Runtimes(_) => "warn",
+        Command::Run(_) | Command::Runtimes(_) | Command::Keys(_) => "warn",
     });
     let outcome = match cli.command {
         Command::Serve(args) => serve::main(*args),
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Runtimes(args) => runtimes::main(args),
         Command::Migrate(args) => migrate::main(args),
         Command::Mcp(args) => serve::main_with(*args, serve::Front::McpStdio),
+        Command::Keys(args) => keys::main(args),
     };
     match outcome {
         Ok(code) => code,

@@ -6,9 +6,12 @@
 use crate::connect::{connect, Ports};
 use crate::runtimes::{prepare_engine, Prepared};
 use crate::settings::{redact_url, tokio_runtime, LimitArgs, MaxArgs, SandboxArgs};
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
+use livexec_api::auth::cache::CachedKeys;
+use livexec_api::auth::AuthMode;
 use livexec_api::{ApiConfig, AppState, SandboxHealth};
+use livexec_core::KeyStore;
 use livexec_events::LimitedBus;
 use livexec_worker::{reconcile_loop, WakeQueue, WakeStore, Wakeup, Worker, WorkerConfig};
 use std::process::ExitCode;
@@ -34,7 +37,9 @@ pub struct ServeArgs {
     /// What this process runs: the API and workers (`all`), only the API, or only workers.
     #[arg(long, env = "LIVEXEC_ROLE", value_enum, default_value_t = Role::All)]
     pub role: Role,
-    /// Address the API listens on (host:port); when unset, 0.0.0.0:$PORT.
+    /// Address the API listens on (host:port); when unset, 127.0.0.1:$PORT (this machine
+    /// only). On any other address the service refuses to start open: create a key first
+    /// (`livexec keys create`), or set LIVEXEC_AUTH=off explicitly.
     #[arg(long, env = "LIVEXEC_BIND")]
     pub bind: Option<String>,
     /// Port the API listens on when LIVEXEC_BIND is unset.
@@ -108,7 +113,20 @@ pub struct ServeArgs {
     /// adding to the built-in `free`, `pro` and `unlimited` by name; checked at start.
     #[arg(long, env = "LIVEXEC_TIERS")]
     pub tiers: Option<std::path::PathBuf>,
-    /// Address of the worker role's `GET /health` (host:port).
+    /// How long a validated API key is trusted without asking the database, in ms (0: no
+    /// cache). A revocation through this node's API (or, with Redis, any node's, or `livexec
+    /// keys revoke`) takes effect at once regardless; without Redis, `livexec keys revoke`
+    /// reaches a running service within this long.
+    #[arg(long, env = "LIVEXEC_KEY_CACHE_MS", default_value_t = 1000)]
+    pub key_cache_ms: u64,
+    /// Requests without a valid key one client address may send at once before 429.
+    #[arg(long, env = "LIVEXEC_AUTH_FAILURE_BURST", default_value_t = 100)]
+    pub auth_failure_burst: u32,
+    /// Requests without a valid key per second an address earns back after the burst.
+    #[arg(long, env = "LIVEXEC_AUTH_FAILURES_PER_SECOND", default_value_t = 10)]
+    pub auth_failures_per_second: u32,
+    /// Address of the worker role's `GET /health` (host:port). It serves health only (no
+    /// code, no data), so it listens on every interface for orchestrators' probes.
     #[arg(long, env = "LIVEXEC_HEALTH_BIND", default_value = "0.0.0.0:3001")]
     pub health_bind: String,
     #[command(flatten)]
@@ -131,7 +149,7 @@ impl ServeArgs {
     fn api_addr(&self) -> String {
         self.bind
             .clone()
-            .unwrap_or_else(|| format!("0.0.0.0:{}", self.port))
+            .unwrap_or_else(|| format!("127.0.0.1:{}", self.port))
     }
 }
 
@@ -248,12 +266,29 @@ async fn serve(
                 .context("connecting to Redis for the rate limits")?,
             None => livexec_api::RateStore::in_process(),
         };
+        let keys = cached_keys(&args, keys.clone()).await?;
+        // Over HTTP the listener is bound first: whether the service may start open depends
+        // on the address it got. Over stdio there is no address and every call is local.
+        let (listener, auth) = match front {
+            Front::Http => {
+                let addr = args.api_addr();
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("binding the API to {addr}"))?;
+                let bound = listener
+                    .local_addr()
+                    .with_context(|| format!("reading the address of {addr}"))?;
+                let auth = effective_auth(args.auth, bound, keys.as_ref()).await?;
+                (Some(listener), auth)
+            }
+            Front::McpStdio => (None, args.auth),
+        };
         let state = AppState {
             store: Arc::new(WakeStore::new(store.clone(), wakeup.clone())),
             queue: Arc::new(WakeQueue::new(queue.clone(), wakeup.clone())),
             runtimes: registry,
             events: Arc::new(LimitedBus::new(events.clone(), args.max_subscriptions)),
-            keys: keys.clone(),
+            keys,
             config: ApiConfig {
                 max_body_bytes: args.max_body_bytes,
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
@@ -269,19 +304,19 @@ async fn serve(
                 maxima: args.maxima.maxima()?,
                 compat: args.compat.config(),
                 cors_origins: args.cors_origins.clone(),
-                auth: args.auth,
                 tiers,
                 rate_store,
                 default_output_bytes: limits.output_bytes as u64,
+                auth,
+                auth_failures: livexec_api::auth::failures::FailureLimit {
+                    per_second: args.auth_failures_per_second,
+                    burst: args.auth_failure_burst,
+                },
             },
             sandbox: sandbox_health,
         };
-        match front {
-            Front::Http => {
-                let addr = args.api_addr();
-                let listener = tokio::net::TcpListener::bind(&addr)
-                    .await
-                    .with_context(|| format!("binding the API to {addr}"))?;
+        match listener {
+            Some(listener) => {
                 let shutdown = stopped(stop.clone());
                 tasks.spawn(async move {
                     livexec_api::launch(listener, state, shutdown)
@@ -289,7 +324,7 @@ async fn serve(
                         .context("serving the API")
                 });
             }
-            Front::McpStdio => {
+            None => {
                 let stop_tx = stop_tx.clone();
                 tasks.spawn(async move {
                     let served = livexec_api::compat::serve_mcp_stdio(state).await;
@@ -384,6 +419,69 @@ async fn serve(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// The key store the API uses: `keys` behind the cache of validated keys, kept right across
+/// nodes through Redis when the deployment has it.
+async fn cached_keys(
+    args: &ServeArgs,
+    keys: Arc<dyn KeyStore>,
+) -> anyhow::Result<Arc<dyn KeyStore>> {
+    let ttl = Duration::from_millis(args.key_cache_ms);
+    Ok(match &args.redis_url {
+        None => Arc::new(CachedKeys::new(keys, ttl)),
+        Some(url) => Arc::new(
+            CachedKeys::with_redis(keys, ttl, url, &args.redis_prefix)
+                .await
+                .context("connecting to Redis for key revocations")?,
+        ),
+    })
+}
+
+/// The authentication mode to serve with on `addr`, or an error when that would leave the
+/// API open on an address other machines can reach. On such an address `auto` becomes
+/// `required` once started (revoking every key must not reopen it). Says loudly when the
+/// service is open.
+async fn effective_auth(
+    mode: AuthMode,
+    addr: std::net::SocketAddr,
+    keys: &dyn KeyStore,
+) -> anyhow::Result<AuthMode> {
+    let local = addr.ip().is_loopback();
+    match mode {
+        AuthMode::Off => {
+            tracing::warn!(
+                %addr,
+                "LIVEXEC_AUTH=off: the API is OPEN, no key is checked; anyone who reaches {addr} \
+                 can run code and read every execution"
+            );
+            Ok(AuthMode::Off)
+        }
+        AuthMode::Required => Ok(AuthMode::Required),
+        AuthMode::Auto => {
+            let active = keys.active_keys().await.context("counting API keys")?;
+            match (active, local) {
+                (0, false) => bail!(
+                    "refusing to serve the API open on {addr}: no API key exists, so anyone \
+                     who reaches this address could run code. Create a key first (`livexec \
+                     keys create --name admin --admin`), or bind to this machine only \
+                     (LIVEXEC_BIND=127.0.0.1:{port}), or set LIVEXEC_AUTH=off to serve it \
+                     open on purpose",
+                    port = addr.port()
+                ),
+                (0, true) => {
+                    tracing::warn!(
+                        %addr,
+                        "the API is OPEN: no API key exists, so anyone on this machine can run \
+                         code; `livexec keys create --name NAME` makes keys required"
+                    );
+                    Ok(AuthMode::Auto)
+                }
+                (_, false) => Ok(AuthMode::Required),
+                (_, true) => Ok(AuthMode::Auto),
+            }
+        }
+    }
 }
 
 /// Resolves once `stop` becomes true (or its sender is gone).

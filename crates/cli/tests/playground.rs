@@ -346,3 +346,72 @@ async fn playground_shows_a_wrong_answer_verdict() {
     assert_eq!(verdicts, json!(["ACCEPTED", "WRONG_ANSWER"]));
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn playground_asks_for_a_key_and_runs_live_with_it() {
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(common::BIN)
+        .args(["keys", "create", "--name", "browser"])
+        .env_remove("REDIS_URL")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite", dir.path().display()),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let s = Server::start(dir.path(), &[]).await;
+    c.goto(&s.url("/")).await.unwrap();
+    // The API answers 401: the page says so and offers the key field.
+    let message = until(
+        &c,
+        "key field shown",
+        "const b = document.getElementById('key-box'); return !b.hidden && document.getElementById('key-message').textContent",
+    )
+    .await;
+    assert!(
+        message.as_str().unwrap().contains("API key"),
+        "message: {message}"
+    );
+    let field = c.find(Locator::Css("#key")).await.unwrap();
+    field.send_keys(&token).await.unwrap();
+    c.find(Locator::Css("#key-box button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "runtimes listed with the key",
+        "return document.querySelectorAll('#language option').length > 1",
+    )
+    .await;
+    assert_eq!(
+        eval(&c, "return localStorage.getItem('livexec.apiKey')").await,
+        json!(token)
+    );
+    assert_eq!(
+        eval(&c, "return document.getElementById('key-box').hidden").await,
+        true
+    );
+    // Live output through the keyed stream.
+    type_and_run(&c, "print('keyed', flush=True)").await;
+    until(
+        &c,
+        "COMPLETED with the key",
+        &format!("return (function(){{{VERDICT}}})().startsWith('COMPLETED')"),
+    )
+    .await;
+    assert_eq!(eval(&c, OUTPUT).await, "keyed\n");
+}

@@ -15,8 +15,8 @@ use crate::rows::{
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use livexec_core::{
-    CreatedExecution, Deletion, Execution, ExecutionId, NewExecution, NewOneShot, Owner, Purged, Quota,
-    RunResult, Session, SessionId, SessionPatch, SourceFile, Store, StoreError, Unfinished,
+    CreatedExecution, Deletion, Execution, ExecutionId, NewExecution, NewOneShot, Owner, Purged,
+    Quota, RunResult, Session, SessionId, SessionPatch, SourceFile, Store, StoreError, Unfinished,
     UsageRow, UsageScope,
 };
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};

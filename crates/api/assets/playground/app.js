@@ -14,9 +14,34 @@ function showError(err) {
   box.hidden = !err;
 }
 
-// fetch JSON; a non-2xx answer throws an Error carrying the API's message.
+// The API key, when the service needs one: pasted into #key-box after a 401, kept in
+// localStorage and sent as "Authorization: Bearer KEY".
+const KEY_ITEM = "livexec.apiKey";
+function storedKey() {
+  try { return localStorage.getItem(KEY_ITEM) || ""; } catch (_) { return ""; }
+}
+function authHeaders() {
+  const key = storedKey();
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+function askForKey(message) {
+  $("key-message").textContent = message;
+  $("key-box").hidden = false;
+  $("key").focus();
+}
+function saveKey(ev) {
+  ev.preventDefault();
+  const key = $("key").value.trim();
+  try {
+    if (key) localStorage.setItem(KEY_ITEM, key); else localStorage.removeItem(KEY_ITEM);
+  } catch (_) { /* storage refused: the key lasts for this page only */ }
+  location.reload();
+}
+
+// fetch JSON; a non-2xx answer throws an Error carrying the API's message. A 401 also shows
+// the field to paste a key into.
 async function api(method, path, body) {
-  const init = { method, headers: {} };
+  const init = { method, headers: authHeaders() };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -32,6 +57,7 @@ async function api(method, path, body) {
   try { json = text ? JSON.parse(text) : null; } catch (_) { /* not JSON */ }
   if (!res.ok) {
     const msg = json && json.message !== undefined ? json.message : text || res.statusText;
+    if (res.status === 401) askForKey(Array.isArray(msg) ? msg.join("; ") : msg);
     throw new Error(`${res.status} ${Array.isArray(msg) ? msg.join("; ") : msg}`);
   }
   return json;
@@ -240,10 +266,56 @@ async function run() {
   }
 }
 
+// EventSource cannot send a key: with one, read the same stream with fetch and hand each
+// event to the same listeners (no automatic reconnection on this path).
+class KeyedEventSource {
+  constructor(url) {
+    this.listeners = {};
+    this.readyState = 0;
+    this.onerror = null;
+    this.abort = new AbortController();
+    this.read(url).catch((e) => {
+      if (this.readyState === 2) return;
+      this.readyState = 2;
+      showError(e);
+      if (this.onerror) this.onerror(e);
+    });
+  }
+  addEventListener(type, fn) { this.listeners[type] = fn; }
+  close() { this.readyState = 2; this.abort.abort(); }
+  async read(url) {
+    const res = await fetch(url, { headers: authHeaders(), signal: this.abort.signal });
+    if (!res.ok) throw new Error(`${res.status} ${await res.text()}`);
+    this.readyState = 1;
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        let type = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) type = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        }
+        const fn = this.listeners[type];
+        if (data.length && fn) fn({ data: data.join("\n") });
+      }
+    }
+  }
+}
+
 // Follow the execution's events until its result.
 function watch(id, button) {
   if (source) source.close();
-  source = new EventSource(`/executions/${id}/events`);
+  const url = `/executions/${id}/events`;
+  source = storedKey() ? new KeyedEventSource(url) : new EventSource(url);
   const chunk = (kind) => (ev) => append(JSON.parse(ev.data).data, kind);
   source.addEventListener("stdout", chunk("stdout"));
   source.addEventListener("stderr", chunk("stderr"));
@@ -273,6 +345,8 @@ async function start() {
   editor.view.dom.addEventListener("keyup", () => { state.pristine = editor.get() === state.source; });
   $("run").addEventListener("click", run);
   $("add-test").addEventListener("click", () => testRow("", ""));
+  $("key-form").addEventListener("submit", saveKey);
+  $("key").value = storedKey();
   state.runtimes = await api("GET", "/runtimes");
   const select = $("language");
   for (const rt of state.runtimes.filter((r) => r.available)) {

@@ -10,19 +10,34 @@
 //! - `off`: no request needs one and keys are not checked at all.
 //!
 //! A missing, malformed, unknown or revoked key gets the same 401, after the same work: the
-//! token as sent (empty when missing) is hashed and looked up once in every case. `/health`,
-//! the playground's pages and assets, `/docs` and `/openapi.json` never need a key.
+//! token as sent (empty when missing) is hashed, missed in the cache of validated keys
+//! ([`cache`]: only successes are cached) and looked up once in the database, in every case.
+//! Past [`failures::FailureLimit`] refusals from one client address the answer is 429 with
+//! `Retry-After` ([`failures`]). `/health`, the playground's pages and assets, `/docs` and
+//! `/openapi.json` never need a key. Refusals on the drop-in APIs come in their clients'
+//! shapes: Judge0 `{"error"}`, Piston `{"message"}`, MCP a JSON-RPC error with
+//! `WWW-Authenticate: Bearer`.
+//!
+//! Tokens are never logged: the request line carries the key's id only ([`LoggedKey`]).
 
+pub mod cache;
+pub mod failures;
+pub mod revocations;
 pub mod token;
 
 use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use livexec_core::Caller;
+use failures::FailureLimiter;
+use livexec_core::{Caller, KeyId};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// When a request needs a key (`LIVEXEC_AUTH`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,6 +66,17 @@ impl std::str::FromStr for AuthMode {
     }
 }
 
+/// Longest tier name, in characters.
+pub const MAX_TIER_CHARS: usize = 32;
+
+/// Whether `t` can name a tier: 1–32 ASCII letters, digits, `-` or `_`.
+pub fn valid_tier(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= MAX_TIER_CHARS
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Paths that never need a key: health, and the static pages that ask for one.
 fn is_public(path: &str) -> bool {
     matches!(
@@ -61,13 +87,16 @@ fn is_public(path: &str) -> bool {
 }
 
 /// The token a request carries: `Authorization: Bearer KEY`, else `X-Auth-Token: KEY`.
-/// `Some("")` for a header that is present but holds no usable token (malformed).
+/// A bare `Authorization: KEY` (what Piston clients send) counts too. `Some("")` for a header
+/// that is present but holds no usable token (malformed).
 fn token_of(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let text = value.to_str().unwrap_or("");
+        let text = value.to_str().unwrap_or("").trim();
         return Some(match text.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            _ => "",
+            Some(_) => "",
+            None if text.starts_with(token::TOKEN_PREFIX) => text,
+            None => "",
         });
     }
     headers
@@ -81,34 +110,171 @@ pub(crate) async fn caller_for(state: &AppState, token: Option<&str>) -> Result<
     if mode == AuthMode::Off {
         return Ok(Caller::Open);
     }
-    // The same lookup for every request, whatever it sent.
+    // The same work for every refusal, whatever the request sent: one hash, one cache miss
+    // (refusals are never cached), one database lookup, and in auto mode the (cached) count.
     let hash = token::hash_token(token.unwrap_or(""));
     let found = state.keys.key_by_hash(&hash).await?;
-    match (token, found) {
-        (Some(t), Some(key)) if !t.is_empty() && key.revoked_at.is_none() => Ok(Caller::Key(key)),
-        // Open while no key exists: whatever a client sends is ignored, as by a Judge0 without
-        // authentication (its SDK always sends an X-Auth-Token).
-        _ if mode == AuthMode::Auto && state.keys.active_keys().await? == 0 => Ok(Caller::Open),
-        _ => Err(ApiError::Unauthorized),
+    if let (Some(t), Some(key)) = (token, found) {
+        if !t.is_empty() && key.revoked_at.is_none() {
+            return Ok(Caller::Key(key));
+        }
+    }
+    // Open while no key exists: whatever a client sends is ignored, as by a Judge0 without
+    // authentication (its SDK always sends an X-Auth-Token).
+    if mode == AuthMode::Auto && state.keys.active_keys().await? == 0 {
+        return Ok(Caller::Open);
+    }
+    Err(ApiError::Unauthorized)
+}
+
+/// The state of the [`authenticate`] layer: the app's, plus this router's buckets of refused
+/// attempts per client address.
+#[derive(Clone)]
+pub(crate) struct Gate {
+    pub(crate) state: AppState,
+    pub(crate) failures: Arc<FailureLimiter>,
+}
+
+impl Gate {
+    /// The gate of a router over `state`.
+    pub(crate) fn new(state: AppState) -> Self {
+        let failures = Arc::new(FailureLimiter::new(state.config.auth_failures));
+        Gate { state, failures }
     }
 }
 
-/// The middleware: decide the caller of `req` and hand it on, or answer 401.
+/// The id of the key a request acted as, put on the response for the request's log line
+/// (never the token).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoggedKey(pub(crate) KeyId);
+
+/// The middleware: decide the caller of `req` and hand it on, or refuse it (401, or 429 when
+/// its address has been refused too often).
 pub(crate) async fn authenticate(
-    State(state): State<AppState>,
+    State(gate): State<Gate>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    let state = &gate.state;
     if state.config.auth == AuthMode::Off || is_public(req.uri().path()) {
         req.extensions_mut().insert(Caller::Open);
         return next.run(req).await;
     }
-    match caller_for(&state, token_of(req.headers())).await {
+    match caller_for(state, token_of(req.headers())).await {
         Ok(caller) => {
+            let key = match &caller {
+                Caller::Key(key) => Some(LoggedKey(key.id)),
+                Caller::Open => None,
+            };
             req.extensions_mut().insert(caller);
-            next.run(req).await
+            let mut response = next.run(req).await;
+            if let Some(key) = key {
+                response.extensions_mut().insert(key);
+            }
+            response
+        }
+        Err(ApiError::Unauthorized) => {
+            let addr = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            let refusal = match gate.failures.refused(addr) {
+                Ok(()) => Refusal::Unauthorized,
+                Err(wait) => Refusal::TooMany(wait),
+            };
+            refusal.response(req.uri().path(), &state.config.compat)
         }
         Err(err) => err.into_response(),
+    }
+}
+
+/// Why a request was refused before any route saw it.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// No valid key.
+    Unauthorized,
+    /// Too many refusals from this address; retry after this long.
+    TooMany(Duration),
+}
+
+impl Refusal {
+    /// The answer on `path`: the native error shape, or the shape of the drop-in API `path`
+    /// belongs to.
+    fn response(self, path: &str, compat: &crate::compat::CompatConfig) -> Response {
+        let (status, native) = match self {
+            Refusal::Unauthorized => (StatusCode::UNAUTHORIZED, ApiError::Unauthorized),
+            Refusal::TooMany(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ApiError::AuthFailuresLimited {
+                    retry_after_secs: retry_secs(wait),
+                },
+            ),
+        };
+        let message = match native.body().message {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let mut response = match surface(path, compat) {
+            Surface::Native => native.into_response(),
+            Surface::Judge0 => (status, axum::Json(json!({ "error": message }))).into_response(),
+            Surface::Piston => (status, axum::Json(json!({ "message": message }))).into_response(),
+            Surface::Mcp => {
+                let body = json!({ "jsonrpc": "2.0", "id": null,
+                    "error": { "code": -32001, "message": message } });
+                (status, axum::Json(body)).into_response()
+            }
+        };
+        let headers = response.headers_mut();
+        match self {
+            Refusal::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Refusal::TooMany(wait) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_secs(wait)));
+            }
+        }
+        response
+    }
+}
+
+/// Whole seconds to wait, at least 1.
+fn retry_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0).max(u64::from(wait.is_zero()))
+}
+
+/// Which API a path belongs to.
+#[derive(Debug, PartialEq, Eq)]
+enum Surface {
+    Native,
+    Judge0,
+    Piston,
+    Mcp,
+}
+
+fn surface(path: &str, compat: &crate::compat::CompatConfig) -> Surface {
+    const JUDGE0: [&str; 7] = [
+        "/submissions",
+        "/languages",
+        "/statuses",
+        "/config_info",
+        "/about",
+        "/system_info",
+        "/workers",
+    ];
+    let under = |prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if compat.judge0 && JUDGE0.iter().any(|p| under(p)) {
+        Surface::Judge0
+    } else if compat.piston && under("/api/v2") {
+        Surface::Piston
+    } else if compat.mcp && under("/mcp") {
+        Surface::Mcp
+    } else {
+        Surface::Native
     }
 }
 
@@ -152,6 +318,34 @@ mod tests {
             HeaderValue::from_static("Basic Zm9v"),
         );
         assert_eq!(token_of(&h), Some(""));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("lx_raw"));
+        assert_eq!(token_of(&h), Some("lx_raw"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("garbage"));
+        assert_eq!(token_of(&h), Some(""));
+    }
+
+    #[test]
+    fn paths_map_to_their_surface() {
+        let all = crate::compat::CompatConfig::default();
+        assert_eq!(surface("/submissions/abc", &all), Surface::Judge0);
+        assert_eq!(surface("/submissionsX", &all), Surface::Native);
+        assert_eq!(surface("/api/v2/execute/", &all), Surface::Piston);
+        assert_eq!(surface("/mcp", &all), Surface::Mcp);
+        assert_eq!(surface("/executions/x", &all), Surface::Native);
+        let none = crate::compat::CompatConfig {
+            judge0: false,
+            piston: false,
+            mcp: false,
+        };
+        assert_eq!(surface("/languages", &none), Surface::Native);
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_secs(Duration::ZERO), 1);
+        assert_eq!(retry_secs(Duration::from_millis(100)), 1);
+        assert_eq!(retry_secs(Duration::from_secs(2)), 2);
+        assert_eq!(retry_secs(Duration::from_millis(2100)), 3);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The routes of API.md, one file per resource, plus our 404 and 405 answers.
 
+mod admin;
 mod executions;
 mod health;
 mod one_shot;
@@ -46,6 +47,8 @@ pub fn router(run_body_limit: usize) -> Router<AppState> {
         .route("/health", get(health::health))
         .route("/runtimes", get(runtimes::list))
         .route("/limits", get(crate::maxima::limits))
+        .route("/admin/keys", get(admin::list).post(admin::create))
+        .route("/admin/keys/{id}", get(admin::show).delete(admin::revoke))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

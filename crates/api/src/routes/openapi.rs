@@ -42,12 +42,17 @@ use utoipa::{OpenApi, ToSchema};
         crate::observe::playground::index,
         crate::observe::playground::stats,
         crate::observe::statistics::statistics,
+        super::admin::create,
+        super::admin::list,
+        super::admin::show,
+        super::admin::revoke,
     ),
     components(schemas(crate::error::ErrorBody, livexec_core::ErrorType, livexec_core::Verdict)),
     tags(
         (name = "sessions", description = "Code sessions: a language and its current code"),
         (name = "executions", description = "Runs of a session's code and their live output"),
         (name = "system", description = "Runtimes, health, metrics and this document"),
+        (name = "admin", description = "API keys (admin keys only)"),
     )
 )]
 pub(crate) struct ApiDoc;
