@@ -188,13 +188,16 @@ impl<S> Server<S> {
     }
 
     /// Send raw bytes over TCP and return the raw response text (the connection is closed by
-    /// the request's `connection: close`, or by the server after an error).
+    /// the request's `connection: close`, or by the server after an error). The write side
+    /// stays open: a half-close lets the server drop the connection before it answers (hyper
+    /// treats the client's EOF as the end of the connection), which made answers race.
     pub async fn raw(&self, request: &[u8]) -> String {
         let mut stream = TcpStream::connect(self.addr).await.expect("connect");
         stream.write_all(request).await.expect("write");
-        let _ = stream.shutdown().await;
         let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out).await;
+        let read = stream.read_to_end(&mut out);
+        // A safety net, not a timing: the server closes after its answer.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
         String::from_utf8_lossy(&out).into_owned()
     }
 
