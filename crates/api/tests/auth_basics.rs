@@ -63,7 +63,12 @@ async fn keys_close_the_service_and_only_valid_ones_open_it() {
     }
     assert_eq!(s.get("/health").await.status(), StatusCode::OK);
 
-    // Revoked: refused like an unknown key.
+    // Revoked: refused like an unknown key (another key keeps the service closed).
+    let other = s
+        .store
+        .create_key("bob", "free", false, &hash_token(&new_token().unwrap()))
+        .await
+        .unwrap();
     s.store.revoke_key(key.id).await.unwrap();
     let res = s
         .client
@@ -73,6 +78,16 @@ async fn keys_close_the_service_and_only_valid_ones_open_it() {
         .await
         .unwrap();
     assert_eq!(error_body(res, StatusCode::UNAUTHORIZED).await, first);
-    // With no unrevoked key left the service is open again (mode auto).
+    // With no unrevoked key left the service is open again (mode auto), and whatever token a
+    // client sends is ignored, as by a Judge0 without authentication.
+    s.store.revoke_key(other.id).await.unwrap();
     assert_eq!(s.get("/runtimes").await.status(), StatusCode::OK);
+    let res = s
+        .client
+        .get(s.url("/runtimes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 }
