@@ -60,13 +60,6 @@ pub enum ApiError {
     /// `WWW-Authenticate: Bearer`).
     #[error("no valid API key")]
     Unauthorized,
-    /// Too many refused authentication attempts from this client address (429, with
-    /// `Retry-After`).
-    #[error("too many refused authentication attempts")]
-    AuthFailuresLimited {
-        /// Seconds until the address may try again.
-        retry_after_secs: u64,
-    },
     /// No API key has this id (`/admin/keys/:id`).
     #[error("API key not found")]
     KeyNotFound,
@@ -185,7 +178,6 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unfinished { .. } => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::AuthFailuresLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -233,10 +225,6 @@ impl ApiError {
                 "Execution {execution_id} is still queued or running; delete once it has finished"
             )),
             ApiError::TooManyRequests(limited) => json!(limited.message),
-            ApiError::AuthFailuresLimited { retry_after_secs } => json!(format!(
-                "Too many requests without a valid API key from this address; retry after \
-                 {retry_after_secs} s"
-            )),
             ApiError::KeyNotFound => json!("API key not found"),
             ApiError::Store(_) | ApiError::Panic { .. } => json!("Internal server error"),
             ApiError::EventsUnavailable(_) => json!(
@@ -304,12 +292,6 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
-            );
-        }
-        if let ApiError::AuthFailuresLimited { retry_after_secs } = self {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(retry_after_secs),
             );
         }
         response

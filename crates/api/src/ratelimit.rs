@@ -16,6 +16,7 @@
 //! `RateLimit-Remaining` and `RateLimit-Reset` (IETF draft names, seconds); a 429 also
 //! `Retry-After` (seconds), in the shape of the surface asked (native, Judge0, Piston, MCP).
 
+use crate::compat::{CompatConfig, Surface};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{Request, State};
@@ -68,10 +69,15 @@ impl Limited {
         headers.insert("retry-after", HeaderValue::from(self.retry_after_secs));
     }
 
-    /// The 429 in the shape of the surface `path` belongs to: Judge0's `{"error"}`,
-    /// Piston's `{"message"}`, MCP's JSON-RPC error, else the native error shape.
-    pub fn response_for(self, path: &str) -> Response {
-        let body = match surface(path) {
+    /// The 429 in the shape of the API `path` belongs to under `compat`.
+    pub(crate) fn response_for(self, path: &str, compat: &CompatConfig) -> Response {
+        self.response_in(Surface::of(path, compat))
+    }
+
+    /// The 429 in `surface`'s shape: Judge0's `{"error"}`, Piston's `{"message"}`, MCP's
+    /// JSON-RPC error, else the native error shape.
+    pub(crate) fn response_in(self, surface: Surface) -> Response {
+        let body = match surface {
             Surface::Judge0 => json!({ "error": self.message }),
             Surface::Piston => json!({ "message": self.message }),
             Surface::Mcp => json!({
@@ -91,35 +97,6 @@ fn add_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_s
     headers.insert("ratelimit-limit", HeaderValue::from(limit));
     headers.insert("ratelimit-remaining", HeaderValue::from(remaining));
     headers.insert("ratelimit-reset", HeaderValue::from(reset_secs));
-}
-
-enum Surface {
-    Native,
-    Judge0,
-    Piston,
-    Mcp,
-}
-
-fn surface(path: &str) -> Surface {
-    const JUDGE0: &[&str] = &[
-        "/submissions",
-        "/languages",
-        "/statuses",
-        "/config_info",
-        "/about",
-        "/system_info",
-        "/workers",
-    ];
-    let under = |root: &str| path == root || path.starts_with(&format!("{root}/"));
-    if under("/api/v2") {
-        Surface::Piston
-    } else if under("/mcp") {
-        Surface::Mcp
-    } else if JUDGE0.iter().any(|r| under(r)) {
-        Surface::Judge0
-    } else {
-        Surface::Native
-    }
 }
 
 /// One key's request decision.
@@ -367,7 +344,7 @@ pub(crate) async fn limit_requests(
         .check(key.id, &tier.name, rps, burst)
         .await;
     match decision {
-        Decision::Denied(limited) => limited.response_for(req.uri().path()),
+        Decision::Denied(limited) => limited.response_for(req.uri().path(), &state.config.compat),
         Decision::Allowed {
             limit,
             remaining,
@@ -409,14 +386,5 @@ mod tests {
             store.check(b, "t", 1, 3).await,
             Decision::Allowed { .. }
         ));
-    }
-
-    #[test]
-    fn surfaces_by_path() {
-        assert!(matches!(surface("/submissions/batch"), Surface::Judge0));
-        assert!(matches!(surface("/api/v2/execute"), Surface::Piston));
-        assert!(matches!(surface("/mcp"), Surface::Mcp));
-        assert!(matches!(surface("/submissionsx"), Surface::Native));
-        assert!(matches!(surface("/executions"), Surface::Native));
     }
 }

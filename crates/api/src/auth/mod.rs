@@ -25,7 +25,9 @@ pub mod failures;
 pub mod revocations;
 pub mod token;
 
+use crate::compat::Surface;
 use crate::error::ApiError;
+use crate::ratelimit::Limited;
 use crate::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -178,104 +180,60 @@ pub(crate) async fn authenticate(
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip());
-            let refusal = match gate.failures.refused(addr) {
-                Ok(()) => Refusal::Unauthorized,
-                Err(wait) => Refusal::TooMany(wait),
-            };
-            refusal.response(req.uri().path(), &state.config.compat)
+            let (path, compat) = (req.uri().path(), &state.config.compat);
+            match gate.failures.refused(addr) {
+                Ok(()) => unauthorized(path, compat),
+                Err(wait) => too_many_refusals(wait, state.config.auth_failures.burst)
+                    .response_for(path, compat),
+            }
         }
         Err(err) => err.into_response(),
     }
 }
 
-/// Why a request was refused before any route saw it.
-#[derive(Debug, Clone, Copy)]
-enum Refusal {
-    /// No valid key.
-    Unauthorized,
-    /// Too many refusals from this address; retry after this long.
-    TooMany(Duration),
+/// The 401 of a refused request, in the shape of the API `path` belongs to (with
+/// `WWW-Authenticate: Bearer`).
+fn unauthorized(path: &str, compat: &crate::compat::CompatConfig) -> Response {
+    let native = ApiError::Unauthorized;
+    let message = match native.body().message {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    let status = StatusCode::UNAUTHORIZED;
+    let mut response = match Surface::of(path, compat) {
+        Surface::Native => return native.into_response(),
+        Surface::Judge0 => (status, axum::Json(json!({ "error": message }))).into_response(),
+        Surface::Piston => (status, axum::Json(json!({ "message": message }))).into_response(),
+        Surface::Mcp => {
+            let body = json!({ "jsonrpc": "2.0", "id": null,
+                "error": { "code": -32001, "message": message } });
+            (status, axum::Json(body)).into_response()
+        }
+    };
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
-impl Refusal {
-    /// The answer on `path`: the native error shape, or the shape of the drop-in API `path`
-    /// belongs to.
-    fn response(self, path: &str, compat: &crate::compat::CompatConfig) -> Response {
-        let (status, native) = match self {
-            Refusal::Unauthorized => (StatusCode::UNAUTHORIZED, ApiError::Unauthorized),
-            Refusal::TooMany(wait) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                ApiError::AuthFailuresLimited {
-                    retry_after_secs: retry_secs(wait),
-                },
-            ),
-        };
-        let message = match native.body().message {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        };
-        let mut response = match surface(path, compat) {
-            Surface::Native => native.into_response(),
-            Surface::Judge0 => (status, axum::Json(json!({ "error": message }))).into_response(),
-            Surface::Piston => (status, axum::Json(json!({ "message": message }))).into_response(),
-            Surface::Mcp => {
-                let body = json!({ "jsonrpc": "2.0", "id": null,
-                    "error": { "code": -32001, "message": message } });
-                (status, axum::Json(body)).into_response()
-            }
-        };
-        let headers = response.headers_mut();
-        match self {
-            Refusal::Unauthorized => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            Refusal::TooMany(wait) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_secs(wait)));
-            }
-        }
-        response
+/// The 429 of an address refused too often: the rate-limit answer of every other limit,
+/// waiting `wait` (whole seconds, at least 1), out of a bucket of `burst` refusals.
+fn too_many_refusals(wait: Duration, burst: u32) -> Limited {
+    let secs = retry_secs(wait);
+    Limited {
+        message: format!(
+            "Too many requests without a valid API key from this address; retry after {secs} s"
+        ),
+        limit: burst,
+        remaining: 0,
+        reset_secs: secs,
+        retry_after_secs: secs,
     }
 }
 
 /// Whole seconds to wait, at least 1.
 fn retry_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0).max(u64::from(wait.is_zero()))
-}
-
-/// Which API a path belongs to.
-#[derive(Debug, PartialEq, Eq)]
-enum Surface {
-    Native,
-    Judge0,
-    Piston,
-    Mcp,
-}
-
-fn surface(path: &str, compat: &crate::compat::CompatConfig) -> Surface {
-    const JUDGE0: [&str; 7] = [
-        "/submissions",
-        "/languages",
-        "/statuses",
-        "/config_info",
-        "/about",
-        "/system_info",
-        "/workers",
-    ];
-    let under = |prefix: &str| {
-        path == prefix
-            || path
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.starts_with('/'))
-    };
-    if compat.judge0 && JUDGE0.iter().any(|p| under(p)) {
-        Surface::Judge0
-    } else if compat.piston && under("/api/v2") {
-        Surface::Piston
-    } else if compat.mcp && under("/mcp") {
-        Surface::Mcp
-    } else {
-        Surface::Native
-    }
 }
 
 /// Extractor: the caller [`authenticate`] decided. Absent only when a route is served without
@@ -327,17 +285,17 @@ mod tests {
     #[test]
     fn paths_map_to_their_surface() {
         let all = crate::compat::CompatConfig::default();
-        assert_eq!(surface("/submissions/abc", &all), Surface::Judge0);
-        assert_eq!(surface("/submissionsX", &all), Surface::Native);
-        assert_eq!(surface("/api/v2/execute/", &all), Surface::Piston);
-        assert_eq!(surface("/mcp", &all), Surface::Mcp);
-        assert_eq!(surface("/executions/x", &all), Surface::Native);
+        assert_eq!(Surface::of("/submissions/abc", &all), Surface::Judge0);
+        assert_eq!(Surface::of("/submissionsX", &all), Surface::Native);
+        assert_eq!(Surface::of("/api/v2/execute/", &all), Surface::Piston);
+        assert_eq!(Surface::of("/mcp", &all), Surface::Mcp);
+        assert_eq!(Surface::of("/executions/x", &all), Surface::Native);
         let none = crate::compat::CompatConfig {
             judge0: false,
             piston: false,
             mcp: false,
         };
-        assert_eq!(surface("/languages", &none), Surface::Native);
+        assert_eq!(Surface::of("/languages", &none), Surface::Native);
     }
 
     #[test]

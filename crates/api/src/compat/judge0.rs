@@ -100,7 +100,7 @@ impl IntoResponse for Judge0Error {
                 json!({ "error": "request body is too large" }),
             ),
             Judge0Error::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": m })),
-            Judge0Error::TooMany(limited) => return limited.response_for("/submissions"),
+            Judge0Error::TooMany(limited) => return limited.response_in(super::Surface::Judge0),
         };
         (status, Json(body)).into_response()
     }

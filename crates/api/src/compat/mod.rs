@@ -57,3 +57,47 @@ pub fn router(state: &AppState) -> Router<AppState> {
     }
     router
 }
+
+/// Which API a request path belongs to, so a refusal made before any route (authentication,
+/// rate limits) answers in that API's own shape. A switched-off drop-in API is native ground.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Surface {
+    /// The native API (and anything unknown).
+    Native,
+    /// Judge0 CE 1.13.1's paths.
+    Judge0,
+    /// Piston v2's `/api/v2/…`.
+    Piston,
+    /// `/mcp`.
+    Mcp,
+}
+
+impl Surface {
+    /// The API `path` belongs to under `compat`.
+    pub(crate) fn of(path: &str, compat: &CompatConfig) -> Surface {
+        const JUDGE0: [&str; 7] = [
+            "/submissions",
+            "/languages",
+            "/statuses",
+            "/config_info",
+            "/about",
+            "/system_info",
+            "/workers",
+        ];
+        let under = |prefix: &str| {
+            path == prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        if compat.judge0 && JUDGE0.iter().any(|p| under(p)) {
+            Surface::Judge0
+        } else if compat.piston && under("/api/v2") {
+            Surface::Piston
+        } else if compat.mcp && under("/mcp") {
+            Surface::Mcp
+        } else {
+            Surface::Native
+        }
+    }
+}

@@ -144,7 +144,7 @@ async fn execute(
             Json(answer).into_response()
         }
         Err(native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q))) => {
-            crate::ratelimit::Limited::from(q).response_for("/api/v2/execute")
+            crate::ratelimit::Limited::from(q).response_in(super::Surface::Piston)
         }
         Err(err) => {
             tracing::error!(error = %err, "piston execute failed");
