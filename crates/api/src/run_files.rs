@@ -8,6 +8,7 @@ use crate::validate::Problems;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use livexec_core::SourceFile;
+use livexec_runtimes::Stage;
 use serde_json::Value;
 
 /// Longest file name (path) in bytes.
@@ -166,17 +167,25 @@ fn check_total(files: &[SourceFile], session: &[SourceFile], maxima: &RunMaxima,
 }
 
 /// The checks of a run's (or a one-shot's) `files` that need what else the program has: the
-/// session's files (`session`) and the main file's name (`main`), which no file may be named
-/// like or need as its directory (`main.py/x`: the jail could not write both).
+/// session's files (`session`), the main file's name (`main`), which no file may be named
+/// like or need as its directory (`main.py/x`: the jail could not write both), and what the
+/// compile stage makes (`compile`: a file named `main` beside C code would be overwritten by
+/// the executable).
 pub fn check_files_with(
     files: &[SourceFile],
     session: &[SourceFile],
     main: &str,
+    compile: Option<&Stage>,
     maxima: &RunMaxima,
     p: &mut Problems,
 ) {
     for (i, f) in files.iter().enumerate() {
-        if f.name == main {
+        if let Some(pattern) = compile.and_then(|c| c.artifact_named(&f.name)) {
+            p.push(format!(
+                "files[{i}].name {:?} is taken by what the compile stage makes ({pattern}); rename the file",
+                f.name
+            ));
+        } else if f.name == main {
             p.push(format!(
                 "files[{i}].name must not be {main}, the name of the main file"
             ));

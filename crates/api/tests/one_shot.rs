@@ -182,6 +182,19 @@ async fn bad_one_shots_are_refused_with_every_problem() {
         msg,
         json!(["files[0].name must not be main.py, the name of the main file"])
     );
+    // Java's compile stage makes `*.class` files: a request's file of that name would be
+    // overwritten by them, so it is refused, not silently replaced.
+    let body = json!({"language": "java", "source_code": "class Main {}",
+                      "files": [{"name": "Main.class", "content": ""}, {"name": "lib/A.class", "content": ""}]});
+    let msg = error_body(
+        post(&s, "/executions", None, &body).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        msg,
+        json!(["files[0].name \"Main.class\" is taken by what the compile stage makes (*.class); rename the file"])
+    );
     // The test registry checks no toolchain, so no version is known.
     let body = json!({"language": "python", "version": "2.7", "source_code": "1"});
     let msg = error_body(

@@ -212,12 +212,14 @@ async fn names_that_collide_with_the_session_files_or_one_another_are_refused() 
             {"name": "x", "content": ""},
             {"name": "x/y", "content": ""},
             {"name": "main.c", "content": ""},
-            {"name": "./a", "content": ""}
+            {"name": "./a", "content": ""},
+            {"name": "main", "content": ""}
         ]}),
     )
     .await;
     let expected = [
         "files[5].name must be a plain relative path without empty or . parts (\"./a\")",
+        "files[6].name \"main\" is taken by what the compile stage makes (main); rename the file",
         "files[3].name \"x/y\" and \"x\" cannot both be files (one is the other's directory)",
         "files[1].name \"lib\" and \"lib/util.h\" cannot both be files (one is the other's directory)",
         "files[4].name must not be main.c, the name of the main file",

@@ -180,6 +180,29 @@ fn valid_program(cmd: &[String]) -> bool {
         .is_some_and(|p| p == "{executable}" || p.starts_with("{prefix}/") || p.starts_with('/'))
 }
 
+impl Stage {
+    /// The artifact pattern that `name` (a file in the working dir) matches, if any: a file
+    /// of the request named like that would be overwritten by what the compile stage makes.
+    /// Patterns are plain names with at most one `*` (checked at load), matched in the working
+    /// dir itself: a name with a directory (`lib/A.class`) matches none.
+    pub fn artifact_named(&self, name: &str) -> Option<&str> {
+        if name.contains('/') {
+            return None;
+        }
+        self.artifacts
+            .iter()
+            .find(|pattern| match pattern.split_once('*') {
+                Some((head, tail)) => {
+                    name.len() >= head.len() + tail.len()
+                        && name.starts_with(head)
+                        && name.ends_with(tail)
+                }
+                None => name == pattern.as_str(),
+            })
+            .map(String::as_str)
+    }
+}
+
 impl Runtime {
     /// Parse and check one runtime file; `file` names it in errors, every problem at once.
     pub fn parse(file: &str, text: &str) -> Result<Runtime, RuntimeError> {

@@ -190,3 +190,23 @@ fn a_bad_error_pattern_or_pick_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn artifact_names_match_in_the_working_dir_only() {
+    let stage = |artifacts: &[&str]| Stage {
+        command: vec!["/work/main".into()],
+        env: Default::default(),
+        limits: Default::default(),
+        artifacts: artifacts.iter().map(|a| a.to_string()).collect(),
+    };
+    let java = stage(&["*.class"]);
+    assert_eq!(java.artifact_named("Main.class"), Some("*.class"));
+    assert_eq!(java.artifact_named(".class"), Some("*.class"));
+    assert_eq!(java.artifact_named("lib/A.class"), None);
+    assert_eq!(java.artifact_named("Main.java"), None);
+    let c = stage(&["main"]);
+    assert_eq!(c.artifact_named("main"), Some("main"));
+    assert_eq!(c.artifact_named("main.c"), None);
+    assert_eq!(stage(&["a*b"]).artifact_named("ab"), Some("a*b"));
+    assert_eq!(stage(&["ab*b"]).artifact_named("ab"), None);
+}

@@ -100,7 +100,14 @@ fn one_shot(
     if let Some(rt) = runtime.as_deref().and_then(|id| state.runtimes.get(id)) {
         let main = rt.file_name.as_str();
         if has_code {
-            run_files::check_files_with(&options.files, &[], main, maxima, &mut p);
+            run_files::check_files_with(
+                &options.files,
+                &[],
+                main,
+                rt.compile.as_ref(),
+                maxima,
+                &mut p,
+            );
         } else if let Some(i) = options.files.iter().position(|f| f.name == main) {
             let file = options.files.remove(i);
             match String::from_utf8(file.content) {

@@ -49,14 +49,12 @@ fn options(
     let mut options = run_body::options(body, &maxima, &state.runtimes, &mut problems);
     problems.unknown_properties(body, run_body::OPTION_KEYS);
     if !options.files.is_empty() {
-        let main = state
-            .runtimes
-            .get(&session.language)
-            .map(|rt| rt.file_name.as_str());
+        let rt = state.runtimes.get(&session.language);
         run_files::check_files_with(
             &options.files,
             &session.files,
-            main.unwrap_or_default(),
+            rt.map(|rt| rt.file_name.as_str()).unwrap_or_default(),
+            rt.and_then(|rt| rt.compile.as_ref()),
             &maxima,
             &mut problems,
         );

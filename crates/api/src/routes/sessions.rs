@@ -67,6 +67,7 @@ fn check_main_name(state: &AppState, language: &str, files: &[SourceFile]) -> Re
             files,
             &[],
             &rt.file_name,
+            rt.compile.as_ref(),
             &state.config.maxima,
             &mut problems,
         );
