@@ -16,9 +16,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// A server on a fresh [`TestDatabase`], or `None` after the testkit's skip rule.
-async fn start_pg() -> Option<(Server<PgStore>, TestDatabase)> {
-    let admin_url = livexec_testkit::postgres_url()?;
+/// A server on a fresh [`TestDatabase`].
+async fn start_pg() -> (Server<PgStore>, TestDatabase) {
+    let admin_url = livexec_testkit::postgres_url();
     let db = TestDatabase::create(&admin_url).await;
     let store = Arc::new(PgStore::connect(db.url()).await.unwrap());
     let queue: Arc<dyn JobQueue> = Arc::new(PgQueue::new(store.pool().clone()));
@@ -30,7 +30,7 @@ async fn start_pg() -> Option<(Server<PgStore>, TestDatabase)> {
         SandboxHealth::Ok("cgroup v1".into()),
     )
     .await;
-    Some((server, db))
+    (server, db)
 }
 
 /// Stop the server, then drop its database.
@@ -41,10 +41,9 @@ async fn stop_pg(server: Server<PgStore>, db: TestDatabase) {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL (DATABASE_URL, default 127.0.0.1:5432)"]
 async fn full_flow_on_postgres() {
-    let Some((s, db)) = start_pg().await else {
-        return;
-    };
+    let (s, db) = start_pg().await;
     let res = s
         .post_json("/code-sessions", &json!({"language":"javascript"}))
         .await;
@@ -150,10 +149,9 @@ async fn full_flow_on_postgres() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL (DATABASE_URL, default 127.0.0.1:5432)"]
 async fn closed_postgres_pool_is_503_and_500() {
-    let Some((s, db)) = start_pg().await else {
-        return;
-    };
+    let (s, db) = start_pg().await;
     s.store.pool().close().await;
     let res = s.get("/health").await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -167,10 +165,9 @@ async fn closed_postgres_pool_is_503_and_500() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL (DATABASE_URL, default 127.0.0.1:5432)"]
 async fn run_options_and_session_files_on_postgres() {
-    let Some((s, db)) = start_pg().await else {
-        return;
-    };
+    let (s, db) = start_pg().await;
     let id = s.create_session("python", None).await;
     let path = format!("/code-sessions/{id}");
     let patch = json!({"files": [{"name": "d.bin", "content": "AP8A", "encoding": "base64"}]});
@@ -193,10 +190,9 @@ async fn run_options_and_session_files_on_postgres() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL (DATABASE_URL, default 127.0.0.1:5432)"]
 async fn one_shot_and_batch_on_postgres() {
-    let Some((s, db)) = start_pg().await else {
-        return;
-    };
+    let (s, db) = start_pg().await;
     let body = json!({"language": "python", "source_code": "print(1)", "stdin": "\u{0}"});
     let res = s
         .client

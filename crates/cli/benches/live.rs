@@ -146,7 +146,13 @@ async fn main() {
         "embedded: sandbox → in-process bus → SSE",
         service_ticker(&server).await,
     );
-    let scaled = common::scaled::scaled().await;
+    let scaled = if livexec_testkit::bench_wants("DATABASE_URL")
+        && livexec_testkit::bench_wants("REDIS_URL")
+    {
+        Some(common::scaled::scaled().await)
+    } else {
+        None
+    };
     let mut redis_api = None;
     if let Some(sc) = &scaled {
         let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();

@@ -205,7 +205,13 @@ async fn main() {
         &[("RUST_LOG", "warn"), ("LIVEXEC_RUNTIMES_DIR", &rt_dir_s)],
     )
     .await;
-    let scaled = common::scaled::scaled().await;
+    let scaled = if livexec_testkit::bench_wants("DATABASE_URL")
+        && livexec_testkit::bench_wants("REDIS_URL")
+    {
+        Some(common::scaled::scaled().await)
+    } else {
+        None
+    };
     let sdirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let pair = match &scaled {
         Some(sc) => Some(scaled_pair(sc, &sdirs, &rt_dir_s).await),

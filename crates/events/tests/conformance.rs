@@ -183,9 +183,10 @@ macro_rules! conformance {
             use super::common::RedisHarness;
             use std::sync::Arc;
             $(
+                #[ignore = "needs Redis (REDIS_URL, default 127.0.0.1:6379)"]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(harness) = RedisHarness::new().await else { return };
+                    let harness = RedisHarness::new().await;
                     super::$name(Arc::new(harness.bus.clone())).await;
                     harness.cleanup().await;
                 }

@@ -96,13 +96,11 @@ async fn main() {
         "| backend | the last run is | claimed at claim | after | claim p50 ({burst} queued) |"
     );
     println!("|---|---|---|---|---|");
-    if let Some(h) = Harness::sqlite().await {
-        bench("sqlite", h, burst).await;
+    bench("sqlite", Harness::sqlite().await, burst).await;
+    if livexec_testkit::bench_wants("DATABASE_URL") {
+        bench("postgres", Harness::postgres().await, burst).await;
     }
-    if let Some(h) = Harness::postgres().await {
-        bench("postgres", h, burst).await;
-    }
-    if let Some(h) = Harness::redis().await {
-        bench("redis", h, burst).await;
+    if livexec_testkit::bench_wants("REDIS_URL") {
+        bench("redis", Harness::redis().await, burst).await;
     }
 }

@@ -102,13 +102,11 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     println!("queue benchmark: {jobs} jobs per drain");
-    if let Some(h) = Harness::sqlite().await {
-        bench("sqlite", h, jobs).await;
+    bench("sqlite", Harness::sqlite().await, jobs).await;
+    if livexec_testkit::bench_wants("DATABASE_URL") {
+        bench("postgres", Harness::postgres().await, jobs).await;
     }
-    if let Some(h) = Harness::postgres().await {
-        bench("postgres", h, jobs).await;
-    }
-    if let Some(h) = Harness::redis().await {
-        bench("redis", h, jobs).await;
+    if livexec_testkit::bench_wants("REDIS_URL") {
+        bench("redis", Harness::redis().await, jobs).await;
     }
 }

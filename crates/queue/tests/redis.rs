@@ -31,10 +31,9 @@ async fn no_hang<T>(what: &str, call: impl Future<Output = T>) -> T {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis (REDIS_URL, default 127.0.0.1:6379)"]
 async fn keeps_working_after_its_keys_are_flushed() {
-    let Some(h) = Harness::redis().await else {
-        return;
-    };
+    let h = Harness::redis().await;
     let (url, prefix) = h.redis_prefix().unwrap();
     let lost = h.new_job().await;
     let lease = h.queue.claim("w1", LEASE).await.unwrap().expect("a job");
@@ -64,10 +63,9 @@ async fn keeps_working_after_its_keys_are_flushed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis (REDIS_URL, default 127.0.0.1:6379)"]
 async fn recreates_a_destroyed_consumer_group() {
-    let Some(h) = Harness::redis().await else {
-        return;
-    };
+    let h = Harness::redis().await;
     let (url, prefix) = h.redis_prefix().unwrap();
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -89,13 +87,10 @@ async fn recreates_a_destroyed_consumer_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis (REDIS_URL, default 127.0.0.1:6379)"]
 async fn two_queues_on_one_prefix_share_the_jobs() {
-    let Some(url) = livexec_testkit::redis_url() else {
-        return;
-    };
-    let Some(h) = Harness::redis().await else {
-        return;
-    };
+    let url = livexec_testkit::redis_url();
+    let h = Harness::redis().await;
     let (_, prefix) = h.redis_prefix().unwrap();
     let other = RedisQueue::connect(&url, prefix).await.unwrap();
     let separate_prefix = unique_name();
@@ -113,10 +108,9 @@ async fn two_queues_on_one_prefix_share_the_jobs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis (REDIS_URL, default 127.0.0.1:6379)"]
 async fn skips_deleted_and_foreign_stream_entries() {
-    let Some(h) = Harness::redis().await else {
-        return;
-    };
+    let h = Harness::redis().await;
     let (url, prefix) = h.redis_prefix().unwrap();
     let stream = format!("{prefix}:jobs");
     let client = redis::Client::open(url).unwrap();
@@ -154,10 +148,9 @@ async fn skips_deleted_and_foreign_stream_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis (REDIS_URL, default 127.0.0.1:6379)"]
 async fn serves_entries_written_before_the_owner_lists() {
-    let Some(h) = Harness::redis().await else {
-        return;
-    };
+    let h = Harness::redis().await;
     let (url, prefix) = h.redis_prefix().unwrap();
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -210,10 +203,9 @@ async fn serves_entries_written_before_the_owner_lists() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis (REDIS_URL, default 127.0.0.1:6379)"]
 async fn malformed_token_is_an_error_not_a_panic() {
-    let Some(h) = Harness::redis().await else {
-        return;
-    };
+    let h = Harness::redis().await;
     let id = h.new_job().await;
     let mut lease = h.queue.claim("w1", LEASE).await.unwrap().expect("a job");
     lease.token = "no-slashes".into();
@@ -252,10 +244,9 @@ async fn connect_to_a_silent_server_fails_without_hanging() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis (REDIS_URL, default 127.0.0.1:6379)"]
 async fn calls_fail_while_redis_is_silent_and_recover_after() {
-    let Some(url) = livexec_testkit::redis_url() else {
-        return;
-    };
+    let url = livexec_testkit::redis_url();
     let upstream = host_port(&url);
     let proxy = Proxy::start(upstream.clone()).await;
     let proxied = url.replacen(&upstream, &proxy.addr, 1);

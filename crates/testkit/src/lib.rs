@@ -2,61 +2,31 @@
 //!
 //! It owns three things that every crate's tests used to write for themselves:
 //!
-//! - **The service rule.** A test that needs PostgreSQL or Redis reads `DATABASE_URL` /
-//!   `REDIS_URL` ([`postgres_url`], [`redis_url`], [`service_url`]). When the variable is unset
-//!   the test prints a loud `SKIPPED` line and returns, unless `LIVEXEC_REQUIRE_SERVICES=1`
-//!   (CI), where it panics with the reason instead: no test passes silently without its service
-//!   there. [`skip`] applies the same rule to any other missing prerequisite.
+//! - **The service rule.** A test that needs PostgreSQL, Redis or a browser is marked
+//!   `#[ignore = "needs PostgreSQL: …"]`, so a plain `cargo test` counts it as ignored and says
+//!   why; `cargo test -- --include-ignored` (the README's test command, and CI's) runs it. Such a
+//!   test reads its service's address with [`postgres_url`] / [`redis_url`]: `DATABASE_URL` /
+//!   `REDIS_URL`, else the local default. When the service is not there the test fails with
+//!   the reason ([`TestDatabase::create`], [`delete_keys`] and the tests' own connects panic
+//!   naming the URL): no test passes without what it needs.
 //! - **Throwaway PostgreSQL databases.** [`TestDatabase`] creates `livexec_t_<uuid>` through an
 //!   admin URL and drops it `WITH (FORCE)` afterwards.
 //! - **Unique names** for databases and Redis key prefixes ([`unique_name`]), and deleting a
 //!   prefix's keys ([`delete_keys`]).
 
 use sqlx::Connection;
-use std::io::Write;
 
-/// The variable that turns a SKIPPED test into a failing one when set to `1`.
-pub const REQUIRE_SERVICES: &str = "LIVEXEC_REQUIRE_SERVICES";
+/// `DATABASE_URL` when unset: the local PostgreSQL of a development or CI machine.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// Whether `LIVEXEC_REQUIRE_SERVICES=1`: missing services fail tests instead of skipping them.
-pub fn services_required() -> bool {
-    std::env::var(REQUIRE_SERVICES).as_deref() == Ok("1")
-}
+/// `REDIS_URL` when unset: the local Redis of a development or CI machine.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
-/// Skip the current test for `reason`: print a loud `SKIPPED` line, or panic with the reason
-/// under `LIVEXEC_REQUIRE_SERVICES=1`. The caller returns right after.
-///
-/// The line goes straight to the stderr handle, which the test harness does not capture, so
-/// the skip shows in every run, not only in failures.
-#[track_caller]
-pub fn skip(reason: &str) {
-    let test = current_test();
-    if services_required() {
-        panic!("{test}: {reason}; {REQUIRE_SERVICES}=1 makes that a failure");
-    }
-    // One write, so parallel tests' lines do not interleave mid-line.
-    let line = format!("\n!!!!! SKIPPED {test}: {reason} !!!!!\n\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-}
-
-/// The test running on this thread (the harness names each test's thread after it).
-fn current_test() -> String {
-    match std::thread::current().name() {
-        Some(name) if name != "main" && !name.starts_with("tokio-") => name.to_owned(),
-        _ => "this test".to_owned(),
-    }
-}
-
-/// The value of the service variable `var`, or `None` after [`skip`] when it is unset or
-/// empty. `example` is a value to suggest in the message (`redis://127.0.0.1:6379`).
-#[track_caller]
-pub fn service_url(var: &str, example: &str) -> Option<String> {
+/// The value of `var`, or `default` when it is unset or empty.
+fn env_or(var: &str, default: &str) -> String {
     match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            skip(&format!("{var} is unset (set {var}={example} to run)"));
-            None
-        }
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => default.to_owned(),
     }
 }
 
@@ -65,24 +35,29 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
 
-/// `DATABASE_URL` when it is a PostgreSQL URL, else `None` after [`skip`].
+/// The PostgreSQL admin URL of a test that needs one: `DATABASE_URL`, else
+/// [`DEFAULT_POSTGRES_URL`]. Panics when `DATABASE_URL` is not a PostgreSQL URL (a test run
+/// with `DATABASE_URL=sqlite:…` asked for something else).
 #[track_caller]
-pub fn postgres_url() -> Option<String> {
-    const EXAMPLE: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-    let url = service_url("DATABASE_URL", EXAMPLE)?;
-    if is_postgres_url(&url) {
-        return Some(url);
-    }
-    skip(&format!(
-        "DATABASE_URL is not a PostgreSQL URL (set DATABASE_URL={EXAMPLE} to run)"
-    ));
-    None
+pub fn postgres_url() -> String {
+    let url = env_or("DATABASE_URL", DEFAULT_POSTGRES_URL);
+    assert!(
+        is_postgres_url(&url),
+        "this test needs PostgreSQL, but DATABASE_URL is not a postgres:// URL \
+         (unset it for {DEFAULT_POSTGRES_URL}, or set a PostgreSQL URL)"
+    );
+    url
 }
 
-/// `REDIS_URL`, else `None` after [`skip`].
-#[track_caller]
-pub fn redis_url() -> Option<String> {
-    service_url("REDIS_URL", "redis://127.0.0.1:6379")
+/// The Redis URL of a test that needs one: `REDIS_URL`, else [`DEFAULT_REDIS_URL`].
+pub fn redis_url() -> String {
+    env_or("REDIS_URL", DEFAULT_REDIS_URL)
+}
+
+/// Whether a bench should include `var`'s service: the variable is set and not empty.
+/// Benches measure only what was asked for; tests never use this (they are `#[ignore]`d).
+pub fn bench_wants(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| !v.trim().is_empty())
 }
 
 /// A fresh name `livexec_t_<uuid>`, valid as a PostgreSQL database name and a Redis key prefix.
@@ -122,7 +97,9 @@ impl TestDatabase {
         let name = unique_name();
         let mut admin = sqlx::PgConnection::connect(admin_url)
             .await
-            .unwrap_or_else(|e| panic!("DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("this test needs PostgreSQL at {admin_url} (DATABASE_URL): unreachable: {e}")
+            });
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
@@ -166,11 +143,12 @@ impl TestDatabase {
 /// Delete every Redis key under `prefix` (`<prefix>:*`, the layout of livexec's queue and bus)
 /// on `url`; returns how many there were.
 pub async fn delete_keys(url: &str, prefix: &str) -> usize {
-    let client = redis::Client::open(url).unwrap();
+    let client = redis::Client::open(url)
+        .unwrap_or_else(|e| panic!("REDIS_URL {url} is not a Redis URL: {e}"));
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
-        .unwrap_or_else(|e| panic!("deleting keys under {prefix}: Redis unreachable: {e}"));
+        .unwrap_or_else(|e| panic!("this test needs Redis at {url} (REDIS_URL): unreachable: {e}"));
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}:*"))
         .query_async(&mut conn)

@@ -1,6 +1,6 @@
 //! The scaled setup for tests: a fresh PostgreSQL database and a fresh Redis key prefix per
-//! test, from `DATABASE_URL` (postgres://…) and `REDIS_URL`. Without them the test is skipped
-//! by `livexec_testkit`'s rule: loudly, or a failure under `LIVEXEC_REQUIRE_SERVICES=1` (CI).
+//! test, from `DATABASE_URL` (postgres://…) and `REDIS_URL` (local defaults when unset). The
+//! tests using it are `#[ignore]`d with the reason (`livexec_testkit`'s rule).
 
 use livexec_testkit::TestDatabase;
 
@@ -16,17 +16,17 @@ pub struct Scaled {
     db: Option<TestDatabase>,
 }
 
-/// The scaled setup, or `None` (after a loud SKIPPED line) when the services are not set.
-pub async fn scaled() -> Option<Scaled> {
-    let admin_url = livexec_testkit::postgres_url()?;
-    let redis_url = livexec_testkit::redis_url()?;
+/// The scaled setup; panics with the reason when PostgreSQL is unreachable.
+pub async fn scaled() -> Scaled {
+    let admin_url = livexec_testkit::postgres_url();
+    let redis_url = livexec_testkit::redis_url();
     let db = TestDatabase::create(&admin_url).await;
-    Some(Scaled {
+    Scaled {
         database_url: db.url().to_owned(),
         redis_url,
         prefix: livexec_testkit::unique_name(),
         db: Some(db),
-    })
+    }
 }
 
 impl Scaled {

@@ -1,5 +1,5 @@
 //! Shared helpers of the integration tests: Redis buses with their own key prefix (found and
-//! skipped by `livexec_testkit`'s rule), and event builders.
+//! `#[ignore]`d with the reason by `livexec_testkit`'s rule), and event builders.
 #![allow(dead_code)]
 
 pub mod server;
@@ -18,17 +18,17 @@ pub struct RedisHarness {
 }
 
 impl RedisHarness {
-    pub async fn new() -> Option<RedisHarness> {
+    pub async fn new() -> RedisHarness {
         Self::with_config(RedisBusConfig::default()).await
     }
 
-    pub async fn with_config(config: RedisBusConfig) -> Option<RedisHarness> {
-        let url = livexec_testkit::redis_url()?;
+    pub async fn with_config(config: RedisBusConfig) -> RedisHarness {
+        let url = livexec_testkit::redis_url();
         let prefix = livexec_testkit::unique_name();
         let bus = RedisBus::connect_with(&url, &prefix, config)
             .await
-            .unwrap_or_else(|e| panic!("REDIS_URL is set but Redis is unreachable: {e}"));
-        Some(RedisHarness { bus, url, prefix })
+            .unwrap_or_else(|e| panic!("this test needs Redis at {url} (REDIS_URL): {e}"));
+        RedisHarness { bus, url, prefix }
     }
 
     /// Deletes every key under this harness's prefix.

@@ -140,9 +140,7 @@ where
     F: FnOnce(Backend) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(admin_url) = livexec_testkit::postgres_url() else {
-        return;
-    };
+    let admin_url = livexec_testkit::postgres_url();
     let db = TestDatabase::create(&admin_url).await;
     let store = PgStore::connect(db.url()).await.unwrap();
     let pool = store.pool().clone();

@@ -24,6 +24,7 @@ macro_rules! conformance {
         }
         mod postgres {
             $(
+                #[ignore = "needs PostgreSQL (DATABASE_URL, default 127.0.0.1:5432)"]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     crate::harness::run_postgres(crate::$module::$case).await;
