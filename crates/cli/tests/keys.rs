@@ -56,6 +56,26 @@ async fn status(s: &Server, path: &str, token: Option<&str>) -> StatusCode {
     req.send().await.unwrap().status()
 }
 
+/// The status of `path` once a key change has reached `s`: the change travels from another
+/// process over Redis pub/sub, which lands within milliseconds but after the writer's own
+/// answer, so the first request may still race it. Polls up to 5 s (the cache in these tests
+/// holds keys for ten minutes: only the pub/sub can explain the change) and returns the last.
+async fn status_after_change(
+    s: &Server,
+    path: &str,
+    token: Option<&str>,
+    want: StatusCode,
+) -> StatusCode {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = status(s, path, token).await;
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn keys_made_by_the_cli_work_over_http() {
     let dir = tempfile::tempdir().unwrap();
@@ -234,7 +254,7 @@ async fn feed_live(s: &Server) {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL; default on 127.0.0.1)"]
-async fn revoked_keys_stop_at_once_on_every_node() {
+async fn revoked_keys_stop_on_every_node_long_before_the_cache_expires() {
     let sc = scaled().await;
     let mut env = sc.env();
     env.push(("LIVEXEC_ROLE".into(), "api".into()));
@@ -254,7 +274,7 @@ async fn revoked_keys_stop_at_once_on_every_node() {
     let (_, root) = created(&keys(&cli_env, &["create", "--name", "root", "--admin"]));
     for node in [&a, &b] {
         assert_eq!(
-            status(node, "/runtimes", None).await,
+            status_after_change(node, "/runtimes", None, StatusCode::UNAUTHORIZED).await,
             StatusCode::UNAUTHORIZED
         );
     }
@@ -279,7 +299,7 @@ async fn revoked_keys_stop_at_once_on_every_node() {
             StatusCode::OK
         );
     }
-    // Revoked through node A: the very next request on node B is refused.
+    // Revoked through node A: node B refuses it as soon as the change arrives (pub/sub).
     let res = a
         .http
         .delete(a.url(&format!("/admin/keys/{alice_id}")))
@@ -289,7 +309,13 @@ async fn revoked_keys_stop_at_once_on_every_node() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
-        status(&b, "/runtimes", Some(&alice_token)).await,
+        status_after_change(
+            &b,
+            "/runtimes",
+            Some(&alice_token),
+            StatusCode::UNAUTHORIZED
+        )
+        .await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
@@ -305,7 +331,7 @@ async fn revoked_keys_stop_at_once_on_every_node() {
     keys(&cli_env, &["revoke", &bob_id]);
     for node in [&a, &b] {
         assert_eq!(
-            status(node, "/runtimes", Some(&bob)).await,
+            status_after_change(node, "/runtimes", Some(&bob), StatusCode::UNAUTHORIZED).await,
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(status(node, "/runtimes", Some(&root)).await, StatusCode::OK);
