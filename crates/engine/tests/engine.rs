@@ -58,6 +58,7 @@ fn a_failing_program_is_a_result_with_the_runtimes_error_line() {
         Some("ZeroDivisionError: division by zero")
     );
     assert_eq!(r.report.stdout, b"before\n");
+    assert_eq!(r.report.error_line, Some(2), "the line of the user's file");
 }
 
 #[test]
@@ -91,8 +92,10 @@ fn a_compiled_runtime_compiles_then_runs_and_aliases_resolve() {
     assert_eq!(r.report.stdout, b"42\n");
     assert_eq!(r.report.compile.unwrap().status, Status::Completed);
     assert!(r.report.limits.unwrap().compile_time_ms.is_some());
-    let bad = run(&e, "cpp", "int main() { return x; }");
+    assert_eq!(r.report.error_line, None);
+    let bad = run(&e, "cpp", "int main() {\n  return x;\n}");
     assert_eq!(bad.report.error_type, Some(ErrorType::CompilationError));
+    assert_eq!(bad.report.error_line, Some(2), "g++'s main.cpp:2:10: error");
     assert!(bad.report.limits.is_some());
     assert!(registry.get("cpp").is_some());
 }
