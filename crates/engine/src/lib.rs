@@ -25,7 +25,7 @@
 //! let (engine, report) = Engine::start(sandbox, &mut registry, Limits::default(), true);
 //! println!("{} runtimes available", report.ready.len());
 //! let result = engine.execute(&Request::new("python", "print(6 * 7)"), &mut |_, _| {})?;
-//! assert_eq!(result.stdout, b"42\n");
+//! assert_eq!(result.report.stdout, b"42\n");
 //! # Ok(())
 //! # }
 //! ```
