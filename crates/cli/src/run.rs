@@ -83,8 +83,13 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(SANDBOX_FAILED));
         }
     };
+    // `FAILED RuntimeError: ZeroDivisionError: division by zero (line 4);`
+    let at_line = result
+        .report
+        .error_line
+        .map_or_else(String::new, |n| format!(" (line {n})"));
     let reason = match (&result.report.error_type, &result.report.error_message) {
-        (Some(t), Some(m)) => format!(" {}: {m};", t.as_str()),
+        (Some(t), Some(m)) => format!(" {}: {m}{at_line};", t.as_str()),
         _ => String::new(),
     };
     let compiled = match &result.report.compile {
