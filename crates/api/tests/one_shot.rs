@@ -31,9 +31,9 @@ async fn post(
 fn finished(tests: Vec<TestResult>) -> RunResult {
     let mut r = RunResult::internal_error("unused");
     r.status = Status::Failed;
-    r.error_type = Some(livexec_core::ErrorType::WrongAnswer);
-    r.error_message = Some("1 of 2 tests failed".into());
-    r.limits = Some(EffectiveLimits {
+    r.report.error_type = Some(livexec_core::ErrorType::WrongAnswer);
+    r.report.error_message = Some("1 of 2 tests failed".into());
+    r.report.limits = Some(EffectiveLimits {
         time_ms: 1000,
         cpu_time_ms: None,
         memory_mb: 64,
@@ -42,8 +42,8 @@ fn finished(tests: Vec<TestResult>) -> RunResult {
         compile_time_ms: None,
         compile_memory_mb: None,
     });
-    r.tests = tests;
-    r.output_files = vec![SourceFile {
+    r.report.tests = tests;
+    r.report.output_files = vec![SourceFile {
         name: "out.txt".into(),
         content: b"\0\xff".to_vec(),
     }];

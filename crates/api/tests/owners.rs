@@ -10,7 +10,7 @@ mod common;
 use common::{error_body, start, start_on, Server};
 use livexec_api::auth::token::{hash_token, new_token};
 use livexec_api::{ApiConfig, SandboxHealth};
-use livexec_core::{ExecutionId, JobQueue, KeyStore, RunResult, Status, Store};
+use livexec_core::{ExecutionId, JobQueue, KeyStore, RunReport, RunResult, Status, Store};
 use livexec_queue::PgQueue;
 use livexec_store::{PgStore, SqliteStore};
 use reqwest::{Method, Response, StatusCode};
@@ -96,19 +96,15 @@ async fn finish<S: Store>(s: &Server<S>, id: ExecutionId, cpu: i64, wall: i64, m
     assert!(started.is_some(), "execution {id} starts");
     let result = RunResult {
         status: Status::Completed,
-        stdout: b"secret output".to_vec(),
-        stderr: b"secret error".to_vec(),
-        execution_time_ms: wall,
-        error_message: None,
-        error_type: None,
-        exit_code: Some(0),
-        signal: None,
-        cpu_time_ms: Some(cpu),
-        memory_kb: Some(mem_kb),
-        compile: None,
-        limits: None,
-        tests: Vec::new(),
-        output_files: Vec::new(),
+        report: RunReport {
+            stdout: b"secret output".to_vec(),
+            stderr: b"secret error".to_vec(),
+            execution_time_ms: wall,
+            exit_code: Some(0),
+            cpu_time_ms: Some(cpu),
+            memory_kb: Some(mem_kb),
+            ..RunReport::default()
+        },
     };
     assert!(s.store.finish_execution(id, 1, &result).await.unwrap());
 }

@@ -54,9 +54,9 @@ async fn record<S: Store>(store: &S) {
         store.start_execution(id, 1).await.unwrap().unwrap();
         let mut result = RunResult::internal_error("unused");
         result.status = status;
-        result.error_type = error_type;
-        result.error_message = None;
-        result.execution_time_ms = ms;
+        result.report.error_type = error_type;
+        result.report.error_message = None;
+        result.report.execution_time_ms = ms;
         assert!(store.finish_execution(id, 1, &result).await.unwrap());
     }
     let waiting = store.create_session("python", "x").await.unwrap();

@@ -83,16 +83,21 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(SANDBOX_FAILED));
         }
     };
-    let reason = match (&result.error_type, &result.error_message) {
-        (Some(t), Some(m)) => format!(" {}: {m};", t.as_str()),
+    // `FAILED RuntimeError: ZeroDivisionError: division by zero (line 4);`
+    let at_line = result
+        .report
+        .error_line
+        .map_or_else(String::new, |n| format!(" (line {n})"));
+    let reason = match (&result.report.error_type, &result.report.error_message) {
+        (Some(t), Some(m)) => format!(" {}: {m}{at_line};", t.as_str()),
         _ => String::new(),
     };
-    let compiled = match &result.compile {
+    let compiled = match &result.report.compile {
         Some(c) => format!(" compile {} ms,", c.time_ms),
         None => String::new(),
     };
-    if result.error_type == Some(ErrorType::CompilationError) {
-        if let Some(c) = &result.compile {
+    if result.report.error_type == Some(ErrorType::CompilationError) {
+        if let Some(c) = &result.report.compile {
             let _ = err.write_all(c.stdout.as_bytes());
             let _ = err.write_all(c.stderr.as_bytes());
         }
@@ -102,17 +107,18 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "livexec: {}{reason}{compiled} wall {} ms, cpu {} ms, memory {:.1} MiB",
         result.status,
-        result.execution_time_ms,
-        result.cpu_time_ms.unwrap_or(0),
-        result.memory_kb.unwrap_or(0) as f64 / 1024.0
+        result.report.execution_time_ms,
+        result.report.cpu_time_ms.unwrap_or(0),
+        result.report.memory_kb.unwrap_or(0) as f64 / 1024.0
     );
     let code = if result.status == Status::Timeout {
         TIMED_OUT
-    } else if let Some(sig) = result.signal {
+    } else if let Some(sig) = result.report.signal {
         128u8.saturating_add(u8::try_from(sig).unwrap_or(127))
     } else {
         // Exit codes are 0..=255 on Linux; anything else is reported as a failure.
         result
+            .report
             .exit_code
             .and_then(|c| u8::try_from(c).ok())
             .unwrap_or(1)

@@ -139,6 +139,8 @@ fn run_compiles_then_runs_and_reports_a_compile_error() {
         err.contains("FAILED CompilationError: main.cpp:1:"),
         "{err}"
     );
+    // The verdict names the line of the first error (`error_line`).
+    assert!(err.contains(" (line 1); compile "), "{err}");
 }
 
 #[test]

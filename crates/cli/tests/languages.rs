@@ -5,7 +5,8 @@
 //! At start the server smoke-tests every runtime (each smoke test reads stdin); `GET /runtimes`
 //! then shows which passed. Through the API: each runtime's default template compiles and runs,
 //! each compiled runtime reports a compile error as `CompilationError` with the compiler's
-//! output, a C segfault is a `RuntimeError` with SIGSEGV, Java and Go start threads within the
+//! output and the line it is on (`error_line`), a thrown error in every runtime names the error
+//! and the line of the user's file, a C segfault is a `RuntimeError` with SIGSEGV, Java and Go start threads within the
 //! pids limit, a compile that loops is stopped by the compile time limit, aliases resolve to
 //! ids, and a runtime whose toolchain is missing is listed unavailable and refused.
 
@@ -14,52 +15,126 @@ mod common;
 use common::{Server, RUNTIME_IDS as IDS};
 use serde_json::{json, Value};
 
-/// One compile error per compiled runtime.
-const COMPILE_ERRORS: &[(&str, &str)] = &[
-    ("c", "int main(void) { return x; }"),
-    ("cpp", "int main() { return x; }"),
+/// One compile error per compiled runtime, and the line of the main file it is on
+/// (`error_line`).
+const COMPILE_ERRORS: &[(&str, &str, i64)] = &[
+    ("c", "#include <stdio.h>\nint main(void) {\n    return x;\n}\n", 3),
+    ("cpp", "#include <cstdio>\nint main() {\n    return x;\n}\n", 3),
     (
         "java",
-        "public class Main { public static void main(String[] a) { int x = \"s\"; } }",
+        "public class Main {\n    public static void main(String[] a) {\n        int x = \"s\";\n    }\n}\n",
+        3,
     ),
-    ("go", "package main\n\nfunc main() { x = 1 }\n"),
-    ("rust", "fn main() { let x: i32 = \"s\"; }"),
-    ("typescript", "const n: number = \"s\";\nconsole.log(n);\n"),
+    ("go", "package main\n\nfunc main() { x = 1 }\n", 3),
+    ("rust", "fn main() {\n    let x: i32 = \"s\";\n}\n", 2),
+    (
+        "typescript",
+        "const a = 1;\nconst n: number = \"s\";\nconsole.log(a, n);\n",
+        2,
+    ),
 ];
 
-/// A program that fails in each runtime, and the `error_message` its runtime's rule finds
-/// (a prefix for PHP, whose line goes on with the file).
-const THROWN: &[(&str, &str, &str)] = &[
-    ("python", "import sys\nprint(1 / 0)\n", "ZeroDivisionError: division by zero"),
+/// A program that fails in each runtime, the `error_message` its runtime's rule finds (a
+/// prefix for PHP, whose line goes on with the file), and the `error_line` it finds: the
+/// innermost frame in the main file (the error is raised in a function called from further
+/// down), or `None` where the toolchain prints no line (an exit code, an uncaught C++
+/// exception, `die` with a newline).
+const THROWN: &[(&str, &str, &str, Option<i64>)] = &[
+    (
+        "python",
+        "import sys\n\ndef f(x):\n    return 1 / x\n\nprint(f(0))\n",
+        "ZeroDivisionError: division by zero",
+        Some(4),
+    ),
     (
         "javascript",
-        "require('fs').readFileSync('missing.txt')",
+        "function read() {\n  return require('fs').readFileSync('missing.txt');\n}\nread();\n",
         "Error: ENOENT: no such file or directory, open 'missing.txt'",
+        Some(2),
     ),
-    ("typescript", "throw new TypeError(\"boom\");", "TypeError: boom"),
+    // The interface is erased from the compiled main.js: line 3 there is line 2, and only
+    // the source map gives the TypeScript line.
+    (
+        "typescript",
+        "interface P { x: number }\nfunction f(p: P): number {\n  throw new TypeError(\"boom\");\n}\nf({ x: 1 });\n",
+        "TypeError: boom",
+        Some(3),
+    ),
     (
         "c",
         "#include <stdio.h>\nint main(void) { fprintf(stderr, \"boom\\n\"); return 3; }",
         "boom",
+        None,
+    ),
+    (
+        "c",
+        "#include <assert.h>\nint f(int x) {\n    assert(x == 1);\n    return x;\n}\nint main(void) { return f(2); }\n",
+        "main: main.c:3: f: Assertion `x == 1' failed.",
+        Some(3),
     ),
     (
         "cpp",
         "#include <stdexcept>\nint main() { throw std::runtime_error(\"boom\"); }",
         "boom",
+        None,
+    ),
+    (
+        "cpp",
+        "#include <cassert>\nint f(int x) {\n    assert(x == 1);\n    return x;\n}\nint main() { return f(2); }\n",
+        "main: main.cpp:3: int f(int): Assertion `x == 1' failed.",
+        Some(3),
     ),
     (
         "java",
-        "public class Main { public static void main(String[] a) { throw new IllegalStateException(\"boom\"); } }",
+        "public class Main {\n    static void f() {\n        throw new IllegalStateException(\"boom\");\n    }\n    public static void main(String[] a) {\n        f();\n    }\n}\n",
         "java.lang.IllegalStateException: boom",
+        Some(3),
     ),
-    ("go", "package main\n\nfunc main() { panic(\"boom\") }\n", "panic: boom"),
-    ("rust", "fn main() { panic!(\"boom\"); }", "boom"),
-    ("ruby", "raise \"boom\"", "boom (RuntimeError)"),
-    ("php", "<?php throw new Exception(\"boom\");", "Fatal error: Uncaught Exception: boom"),
-    ("bash", "echo boom >&2; exit 3", "boom"),
-    ("perl", "die \"boom\\n\";", "boom"),
-    ("lua", "error(\"boom\")", "main.lua:1: boom"),
-    ("sql", "SELECT * FROM nope;", "Parse error near line 1: no such table: nope"),
+    (
+        "go",
+        "package main\n\nfunc f() {\n\tpanic(\"boom\")\n}\n\nfunc main() {\n\tf()\n}\n",
+        "panic: boom",
+        Some(4),
+    ),
+    (
+        "rust",
+        "fn f() {\n    panic!(\"boom\");\n}\nfn main() {\n    f();\n}\n",
+        "boom",
+        Some(2),
+    ),
+    ("ruby", "def f\n  raise \"boom\"\nend\nf\n", "boom (RuntimeError)", Some(2)),
+    (
+        "php",
+        "<?php\nfunction f() {\n    throw new Exception(\"boom\");\n}\nf();\n",
+        "Fatal error: Uncaught Exception: boom",
+        Some(3),
+    ),
+    ("bash", "echo boom >&2; exit 3", "boom", None),
+    (
+        "bash",
+        "f() {\n  nosuchcommand_xyz\n}\nf\n",
+        "main.sh: line 2: nosuchcommand_xyz: command not found",
+        Some(2),
+    ),
+    ("perl", "die \"boom\\n\";", "boom", None),
+    (
+        "perl",
+        "use strict;\nsub f {\n    die \"boom\";\n}\nf();\n",
+        "boom at main.pl line 3.",
+        Some(3),
+    ),
+    (
+        "lua",
+        "local function f()\n  error(\"boom\")\nend\nf()\n",
+        "main.lua:2: boom",
+        Some(2),
+    ),
+    (
+        "sql",
+        "CREATE TABLE t(x);\nINSERT INTO t VALUES (1);\nSELECT * FROM nope;\n",
+        "Parse error near line 3: no such table: nope",
+        Some(3),
+    ),
 ];
 
 const C_SEGFAULT: &str =
@@ -258,12 +333,12 @@ async fn every_language_compiles_runs_and_fails_as_it_should() {
         hello.push((id, submit(&server, id, None).await));
     }
     let mut broken = Vec::new();
-    for (id, code) in COMPILE_ERRORS {
-        broken.push((id, submit(&server, id, Some(code)).await));
+    for (id, code, line) in COMPILE_ERRORS {
+        broken.push((id, line, submit(&server, id, Some(code)).await));
     }
     let mut thrown = Vec::new();
-    for (id, code, message) in THROWN {
-        thrown.push((id, message, submit(&server, id, Some(code)).await));
+    for (id, code, message, line) in THROWN {
+        thrown.push((id, message, line, submit(&server, id, Some(code)).await));
     }
     let segfault = submit(&server, "c", Some(C_SEGFAULT)).await;
     let java_threads = submit(&server, "java", Some(JAVA_THREADS)).await;
@@ -335,12 +410,13 @@ async fn every_language_compiles_runs_and_fails_as_it_should() {
             &mut failures,
             v["status"] == "COMPLETED"
                 && v["stdout"] == "Hello World\n"
+                && v.get("error_line") == Some(&Value::Null)
                 && compiled == ["c", "cpp", "go", "java", "rust", "typescript"].contains(id)
                 && (!compiled || v["compile"]["status"] == "COMPLETED"),
             format!("{id} default template: {v}"),
         );
     }
-    for (id, exec) in &broken {
+    for (id, line, exec) in &broken {
         let v = server.wait(exec).await;
         let c = &v["compile"];
         let output = format!(
@@ -358,11 +434,12 @@ async fn every_language_compiles_runs_and_fails_as_it_should() {
                 && c["time_ms"].is_i64()
                 && !message.is_empty()
                 && output.contains(message)
-                && v["execution_time_ms"] == 0,
-            format!("{id} compile error: {v}"),
+                && v["execution_time_ms"] == 0
+                && v["error_line"] == **line,
+            format!("{id} compile error on line {line}: {v}"),
         );
     }
-    for (id, message, exec) in &thrown {
+    for (id, message, line, exec) in &thrown {
         let v = server.wait(exec).await;
         check(
             &mut failures,
@@ -370,8 +447,9 @@ async fn every_language_compiles_runs_and_fails_as_it_should() {
                 && v["error_type"] == "RuntimeError"
                 && v["error_message"]
                     .as_str()
-                    .is_some_and(|m| m.starts_with(**message) && (**id == "php" || m == **message)),
-            format!("{id} thrown error, expected {message:?}: {v}"),
+                    .is_some_and(|m| m.starts_with(**message) && (**id == "php" || m == **message))
+                && v.get("error_line") == Some(&json!(line)),
+            format!("{id} thrown error, expected {message:?} on line {line:?}: {v}"),
         );
     }
     let v = server.wait(&segfault).await;
@@ -380,7 +458,8 @@ async fn every_language_compiles_runs_and_fails_as_it_should() {
         v["status"] == "FAILED"
             && v["error_type"] == "RuntimeError"
             && v["signal"] == 11
-            && v["error_message"] == "Process killed by signal SIGSEGV",
+            && v["error_message"] == "Process killed by signal SIGSEGV"
+            && v["error_line"].is_null(),
         format!("C segfault: {v}"),
     );
     for (name, exec) in [("java", &java_threads), ("go", &go_threads)] {

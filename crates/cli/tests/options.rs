@@ -67,7 +67,7 @@ async fn test_cases_run_through_the_service_with_verdicts_limits_and_files() {
     assert_eq!(v["stdout"], "41\n", "the first failing case's output");
 
     let e = store.get_execution(id).await.unwrap().unwrap();
-    let verdicts: Vec<Verdict> = e.tests.iter().map(|t| t.verdict).collect();
+    let verdicts: Vec<Verdict> = e.report.tests.iter().map(|t| t.verdict).collect();
     assert_eq!(
         verdicts,
         [
@@ -76,13 +76,21 @@ async fn test_cases_run_through_the_service_with_verdicts_limits_and_files() {
             Verdict::RuntimeError
         ]
     );
-    assert_eq!(e.tests[2].message.as_deref(), Some("ValueError: bad input"));
-    let limits = e.limits.expect("the limits it ran under");
+    assert_eq!(
+        e.report.tests[2].message.as_deref(),
+        Some("ValueError: bad input")
+    );
+    let limits = e.report.limits.expect("the limits it ran under");
     assert_eq!((limits.time_ms, limits.memory_mb), (5_000, 96));
     // Each case has a fresh working dir: the last case's file holds only its own input.
-    assert_eq!(e.output_files.len(), 1, "{:?}", e.output_files);
-    assert_eq!(e.output_files[0].name, "seen.txt");
-    assert_eq!(e.output_files[0].content, b"crash");
+    assert_eq!(
+        e.report.output_files.len(),
+        1,
+        "{:?}",
+        e.report.output_files
+    );
+    assert_eq!(e.report.output_files[0].name, "seen.txt");
+    assert_eq!(e.report.output_files[0].content, b"crash");
 }
 
 /// Issue 10 item 8: on PostgreSQL, a program whose last stderr line holds a NUL byte is

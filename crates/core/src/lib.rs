@@ -17,7 +17,7 @@ pub use events::{Event, EventKind};
 pub use insight::{QueueSample, Statistics};
 pub use model::{
     CompileReport, Execution, ExecutionId, ExecutionView, FileView, NewExecution, NewOneShot,
-    RunResult, Session, SessionId, SessionPatch,
+    RunReport, RunResult, Session, SessionId, SessionPatch,
 };
 pub use ports::{
     BoxStream, CreatedExecution, EventBus, Job, JobQueue, KeyStore, Lease, PortError, Store,

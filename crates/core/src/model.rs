@@ -92,24 +92,6 @@ pub struct Execution {
     pub source_code: String,
     /// Where it is in its life.
     pub status: Status,
-    /// Raw stdout bytes (may hold NUL or invalid UTF-8).
-    pub stdout: Vec<u8>,
-    /// Raw stderr bytes.
-    pub stderr: Vec<u8>,
-    /// Wall time of the program itself.
-    pub execution_time_ms: i64,
-    /// Human-readable reason when it did not complete.
-    pub error_message: Option<String>,
-    /// Machine-readable reason when it did not complete.
-    pub error_type: Option<ErrorType>,
-    /// The program's exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// The signal that killed it, when one did.
-    pub signal: Option<i32>,
-    /// CPU time used, from the cgroup.
-    pub cpu_time_ms: Option<i64>,
-    /// Peak memory, from the cgroup.
-    pub memory_kb: Option<i64>,
     /// The client's idempotency key.
     pub idempotency_key: Option<String>,
     /// How many times a worker has started it (platform retries make this > 1).
@@ -120,18 +102,12 @@ pub struct Execution {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached its terminal state.
     pub finished_at: Option<DateTime<Utc>>,
-    /// The compile stage, for compiled languages once it has run.
-    pub compile: Option<CompileReport>,
     /// What the run was asked for beyond the code (the session's files are in `files`).
     pub options: RunOptions,
-    /// The limits it ran under, once a worker has started it.
-    pub limits: Option<EffectiveLimits>,
-    /// Per test case results, in order (empty without tests).
-    pub tests: Vec<TestResult>,
-    /// Files the program left that matched `options.return_files`.
-    pub output_files: Vec<SourceFile>,
     /// The API key that created it (`None`: created while the service was open).
     pub owner: Owner,
+    /// What the run produced: empty (no output, no error, 0 ms) until it ends.
+    pub report: RunReport,
 }
 
 /// What the compile stage of a compiled language did (`compile` of API.md §4): its own
@@ -152,37 +128,52 @@ pub struct CompileReport {
     pub memory_kb: Option<i64>,
 }
 
-/// The final result a worker records for an execution.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunResult {
-    /// Terminal status (`COMPLETED`, `FAILED` or `TIMEOUT`).
-    pub status: Status,
-    /// Raw stdout bytes.
+/// What a run produced, apart from its status: the one list of result fields, held by the
+/// result a worker records ([`RunResult`]) and by the execution that stores it
+/// ([`Execution::report`]). A field added here is added to the store's columns
+/// (`crates/store`: the migration, `finish_execution`'s write and the row's read) and, when
+/// clients should see it, to [`ExecutionView`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Raw stdout bytes (may hold NUL or invalid UTF-8).
     pub stdout: Vec<u8>,
     /// Raw stderr bytes.
     pub stderr: Vec<u8>,
-    /// Wall time of the program itself.
+    /// Wall time of the program itself, in ms.
     pub execution_time_ms: i64,
-    /// Why it did not complete.
+    /// Human-readable reason when it did not complete.
     pub error_message: Option<String>,
-    /// Machine-readable reason.
+    /// Machine-readable reason when it did not complete.
     pub error_type: Option<ErrorType>,
-    /// Exit code, when it exited.
+    /// The line of the user's main file the error points at (1-based), when the toolchain
+    /// printed one that the runtime's rule finds.
+    pub error_line: Option<i32>,
+    /// The program's exit code, when it exited.
     pub exit_code: Option<i32>,
-    /// Killing signal, when one did.
+    /// The signal that killed it, when one did.
     pub signal: Option<i32>,
-    /// CPU time used.
+    /// CPU time used, from the cgroup, in ms.
     pub cpu_time_ms: Option<i64>,
-    /// Peak memory in KiB.
+    /// Peak memory, from the cgroup, in KiB.
     pub memory_kb: Option<i64>,
-    /// The compile stage, for compiled languages.
+    /// The compile stage, for compiled languages once it has run.
     pub compile: Option<CompileReport>,
     /// The limits it ran under.
     pub limits: Option<EffectiveLimits>,
     /// Per test case results, in order (empty without tests).
     pub tests: Vec<TestResult>,
-    /// Files the program left that matched `return_files`.
+    /// Files the program left that matched `options.return_files`.
     pub output_files: Vec<SourceFile>,
+}
+
+/// The final result a worker records for an execution: its terminal status and what it
+/// produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunResult {
+    /// Terminal status (`COMPLETED`, `FAILED` or `TIMEOUT`).
+    pub status: Status,
+    /// What the run produced.
+    pub report: RunReport,
 }
 
 impl RunResult {
@@ -190,19 +181,11 @@ impl RunResult {
     pub fn internal_error(message: impl Into<String>) -> Self {
         RunResult {
             status: Status::Failed,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            execution_time_ms: 0,
-            error_message: Some(message.into()),
-            error_type: Some(ErrorType::InternalError),
-            exit_code: None,
-            signal: None,
-            cpu_time_ms: None,
-            memory_kb: None,
-            compile: None,
-            limits: None,
-            tests: Vec::new(),
-            output_files: Vec::new(),
+            report: RunReport {
+                error_message: Some(message.into()),
+                error_type: Some(ErrorType::InternalError),
+                ..RunReport::default()
+            },
         }
     }
 }
@@ -262,6 +245,10 @@ pub struct ExecutionView {
     /// Files returned by `return_files` (only when it asked for some).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_files: Option<Vec<FileView>>,
+    /// The line (1-based) of the user's main file that the error points at: the compiler's
+    /// first error for a `CompilationError`, the innermost frame in the main file for a
+    /// `RuntimeError`; null when there is no error or the toolchain named no line of it.
+    pub error_line: Option<i32>,
 }
 
 /// A file as the API shows it: its bytes in base64, with `"encoding": "base64"` so that it can
@@ -296,37 +283,39 @@ impl Execution {
     /// The API view of this execution.
     pub fn view(&self) -> ExecutionView {
         let finished = self.status.is_terminal();
+        let r = &self.report;
         let has_tests = !self.options.tests.is_empty();
         ExecutionView {
             execution_id: self.id,
             status: self.status,
-            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&self.stderr).into_owned(),
-            execution_time_ms: if finished { self.execution_time_ms } else { 0 },
-            error_message: self.error_message.clone(),
-            error_type: self.error_type,
+            stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+            execution_time_ms: if finished { r.execution_time_ms } else { 0 },
+            error_message: r.error_message.clone(),
+            error_type: r.error_type,
             session_id: self.session_id,
             language: self.language.clone(),
-            exit_code: self.exit_code,
-            signal: self.signal,
-            cpu_time_ms: self.cpu_time_ms,
-            memory_kb: self.memory_kb,
+            exit_code: r.exit_code,
+            signal: r.signal,
+            cpu_time_ms: r.cpu_time_ms,
+            memory_kb: r.memory_kb,
             queued_at: rfc3339(self.queued_at),
             started_at: self.started_at.map(rfc3339),
             finished_at: self.finished_at.map(rfc3339),
             attempts: self.attempts,
-            compile: self.compile.clone(),
-            limits: self.limits,
-            tests: has_tests.then(|| self.tests.clone()),
+            compile: r.compile.clone(),
+            limits: r.limits,
+            tests: has_tests.then(|| r.tests.clone()),
             tests_passed: has_tests.then(|| {
-                self.tests
+                r.tests
                     .iter()
                     .filter(|t| t.verdict == Verdict::Accepted)
                     .count()
             }),
             tests_total: has_tests.then_some(self.options.tests.len()),
             output_files: (!self.options.return_files.is_empty())
-                .then(|| self.output_files.iter().map(FileView::from).collect()),
+                .then(|| r.output_files.iter().map(FileView::from).collect()),
+            error_line: r.error_line,
         }
     }
 }
@@ -342,26 +331,21 @@ mod tests {
             language: "python".into(),
             source_code: "print(1)".into(),
             status: Status::Completed,
-            stdout: b"a\0b\xffc\n".to_vec(),
-            stderr: Vec::new(),
-            execution_time_ms: 12,
-            error_message: None,
-            error_type: None,
-            exit_code: Some(0),
-            signal: None,
-            cpu_time_ms: Some(3),
-            memory_kb: Some(1024),
             idempotency_key: None,
             attempts: 1,
             queued_at: Utc::now(),
             started_at: Some(Utc::now()),
             finished_at: Some(Utc::now()),
-            compile: None,
             options: RunOptions::default(),
-            limits: None,
-            tests: Vec::new(),
-            output_files: Vec::new(),
             owner: None,
+            report: RunReport {
+                stdout: b"a\0b\xffc\n".to_vec(),
+                execution_time_ms: 12,
+                exit_code: Some(0),
+                cpu_time_ms: Some(3),
+                memory_kb: Some(1024),
+                ..RunReport::default()
+            },
         }
     }
 

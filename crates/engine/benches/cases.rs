@@ -97,9 +97,13 @@ fn main() {
         let r = engine.execute(&request, &mut |_, _| {}).unwrap();
         ours.push(start.elapsed().as_secs_f64() * 1e3);
         assert_eq!(r.status, Status::Completed, "{r:?}");
-        assert!(r.tests.iter().all(|t| t.verdict == Verdict::Accepted));
-        compile_ms.push(r.compile.map_or(0.0, |c| c.time_ms as f64));
-        cases_ms.push(r.execution_time_ms as f64);
+        assert!(r
+            .report
+            .tests
+            .iter()
+            .all(|t| t.verdict == Verdict::Accepted));
+        compile_ms.push(r.report.compile.map_or(0.0, |c| c.time_ms as f64));
+        cases_ms.push(r.report.execution_time_ms as f64);
     }
     let (b, o) = (median(bare), median(ours));
     println!(
@@ -131,7 +135,7 @@ fn main() {
         let start = Instant::now();
         let r = engine.execute(&request, &mut |_, _| {}).unwrap();
         ours.push(start.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(r.stdout, b"1048576\n");
+        assert_eq!(r.report.stdout, b"1048576\n");
     }
     let (b, o) = (median(bare), median(ours));
     println!(

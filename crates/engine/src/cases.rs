@@ -42,8 +42,8 @@ impl OutputBudget {
     /// Cuts what `test` and `run` (one case) record to what is left, and takes it.
     pub(crate) fn take(&mut self, test: &mut TestResult, run: &mut RunResult) {
         for (left, text, bytes) in [
-            (&mut self.stdout, &mut test.stdout, &mut run.stdout),
-            (&mut self.stderr, &mut test.stderr, &mut run.stderr),
+            (&mut self.stdout, &mut test.stdout, &mut run.report.stdout),
+            (&mut self.stderr, &mut test.stderr, &mut run.report.stderr),
         ] {
             let mut end = text.len().min(*left);
             while !text.is_char_boundary(end) {
@@ -127,17 +127,19 @@ pub(crate) fn case_result(
     expected: Option<&str>,
     rule: Compare,
 ) -> (TestResult, RunResult) {
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    let (verdict, message) = match (run.status, run.error_type) {
+    let stdout = String::from_utf8_lossy(&run.report.stdout).into_owned();
+    let (verdict, message) = match (run.status, run.report.error_type) {
         (Status::Timeout, _) | (_, Some(ErrorType::TimeoutError)) => {
-            (Verdict::Timeout, run.error_message.clone())
+            (Verdict::Timeout, run.report.error_message.clone())
         }
-        (_, Some(ErrorType::MemoryLimitExceeded)) => {
-            (Verdict::MemoryLimitExceeded, run.error_message.clone())
-        }
-        (_, Some(ErrorType::OutputLimitExceeded)) => {
-            (Verdict::OutputLimitExceeded, run.error_message.clone())
-        }
+        (_, Some(ErrorType::MemoryLimitExceeded)) => (
+            Verdict::MemoryLimitExceeded,
+            run.report.error_message.clone(),
+        ),
+        (_, Some(ErrorType::OutputLimitExceeded)) => (
+            Verdict::OutputLimitExceeded,
+            run.report.error_message.clone(),
+        ),
         (Status::Completed, None) => match expected.map(|e| compare(rule, e, &stdout)) {
             None | Some(Comparison::Equal) => (Verdict::Accepted, None),
             Some(Comparison::Differs {
@@ -151,17 +153,17 @@ pub(crate) fn case_result(
                 ))),
             ),
         },
-        _ => (Verdict::RuntimeError, run.error_message.clone()),
+        _ => (Verdict::RuntimeError, run.report.error_message.clone()),
     };
     let test = TestResult {
         verdict,
         stdout,
-        stderr: String::from_utf8_lossy(&run.stderr).into_owned(),
-        exit_code: run.exit_code,
-        signal: run.signal,
-        time_ms: run.execution_time_ms,
-        cpu_time_ms: run.cpu_time_ms,
-        memory_kb: run.memory_kb,
+        stderr: String::from_utf8_lossy(&run.report.stderr).into_owned(),
+        exit_code: run.report.exit_code,
+        signal: run.report.signal,
+        time_ms: run.report.execution_time_ms,
+        cpu_time_ms: run.report.cpu_time_ms,
+        memory_kb: run.report.memory_kb,
         message,
     };
     (test, run)
@@ -198,26 +200,27 @@ pub(crate) fn overall(tests: Vec<TestResult>, runs: Vec<RunResult>) -> RunResult
         Some(r) => r.clone(),
         None => RunResult::internal_error("no test case ran"),
     };
-    result.execution_time_ms = runs.iter().map(|r| r.execution_time_ms).sum();
-    result.cpu_time_ms = runs.iter().map(|r| r.cpu_time_ms).sum();
-    result.memory_kb = runs.iter().filter_map(|r| r.memory_kb).max();
+    result.report.execution_time_ms = runs.iter().map(|r| r.report.execution_time_ms).sum();
+    result.report.cpu_time_ms = runs.iter().map(|r| r.report.cpu_time_ms).sum();
+    result.report.memory_kb = runs.iter().filter_map(|r| r.report.memory_kb).max();
     match first_failing.map(|i| tests[i].verdict) {
         None => {
             result.status = Status::Completed;
-            result.error_type = None;
-            result.error_message = None;
+            result.report.error_type = None;
+            result.report.error_message = None;
+            result.report.error_line = None;
         }
         Some(v) => {
             result.status = Status::Failed;
-            result.error_type = v.error_type();
+            result.report.error_type = v.error_type();
             let mut msg = format!("{failed} of {total} tests failed");
             if skipped > 0 {
                 msg.push_str(&format!(", {skipped} skipped"));
             }
-            result.error_message = Some(msg);
+            result.report.error_message = Some(msg);
         }
     }
-    result.tests = tests;
+    result.report.tests = tests;
     result
 }
 
@@ -241,24 +244,27 @@ mod tests {
         let mut budget = OutputBudget::new();
         let case = |out: &str| {
             let mut run = RunResult::internal_error("x");
-            run.stdout = out.as_bytes().to_vec();
-            run.stderr = b"e".to_vec();
+            run.report.stdout = out.as_bytes().to_vec();
+            run.report.stderr = b"e".to_vec();
             case_result(run, None, Compare::Trim)
         };
         let big = "a".repeat(MAX_TESTS_OUTPUT_BYTES - 1);
         let (mut t1, mut r1) = case(&big);
         budget.take(&mut t1, &mut r1);
-        assert_eq!((t1.stdout.len(), r1.stdout.len()), (big.len(), big.len()));
+        assert_eq!(
+            (t1.stdout.len(), r1.report.stdout.len()),
+            (big.len(), big.len())
+        );
         // One byte left: a two-byte character does not fit and is not split.
         let (mut t2, mut r2) = case("éz");
         budget.take(&mut t2, &mut r2);
-        assert_eq!((t2.stdout.as_str(), r2.stdout.len()), ("", 0));
+        assert_eq!((t2.stdout.as_str(), r2.report.stdout.len()), ("", 0));
         let (mut t3, mut r3) = case("zz");
         budget.take(&mut t3, &mut r3);
         assert_eq!((t3.stdout.as_str(), t3.stderr.as_str()), ("z", "e"));
         let (mut t4, mut r4) = case("more");
         budget.take(&mut t4, &mut r4);
-        assert_eq!((t4.stdout.as_str(), r4.stdout.len()), ("", 0));
+        assert_eq!((t4.stdout.as_str(), r4.report.stdout.len()), ("", 0));
     }
 
     #[test]

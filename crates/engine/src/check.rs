@@ -135,22 +135,22 @@ pub fn smoke(
     let result = engine
         .execute(&request, &mut |_, _| {})
         .map_err(|e| format!("sandbox error: {e}"))?;
-    if let Some(msg) = result.error_message {
+    if let Some(msg) = result.report.error_message {
         return Err(format!(
             "{} {}: {msg}",
             result.status,
-            result.error_type.map_or("", |t| t.as_str())
+            result.report.error_type.map_or("", |t| t.as_str())
         ));
     }
-    if result.stdout != rt.smoke.expected_stdout.as_bytes() {
+    if result.report.stdout != rt.smoke.expected_stdout.as_bytes() {
         return Err(format!(
             "printed {:?}, expected {:?}",
-            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.report.stdout),
             rt.smoke.expected_stdout
         ));
     }
-    let compile_ms = result.compile.map_or(0, |c| c.time_ms);
-    Ok(u64::try_from(result.execution_time_ms.saturating_add(compile_ms)).unwrap_or(0))
+    let compile_ms = result.report.compile.map_or(0, |c| c.time_ms);
+    Ok(u64::try_from(result.report.execution_time_ms.saturating_add(compile_ms)).unwrap_or(0))
 }
 
 impl Engine {

@@ -211,7 +211,7 @@ mod tests {
                 artifacts: Vec::new(),
             },
             version: "3.11".into(),
-            error: None,
+            error: Default::default(),
         };
         let source = "print('x' * 10)\n".repeat(20_000);
         let cmd = command_for(&rt, &source, &[], b"in", Limits::default());

@@ -6,7 +6,7 @@
 //! into every run stage's (data files; a compiled runtime's run stage gets them beside the
 //! artifacts, except one named like an artifact). Its args and env go to the run stage
 //! only; env never overrides the sandbox's own variables, `LD_*` or the runtime's. Per-run
-//! limits apply over the runtime's stage limits and are reported as `RunResult::limits`,
+//! limits apply over the runtime's stage limits and are reported as `RunReport::limits`,
 //! also when the compile fails. `return_files` are read from the plain run, or from the last
 //! test case that ran.
 
@@ -154,15 +154,13 @@ impl Executor for Engine {
                 },
             )?;
             let Some(artifacts) = c.artifacts else {
-                let failed = staged_result(&Staged {
+                let mut failed = staged_result(&Staged {
                     compile: Some((c.outcome, cl.clone())),
                     run: None,
-                    error: rt.error.clone(),
+                    error: Some(rt.error.clone()),
                 });
-                return Ok(RunResult {
-                    limits: Some(limits),
-                    ..failed
-                });
+                failed.report.limits = Some(limits);
+                return Ok(failed);
             };
             plan.artifacts = Some(artifacts);
             compiled = Some(report(&c.outcome, cl));
@@ -177,8 +175,8 @@ impl Executor for Engine {
         } else {
             self.run_tests(&plan)?
         };
-        result.compile = compiled;
-        result.limits = Some(limits);
+        result.report.compile = compiled;
+        result.report.limits = Some(limits);
         Ok(result)
     }
 
@@ -208,7 +206,7 @@ impl Engine {
         let mut result = staged_result(&Staged {
             compile: None,
             run: Some((outcome, plan.run.clone())),
-            error: plan.rt.error.clone(),
+            error: Some(plan.rt.error.clone()),
         });
         if !plan.options.return_files.is_empty() {
             let (files, omitted) = returned(&plan.options.return_files, files);
@@ -221,7 +219,7 @@ impl Engine {
                     crate::MAX_OUTPUT_FILE_BYTES
                 );
             }
-            result.output_files = files;
+            result.report.output_files = files;
         }
         result
     }
@@ -247,14 +245,14 @@ impl Engine {
             let outcome =
                 self.run_case(plan, case.stdin.as_bytes(), args, &stage, &mut |_, _| {})?;
             let mut run = self.finish(plan, outcome);
-            files = std::mem::take(&mut run.output_files);
+            files = std::mem::take(&mut run.report.output_files);
             let (mut test, mut run) = case_result(run, case.expected_stdout.as_deref(), o.compare);
             budget.take(&mut test, &mut run);
             tests.push(test);
             runs.push(run);
         }
         let mut result = overall(tests, runs);
-        result.output_files = files;
+        result.report.output_files = files;
         Ok(result)
     }
 }

@@ -25,7 +25,7 @@
 //! let (engine, report) = Engine::start(sandbox, &mut registry, Limits::default(), true);
 //! println!("{} runtimes available", report.ready.len());
 //! let result = engine.execute(&Request::new("python", "print(6 * 7)"), &mut |_, _| {})?;
-//! assert_eq!(result.stdout, b"42\n");
+//! assert_eq!(result.report.stdout, b"42\n");
 //! # Ok(())
 //! # }
 //! ```
@@ -108,7 +108,7 @@ pub enum ExecError {
 ///
 /// Calls block (a run lasts up to its time limits); async callers run them on a blocking
 /// thread. `on_output` receives the program's output as it is written, for live streaming
-/// (a plain run's only; the output of test cases is in `RunResult::tests`).
+/// (a plain run's only; the output of test cases is in `RunReport::tests`).
 pub trait Executor: Send + Sync {
     /// Run the request to its end.
     fn execute(

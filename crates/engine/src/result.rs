@@ -1,7 +1,7 @@
 //! Turning a sandbox [`Outcome`] into the [`RunResult`] the store records, with the statuses,
 //! error types and messages of API.md §4.
 
-use livexec_core::{ErrorType, RunResult, Status};
+use livexec_core::{ErrorType, RunReport, RunResult, Status};
 use livexec_sandbox::{Limits, Outcome};
 
 /// Longest error message taken from a program's stderr, in bytes.
@@ -14,19 +14,18 @@ pub fn to_result(outcome: &Outcome, limits: &Limits) -> RunResult {
     let (status, error_type, error_message) = verdict(outcome, limits);
     RunResult {
         status,
-        stdout: outcome.stdout.clone(),
-        stderr: outcome.stderr.clone(),
-        execution_time_ms: clamp_i64(outcome.wall_ms),
-        error_message,
-        error_type,
-        exit_code: outcome.exit_code,
-        signal: outcome.signal,
-        cpu_time_ms: Some(clamp_i64(outcome.cpu_ms)),
-        memory_kb: Some(clamp_i64(outcome.memory_peak_bytes / 1024)),
-        compile: None,
-        limits: None,
-        tests: Vec::new(),
-        output_files: Vec::new(),
+        report: RunReport {
+            stdout: outcome.stdout.clone(),
+            stderr: outcome.stderr.clone(),
+            execution_time_ms: clamp_i64(outcome.wall_ms),
+            error_message,
+            error_type,
+            exit_code: outcome.exit_code,
+            signal: outcome.signal,
+            cpu_time_ms: Some(clamp_i64(outcome.cpu_ms)),
+            memory_kb: Some(clamp_i64(outcome.memory_peak_bytes / 1024)),
+            ..RunReport::default()
+        },
     }
 }
 

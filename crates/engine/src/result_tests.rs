@@ -31,13 +31,13 @@ fn killed(sig: i32, stderr: &[u8]) -> Outcome {
 fn exit_zero_is_completed_with_every_figure() {
     let r = to_result(&exited(0, b"warning on stderr\n"), &limits());
     assert_eq!(r.status, Status::Completed);
-    assert_eq!((r.error_type, r.error_message), (None, None));
-    assert_eq!(r.stdout, b"out");
-    assert_eq!(r.stderr, b"warning on stderr\n");
-    assert_eq!(r.execution_time_ms, 42);
-    assert_eq!(r.cpu_time_ms, Some(17));
-    assert_eq!(r.memory_kb, Some(8 * 1024));
-    assert_eq!((r.exit_code, r.signal), (Some(0), None));
+    assert_eq!((r.report.error_type, r.report.error_message), (None, None));
+    assert_eq!(r.report.stdout, b"out");
+    assert_eq!(r.report.stderr, b"warning on stderr\n");
+    assert_eq!(r.report.execution_time_ms, 42);
+    assert_eq!(r.report.cpu_time_ms, Some(17));
+    assert_eq!(r.report.memory_kb, Some(8 * 1024));
+    assert_eq!((r.report.exit_code, r.report.signal), (Some(0), None));
 }
 
 #[test]
@@ -45,9 +45,9 @@ fn non_zero_exit_takes_the_last_non_empty_stderr_line() {
     let tb = b"Traceback (most recent call last):\n  File \"main.py\", line 1\nZeroDivisionError: division by zero\n\n  \n";
     let r = to_result(&exited(1, tb), &limits());
     assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(r.report.error_type, Some(ErrorType::RuntimeError));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("ZeroDivisionError: division by zero")
     );
 }
@@ -55,9 +55,9 @@ fn non_zero_exit_takes_the_last_non_empty_stderr_line() {
 #[test]
 fn non_zero_exit_without_stderr_names_the_code() {
     let r = to_result(&exited(3, b"\n \n"), &limits());
-    assert_eq!(r.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(r.report.error_type, Some(ErrorType::RuntimeError));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("Process exited with code 3")
     );
 }
@@ -66,9 +66,9 @@ fn non_zero_exit_without_stderr_names_the_code() {
 fn exit_124_is_a_runtime_error_not_a_timeout() {
     let r = to_result(&exited(124, b""), &limits());
     assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(r.report.error_type, Some(ErrorType::RuntimeError));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("Process exited with code 124")
     );
 }
@@ -77,14 +77,17 @@ fn exit_124_is_a_runtime_error_not_a_timeout() {
 fn death_by_signal_names_the_signal() {
     let r = to_result(&killed(11, b""), &limits());
     assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(r.report.error_type, Some(ErrorType::RuntimeError));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("Process killed by signal SIGSEGV")
     );
-    assert_eq!(r.signal, Some(11));
+    assert_eq!(r.report.signal, Some(11));
     let r = to_result(&killed(6, b"free(): invalid pointer\n"), &limits());
-    assert_eq!(r.error_message.as_deref(), Some("free(): invalid pointer"));
+    assert_eq!(
+        r.report.error_message.as_deref(),
+        Some("free(): invalid pointer")
+    );
 }
 
 #[test]
@@ -93,9 +96,9 @@ fn timeout_wins_and_formats_seconds() {
     o.timed_out = true;
     let r = to_result(&o, &limits());
     assert_eq!(r.status, Status::Timeout);
-    assert_eq!(r.error_type, Some(ErrorType::TimeoutError));
+    assert_eq!(r.report.error_type, Some(ErrorType::TimeoutError));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("Execution exceeded the time limit of 30 s")
     );
     let short = Limits {
@@ -103,7 +106,7 @@ fn timeout_wins_and_formats_seconds() {
         ..limits()
     };
     assert_eq!(
-        to_result(&o, &short).error_message.as_deref(),
+        to_result(&o, &short).report.error_message.as_deref(),
         Some("Execution exceeded the time limit of 1.5 s")
     );
 }
@@ -120,23 +123,23 @@ fn cpu_time_over_its_limit_is_a_timeout_even_when_the_program_ended_on_its_own()
     o.cpu_ms = 961;
     let r = to_result(&o, &cpu);
     assert_eq!(r.status, Status::Timeout);
-    assert_eq!(r.error_type, Some(ErrorType::TimeoutError));
+    assert_eq!(r.report.error_type, Some(ErrorType::TimeoutError));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("Execution exceeded the CPU time limit of 0.5 s")
     );
     // Killed by SIGXCPU: the CPU limit is named, not the wall clock's.
     let mut o = killed(24, b"");
     (o.timed_out, o.cpu_ms) = (true, 1003);
     assert_eq!(
-        to_result(&o, &cpu).error_message.as_deref(),
+        to_result(&o, &cpu).report.error_message.as_deref(),
         Some("Execution exceeded the CPU time limit of 0.5 s")
     );
     // Under the CPU limit, a wall-clock timeout is the wall clock's.
     let mut o = killed(9, b"");
     (o.timed_out, o.cpu_ms) = (true, 20);
     assert_eq!(
-        to_result(&o, &cpu).error_message.as_deref(),
+        to_result(&o, &cpu).report.error_message.as_deref(),
         Some("Execution exceeded the time limit of 30 s")
     );
     o.timed_out = false;
@@ -150,9 +153,9 @@ fn oom_kill_is_memory_limit_exceeded() {
     o.oom_killed = true;
     let r = to_result(&o, &limits());
     assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error_type, Some(ErrorType::MemoryLimitExceeded));
+    assert_eq!(r.report.error_type, Some(ErrorType::MemoryLimitExceeded));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("Execution exceeded the memory limit of 128 MB")
     );
 }
@@ -164,9 +167,9 @@ fn output_cap_is_output_limit_exceeded() {
         o.output_limited = Some(stream);
         let r = to_result(&o, &limits());
         assert_eq!(r.status, Status::Failed);
-        assert_eq!(r.error_type, Some(ErrorType::OutputLimitExceeded));
+        assert_eq!(r.report.error_type, Some(ErrorType::OutputLimitExceeded));
         assert_eq!(
-            r.error_message.as_deref(),
+            r.report.error_message.as_deref(),
             Some("Output exceeded the limit of 1 MiB")
         );
     }
@@ -177,7 +180,7 @@ fn output_cap_is_output_limit_exceeded() {
         ..limits()
     };
     assert_eq!(
-        to_result(&o, &small).error_message.as_deref(),
+        to_result(&o, &small).report.error_message.as_deref(),
         Some("Output exceeded the limit of 1000 bytes")
     );
 }
@@ -188,7 +191,7 @@ fn no_exit_status_at_all_is_still_a_result() {
     o.exit_code = None;
     let r = to_result(&o, &limits());
     assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(r.report.error_type, Some(ErrorType::RuntimeError));
 }
 
 #[test]
@@ -197,7 +200,7 @@ fn invalid_utf8_and_long_lines_never_break_the_message() {
     line.extend_from_slice("é\u{fffd}".as_bytes());
     line.push(0xff);
     let r = to_result(&exited(1, &line), &limits());
-    let msg = r.error_message.unwrap();
+    let msg = r.report.error_message.unwrap();
     assert!(msg.len() <= MAX_MESSAGE_BYTES && msg.starts_with("xxx"));
 }
 
@@ -222,23 +225,23 @@ fn node_errors_give_the_error_line_not_the_version_trailer() {
     let stderr = b"/work/main.js:1\nnull.x\n    ^\n\nTypeError: Cannot read properties of null (reading 'x')\n    at Object.<anonymous> (/work/main.js:1:6)\n    at node:internal/main/run_main_module:28:49\n\nNode.js v20.20.2\n";
     let r = to_result(&exited(1, stderr), &limits());
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("TypeError: Cannot read properties of null (reading 'x')")
     );
     // Only Node's trailer triggers it: other output ending in "at …" is taken as it is.
     let r = to_result(&exited(1, b"look\n  at the end\n"), &limits());
-    assert_eq!(r.error_message.as_deref(), Some("at the end"));
+    assert_eq!(r.report.error_message.as_deref(), Some("at the end"));
     let r = to_result(&exited(1, b"Node.js v20.1.0\n"), &limits());
-    assert_eq!(r.error_message.as_deref(), Some("Node.js v20.1.0"));
+    assert_eq!(r.report.error_message.as_deref(), Some("Node.js v20.1.0"));
 }
 
 #[test]
 fn derived_messages_never_hold_nul() {
     // PostgreSQL refuses NUL in text: a message taken from stderr replaces it like bad UTF-8.
     let r = to_result(&exited(3, b"bad\x00byte\n"), &limits());
-    assert_eq!(r.error_message.as_deref(), Some("bad\u{FFFD}byte"));
+    assert_eq!(r.report.error_message.as_deref(), Some("bad\u{FFFD}byte"));
     assert_eq!(
-        r.stderr, b"bad\x00byte\n",
+        r.report.stderr, b"bad\x00byte\n",
         "the output itself is kept as it was"
     );
 }

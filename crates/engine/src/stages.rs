@@ -8,7 +8,7 @@
 use crate::command::{add_files, compile_command};
 use crate::result::cut;
 use crate::result::{format_bytes, format_decimal, format_seconds, to_result};
-use livexec_core::{CompileReport, ErrorType, RunResult, SourceFile, Status};
+use livexec_core::{CompileReport, ErrorType, RunReport, RunResult, SourceFile, Status};
 use livexec_runtimes::{ErrorPattern, Resolved, StageRecipe};
 use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError};
 
@@ -118,44 +118,47 @@ pub(crate) fn report(o: &Outcome, limits: &Limits) -> CompileReport {
 
 /// The result to record: the run stage's ([`to_result`]) with the compile report, or, when
 /// the compile stage failed, FAILED / `CompilationError` with the compiler's first error line
-/// (or the compile limit it hit) as the message.
+/// (or the compile limit it hit) as the message. `error_line` comes from the runtime's rules:
+/// the compiler's first error in the main file, or the failed run's frame in it.
 pub(crate) fn staged_result(staged: &Staged) -> RunResult {
     let compile = staged.compile.as_ref().map(|(o, l)| report(o, l));
     match (&staged.run, &staged.compile) {
         (Some((outcome, limits)), _) => {
             let mut result = to_result(outcome, limits);
             // A failed run's message: the runtime's error line, when its rule finds one.
-            if result.error_type == Some(ErrorType::RuntimeError) {
-                let stderr = String::from_utf8_lossy(&outcome.stderr);
-                if let Some(line) = staged.error.as_ref().and_then(|e| e.find(&stderr)) {
-                    result.error_message = Some(cut(&line));
+            if result.report.error_type == Some(ErrorType::RuntimeError) {
+                if let Some(rule) = &staged.error {
+                    let stderr = String::from_utf8_lossy(&outcome.stderr);
+                    if let Some(line) = rule.find(&stderr) {
+                        result.report.error_message = Some(cut(&line));
+                    }
+                    result.report.error_line = rule.line(&stderr);
                 }
             }
-            RunResult { compile, ..result }
+            result.report.compile = compile;
+            result
         }
         (None, Some((o, l))) => RunResult {
             status: Status::Failed,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            execution_time_ms: 0,
-            error_message: Some(
-                compile_verdict(o, l, false).unwrap_or_else(|| "Compilation failed".to_owned()),
-            ),
-            error_type: Some(ErrorType::CompilationError),
-            exit_code: None,
-            signal: None,
-            cpu_time_ms: None,
-            memory_kb: None,
-            compile: compile.map(|c| CompileReport {
-                status: match c.status {
-                    Status::Completed => Status::Failed,
-                    s => s,
-                },
-                ..c
-            }),
-            limits: None,
-            tests: Vec::new(),
-            output_files: Vec::new(),
+            report: RunReport {
+                error_message: Some(
+                    compile_verdict(o, l, false).unwrap_or_else(|| "Compilation failed".to_owned()),
+                ),
+                error_type: Some(ErrorType::CompilationError),
+                error_line: staged.error.as_ref().and_then(|rule| {
+                    let err = String::from_utf8_lossy(&o.stderr);
+                    let out = String::from_utf8_lossy(&o.stdout);
+                    rule.compile_line(&format!("{err}\n{out}"))
+                }),
+                compile: compile.map(|c| CompileReport {
+                    status: match c.status {
+                        Status::Completed => Status::Failed,
+                        s => s,
+                    },
+                    ..c
+                }),
+                ..RunReport::default()
+            },
         },
         (None, None) => RunResult::internal_error("nothing ran"),
     }
@@ -210,9 +213,9 @@ mod tests {
         ] {
             let r = failed_compile(exited(1, stdout, stderr));
             assert_eq!(r.status, Status::Failed);
-            assert_eq!(r.error_type, Some(ErrorType::CompilationError));
-            assert_eq!(r.error_message.as_deref(), Some(want));
-            let c = r.compile.unwrap();
+            assert_eq!(r.report.error_type, Some(ErrorType::CompilationError));
+            assert_eq!(r.report.error_message.as_deref(), Some(want));
+            let c = r.report.compile.unwrap();
             assert_eq!(
                 (c.status, c.exit_code, c.time_ms),
                 (Status::Failed, Some(1), 800)
@@ -229,19 +232,19 @@ mod tests {
         o.signal = Some(9);
         o.timed_out = true;
         let r = failed_compile(o.clone());
-        assert_eq!(r.error_type, Some(ErrorType::CompilationError));
+        assert_eq!(r.report.error_type, Some(ErrorType::CompilationError));
         assert_eq!(
-            r.error_message.as_deref(),
+            r.report.error_message.as_deref(),
             Some("Compilation exceeded the time limit of 30 s")
         );
-        assert_eq!(r.compile.unwrap().status, Status::Timeout);
+        assert_eq!(r.report.compile.unwrap().status, Status::Timeout);
         o.timed_out = false;
         o.oom_killed = true;
-        let msg = failed_compile(o).error_message.unwrap();
+        let msg = failed_compile(o).report.error_message.unwrap();
         assert_eq!(msg, "Compilation exceeded the memory limit of 128 MB");
         let ok_but_empty = failed_compile(exited(0, "", ""));
         assert_eq!(
-            ok_but_empty.error_message.as_deref(),
+            ok_but_empty.report.error_message.as_deref(),
             Some("Compilation produced no program")
         );
     }
@@ -254,8 +257,8 @@ mod tests {
             error: None,
         });
         assert_eq!(r.status, Status::Completed);
-        assert_eq!(r.stdout, b"hi\n");
-        let c = r.compile.unwrap();
+        assert_eq!(r.report.stdout, b"hi\n");
+        let c = r.report.compile.unwrap();
         assert_eq!(c.status, Status::Completed);
         assert_eq!(c.stderr, "warning: unused\n");
     }

@@ -37,9 +37,12 @@ fn a_program_runs_to_completed_with_its_limits_reported() {
     let e = engine_of(&["python"], Limits::default());
     let r = run(&e, "python", "print('hello', 6 * 7)");
     assert_eq!(r.status, Status::Completed);
-    assert_eq!(r.stdout, b"hello 42\n");
-    assert_eq!((r.exit_code, r.error_type), (Some(0), None));
-    let l = r.limits.expect("a run that started reports its limits");
+    assert_eq!(r.report.stdout, b"hello 42\n");
+    assert_eq!((r.report.exit_code, r.report.error_type), (Some(0), None));
+    let l = r
+        .report
+        .limits
+        .expect("a run that started reports its limits");
     assert_eq!((l.time_ms, l.memory_mb, l.pids), (30_000, 128, 50));
     assert_eq!(l.compile_time_ms, None);
 }
@@ -49,12 +52,13 @@ fn a_failing_program_is_a_result_with_the_runtimes_error_line() {
     let e = engine_of(&["python"], Limits::default());
     let r = run(&e, "python", "print('before')\n1/0");
     assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(r.report.error_type, Some(ErrorType::RuntimeError));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("ZeroDivisionError: division by zero")
     );
-    assert_eq!(r.stdout, b"before\n");
+    assert_eq!(r.report.stdout, b"before\n");
+    assert_eq!(r.report.error_line, Some(2), "the line of the user's file");
 }
 
 #[test]
@@ -69,7 +73,7 @@ fn the_time_limit_is_a_timeout_result() {
     let r = run(&e, "python", "import time\ntime.sleep(30)");
     assert_eq!(r.status, Status::Timeout);
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("Execution exceeded the time limit of 0.5 s")
     );
 }
@@ -85,12 +89,14 @@ fn a_compiled_runtime_compiles_then_runs_and_aliases_resolve() {
         "#include <iostream>\nint main(){ std::cout << 6 * 7 << std::endl; }",
     );
     assert_eq!(r.status, Status::Completed, "{r:?}");
-    assert_eq!(r.stdout, b"42\n");
-    assert_eq!(r.compile.unwrap().status, Status::Completed);
-    assert!(r.limits.unwrap().compile_time_ms.is_some());
-    let bad = run(&e, "cpp", "int main() { return x; }");
-    assert_eq!(bad.error_type, Some(ErrorType::CompilationError));
-    assert!(bad.limits.is_some());
+    assert_eq!(r.report.stdout, b"42\n");
+    assert_eq!(r.report.compile.unwrap().status, Status::Completed);
+    assert!(r.report.limits.unwrap().compile_time_ms.is_some());
+    assert_eq!(r.report.error_line, None);
+    let bad = run(&e, "cpp", "int main() {\n  return x;\n}");
+    assert_eq!(bad.report.error_type, Some(ErrorType::CompilationError));
+    assert_eq!(bad.report.error_line, Some(2), "g++'s main.cpp:2:10: error");
+    assert!(bad.report.limits.is_some());
     assert!(registry.get("cpp").is_some());
 }
 
@@ -126,7 +132,7 @@ fn start_records_availability_and_smoke_tests_pass() {
     assert!(engine.runtime_ids().contains(&"python"));
     assert!(registry.availability("python").usable());
     let r = run(&engine, "py", "print(1)");
-    assert_eq!(r.stdout, b"1\n");
+    assert_eq!(r.report.stdout, b"1\n");
 }
 
 #[test]
@@ -145,7 +151,7 @@ fn per_run_limits_reach_the_run_and_the_compile_stage() {
     }));
     let r = e.execute(&spin, &mut |_, _| {}).unwrap();
     assert_eq!(r.status, Status::Timeout, "{r:?}");
-    assert_eq!(r.limits.unwrap().cpu_time_ms, Some(1_000));
+    assert_eq!(r.report.limits.unwrap().cpu_time_ms, Some(1_000));
     // The compile stage's own time limit.
     let slow =
         Request::new("c", "int main(void) { return 0; }").with_options(with(LimitOverrides {
@@ -153,10 +159,14 @@ fn per_run_limits_reach_the_run_and_the_compile_stage() {
             ..LimitOverrides::default()
         }));
     let r = e.execute(&slow, &mut |_, _| {}).unwrap();
-    assert_eq!(r.error_type, Some(ErrorType::CompilationError), "{r:?}");
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_type,
+        Some(ErrorType::CompilationError),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.report.error_message.as_deref(),
         Some("Compilation exceeded the time limit of 0.001 s")
     );
-    assert_eq!(r.limits.unwrap().compile_time_ms, Some(1));
+    assert_eq!(r.report.limits.unwrap().compile_time_ms, Some(1));
 }

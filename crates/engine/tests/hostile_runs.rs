@@ -41,9 +41,9 @@ fn a_program_past_a_sub_second_cpu_limit_is_a_timeout_that_names_it() {
     });
     let r = e.execute(&request, &mut |_, _| {}).unwrap();
     assert_eq!(r.status, Status::Timeout, "{r:?}");
-    assert_eq!(r.error_type, Some(ErrorType::TimeoutError));
+    assert_eq!(r.report.error_type, Some(ErrorType::TimeoutError));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("Execution exceeded the CPU time limit of 0.3 s")
     );
     let request = Request::new("python", burn).with_options(RunOptions {
@@ -52,7 +52,12 @@ fn a_program_past_a_sub_second_cpu_limit_is_a_timeout_that_names_it() {
         ..RunOptions::default()
     });
     let r = e.execute(&request, &mut |_, _| {}).unwrap();
-    assert_eq!(r.tests[0].verdict, Verdict::Timeout, "{:?}", r.tests[0]);
+    assert_eq!(
+        r.report.tests[0].verdict,
+        Verdict::Timeout,
+        "{:?}",
+        r.report.tests[0]
+    );
 }
 
 #[test]
@@ -69,8 +74,12 @@ fn test_cases_record_no_more_output_together_than_the_budget() {
         ..RunOptions::default()
     });
     let r = python().execute(&request, &mut |_, _| {}).unwrap();
-    let lens: Vec<usize> = r.tests.iter().map(|t| t.stdout.len()).collect();
+    let lens: Vec<usize> = r.report.tests.iter().map(|t| t.stdout.len()).collect();
     assert_eq!(lens, [nine, MAX_TESTS_OUTPUT_BYTES - nine, 0]);
-    assert!(r.tests.iter().all(|t| t.verdict == Verdict::Accepted));
+    assert!(r
+        .report
+        .tests
+        .iter()
+        .all(|t| t.verdict == Verdict::Accepted));
     assert_eq!(r.status, Status::Completed);
 }

@@ -76,7 +76,7 @@ fn stdin_args_and_env_reach_the_program_but_never_override_the_sandboxs_own() {
     );
     assert_eq!(r.status, Status::Completed, "{r:?}");
     assert_eq!(
-        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.report.stdout),
         "Bob ['a b', '-x'] hi /usr/local/bin:/usr/bin:/bin None\n"
     );
 }
@@ -89,7 +89,7 @@ fn raw_stdin_bytes_reach_the_program_as_they_are() {
         ..Request::new("python", "import sys\nprint(list(sys.stdin.buffer.read()))")
     };
     let r = e.execute(&request, &mut |_, _| {}).unwrap();
-    assert_eq!(r.stdout, b"[0, 255, 10]\n");
+    assert_eq!(r.report.stdout, b"[0, 255, 10]\n");
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn stdin_larger_than_the_program_reads_does_not_block() {
         },
     );
     assert_eq!(
-        (r.status, r.stdout.as_slice()),
+        (r.status, r.report.stdout.as_slice()),
         (Status::Completed, &b"xxx\n"[..])
     );
 }
@@ -128,7 +128,7 @@ fn multi_file_python_and_c_programs() {
         },
     );
     assert_eq!(
-        String::from_utf8_lossy(&py.stdout),
+        String::from_utf8_lossy(&py.report.stdout),
         "42 from a file\n",
         "{py:?}"
     );
@@ -142,7 +142,7 @@ fn multi_file_python_and_c_programs() {
         },
     );
     assert_eq!(
-        (c.status, c.stdout.as_slice()),
+        (c.status, c.report.stdout.as_slice()),
         (Status::Completed, &b"42\n"[..]),
         "{c:?}"
     );
@@ -189,7 +189,7 @@ fn each_verdict_from_a_real_program_in_one_request_of_mixed_cases() {
             ..RunOptions::default()
         },
     );
-    let verdicts: Vec<Verdict> = r.tests.iter().map(|t| t.verdict).collect();
+    let verdicts: Vec<Verdict> = r.report.tests.iter().map(|t| t.verdict).collect();
     use Verdict::*;
     assert_eq!(
         verdicts,
@@ -203,19 +203,25 @@ fn each_verdict_from_a_real_program_in_one_request_of_mixed_cases() {
             Accepted
         ],
         "{:#?}",
-        r.tests
+        r.report.tests
     );
     assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error_type, Some(ErrorType::WrongAnswer));
-    assert_eq!(r.error_message.as_deref(), Some("5 of 7 tests failed"));
-    // The execution shows the first failing case.
-    assert_eq!(r.stdout, b"41\n");
+    assert_eq!(r.report.error_type, Some(ErrorType::WrongAnswer));
     assert_eq!(
-        r.tests[1].message.as_deref(),
+        r.report.error_message.as_deref(),
+        Some("5 of 7 tests failed")
+    );
+    // The execution shows the first failing case.
+    assert_eq!(r.report.stdout, b"41\n");
+    assert_eq!(
+        r.report.tests[1].message.as_deref(),
         Some("line 1: expected \"42\", got \"41\"")
     );
-    assert_eq!(r.tests[2].message.as_deref(), Some("ValueError: bad input"));
-    let l = r.limits.unwrap();
+    assert_eq!(
+        r.report.tests[2].message.as_deref(),
+        Some("ValueError: bad input")
+    );
+    let l = r.report.limits.unwrap();
     assert_eq!(
         (l.time_ms, l.memory_mb, l.output_bytes),
         (2_000, 64, 64 << 10)
@@ -235,11 +241,11 @@ fn each_verdict_from_a_real_program_in_one_request_of_mixed_cases() {
             ..RunOptions::default()
         },
     );
-    let verdicts: Vec<Verdict> = r.tests.iter().map(|t| t.verdict).collect();
+    let verdicts: Vec<Verdict> = r.report.tests.iter().map(|t| t.verdict).collect();
     assert_eq!(verdicts, [Accepted, RuntimeError, Skipped, Skipped]);
-    assert_eq!(r.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(r.report.error_type, Some(ErrorType::RuntimeError));
     assert_eq!(
-        r.error_message.as_deref(),
+        r.report.error_message.as_deref(),
         Some("1 of 4 tests failed, 2 skipped")
     );
 }
@@ -262,13 +268,19 @@ fn trim_forgives_line_end_blanks_and_exact_does_not() {
     };
     let trim = judged(Compare::Trim);
     assert_eq!(
-        (trim.status, trim.tests[0].verdict),
+        (trim.status, trim.report.tests[0].verdict),
         (Status::Completed, Verdict::Accepted)
     );
-    assert_eq!((trim.error_type, trim.error_message), (None, None));
+    assert_eq!(
+        (trim.report.error_type, trim.report.error_message),
+        (None, None)
+    );
     let exact = judged(Compare::Exact);
-    assert_eq!(exact.tests[0].verdict, Verdict::WrongAnswer);
-    assert_eq!(exact.error_message.as_deref(), Some("1 of 1 tests failed"));
+    assert_eq!(exact.report.tests[0].verdict, Verdict::WrongAnswer);
+    assert_eq!(
+        exact.report.error_message.as_deref(),
+        Some("1 of 1 tests failed")
+    );
 }
 
 /// A compiled runtime whose "compiler" writes a program that prints the moment it was
@@ -296,7 +308,7 @@ fn stamping_runtime() -> Resolved {
         )),
         run: stage("/bin/sh", &["/work/main"], &[]),
         version: "1".into(),
-        error: None,
+        error: Default::default(),
     }
 }
 
@@ -318,6 +330,7 @@ fn ten_cases_are_compiled_once() {
     );
     assert_eq!(r.status, Status::Completed, "{r:#?}");
     let stamps: Vec<&str> = r
+        .report
         .tests
         .iter()
         .map(|t| t.stdout.lines().next().unwrap())
@@ -327,7 +340,7 @@ fn ten_cases_are_compiled_once() {
         stamps.iter().all(|s| *s == stamps[0]),
         "compiled more than once: {stamps:?}"
     );
-    for (i, t) in r.tests.iter().enumerate() {
+    for (i, t) in r.report.tests.iter().enumerate() {
         assert_eq!(t.stdout.lines().nth(1), Some(format!("got {i}").as_str()));
     }
     // And a real compiler: ten C cases, one compile report, every case accepted.
@@ -344,8 +357,12 @@ fn ten_cases_are_compiled_once() {
         },
     );
     assert_eq!(r.status, Status::Completed, "{r:#?}");
-    assert!(r.tests.iter().all(|t| t.verdict == Verdict::Accepted));
-    assert_eq!(r.compile.unwrap().status, Status::Completed);
+    assert!(r
+        .report
+        .tests
+        .iter()
+        .all(|t| t.verdict == Verdict::Accepted));
+    assert_eq!(r.report.compile.unwrap().status, Status::Completed);
 }
 
 #[test]
@@ -366,7 +383,12 @@ fn return_files_are_returned_by_glob_and_capped() {
         },
     );
     assert_eq!(r.status, Status::Completed, "{r:?}");
-    let names: Vec<&str> = r.output_files.iter().map(|f| f.name.as_str()).collect();
+    let names: Vec<&str> = r
+        .report
+        .output_files
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     assert_eq!(names.len(), MAX_OUTPUT_FILES, "{names:?}");
     assert!(!names.contains(&"big.bin"), "over the byte cap: left out");
     // In name order: a.png, big.bin (over the byte cap), then out00 … out14 (the count cap).
@@ -374,7 +396,7 @@ fn return_files_are_returned_by_glob_and_capped() {
         (names[0], names[1], names[15]),
         ("a.png", "out00.txt", "out14.txt")
     );
-    assert_eq!(r.output_files[0].content, b"\x89PNG");
-    assert_eq!(r.output_files[1].content, b"0");
+    assert_eq!(r.report.output_files[0].content, b"\x89PNG");
+    assert_eq!(r.report.output_files[1].content, b"0");
     assert!(!names.contains(&"main.py"), "only what matches");
 }

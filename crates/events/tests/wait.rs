@@ -44,7 +44,7 @@ async fn finishes_during_a_wait(bus: Arc<dyn EventBus>, known: Known) {
     match outcome {
         WaitOutcome::Finished(e) => {
             assert_eq!(e.status, Status::Completed);
-            assert_eq!(e.stdout, b"hi\n");
+            assert_eq!(e.report.stdout, b"hi\n");
         }
         other => panic!("expected Finished, got {other:?}"),
     }
@@ -106,7 +106,7 @@ async fn just_created_and_finished_before_the_wait_listens(bus: Arc<dyn EventBus
     .await
     .unwrap();
     match outcome {
-        WaitOutcome::Finished(e) => assert_eq!(e.stdout, b"fast\n"),
+        WaitOutcome::Finished(e) => assert_eq!(e.report.stdout, b"fast\n"),
         other => panic!("expected Finished, got {other:?}"),
     }
 }

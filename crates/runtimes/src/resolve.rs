@@ -42,8 +42,9 @@ pub struct Resolved {
     pub run: StageRecipe,
     /// The toolchain's version, as it reports it.
     pub version: String,
-    /// How to find the error line of a failed run, when the runtime file says.
-    pub error: Option<crate::ErrorPattern>,
+    /// How to read a failed run's (or compile's) output: the error line and the line number
+    /// in the user's main file, as far as the runtime file says.
+    pub error: crate::ErrorPattern,
 }
 
 impl Runtime {

@@ -82,33 +82,82 @@ pub struct Stage {
     pub artifacts: Vec<String>,
 }
 
-/// A runtime's rule for the error line of a failed run ([`Runtime::error_pattern`]).
+/// One regular expression and which of its matches counts (the first, or the last).
 #[derive(Debug, Clone)]
-pub struct ErrorPattern {
+struct Pick {
     regex: regex::Regex,
     last: bool,
 }
 
-impl PartialEq for ErrorPattern {
+impl Pick {
+    fn new(pattern: Option<&str>, pick: Option<&str>) -> Option<Pick> {
+        Some(Pick {
+            regex: regex::Regex::new(pattern?).ok()?,
+            last: pick == Some("last"),
+        })
+    }
+
+    fn captures<'t>(&self, text: &'t str) -> Option<regex::Captures<'t>> {
+        let mut matches = self.regex.captures_iter(text);
+        if self.last {
+            matches.last()
+        } else {
+            matches.next()
+        }
+    }
+}
+
+impl PartialEq for Pick {
     fn eq(&self, other: &Self) -> bool {
         self.regex.as_str() == other.regex.as_str() && self.last == other.last
     }
 }
 
-impl Eq for ErrorPattern {}
+impl Eq for Pick {}
+
+/// The number in a `line` group: a 1-based line, else `None`.
+fn line_number(caps: &regex::Captures<'_>) -> Option<i32> {
+    caps.name("line")?
+        .as_str()
+        .parse::<i32>()
+        .ok()
+        .filter(|&n| n > 0)
+}
+
+/// A runtime's rules for reading what a failed run printed: the error line
+/// ([`Runtime::error_pattern`]) and the line of the user's main file it points at
+/// ([`Runtime::error_line_pattern`], else a `line` group of `error_pattern`), and for a failed
+/// compile the line of the compiler's first error ([`Runtime::compile_error_line_pattern`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorPattern {
+    message: Option<Pick>,
+    line: Option<Pick>,
+    compile_line: Option<Pick>,
+}
 
 impl ErrorPattern {
     /// The error line in `stderr`: the `message` group (else the whole match) of the first or
-    /// last match, trimmed; `None` when nothing matches.
+    /// last match of `error_pattern`, trimmed; `None` when nothing matches.
     pub fn find(&self, stderr: &str) -> Option<String> {
-        let mut matches = self.regex.captures_iter(stderr);
-        let caps = if self.last {
-            matches.last()
-        } else {
-            matches.next()
-        }?;
+        let caps = self.message.as_ref()?.captures(stderr)?;
         let m = caps.name("message").or_else(|| caps.get(0))?;
         Some(m.as_str().trim().to_owned()).filter(|s| !s.is_empty())
+    }
+
+    /// The line of the user's main file that a failed run's `stderr` points at (1-based):
+    /// the `line` group of `error_line_pattern`'s first or last match, else the `line` group
+    /// of `error_pattern`'s chosen match; `None` when neither names one.
+    pub fn line(&self, stderr: &str) -> Option<i32> {
+        match &self.line {
+            Some(rule) => line_number(&rule.captures(stderr)?),
+            None => line_number(&self.message.as_ref()?.captures(stderr)?),
+        }
+    }
+
+    /// The line of the user's main file of a failed compile's first error (1-based), from the
+    /// compiler's `output` (stderr, then stdout); `None` when it names none.
+    pub fn compile_line(&self, output: &str) -> Option<i32> {
+        line_number(&self.compile_line.as_ref()?.captures(output)?)
     }
 }
 
@@ -156,6 +205,22 @@ pub struct Runtime {
     /// Which match of `error_pattern` is the message: `"first"` (default) or `"last"`.
     #[serde(default)]
     pub error_pick: Option<String>,
+    /// How to find the line of the user's main file that a failed run's stderr points at
+    /// (`error_line`): a regular expression whose named group `line` is the 1-based line
+    /// number. Without it, a `line` group of `error_pattern` is used, if it has one. Write it
+    /// to match only frames of the main file (`/work/main.py`), not the toolchain's own.
+    #[serde(default)]
+    pub error_line_pattern: Option<String>,
+    /// Which match of `error_line_pattern` counts: `"first"` (default) or `"last"` (Python
+    /// prints the innermost frame last).
+    #[serde(default)]
+    pub error_line_pick: Option<String>,
+    /// Compiled runtimes: how to find the line of the compiler's first error in the main file,
+    /// in its stderr then stdout: a regular expression with a named group `line`, first match.
+    /// Default: the `FILE:LINE:COL: error` convention of gcc and javac
+    /// ([`Runtime::DEFAULT_COMPILE_LINE`], `FILE` the runtime's `file_name`).
+    #[serde(default)]
+    pub compile_error_line_pattern: Option<String>,
     /// The compile stage, for compiled languages.
     #[serde(default)]
     pub compile: Option<Stage>,
@@ -292,12 +357,30 @@ impl Runtime {
                 ));
             }
         }
-        if let Some(pick) = self
-            .error_pick
-            .as_deref()
-            .filter(|p| !["first", "last"].contains(p))
-        {
-            problems.push(format!("error_pick {pick:?} must be \"first\" or \"last\""));
+        for (key, pattern) in [
+            ("error_line_pattern", &self.error_line_pattern),
+            (
+                "compile_error_line_pattern",
+                &self.compile_error_line_pattern,
+            ),
+        ] {
+            match pattern.as_deref().map(regex::Regex::new) {
+                Some(Err(e)) => {
+                    problems.push(format!("{key} is not a valid regular expression: {e}"))
+                }
+                Some(Ok(r)) if !r.capture_names().any(|n| n == Some("line")) => {
+                    problems.push(format!("{key} needs a named group `line`"))
+                }
+                _ => {}
+            }
+        }
+        for (key, pick) in [
+            ("error_pick", &self.error_pick),
+            ("error_line_pick", &self.error_line_pick),
+        ] {
+            if let Some(pick) = pick.as_deref().filter(|p| !["first", "last"].contains(p)) {
+                problems.push(format!("{key} {pick:?} must be \"first\" or \"last\""));
+            }
         }
         if let Some(m) = self.mounts.iter().find(|m| !m.starts_with('/')) {
             problems.push(format!("mount {m:?} must be an absolute path"));
@@ -305,13 +388,31 @@ impl Runtime {
         problems
     }
 
-    /// The rule that finds the error line of a failed run (`None` without `error_pattern`).
-    pub fn error_rule(&self) -> Option<ErrorPattern> {
-        let regex = regex::Regex::new(self.error_pattern.as_deref()?).ok()?;
-        Some(ErrorPattern {
-            regex,
-            last: self.error_pick.as_deref() == Some("last"),
-        })
+    /// The compile error line of the `FILE:LINE:COL: error` convention (gcc, g++, javac:
+    /// `main.c:3:5: error: …`, `Main.java:3: error: …`), optionally after a directory;
+    /// `{file}` stands for the runtime's `file_name`.
+    pub const DEFAULT_COMPILE_LINE: &'static str =
+        r"(?m)^(?:\S*/)?{file}:(?P<line>\d+):(?:\d+:)? (?:fatal )?error\b";
+
+    /// The rules that read a failed run's (and a failed compile's) output.
+    pub fn error_rule(&self) -> ErrorPattern {
+        let compile_line = self.compile.as_ref().and_then(|_| {
+            let pattern = match &self.compile_error_line_pattern {
+                Some(p) => p.clone(),
+                None => {
+                    Self::DEFAULT_COMPILE_LINE.replace("{file}", &regex::escape(&self.file_name))
+                }
+            };
+            Pick::new(Some(&pattern), None)
+        });
+        ErrorPattern {
+            message: Pick::new(self.error_pattern.as_deref(), self.error_pick.as_deref()),
+            line: Pick::new(
+                self.error_line_pattern.as_deref(),
+                self.error_line_pick.as_deref(),
+            ),
+            compile_line,
+        }
     }
 
     /// Whether this runtime compiles before it runs.

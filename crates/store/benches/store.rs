@@ -5,7 +5,7 @@
 //! PostgreSQL; it benchmarks in a throw-away database `livexec_t_<uuid>`). `BENCH_N` sets the
 //! number of sequential operations per figure (default 300).
 
-use livexec_core::{NewExecution, RunResult, Status, Store};
+use livexec_core::{NewExecution, RunReport, RunResult, Status, Store};
 use livexec_store::{PgStore, SqliteStore};
 use sqlx::Executor;
 use std::future::Future;
@@ -45,19 +45,14 @@ fn report(backend: &str, what: &str, mut lat: Vec<Duration>) {
 fn done() -> RunResult {
     RunResult {
         status: Status::Completed,
-        stdout: b"Hello, World!\n".to_vec(),
-        stderr: Vec::new(),
-        execution_time_ms: 20,
-        error_message: None,
-        error_type: None,
-        exit_code: Some(0),
-        signal: None,
-        cpu_time_ms: Some(15),
-        memory_kb: Some(9000),
-        compile: None,
-        limits: None,
-        tests: Vec::new(),
-        output_files: Vec::new(),
+        report: RunReport {
+            stdout: b"Hello, World!\n".to_vec(),
+            execution_time_ms: 20,
+            exit_code: Some(0),
+            cpu_time_ms: Some(15),
+            memory_kb: Some(9000),
+            ..RunReport::default()
+        },
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::json;
 use chrono::{DateTime, Utc};
 use livexec_core::tenant::unscoped_idempotency_key;
-use livexec_core::{CompileReport, ErrorType, Execution, Session, Status, StoreError};
+use livexec_core::{CompileReport, ErrorType, Execution, RunReport, Session, Status, StoreError};
 use uuid::Uuid;
 
 /// Stored data that does not fit the domain, or a request the store refuses to write.
@@ -131,9 +131,9 @@ pub(crate) fn parse_status(column: &'static str, text: &str) -> Result<Status, D
 
 /// The columns every execution query selects, in [`RawExecution`] order.
 pub(crate) const EXECUTION_COLUMNS: &str = "id, session_id, language, source_code, status, \
-     stdout, stderr, execution_time_ms, error_message, error_type, exit_code, signal, \
-     cpu_time_ms, memory_kb, idempotency_key, attempts, queued_at, started_at, finished_at, \
-     compile, options, session_files, limits, tests, output_files, owner_key_id";
+     stdout, stderr, execution_time_ms, error_message, error_type, error_line, exit_code, \
+     signal, cpu_time_ms, memory_kb, idempotency_key, attempts, queued_at, started_at, \
+     finished_at, compile, options, session_files, limits, tests, output_files, owner_key_id";
 
 /// Reads a stored id or time column of type `T` into the domain type `U`.
 pub(crate) type Reader<T, U> = fn(&'static str, T) -> Result<U, DataError>;
@@ -152,6 +152,7 @@ pub(crate) struct RawExecution<Id, Time> {
     pub execution_time_ms: i64,
     pub error_message: Option<String>,
     pub error_type: Option<String>,
+    pub error_line: Option<i32>,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub cpu_time_ms: Option<i64>,
@@ -223,26 +224,29 @@ impl<Id, Time> RawExecution<Id, Time> {
             language: self.language,
             source_code: self.source_code,
             status,
-            stdout: self.stdout,
-            stderr: self.stderr,
-            execution_time_ms: self.execution_time_ms,
-            error_message: self.error_message,
-            error_type,
-            exit_code: self.exit_code,
-            signal: self.signal,
-            cpu_time_ms: self.cpu_time_ms,
-            memory_kb: self.memory_kb,
             idempotency_key,
             attempts: self.attempts,
             queued_at,
             started_at,
             finished_at,
-            compile,
             options,
-            limits,
-            tests,
-            output_files,
             owner,
+            report: RunReport {
+                stdout: self.stdout,
+                stderr: self.stderr,
+                execution_time_ms: self.execution_time_ms,
+                error_message: self.error_message,
+                error_type,
+                error_line: self.error_line,
+                exit_code: self.exit_code,
+                signal: self.signal,
+                cpu_time_ms: self.cpu_time_ms,
+                memory_kb: self.memory_kb,
+                compile,
+                limits,
+                tests,
+                output_files,
+            },
         })
     }
 }
@@ -309,26 +313,14 @@ pub(crate) fn new_execution(
         language,
         source_code,
         status: Status::Queued,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        execution_time_ms: 0,
-        error_message: None,
-        error_type: None,
-        exit_code: None,
-        signal: None,
-        cpu_time_ms: None,
-        memory_kb: None,
         idempotency_key,
         attempts: 0,
         queued_at,
         started_at: None,
         finished_at: None,
-        compile: None,
         options: Default::default(),
-        limits: None,
-        tests: Vec::new(),
-        output_files: Vec::new(),
         owner,
+        report: RunReport::default(),
     }
 }
 

@@ -268,6 +268,8 @@ where
             }));
         }
         let json = |r: Result<_, DataError>| r.map_err(backend(OP));
+        let status = result.status;
+        let result = &result.report;
         let compile = json(
             result
                 .compile
@@ -291,13 +293,13 @@ where
             "UPDATE executions SET status = $3, stdout = $4, stderr = $5, execution_time_ms = $6, \
              error_message = $7, error_type = $8, exit_code = $9, signal = $10, \
              cpu_time_ms = $11, memory_kb = $12, finished_at = $13, compile = $14, \
-             limits = $15, tests = $16, output_files = $17 \
+             limits = $15, tests = $16, output_files = $17, error_line = $18 \
              WHERE id = $1 AND status = 'RUNNING' AND attempts = $2 \
              RETURNING language, owner_key_id",
         )
         .bind(DB::id(id))
         .bind(attempt)
-        .bind(result.status.as_str())
+        .bind(status.as_str())
         .bind(&result.stdout)
         .bind(&result.stderr)
         .bind(result.execution_time_ms)
@@ -312,6 +314,7 @@ where
         .bind(limits.as_deref())
         .bind(tests.as_deref())
         .bind(output_files.as_deref())
+        .bind(result.error_line)
         .fetch_optional(&mut *tx)
         .await
         .map_err(backend(OP))?;

@@ -218,7 +218,7 @@ impl Worker {
             Ok(result) => {
                 let ended = self.record(&lease, &result, &lost).await;
                 if let Ok(Some(status)) = ended {
-                    observe::finished(&exec, status, result.error_type);
+                    observe::finished(&exec, status, result.report.error_type);
                 }
                 (ended, true)
             }

@@ -79,7 +79,7 @@ async fn an_idle_worker_wakes_when_another_process_enqueues() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(
-        (done.status, done.stdout.as_slice()),
+        (done.status, done.report.stdout.as_slice()),
         (Status::Completed, &b"woken\n"[..])
     );
     stop.send(true).unwrap();

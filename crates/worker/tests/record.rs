@@ -214,7 +214,7 @@ async fn failed_result_writes_are_written_again_and_the_program_runs_once() {
     assert!(w.step().await.unwrap());
     let e = f.store.get_execution(id).await.unwrap().unwrap();
     assert_eq!((e.status, e.attempts), (Status::Completed, 1));
-    assert_eq!(e.stdout, b"recorded at last\n");
+    assert_eq!(e.report.stdout, b"recorded at last\n");
     assert_eq!(
         f.store.writes.load(Ordering::SeqCst),
         7,
@@ -233,8 +233,8 @@ async fn a_result_that_never_writes_ends_the_execution_without_rerunning_it() {
     assert!(w.step().await.unwrap());
     let e = f.store.get_execution(id).await.unwrap().unwrap();
     assert_eq!(e.status, Status::Failed);
-    assert_eq!(e.error_type, Some(ErrorType::InternalError));
-    assert_eq!(e.error_message.as_deref(), Some(RESULT_LOST));
+    assert_eq!(e.report.error_type, Some(ErrorType::InternalError));
+    assert_eq!(e.report.error_message.as_deref(), Some(RESULT_LOST));
     assert_eq!(f.store.writes.load(Ordering::SeqCst), 3);
     assert!(!w.step().await.unwrap(), "settled: nothing to run again");
     assert_eq!(f.executor.runs("print never stored"), 1);

@@ -13,13 +13,13 @@ async fn finished_run(store: &SqliteStore, code: &str) -> ExecutionId {
     assert!(store.start_execution(id, 1).await.unwrap().is_some());
     let mut result = RunResult::internal_error("unused");
     result.status = Status::Completed;
-    result.error_message = None;
-    result.error_type = None;
-    result.stdout = b"a secret the program printed".to_vec();
-    result.exit_code = Some(0);
-    result.cpu_time_ms = Some(7);
-    result.memory_kb = Some(2048);
-    result.execution_time_ms = 9;
+    result.report.error_message = None;
+    result.report.error_type = None;
+    result.report.stdout = b"a secret the program printed".to_vec();
+    result.report.exit_code = Some(0);
+    result.report.cpu_time_ms = Some(7);
+    result.report.memory_kb = Some(2048);
+    result.report.execution_time_ms = 9;
     assert!(store.finish_execution(id, 1, &result).await.unwrap());
     id
 }
@@ -68,9 +68,12 @@ async fn a_pass_works_in_batches_and_empties_only_finished_runs() {
     for id in &finished {
         let e = store.get_execution(*id).await.unwrap().unwrap();
         assert_eq!(e.source_code, "", "{id}");
-        assert!(e.stdout.is_empty(), "{id}");
+        assert!(e.report.stdout.is_empty(), "{id}");
         assert_eq!(e.status, Status::Completed);
-        assert_eq!((e.cpu_time_ms, e.memory_kb), (Some(7), Some(2048)));
+        assert_eq!(
+            (e.report.cpu_time_ms, e.report.memory_kb),
+            (Some(7), Some(2048))
+        );
     }
     let e = store.get_execution(waiting).await.unwrap().unwrap();
     assert_eq!(e.source_code, "print('still queued')");

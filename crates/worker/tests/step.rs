@@ -78,10 +78,10 @@ async fn step_runs_a_program_to_completed_once() {
     assert!(w.step().await.unwrap());
     let e = f.get(id).await;
     assert_eq!(e.status, Status::Completed);
-    assert_eq!(e.stdout, b"hello 42\n");
-    assert_eq!((e.error_type, e.error_message), (None, None));
-    assert_eq!((e.attempts, e.exit_code), (1, Some(0)));
-    assert!(e.finished_at.is_some() && e.memory_kb.is_some());
+    assert_eq!(e.report.stdout, b"hello 42\n");
+    assert_eq!((e.report.error_type, e.report.error_message), (None, None));
+    assert_eq!((e.attempts, e.report.exit_code), (1, Some(0)));
+    assert!(e.finished_at.is_some() && e.report.memory_kb.is_some());
     assert!(!w.step().await.unwrap(), "the job was acked");
     assert!(!f.queue.contains(id).await.unwrap());
 }
@@ -109,7 +109,7 @@ async fn the_stored_run_options_reach_the_executor() {
     };
     let id = f.store.create_execution(new).await.unwrap().execution.id;
     assert!(w.step().await.unwrap());
-    assert_eq!(f.get(id).await.stdout, b"fed 1\n");
+    assert_eq!(f.get(id).await.report.stdout, b"fed 1\n");
 }
 
 #[tokio::test]
@@ -126,12 +126,12 @@ async fn a_program_failure_is_a_result_and_never_rerun() {
     assert!(w.step().await.unwrap());
     let e = f.get(id).await;
     assert_eq!(e.status, Status::Failed);
-    assert_eq!(e.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(e.report.error_type, Some(ErrorType::RuntimeError));
     assert_eq!(
-        e.error_message.as_deref(),
+        e.report.error_message.as_deref(),
         Some("ZeroDivisionError: division by zero")
     );
-    assert_eq!(e.stdout, b"before\n");
+    assert_eq!(e.report.stdout, b"before\n");
     assert_eq!(e.attempts, 1);
     assert!(!w.step().await.unwrap(), "a failed program is not retried");
     let src = "print before; crash ZeroDivisionError: division by zero";
@@ -146,9 +146,9 @@ async fn the_time_limit_is_a_timeout_result() {
     assert!(w.step().await.unwrap());
     let e = f.get(id).await;
     assert_eq!(e.status, Status::Timeout);
-    assert_eq!(e.error_type, Some(ErrorType::TimeoutError));
+    assert_eq!(e.report.error_type, Some(ErrorType::TimeoutError));
     assert_eq!(
-        e.error_message.as_deref(),
+        e.report.error_message.as_deref(),
         Some("Execution exceeded the time limit of 0.5 s")
     );
 }
@@ -176,8 +176,8 @@ async fn a_platform_failure_is_retried_then_ends_internal_error() {
     assert!(last.step().await.unwrap());
     let e = f.get(id2).await;
     assert_eq!(e.status, Status::Failed);
-    assert_eq!(e.error_type, Some(ErrorType::InternalError));
-    let msg = e.error_message.unwrap();
+    assert_eq!(e.report.error_type, Some(ErrorType::InternalError));
+    let msg = e.report.error_message.unwrap();
     assert!(!msg.contains("/nonexistent"), "no internals leak: {msg}");
     assert!(!f.queue.contains(id2).await.unwrap());
 }
@@ -199,8 +199,8 @@ async fn a_claim_past_max_attempts_fails_without_running() {
     assert!(w.step().await.unwrap());
     let e = f.get(id).await;
     assert_eq!(e.status, Status::Failed);
-    assert_eq!(e.error_type, Some(ErrorType::InternalError));
-    assert!(e.stdout.is_empty());
+    assert_eq!(e.report.error_type, Some(ErrorType::InternalError));
+    assert!(e.report.stdout.is_empty());
     assert!(!w.step().await.unwrap());
     assert_eq!(f.executor.runs("print must not run"), 0);
 }
@@ -221,7 +221,7 @@ async fn an_expired_lease_is_taken_over_by_the_next_attempt() {
     assert!(w.step().await.unwrap());
     let e = f.get(id).await;
     assert_eq!(e.status, Status::Completed);
-    assert_eq!(e.stdout, b"second attempt\n");
+    assert_eq!(e.report.stdout, b"second attempt\n");
     assert_eq!(e.attempts, 2);
 }
 
@@ -272,7 +272,7 @@ async fn run_drains_concurrently_and_stops_on_shutdown() {
             let e = f.get(*id).await;
             if e.status.is_terminal() {
                 assert_eq!(e.status, Status::Completed);
-                assert_eq!(e.stdout, format!("{i}\n").into_bytes());
+                assert_eq!(e.report.stdout, format!("{i}\n").into_bytes());
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -303,7 +303,7 @@ async fn a_graceful_stop_lets_the_running_program_finish_and_records_it() {
     running.await.unwrap();
     let e = f.get(id).await;
     assert_eq!((e.status, e.attempts), (Status::Completed, 1));
-    assert_eq!(e.stdout, b"finished\n");
+    assert_eq!(e.report.stdout, b"finished\n");
     assert_eq!(
         f.get(queued).await.status,
         Status::Queued,
@@ -333,7 +333,7 @@ async fn reconcile_enqueues_unfinished_executions_without_a_job() {
     for id in [lost, has_job] {
         assert_eq!(f.get(id).await.status, Status::Completed);
     }
-    assert_eq!(f.get(lost).await.stdout, b"recovered\n");
+    assert_eq!(f.get(lost).await.report.stdout, b"recovered\n");
     let n = reconcile_once(
         &*f.store,
         &*f.queue,

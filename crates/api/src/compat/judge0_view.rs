@@ -91,8 +91,8 @@ impl Fields {
 
 /// Judge0's status of an execution (the mapping of docs/COMPAT.md).
 pub fn status_id(e: &Execution) -> u8 {
-    let case = e.tests.first();
-    let signal = case.map_or(e.signal, |t| t.signal);
+    let case = e.report.tests.first();
+    let signal = case.map_or(e.report.signal, |t| t.signal);
     let by_signal = |signal: Option<i32>| match signal {
         Some(11) => 7,
         Some(25) => 8,
@@ -107,10 +107,10 @@ pub fn status_id(e: &Execution) -> u8 {
         Status::Timeout => return 5,
         _ => {}
     }
-    if e.error_type == Some(ErrorType::CompilationError) {
+    if e.report.error_type == Some(ErrorType::CompilationError) {
         return 6;
     }
-    if e.error_type == Some(ErrorType::InternalError) {
+    if e.report.error_type == Some(ErrorType::InternalError) {
         return 13;
     }
     match case.map(|t| t.verdict) {
@@ -122,7 +122,7 @@ pub fn status_id(e: &Execution) -> u8 {
         Some(Verdict::RuntimeError) => return by_signal(signal),
         None => {}
     }
-    match e.error_type {
+    match e.report.error_type {
         None => 3,
         Some(ErrorType::WrongAnswer) => 4,
         Some(ErrorType::TimeoutError) => 5,
@@ -169,26 +169,27 @@ pub fn render(
                 .map_err(|_| NotUtf8),
         }
     };
-    let case = e.tests.first();
+    let case = e.report.tests.first();
     let finished = e.status.is_terminal();
     let (stdout, stderr) = match case {
         Some(t) => (t.stdout.as_bytes(), t.stderr.as_bytes()),
-        None => (e.stdout.as_slice(), e.stderr.as_slice()),
+        None => (e.report.stdout.as_slice(), e.report.stderr.as_slice()),
     };
-    let wall_ms = case.map_or(e.execution_time_ms, |t| t.time_ms);
+    let wall_ms = case.map_or(e.report.execution_time_ms, |t| t.time_ms);
     let cpu_ms = case
-        .map_or(e.cpu_time_ms, |t| t.cpu_time_ms)
+        .map_or(e.report.cpu_time_ms, |t| t.cpu_time_ms)
         .unwrap_or(wall_ms);
-    let memory = case.map_or(e.memory_kb, |t| t.memory_kb);
+    let memory = case.map_or(e.report.memory_kb, |t| t.memory_kb);
     let compile_output = e
+        .report
         .compile
         .as_ref()
         .map(|c| format!("{}{}", c.stdout, c.stderr))
         .unwrap_or_default();
     let message = case
         .and_then(|t| t.message.clone())
-        .or_else(|| e.error_message.clone());
-    let limits = e.limits;
+        .or_else(|| e.report.error_message.clone());
+    let limits = e.report.limits;
     let defaults = tables::limits(state);
     let id = tables::id_of(&e.language);
     let test = e.options.tests.first();
@@ -247,8 +248,8 @@ pub fn render(
             | "enable_network" => json!(false),
             "max_file_size" => json!(1024),
             "compile_output" => out(compile_output.as_bytes())?,
-            "exit_code" => json!(case.map_or(e.exit_code, |t| t.exit_code)),
-            "exit_signal" => json!(case.map_or(e.signal, |t| t.signal)),
+            "exit_code" => json!(case.map_or(e.report.exit_code, |t| t.exit_code)),
+            "exit_signal" => json!(case.map_or(e.report.signal, |t| t.signal)),
             "message" => out(message.as_deref().unwrap_or_default().as_bytes())?,
             "command_line_arguments" => match e.options.args.is_empty() {
                 true => Value::Null,
@@ -270,6 +271,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use livexec_core::RunReport;
     use livexec_core::{RunOptions, TestResult};
     use uuid::Uuid;
 
@@ -280,26 +282,19 @@ mod tests {
             language: "python".into(),
             source_code: "print(1)".into(),
             status,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            execution_time_ms: 12,
-            error_message: None,
-            error_type,
-            exit_code: None,
-            signal,
-            cpu_time_ms: None,
-            memory_kb: None,
             idempotency_key: None,
             attempts: 1,
             queued_at: Utc::now(),
             started_at: None,
             finished_at: None,
-            compile: None,
             options: RunOptions::default(),
-            limits: None,
-            tests: Vec::new(),
-            output_files: Vec::new(),
             owner: None,
+            report: RunReport {
+                execution_time_ms: 12,
+                error_type,
+                signal,
+                ..RunReport::default()
+            },
         }
     }
 
@@ -332,7 +327,7 @@ mod tests {
     #[test]
     fn a_test_case_verdict_decides_accepted_or_wrong_answer() {
         let mut e = execution(Status::Failed, Some(ErrorType::WrongAnswer), None);
-        e.tests.push(TestResult {
+        e.report.tests.push(TestResult {
             verdict: Verdict::WrongAnswer,
             stdout: "1\n".into(),
             stderr: String::new(),
@@ -344,9 +339,9 @@ mod tests {
             message: None,
         });
         assert_eq!(status_id(&e), 4);
-        e.tests[0].verdict = Verdict::Accepted;
+        e.report.tests[0].verdict = Verdict::Accepted;
         e.status = Status::Completed;
-        e.error_type = None;
+        e.report.error_type = None;
         assert_eq!(status_id(&e), 3);
     }
 }

@@ -279,19 +279,19 @@ impl Agent {
             }
             e => ErrorData::internal_error(e.to_string(), None),
         })?;
-        let case = e.tests.first();
+        let case = e.report.tests.first();
         Ok(CallToolResult::structured(json!({
             "execution_id": e.id,
             "status": e.status,
-            "stdout": String::from_utf8_lossy(&e.stdout),
-            "stderr": String::from_utf8_lossy(&e.stderr),
-            "exit_code": e.exit_code,
-            "signal": e.signal,
-            "error_type": e.error_type,
-            "error_message": e.error_message,
-            "time_ms": e.execution_time_ms,
-            "memory_kb": e.memory_kb,
-            "compile_output": e.compile.as_ref().map(|c| format!("{}{}", c.stdout, c.stderr)),
+            "stdout": String::from_utf8_lossy(&e.report.stdout),
+            "stderr": String::from_utf8_lossy(&e.report.stderr),
+            "exit_code": e.report.exit_code,
+            "signal": e.report.signal,
+            "error_type": e.report.error_type,
+            "error_message": e.report.error_message,
+            "time_ms": e.report.execution_time_ms,
+            "memory_kb": e.report.memory_kb,
+            "compile_output": e.report.compile.as_ref().map(|c| format!("{}{}", c.stdout, c.stderr)),
             "verdict": case.map(|t| t.verdict),
         })))
     }

@@ -247,12 +247,12 @@ fn signal_name(n: i32) -> String {
 
 /// Piston's two-letter status of an execution that did not complete, or null.
 fn status_code(e: &Execution) -> Value {
-    match (e.status, e.error_type) {
+    match (e.status, e.report.error_type) {
         (Status::Completed, _) => Value::Null,
         (Status::Timeout, _) | (_, Some(ErrorType::TimeoutError)) => json!("TO"),
         (_, Some(ErrorType::OutputLimitExceeded)) => json!("OL"),
         (_, Some(ErrorType::InternalError)) => json!("XX"),
-        _ if e.signal.is_some() => json!("SG"),
+        _ if e.report.signal.is_some() => json!("SG"),
         (Status::Queued | Status::Running, _) => json!("XX"),
         _ => json!("RE"),
     }
@@ -260,36 +260,36 @@ fn status_code(e: &Execution) -> Value {
 
 /// The `run` object (a copy of `compile` when compiling failed).
 pub fn run_report(e: &Execution) -> Value {
-    if e.error_type == Some(ErrorType::CompilationError) {
+    if e.report.error_type == Some(ErrorType::CompilationError) {
         if let Some(c) = compile_report(e).as_object() {
             return Value::Object(c.clone());
         }
     }
-    let stdout = String::from_utf8_lossy(&e.stdout);
-    let stderr = String::from_utf8_lossy(&e.stderr);
+    let stdout = String::from_utf8_lossy(&e.report.stdout);
+    let stderr = String::from_utf8_lossy(&e.report.stderr);
     let message = match e.status {
         Status::Queued | Status::Running => {
             Some("the run did not finish while the request waited".to_owned())
         }
-        _ => e.error_message.clone(),
+        _ => e.report.error_message.clone(),
     };
     json!({
         "stdout": stdout,
         "stderr": stderr,
         "output": format!("{stdout}{stderr}"),
-        "code": e.exit_code,
-        "signal": e.signal.map(signal_name),
+        "code": e.report.exit_code,
+        "signal": e.report.signal.map(signal_name),
         "message": message,
         "status": status_code(e),
-        "cpu_time": e.cpu_time_ms.unwrap_or(e.execution_time_ms),
-        "wall_time": e.execution_time_ms,
-        "memory": e.memory_kb.map(|kb| kb * 1024),
+        "cpu_time": e.report.cpu_time_ms.unwrap_or(e.report.execution_time_ms),
+        "wall_time": e.report.execution_time_ms,
+        "memory": e.report.memory_kb.map(|kb| kb * 1024),
     })
 }
 
 /// The `compile` object of a compiled language, or null.
 pub fn compile_report(e: &Execution) -> Value {
-    let Some(c) = &e.compile else {
+    let Some(c) = &e.report.compile else {
         return Value::Null;
     };
     let failed = c.status != Status::Completed;
@@ -299,7 +299,7 @@ pub fn compile_report(e: &Execution) -> Value {
         "output": format!("{}{}", c.stdout, c.stderr),
         "code": c.exit_code,
         "signal": Value::Null,
-        "message": if failed { e.error_message.clone() } else { None },
+        "message": if failed { e.report.error_message.clone() } else { None },
         "status": match c.status {
             Status::Timeout => json!("TO"),
             Status::Completed => Value::Null,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
-use livexec_core::{EventBus, Execution, NewExecution, RunResult, Status, Store};
+use livexec_core::{EventBus, Execution, NewExecution, RunReport, RunResult, Status, Store};
 use livexec_events::{execution_sse, last_event_id, EventsError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,19 +87,15 @@ impl Server {
     pub async fn record(&self, id: Uuid, status: Status, stdout: &[u8], stderr: &[u8]) {
         let result = RunResult {
             status,
-            stdout: stdout.to_vec(),
-            stderr: stderr.to_vec(),
-            execution_time_ms: 5,
-            error_message: None,
-            error_type: None,
-            exit_code: Some(0),
-            signal: None,
-            cpu_time_ms: Some(1),
-            memory_kb: Some(1),
-            compile: None,
-            limits: None,
-            tests: Vec::new(),
-            output_files: Vec::new(),
+            report: RunReport {
+                stdout: stdout.to_vec(),
+                stderr: stderr.to_vec(),
+                execution_time_ms: 5,
+                exit_code: Some(0),
+                cpu_time_ms: Some(1),
+                memory_kb: Some(1),
+                ..RunReport::default()
+            },
         };
         assert!(self.store.finish_execution(id, 1, &result).await.unwrap());
     }

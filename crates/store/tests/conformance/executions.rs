@@ -2,7 +2,7 @@
 
 use crate::harness::Backend;
 use crate::util::{execution, session};
-use livexec_core::{NewExecution, RunResult, Status, StoreError};
+use livexec_core::{NewExecution, RunReport, RunResult, Status, StoreError};
 use uuid::Uuid;
 
 pub async fn execution_snapshots_session(b: Backend) {
@@ -16,8 +16,8 @@ pub async fn execution_snapshots_session(b: Backend) {
         (e.language.as_str(), e.source_code.as_str()),
         ("python", "print('before')")
     );
-    assert!(e.stdout.is_empty() && e.stderr.is_empty());
-    assert_eq!(e.execution_time_ms, 0);
+    assert!(e.report.stdout.is_empty() && e.report.stderr.is_empty());
+    assert_eq!(e.report.execution_time_ms, 0);
     assert_eq!((e.started_at, e.finished_at), (None, None));
     assert_eq!(e.id.get_version_num(), 7);
 
@@ -122,64 +122,79 @@ pub async fn output_bytes_round_trip_exactly(b: Backend) {
     let every_byte: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
     let result = RunResult {
         status: Status::Failed,
-        stdout: b"a\0b\xff\xfe\xc3(\x00\n\x80end".to_vec(),
-        stderr: every_byte.clone(),
-        execution_time_ms: 5,
-        error_message: Some("Process exited with code 1 \u{1F4A5}".into()),
-        error_type: Some(livexec_core::ErrorType::RuntimeError),
-        exit_code: Some(1),
-        signal: None,
-        cpu_time_ms: Some(1),
-        memory_kb: Some(1),
-        // Compiler output with NUL, quotes and a non-ASCII character stores as it is.
-        compile: Some(livexec_core::CompileReport {
-            status: Status::Completed,
-            stdout: "out\0\"q\"".into(),
-            stderr: "main.c:1: warning: \u{1F4A5}\0\n".into(),
-            exit_code: Some(0),
-            time_ms: 321,
-            memory_kb: Some(4096),
-        }),
-        limits: None,
-        tests: Vec::new(),
-        output_files: Vec::new(),
+        report: RunReport {
+            stdout: b"a\0b\xff\xfe\xc3(\x00\n\x80end".to_vec(),
+            stderr: every_byte.clone(),
+            execution_time_ms: 5,
+            error_message: Some("Process exited with code 1 \u{1F4A5}".into()),
+            error_type: Some(livexec_core::ErrorType::RuntimeError),
+            error_line: Some(7),
+            exit_code: Some(1),
+            signal: None,
+            cpu_time_ms: Some(1),
+            memory_kb: Some(1),
+            // Compiler output with NUL, quotes and a non-ASCII character stores as it is.
+            compile: Some(livexec_core::CompileReport {
+                status: Status::Completed,
+                stdout: "out\0\"q\"".into(),
+                stderr: "main.c:1: warning: \u{1F4A5}\0\n".into(),
+                exit_code: Some(0),
+                time_ms: 321,
+                memory_kb: Some(4096),
+            }),
+            limits: None,
+            tests: Vec::new(),
+            output_files: Vec::new(),
+        },
     };
     assert!(store.start_execution(e.id, 1).await.unwrap().is_some());
     assert!(store.finish_execution(e.id, 1, &result).await.unwrap());
     let got = store.get_execution(e.id).await.unwrap().unwrap();
-    assert_eq!(got.stdout, result.stdout);
-    assert_eq!(got.stderr, every_byte);
-    assert_eq!(got.error_message, result.error_message);
-    assert_eq!(got.compile, result.compile);
+    assert_eq!(got.report.stdout, result.report.stdout);
+    assert_eq!(got.report.stderr, every_byte);
+    assert_eq!(got.report.error_message, result.report.error_message);
+    assert_eq!(got.report.compile, result.report.compile);
+    // The line of the user's file the error points at.
+    assert_eq!(got.report.error_line, Some(7));
+    assert_eq!(got.report, result.report);
 
     // A message with NUL (a program's last stderr line can hold one) records on every backend.
     let e3 = execution(store, &s).await;
     let nul = RunResult {
-        error_message: Some("bad\0byte".into()),
+        report: RunReport {
+            error_message: Some("bad\0byte".into()),
+            ..result.report.clone()
+        },
         ..result.clone()
     };
     assert!(store.start_execution(e3.id, 1).await.unwrap().is_some());
     assert!(store.finish_execution(e3.id, 1, &nul).await.unwrap());
     let got = store.get_execution(e3.id).await.unwrap().unwrap();
-    assert_eq!(got.error_message.as_deref(), Some("bad\u{FFFD}byte"));
+    assert_eq!(got.report.error_message.as_deref(), Some("bad\u{FFFD}byte"));
     assert_eq!(got.status, Status::Failed);
     let e4 = execution(store, &s).await;
     assert!(store.fail_execution(e4.id, "platform\0x").await.unwrap());
     let got = store.get_execution(e4.id).await.unwrap().unwrap();
-    assert_eq!(got.error_message.as_deref(), Some("platform\u{FFFD}x"));
+    assert_eq!(
+        got.report.error_message.as_deref(),
+        Some("platform\u{FFFD}x")
+    );
 
     // Large output (1 MiB of NULs) stores too.
     let e2 = execution(store, &s).await;
     let big = RunResult {
-        stdout: vec![0u8; 1 << 20],
-        stderr: Vec::new(),
+        report: RunReport {
+            stdout: vec![0u8; 1 << 20],
+            stderr: Vec::new(),
+            ..result.report
+        },
         ..result
     };
     assert!(store.start_execution(e2.id, 1).await.unwrap().is_some());
     assert!(store.finish_execution(e2.id, 1, &big).await.unwrap());
     let got = store.get_execution(e2.id).await.unwrap().unwrap();
-    assert_eq!(got.stdout, big.stdout);
-    assert!(got.stderr.is_empty());
+    assert_eq!(got.report.stdout, big.report.stdout);
+    assert!(got.report.stderr.is_empty());
 }
 
 pub async fn bad_stored_status_is_an_error(b: Backend) {

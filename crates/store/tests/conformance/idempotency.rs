@@ -46,7 +46,7 @@ pub async fn repeat_returns_same_execution_and_current_status(b: Backend) {
     let done = store.create_execution(new).await.unwrap();
     assert!(!done.created);
     assert_eq!(done.execution.status, Status::Completed);
-    assert_eq!(done.execution.stdout, b"out\n");
+    assert_eq!(done.execution.report.stdout, b"out\n");
     assert_eq!(b.count("executions").await, 1);
 }
 

@@ -160,9 +160,12 @@ pub async fn retention_empties_old_data_in_batches_and_keeps_metrics(b: Backend)
     assert_eq!(first.executions, 2);
     let kept = store.get_execution(done[0]).await.unwrap().unwrap();
     assert_eq!(kept.source_code, "");
-    assert!(kept.stdout.is_empty() && kept.stderr.is_empty());
-    assert_eq!((kept.cpu_time_ms, kept.memory_kb), (Some(7), Some(2048)));
-    assert_eq!(kept.execution_time_ms, 42);
+    assert!(kept.report.stdout.is_empty() && kept.report.stderr.is_empty());
+    assert_eq!(
+        (kept.report.cpu_time_ms, kept.report.memory_kb),
+        (Some(7), Some(2048))
+    );
+    assert_eq!(kept.report.execution_time_ms, 42);
     assert_eq!(kept.status, Status::Completed);
     let second = store.purge_before(later, 2).await.unwrap();
     assert!(first.executions + second.executions >= 3);

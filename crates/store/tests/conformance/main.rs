@@ -69,7 +69,9 @@ conformance!(
 
 /// Small builders shared by the cases.
 pub mod util {
-    use livexec_core::{ErrorType, Execution, NewExecution, RunResult, Session, Status, Store};
+    use livexec_core::{
+        ErrorType, Execution, NewExecution, RunReport, RunResult, Session, Status, Store,
+    };
 
     /// A new python session.
     pub async fn session(store: &dyn Store, code: &str) -> Session {
@@ -100,19 +102,18 @@ pub mod util {
     pub fn result(status: Status) -> RunResult {
         RunResult {
             status,
-            stdout: b"out\n".to_vec(),
-            stderr: b"err\n".to_vec(),
-            execution_time_ms: 42,
-            error_message: (status != Status::Completed).then(|| "it broke".to_owned()),
-            error_type: (status != Status::Completed).then_some(ErrorType::RuntimeError),
-            exit_code: Some(if status == Status::Completed { 0 } else { 1 }),
-            signal: (status == Status::Timeout).then_some(9),
-            cpu_time_ms: Some(7),
-            memory_kb: Some(2048),
-            compile: None,
-            limits: None,
-            tests: Vec::new(),
-            output_files: Vec::new(),
+            report: RunReport {
+                stdout: b"out\n".to_vec(),
+                stderr: b"err\n".to_vec(),
+                execution_time_ms: 42,
+                error_message: (status != Status::Completed).then(|| "it broke".to_owned()),
+                error_type: (status != Status::Completed).then_some(ErrorType::RuntimeError),
+                exit_code: Some(if status == Status::Completed { 0 } else { 1 }),
+                signal: (status == Status::Timeout).then_some(9),
+                cpu_time_ms: Some(7),
+                memory_kb: Some(2048),
+                ..RunReport::default()
+            },
         }
     }
 }

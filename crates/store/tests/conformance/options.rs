@@ -166,7 +166,7 @@ pub async fn finish_stores_limits_tests_and_output_files(b: Backend) {
     let e = execution(store, &s).await;
     store.start_execution(e.id, 1).await.unwrap().unwrap();
     let mut r = result(Status::Failed);
-    r.limits = Some(EffectiveLimits {
+    r.report.limits = Some(EffectiveLimits {
         time_ms: 2000,
         cpu_time_ms: None,
         memory_mb: 128,
@@ -175,7 +175,7 @@ pub async fn finish_stores_limits_tests_and_output_files(b: Backend) {
         compile_time_ms: Some(10_000),
         compile_memory_mb: Some(512),
     });
-    r.tests = vec![
+    r.report.tests = vec![
         TestResult {
             verdict: Verdict::WrongAnswer,
             stdout: ODD.into(),
@@ -199,13 +199,13 @@ pub async fn finish_stores_limits_tests_and_output_files(b: Backend) {
             message: None,
         },
     ];
-    r.output_files = vec![file("plot.png", &all_bytes()), file("empty", b"")];
+    r.report.output_files = vec![file("plot.png", &all_bytes()), file("empty", b"")];
     assert!(store.finish_execution(e.id, 1, &r).await.unwrap());
     let done = store.get_execution(e.id).await.unwrap().unwrap();
     assert_eq!(done.status, Status::Failed);
-    assert_eq!(done.limits, r.limits);
-    assert_eq!(done.tests, r.tests);
-    assert_eq!(done.output_files, r.output_files);
+    assert_eq!(done.report.limits, r.report.limits);
+    assert_eq!(done.report.tests, r.report.tests);
+    assert_eq!(done.report.output_files, r.report.output_files);
 }
 
 pub async fn same_key_with_other_options_is_a_reused_key_never_a_replay(b: Backend) {

@@ -75,15 +75,15 @@ pub async fn finish_is_guarded_and_refuses_stale_attempts(b: Backend) {
     assert!(store.finish_execution(e.id, 2, &timeout).await.unwrap());
     let done = get(store, &e).await;
     assert_eq!(done.status, Status::Timeout);
-    assert_eq!(done.stdout, timeout.stdout);
-    assert_eq!(done.stderr, timeout.stderr);
-    assert_eq!(done.execution_time_ms, 42);
-    assert_eq!(done.error_message.as_deref(), Some("it broke"));
-    assert_eq!(done.error_type, Some(ErrorType::RuntimeError));
-    assert_eq!(done.exit_code, Some(1));
-    assert_eq!(done.signal, Some(9));
-    assert_eq!(done.cpu_time_ms, Some(7));
-    assert_eq!(done.memory_kb, Some(2048));
+    assert_eq!(done.report.stdout, timeout.report.stdout);
+    assert_eq!(done.report.stderr, timeout.report.stderr);
+    assert_eq!(done.report.execution_time_ms, 42);
+    assert_eq!(done.report.error_message.as_deref(), Some("it broke"));
+    assert_eq!(done.report.error_type, Some(ErrorType::RuntimeError));
+    assert_eq!(done.report.exit_code, Some(1));
+    assert_eq!(done.report.signal, Some(9));
+    assert_eq!(done.report.cpu_time_ms, Some(7));
+    assert_eq!(done.report.memory_kb, Some(2048));
     assert_eq!(done.attempts, 2);
     assert!(done.finished_at.unwrap() >= done.started_at.unwrap());
 
@@ -119,7 +119,7 @@ pub async fn requeue_is_guarded(b: Backend) {
         .unwrap());
     let done = get(store, &e).await;
     assert_eq!((done.status, done.attempts), (Status::Completed, 2));
-    assert_eq!(done.error_type, None);
+    assert_eq!(done.report.error_type, None);
 }
 
 pub async fn fail_moves_any_unfinished_to_internal_error(b: Backend) {
@@ -139,8 +139,11 @@ pub async fn fail_moves_any_unfinished_to_internal_error(b: Backend) {
             .unwrap());
         let failed = get(store, e).await;
         assert_eq!(failed.status, Status::Failed);
-        assert_eq!(failed.error_type, Some(ErrorType::InternalError));
-        assert_eq!(failed.error_message.as_deref(), Some("retries exhausted"));
+        assert_eq!(failed.report.error_type, Some(ErrorType::InternalError));
+        assert_eq!(
+            failed.report.error_message.as_deref(),
+            Some("retries exhausted")
+        );
         assert!(failed.finished_at.is_some());
         assert!(!store.fail_execution(e.id, "again").await.unwrap());
         assert_eq!(get(store, e).await, failed);

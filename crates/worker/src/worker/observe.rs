@@ -20,8 +20,9 @@ pub(super) fn started(exec: &Execution) -> telemetry::BusyGuard {
 /// (the jails' set-up, start and teardown; the compile stage excluded) are recorded apart.
 pub(super) fn ran(exec: &Execution, result: &RunResult, took: Duration) {
     let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
-    let program = ms(result.execution_time_ms);
+    let program = ms(result.report.execution_time_ms);
     let compile = result
+        .report
         .compile
         .as_ref()
         .map_or(Duration::ZERO, |c| ms(c.time_ms));

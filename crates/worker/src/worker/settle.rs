@@ -139,8 +139,8 @@ impl Worker {
             execution_id = %id,
             attempt,
             status = %result.status,
-            ms = result.execution_time_ms,
-            error_type = result.error_type.map(|t| t.as_str()),
+            ms = result.report.execution_time_ms,
+            error_type = result.report.error_type.map(|t| t.as_str()),
             "execution finished"
         );
         Ok(Some(result.status))

@@ -12,7 +12,7 @@
 //! lines may be joined with `;`. Every call is counted per source, so a test can prove that a
 //! program ran exactly once.
 
-use livexec_core::{ErrorType, RunResult, Status};
+use livexec_core::{ErrorType, RunReport, RunResult, Status};
 use livexec_engine::Stream;
 use livexec_worker::{ExecError, Executor, Request};
 use std::collections::HashMap;
@@ -54,12 +54,12 @@ impl FakeExecutor {
 fn completed() -> RunResult {
     RunResult {
         status: Status::Completed,
-        exit_code: Some(0),
-        execution_time_ms: 1,
-        memory_kb: Some(1024),
-        error_message: None,
-        error_type: None,
-        ..RunResult::internal_error("")
+        report: RunReport {
+            exit_code: Some(0),
+            execution_time_ms: 1,
+            memory_kb: Some(1024),
+            ..RunReport::default()
+        },
     }
 }
 
@@ -82,17 +82,17 @@ impl Executor for FakeExecutor {
                 "print" => {
                     let out = format!("{arg}\n");
                     on_output(Stream::Stdout, out.as_bytes());
-                    r.stdout.extend_from_slice(out.as_bytes());
+                    r.report.stdout.extend_from_slice(out.as_bytes());
                 }
                 "stderr" => {
                     let out = format!("{arg}\n");
                     on_output(Stream::Stderr, out.as_bytes());
-                    r.stderr.extend_from_slice(out.as_bytes());
+                    r.report.stderr.extend_from_slice(out.as_bytes());
                 }
                 "stdin" => {
                     let o = &request.options;
                     let out = format!("{} {}\n", o.stdin.as_deref().unwrap_or(""), o.tests.len());
-                    r.stdout.extend_from_slice(out.as_bytes());
+                    r.report.stdout.extend_from_slice(out.as_bytes());
                 }
                 "gate" => {
                     let (started, open) = self.gate.lock().unwrap().take().expect("no gate armed");
@@ -101,17 +101,18 @@ impl Executor for FakeExecutor {
                 }
                 "crash" => {
                     r.status = Status::Failed;
-                    r.error_type = Some(ErrorType::RuntimeError);
-                    r.error_message = Some(arg.to_owned());
-                    r.exit_code = Some(1);
+                    r.report.error_type = Some(ErrorType::RuntimeError);
+                    r.report.error_message = Some(arg.to_owned());
+                    r.report.exit_code = Some(1);
                     return Ok(r);
                 }
                 "sleep" => {
                     r.status = Status::Timeout;
-                    r.error_type = Some(ErrorType::TimeoutError);
-                    r.error_message = Some("Execution exceeded the time limit of 0.5 s".into());
-                    r.exit_code = None;
-                    r.signal = Some(9);
+                    r.report.error_type = Some(ErrorType::TimeoutError);
+                    r.report.error_message =
+                        Some("Execution exceeded the time limit of 0.5 s".into());
+                    r.report.exit_code = None;
+                    r.report.signal = Some(9);
                     return Ok(r);
                 }
                 "broken" => {
