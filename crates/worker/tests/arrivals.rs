@@ -2,7 +2,7 @@
 //! than at its next poll: with an hour between polls, only the queue's arrivals can wake it.
 //! Real SQLite store, real Redis queue, the fake executor.
 //!
-//! Needs `REDIS_URL` (skipped loudly without it, failed under `LIVEXEC_REQUIRE_SERVICES=1`).
+//! Needs Redis (`REDIS_URL`, default 127.0.0.1:6379): `#[ignore]`d with the reason, run by `--include-ignored`.
 
 mod fake;
 
