@@ -32,10 +32,11 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest output pipe (bytes) when `/proc/sys/fs/pipe-max-size` cannot be read.
 const DEFAULT_PIPE_MAX: usize = 1 << 20;
 
-/// The output pipes' size: the output cap, so that a program that writes up to its cap at
-/// once and exits loses nothing (Node drops what a non-blocking pipe did not take at
-/// `process.exit()`), within the host's `fs.pipe-max-size` (beyond which even root needs
-/// `CAP_SYS_RESOURCE`).
+/// A pipe's size for `bytes` (at least 64 KiB), within the host's `fs.pipe-max-size`
+/// (beyond which even root needs `CAP_SYS_RESOURCE`). The output pipes get the output cap, so
+/// that a program that writes up to its cap at once and exits loses nothing (Node drops what
+/// a non-blocking pipe did not take at `process.exit()`); the stdin pipe gets the input's
+/// size ([`prefill_stdin`]).
 fn pipe_bytes(output_bytes: usize) -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let max = *MAX.get_or_init(|| {
@@ -254,6 +255,7 @@ impl Jail {
             sys::set_pipe_size(fd, pipe_bytes)
                 .map_err(|e| syscall_err("fcntl", format!("F_SETPIPE_SZ {pipe_bytes}"), e))?;
         }
+        let queued = prefill_stdin(self.fds.stdin, &cmd.stdin);
         let go = go_message(cmd)?;
         if let Some(go_w) = self.go.take() {
             // The init reads while we write; if it died, EPIPE (SIGPIPE is ignored).
@@ -270,7 +272,7 @@ impl Jail {
             supervise::supervise(
                 pid,
                 fds,
-                &cmd.stdin,
+                &cmd.stdin[queued..],
                 limits.wall_ms,
                 limits.output_bytes,
                 on_output,
@@ -333,6 +335,27 @@ impl Jail {
         })
     }
 }
+
+/// Puts as much of `stdin` as the stdin pipe can hold into it before the program starts, the
+/// pipe grown to hold all of it up to the host's `fs.pipe-max-size` (1 MiB by default), and
+/// returns how many bytes went in; the supervisor feeds the rest while the program runs. So
+/// a program finds its whole input (up to that size) at once, in as few reads as it likes,
+/// instead of 64 KiB at a time, each a round trip through the supervisor's poll loop. The
+/// pipe's pages belong to the supervisor (it holds the input anyway), not to the run.
+/// Failures are not errors here: what did not go in is fed by the loop.
+fn prefill_stdin(fd: i32, stdin: &[u8]) -> usize {
+    if stdin.is_empty() || sys::set_nonblocking(fd).is_err() {
+        return 0;
+    }
+    if stdin.len() > PIPE_DEFAULT {
+        // Best effort: at the host's maximum, or the default size when refused.
+        let _ = sys::set_pipe_size(fd, pipe_bytes(stdin.len()));
+    }
+    sys::write(fd, stdin).unwrap_or(0)
+}
+
+/// A pipe's default capacity (bytes).
+const PIPE_DEFAULT: usize = 64 << 10;
 
 /// The go message of `cmd` (program, `argv` = program path then the arguments, environment).
 fn go_message(cmd: &Command) -> Result<Vec<u8>, SandboxError> {
