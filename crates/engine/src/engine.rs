@@ -20,7 +20,9 @@
 
 use crate::cases::{case_result, overall, skipped, OutputBudget};
 use crate::command::reported;
-use crate::command::{add_files, add_run_options, apply_request, command_for, effective_limits};
+use crate::command::{
+    add_files, add_run_options, apply_request, command_for, compile_command, effective_limits,
+};
 use crate::files::{collect_patterns, returned};
 use crate::parallel::{CloseOnDrop, Feed, Slots, AHEAD_EXTRA};
 use crate::stages::{compile, report, staged_result, Staged};
@@ -206,15 +208,24 @@ impl Executor for Engine {
         })
     }
 
+    /// Keeps `per_runtime` jails prepared for each runtime's run stage and, for a compiled
+    /// runtime, as many for its compile stage (a compiled request's first jail on its path).
     fn keep_warm(&self, per_runtime: usize) -> Result<(), ExecError> {
         for rt in self.runtimes.values() {
             let limits = effective_limits(&self.limits, &rt.run.limits);
-            self.sandbox
-                .keep_warm(&command_for(rt, "", &[], &[], limits), per_runtime)
-                .map_err(|source| ExecError::Sandbox {
-                    stage: "warm-up".into(),
-                    source,
-                })?;
+            let mut templates = vec![command_for(rt, "", &[], &[], limits)];
+            if let Some(stage) = &rt.compile {
+                let limits = effective_limits(&self.limits, &stage.limits);
+                templates.push(compile_command(rt, stage, "", limits));
+            }
+            for template in templates {
+                self.sandbox
+                    .keep_warm(&template, per_runtime)
+                    .map_err(|source| ExecError::Sandbox {
+                        stage: "warm-up".into(),
+                        source,
+                    })?;
+            }
         }
         Ok(())
     }

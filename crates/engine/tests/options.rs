@@ -506,3 +506,25 @@ fn a_failed_compile_with_test_cases_discards_the_jails_prepared_for_them() {
     assert_eq!(ok.status, Status::Completed, "{:?}", ok.tests);
     assert_eq!(ok.tests.len(), 20);
 }
+
+#[test]
+fn compiled_requests_run_on_a_warm_pool_of_compile_and_run_stage_jails() {
+    let e = engine(&["cpp"]);
+    e.keep_warm(1).unwrap();
+    let src = "#include <cstdio>\nint main() { int a; if (scanf(\"%d\", &a) != 1) return 1; printf(\"%d\\n\", a + 1); }";
+    for i in 0..3 {
+        let r = run(
+            &e,
+            "cpp",
+            src,
+            RunOptions {
+                stdin: Some(i.to_string()),
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(r.status, Status::Completed, "{r:?}");
+        assert_eq!(r.stdout, format!("{}\n", i + 1).into_bytes());
+        assert_eq!(r.compile.map(|c| c.status), Some(Status::Completed));
+    }
+    e.keep_warm(0).unwrap();
+}
