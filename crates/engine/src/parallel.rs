@@ -141,7 +141,7 @@ impl<'a> Feed<'a> {
                 continue;
             }
             drop(st);
-            let prepared = self.sandbox.prepare(&self.template);
+            let prepared = self.sandbox.prepare_ahead(&self.template);
             st = self.lock();
             match prepared {
                 Ok(p) if !st.closed => {

@@ -76,11 +76,20 @@ pub(crate) struct Jail {
     reaped: bool,
     /// The go message was sent (a jail runs one program, once).
     started: bool,
+    /// Prepared in the background: its cgroup has the lowest CPU weight until [`Jail::start`].
+    background: bool,
 }
 
 impl Jail {
-    /// Builds a jail of `shape` up to its init waiting for the program.
-    pub(crate) fn prepare(shared: &Arc<Shared>, shape: Shape) -> Result<Jail, SandboxError> {
+    /// Builds a jail of `shape` up to its init waiting for the program. `background`: ahead
+    /// of need (the warm pool, test cases to come), at the lowest CPU weight, so that its
+    /// setup takes only the CPU time running programs leave; [`Jail::start`] gives the default
+    /// weight back before the program runs.
+    pub(crate) fn prepare(
+        shared: &Arc<Shared>,
+        shape: Shape,
+        background: bool,
+    ) -> Result<Jail, SandboxError> {
         let lease = shared.uids.acquire()?;
         let uid = lease.uid;
         let seq = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -96,9 +105,18 @@ impl Jail {
             uid: Some(lease),
             reaped: true,
             started: false,
+            background: false,
         };
         if let Some(h) = &shared.hierarchy {
-            jail.cg = Some(h.create_run(&id, &jail.shape.limits)?);
+            let cg = jail.cg.insert(h.create_run(&id, &jail.shape.limits)?);
+            if background {
+                match cg.set_background(true) {
+                    Ok(()) => jail.background = true,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "a jail prepared ahead keeps the default CPU weight")
+                    }
+                }
+            }
         }
         let tasks = match &jail.cg {
             Some(c) => c.tasks_files()?,
@@ -226,6 +244,11 @@ impl Jail {
         }
     }
 
+    /// The CPU weight of the jail's cgroup now (`None` without cgroups).
+    pub(crate) fn cpu_weight(&self) -> Option<u64> {
+        self.cg.as_ref().map(RunCgroup::cpu_weight)
+    }
+
     /// Whether the init is still waiting (a prepared jail whose init died is useless).
     pub(crate) fn alive(&self) -> bool {
         !self.reaped && !self.started && !sys::pidfd_exited(self.fds.pidfd)
@@ -242,6 +265,11 @@ impl Jail {
             return Err(SandboxError::SetupFailed {
                 reason: "a jail runs one program only".into(),
             });
+        }
+        if std::mem::take(&mut self.background) {
+            if let Some(Err(e)) = self.cg.as_ref().map(|cg| cg.set_background(false)) {
+                tracing::warn!(error = %e, "a prepared jail kept the lowest CPU weight for its run");
+            }
         }
         let uid = self.uid.as_ref().map_or(0, |l| l.uid);
         crate::workdir::write_files(self.pid, cmd, uid)?;

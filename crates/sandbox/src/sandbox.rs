@@ -288,12 +288,23 @@ impl Sandbox {
     /// (test cases of one program) prepares the next jails while earlier ones run. Used
     /// once; a jail not used is torn down by [`Sandbox::discard`] (or when it drops).
     pub fn prepare(&self, template: &Command) -> Result<Prepared, SandboxError> {
+        self.prepare_as(template, false)
+    }
+
+    /// [`Sandbox::prepare`] ahead of need, off the request path: a jail built here does its
+    /// setup at the lowest CPU weight (it takes only the CPU time that running programs leave)
+    /// and gets the default weight back when its program is handed over.
+    pub fn prepare_ahead(&self, template: &Command) -> Result<Prepared, SandboxError> {
+        self.prepare_as(template, true)
+    }
+
+    fn prepare_as(&self, template: &Command, background: bool) -> Result<Prepared, SandboxError> {
         crate::jail::validate(template)?;
         let shape = Shape::of(template);
         Ok(match self.warm.take(&shape) {
             Some(jail) => Prepared { jail, warm: true },
             None => Prepared {
-                jail: Jail::prepare(&self.shared, shape)?,
+                jail: Jail::prepare(&self.shared, shape, background)?,
                 warm: false,
             },
         })
@@ -315,7 +326,7 @@ impl Sandbox {
         } else {
             self.discard(prepared);
             Prepared {
-                jail: Jail::prepare(&self.shared, shape)?,
+                jail: Jail::prepare(&self.shared, shape, false)?,
                 warm: false,
             }
         };
@@ -341,6 +352,22 @@ pub struct Prepared {
     jail: Jail,
     /// Taken from the warm pool (else built by [`Sandbox::prepare`]).
     warm: bool,
+}
+
+impl Prepared {
+    /// Whether it was taken from the warm pool ([`Sandbox::keep_warm`]) rather than built by
+    /// [`Sandbox::prepare`] itself.
+    pub fn is_warm(&self) -> bool {
+        self.warm
+    }
+
+    /// The CPU weight of the jail's cgroup now (`cpu.shares` on cgroup v1, `cpu.weight` on
+    /// v2; `None` without cgroups): the lowest (2 / 1) for a jail prepared ahead of need
+    /// until its program is handed over, else the default (1024 / 100). For tests and
+    /// diagnostics.
+    pub fn cpu_weight(&self) -> Option<u64> {
+        self.jail.cpu_weight()
+    }
 }
 
 impl fmt::Debug for Prepared {
