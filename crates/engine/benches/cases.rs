@@ -66,7 +66,7 @@ fn main() {
     let resolve = |id: &str| registry.get(id).unwrap().resolve().unwrap();
     let (cpp, py) = (resolve("cpp"), resolve("python"));
     let (gxx, python) = (cpp.executable.clone(), py.executable.clone());
-    let sandbox = Arc::new(Sandbox::new(bench_config()).unwrap());
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
     let runtimes = HashMap::from([("cpp".to_owned(), cpp), ("python".to_owned(), py)]);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let limits = Limits {
@@ -173,17 +173,4 @@ fn main() {
         );
     }
     println!("load average at the end: {}", loadavg());
-}
-
-/// The sandbox's settings, with the cgroup subtree named by `LIVEXEC_BENCH_CGROUP` when set
-/// (default `livexec`): on a host busy with other work, run the bench under `nice -n -20` with
-/// that subtree's CPU weight raised (`cpu.shares` on v1), so that neither the bare programs
-/// nor the jails wait behind the other work, without changing the weight of other livexec
-/// processes' jails.
-fn bench_config() -> SandboxConfig {
-    let mut config = SandboxConfig::default();
-    if let Ok(name) = std::env::var("LIVEXEC_BENCH_CGROUP") {
-        config.name = name;
-    }
-    config
 }

@@ -116,8 +116,8 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(40);
-    let sb = Sandbox::new(bench_config()).expect("Sandbox::new (run as root)");
-    let warm = Sandbox::new(bench_config()).expect("Sandbox::new (run as root)");
+    let sb = Sandbox::new(SandboxConfig::default()).expect("Sandbox::new (run as root)");
+    let warm = Sandbox::new(SandboxConfig::default()).expect("Sandbox::new (run as root)");
     println!("cgroup mode: {}; N = {n} runs per case", sb.cgroup_mode());
     let dir = tempfile::tempdir().expect("tempdir");
     for lang in langs() {
@@ -213,17 +213,4 @@ fn main() {
         "supervisor RSS: {before} KiB idle, {peak} KiB with {k} concurrent runs => ~{} KiB per run (incl. its thread)",
         (peak.saturating_sub(before)) / k
     );
-}
-
-/// The sandbox's settings, with the cgroup subtree named by `LIVEXEC_BENCH_CGROUP` when set
-/// (default `livexec`): on a host busy with other work, run the bench under `nice -n -20` with
-/// that subtree's CPU weight raised (`cpu.shares` on v1), so that neither the bare programs
-/// nor the jails wait behind the other work, without changing the weight of other livexec
-/// processes' jails.
-fn bench_config() -> SandboxConfig {
-    let mut config = SandboxConfig::default();
-    if let Ok(name) = std::env::var("LIVEXEC_BENCH_CGROUP") {
-        config.name = name;
-    }
-    config
 }
