@@ -14,7 +14,9 @@
 //! On a host busy with other work the figures lean against the engine: on cgroup v1 every
 //! jail sits under one `cpu` cgroup (`livexec`) whose weight equals one host process's, so
 //! under contention all jails together get the CPU share of one bare process. The load
-//! averages are printed at the start and the end.
+//! averages are printed at the start and the end; on a busy host run the bench in a `cpu`
+//! cgroup of high weight (README, Benchmarks), which shelters its bare programs and its jails
+//! alike.
 //!
 //! Run (as root): `cargo bench -p livexec-engine --bench cases`. `LIVEXEC_BENCH_ROUNDS`
 //! (default 5) sets the rounds; the figures are medians.
