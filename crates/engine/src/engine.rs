@@ -187,12 +187,14 @@ impl Executor for Engine {
             .borrow(o.tests.len().min(cpus()).saturating_sub(1));
         let runners = 1 + parallel.n;
         let template = command_for(&rt, "", &[], &[], plan.run.clone());
-        let feed = Feed::new(
-            &self.sandbox,
-            template,
-            (runners + AHEAD_EXTRA).min(o.tests.len()),
-            o.tests.len(),
-        );
+        // Without a compile stage the first cases start at once and build (or take from the
+        // warm pool) their own jails; preparing ahead pays only for the cases after them.
+        let ahead = if rt.compile.is_none() && o.tests.len() <= runners {
+            0
+        } else {
+            (runners + AHEAD_EXTRA).min(o.tests.len())
+        };
+        let feed = Feed::new(&self.sandbox, template, ahead, o.tests.len());
         let feed = &feed;
         std::thread::scope(|s| {
             s.spawn(move || feed.fill());

@@ -129,7 +129,9 @@ impl<'a> Feed<'a> {
 
     /// The preparing loop (run it on a thread of its own): keeps `ahead` jails ready while
     /// jails are still wanted, until [`Feed::close`]. A jail that fails to prepare ends the
-    /// loop: the cases then build their own, and report the error if it persists.
+    /// loop: the cases then build their own, and report the error if it persists. At most
+    /// one jail prepared here goes unused when the cases end normally (the one in the
+    /// making when the last case took its jail elsewhere).
     pub(crate) fn fill(&self) {
         let mut st = self.lock();
         loop {
