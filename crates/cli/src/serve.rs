@@ -340,6 +340,8 @@ async fn serve(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if let Some(engine) = engine {
         let mode = engine.engine.sandbox().isolation().to_string();
+        // Test cases may run side by side only in worker slots idle at the moment.
+        engine.engine.set_slots(workers);
         let config = WorkerConfig {
             worker_id: worker_id(),
             lease: Duration::from_millis(args.lease_ms.max(300)),

@@ -9,18 +9,30 @@
 //! limits apply over the runtime's stage limits and are reported as `RunReport::limits`,
 //! also when the compile fails. `return_files` are read from the plain run, or from the last
 //! test case that ran.
+//!
+//! Test cases run on jails prepared ahead of need (from the compile stage on, see
+//! [`crate::parallel`]), several at once when worker slots are idle ([`Engine::set_slots`]).
+//! The result is the one running them one after another in order would give: results in
+//! the order of the cases, and with `stop_on_failure` the *first failure* is the failing
+//! case of lowest index — every case before it is reported, every case after it is SKIPPED
+//! (a later case that had already started beside it runs to its end and its result is
+//! dropped), so which cases are skipped never depends on timing.
 
 use crate::cases::{case_result, overall, skipped, OutputBudget};
 use crate::command::reported;
-use crate::command::{add_files, add_run_options, apply_request, command_for, effective_limits};
+use crate::command::{
+    add_files, add_run_options, apply_request, command_for, compile_command, effective_limits,
+};
 use crate::files::{collect_patterns, returned};
+use crate::parallel::{CloseOnDrop, Feed, Slots, AHEAD_EXTRA};
 use crate::stages::{compile, report, staged_result, Staged};
 use crate::{ExecError, Executor, Request, Stream};
-use livexec_core::{RunOptions, RunResult};
+use livexec_core::{RunOptions, RunResult, TestResult, Verdict};
 use livexec_runtimes::Resolved;
-use livexec_sandbox::{Limits, Outcome, Sandbox};
+use livexec_sandbox::{Limits, Outcome, Prepared, Sandbox};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The real executor: a sandbox, the runtimes that work with it (by id, with their aliases)
 /// and the service's default limits, which each runtime's stage overrides and each request's
@@ -30,6 +42,7 @@ pub struct Engine {
     runtimes: HashMap<String, Arc<Resolved>>,
     aliases: HashMap<String, String>,
     limits: Limits,
+    slots: Slots,
 }
 
 impl Engine {
@@ -43,7 +56,17 @@ impl Engine {
                 .collect(),
             aliases: HashMap::new(),
             limits,
+            slots: Slots::new(cpus()),
         }
+    }
+
+    /// How many sandboxes this engine may run at once: the worker slots it serves (`livexec
+    /// serve` sets `LIVEXEC_WORKERS`; default the number of CPUs, that setting's default).
+    /// Every execution holds one; the test cases of an execution may borrow idle ones to
+    /// run side by side (never more than the CPUs), so the host never runs more sandboxes
+    /// at once than it was sized for (see [`crate::parallel`]). At least 1.
+    pub fn set_slots(&self, n: usize) {
+        self.slots.set_cap(n);
     }
 
     /// Also accept these names (alias → runtime id) in [`Request::language`].
@@ -77,9 +100,11 @@ impl Engine {
         })
     }
 
+    /// Runs one program of the run stage, in `prepared` when given (else a jail of its own).
     fn run_case(
         &self,
         plan: &Plan,
+        prepared: Option<Prepared>,
         stdin: &[u8],
         args: &[String],
         stage: &str,
@@ -102,13 +127,20 @@ impl Engine {
         for pattern in collect_patterns(&o.return_files) {
             cmd.collect(&pattern);
         }
-        self.sandbox
-            .run(&cmd, on_output)
-            .map_err(|source| ExecError::Sandbox {
-                stage: stage.to_owned(),
-                source,
-            })
+        match prepared {
+            Some(p) => self.sandbox.run_prepared(p, &cmd, on_output),
+            None => self.sandbox.run(&cmd, on_output),
+        }
+        .map_err(|source| ExecError::Sandbox {
+            stage: stage.to_owned(),
+            source,
+        })
     }
+}
+
+/// The number of CPUs (1 when unknown).
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// One request made concrete: its runtime, limits and (after the compile stage) artifacts.
@@ -130,6 +162,7 @@ impl Executor for Engine {
             language: request.language.clone(),
         };
         let rt = Arc::clone(self.runtime(&request.language).ok_or_else(no_runtime)?);
+        let _slot = self.slots.hold_one();
         let o = &request.options;
         let mut run = effective_limits(&self.limits, &rt.run.limits);
         let mut climits = rt
@@ -138,15 +171,88 @@ impl Executor for Engine {
             .map(|stage| effective_limits(&self.limits, &stage.limits));
         apply_request(&mut run, climits.as_mut(), &o.limits);
         let limits = reported(&run, climits.as_ref());
-        let mut plan = Plan {
+        let plan = Plan {
             rt: Arc::clone(&rt),
             source: &request.source,
             options: o,
             run,
             artifacts: None,
         };
+        if o.tests.is_empty() {
+            return self.stages(plan, climits.as_ref(), request, on_output, None, limits);
+        }
+        // Test cases: the jails of the first cases are prepared while the compile stage runs.
+        let parallel = self
+            .slots
+            .borrow(o.tests.len().min(cpus()).saturating_sub(1));
+        let runners = 1 + parallel.n;
+        let template = command_for(&rt, "", &[], &[], plan.run.clone());
+        // Without a compile stage the first cases start at once and build (or take from the
+        // warm pool) their own jails; preparing ahead pays only for the cases after them.
+        let ahead = if rt.compile.is_none() && o.tests.len() <= runners {
+            0
+        } else {
+            (runners + AHEAD_EXTRA).min(o.tests.len())
+        };
+        let feed = Feed::new(&self.sandbox, template, ahead, o.tests.len());
+        let feed = &feed;
+        std::thread::scope(|s| {
+            s.spawn(move || feed.fill());
+            let _close = CloseOnDrop(feed);
+            self.stages(
+                plan,
+                climits.as_ref(),
+                request,
+                on_output,
+                Some((feed, runners)),
+                limits,
+            )
+        })
+    }
+
+    /// Keeps `per_runtime` jails prepared for each runtime's run stage and, for a compiled
+    /// runtime, as many for its compile stage (a compiled request's first jail on its path).
+    fn keep_warm(&self, per_runtime: usize) -> Result<(), ExecError> {
+        for rt in self.runtimes.values() {
+            let limits = effective_limits(&self.limits, &rt.run.limits);
+            let mut templates = vec![command_for(rt, "", &[], &[], limits)];
+            if let Some(stage) = &rt.compile {
+                let limits = effective_limits(&self.limits, &stage.limits);
+                templates.push(compile_command(rt, stage, "", limits));
+            }
+            for template in templates {
+                self.sandbox
+                    .keep_warm(&template, per_runtime)
+                    .map_err(|source| ExecError::Sandbox {
+                        stage: "warm-up".into(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_idle(&self) {
+        self.sandbox.wait_torn_down();
+    }
+}
+
+impl Engine {
+    /// The compile stage (compiled runtimes), then the plain run or the test cases (on
+    /// `cases`: the feed of prepared jails and how many cases may run at once).
+    fn stages(
+        &self,
+        mut plan: Plan,
+        climits: Option<&Limits>,
+        request: &Request,
+        on_output: &mut dyn FnMut(Stream, &[u8]),
+        cases: Option<(&Feed, usize)>,
+        limits: livexec_core::EffectiveLimits,
+    ) -> Result<RunResult, ExecError> {
+        let rt = Arc::clone(&plan.rt);
+        let o = plan.options;
         let mut compiled = None;
-        if let (Some(stage), Some(cl)) = (&rt.compile, &climits) {
+        if let (Some(stage), Some(cl)) = (&rt.compile, climits) {
             let c = compile(&self.sandbox, &rt, stage, cl, &request.source, &o.files).map_err(
                 |source| ExecError::Sandbox {
                     stage: "compile".into(),
@@ -165,40 +271,22 @@ impl Executor for Engine {
             plan.artifacts = Some(artifacts);
             compiled = Some(report(&c.outcome, cl));
         }
-        let mut result = if o.tests.is_empty() {
-            let stdin = match &request.stdin_bytes {
-                Some(bytes) => bytes.as_slice(),
-                None => o.stdin.as_deref().unwrap_or("").as_bytes(),
-            };
-            let outcome = self.run_case(&plan, stdin, &o.args, "run", on_output)?;
-            self.finish(&plan, outcome)
-        } else {
-            self.run_tests(&plan)?
+        let mut result = match cases {
+            None => {
+                let stdin = match &request.stdin_bytes {
+                    Some(bytes) => bytes.as_slice(),
+                    None => o.stdin.as_deref().unwrap_or("").as_bytes(),
+                };
+                let outcome = self.run_case(&plan, None, stdin, &o.args, "run", on_output)?;
+                self.finish(&plan, outcome)
+            }
+            Some((feed, runners)) => self.run_tests(&plan, feed, runners)?,
         };
         result.report.compile = compiled;
         result.report.limits = Some(limits);
         Ok(result)
     }
 
-    fn keep_warm(&self, per_runtime: usize) -> Result<(), ExecError> {
-        for rt in self.runtimes.values() {
-            let limits = effective_limits(&self.limits, &rt.run.limits);
-            self.sandbox
-                .keep_warm(&command_for(rt, "", &[], &[], limits), per_runtime)
-                .map_err(|source| ExecError::Sandbox {
-                    stage: "warm-up".into(),
-                    source,
-                })?;
-        }
-        Ok(())
-    }
-
-    fn wait_idle(&self) {
-        self.sandbox.wait_torn_down();
-    }
-}
-
-impl Engine {
     /// The result of one run-stage run, with the runtime's error line and the files to hand
     /// back.
     fn finish(&self, plan: &Plan, mut outcome: Outcome) -> RunResult {
@@ -224,29 +312,76 @@ impl Engine {
         result
     }
 
-    /// Each case in a fresh sandbox with the same limits and artifacts; the output files are
-    /// those of the last case that ran.
-    fn run_tests(&self, plan: &Plan) -> Result<RunResult, ExecError> {
+    /// Each case in a fresh sandbox (from `feed`) with the same limits and artifacts, up to
+    /// `runners` at once; the result is the sequential one (see the module doc). The output
+    /// files are those of the last case that ran.
+    fn run_tests(&self, plan: &Plan, feed: &Feed, runners: usize) -> Result<RunResult, ExecError> {
         let o = plan.options;
-        let (mut tests, mut runs) = (Vec::new(), Vec::new());
-        let mut files = Vec::new();
-        let mut budget = OutputBudget::new();
-        for (i, case) in o.tests.iter().enumerate() {
-            if o.stop_on_failure
-                && tests.iter().any(|t: &livexec_core::TestResult| {
-                    t.verdict != livexec_core::Verdict::Accepted
-                })
+        let n = o.tests.len();
+        type Done = Result<(TestResult, RunResult), ExecError>;
+        let done: Mutex<Vec<Option<Done>>> = Mutex::new((0..n).map(|_| None).collect());
+        let next = AtomicUsize::new(0);
+        // Lowest index of a failing case (n: none yet), and whether a platform error stopped
+        // the cases.
+        let first_failure = AtomicUsize::new(n);
+        let broken = AtomicBool::new(false);
+        let runner = || loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= n
+                || broken.load(Ordering::SeqCst)
+                || (o.stop_on_failure && first_failure.load(Ordering::SeqCst) < i)
             {
-                tests.push(skipped());
-                continue;
+                return;
             }
+            let case = &o.tests[i];
             let args = case.args.as_deref().unwrap_or(&o.args);
             let stage = format!("test case {}", i + 1);
-            let outcome =
-                self.run_case(plan, case.stdin.as_bytes(), args, &stage, &mut |_, _| {})?;
-            let mut run = self.finish(plan, outcome);
+            let outcome = feed.next().map_err(|source| ExecError::Sandbox {
+                stage: stage.clone(),
+                source,
+            });
+            let outcome = outcome.and_then(|p| {
+                self.run_case(
+                    plan,
+                    Some(p),
+                    case.stdin.as_bytes(),
+                    args,
+                    &stage,
+                    &mut |_, _| {},
+                )
+            });
+            let result = outcome.map(|outcome| {
+                let run = self.finish(plan, outcome);
+                case_result(run, case.expected_stdout.as_deref(), o.compare)
+            });
+            match &result {
+                Err(_) => broken.store(true, Ordering::SeqCst),
+                Ok((t, _)) if t.verdict != Verdict::Accepted => {
+                    first_failure.fetch_min(i, Ordering::SeqCst);
+                }
+                Ok(_) => {}
+            }
+            done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(result);
+        };
+        std::thread::scope(|s| {
+            for _ in 1..runners {
+                s.spawn(runner);
+            }
+            runner();
+        });
+        let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+        let (mut tests, mut runs) = (Vec::with_capacity(n), Vec::new());
+        let mut files = Vec::new();
+        let mut budget = OutputBudget::new();
+        let mut failed = false;
+        for slot in done {
+            let Some(case) = slot.filter(|_| !(o.stop_on_failure && failed)) else {
+                tests.push(skipped());
+                continue;
+            };
+            let (mut test, mut run) = case?;
+            failed |= test.verdict != Verdict::Accepted;
             files = std::mem::take(&mut run.report.output_files);
-            let (mut test, mut run) = case_result(run, case.expected_stdout.as_deref(), o.compare);
             budget.take(&mut test, &mut run);
             tests.push(test);
             runs.push(run);

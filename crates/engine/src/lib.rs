@@ -37,6 +37,7 @@ mod check;
 mod command;
 mod engine;
 mod files;
+mod parallel;
 mod result;
 mod stages;
 

@@ -400,3 +400,159 @@ fn return_files_are_returned_by_glob_and_capped() {
     assert_eq!(r.report.output_files[1].content, b"0");
     assert!(!names.contains(&"main.py"), "only what matches");
 }
+
+#[test]
+fn cases_side_by_side_give_the_sequential_result_in_order_and_stop_at_the_lowest_failure() {
+    // Later cases finish first (the earlier ones sleep longer); each prints its own index.
+    let src = "import sys, time\ni = int(input())\ntime.sleep((8 - i) * 0.02)\nprint(i if i != 2 else 'x')\nif i == 5: sys.exit(3)";
+    let cases = || -> Vec<TestCase> {
+        (0..8)
+            .map(|i| case(&i.to_string(), Some(&format!("{i}\n"))))
+            .collect()
+    };
+    let e = engine(&["python"]);
+    let mut seen = Vec::new();
+    for slots in [4, 1] {
+        e.set_slots(slots);
+        let all = run(
+            &e,
+            "python",
+            src,
+            RunOptions {
+                tests: cases(),
+                ..RunOptions::default()
+            },
+        );
+        let outs: Vec<&str> = all.report.tests.iter().map(|t| t.stdout.trim()).collect();
+        assert_eq!(
+            outs,
+            ["0", "1", "x", "3", "4", "5", "6", "7"],
+            "{slots} slots"
+        );
+        use Verdict::*;
+        let verdicts: Vec<Verdict> = all.report.tests.iter().map(|t| t.verdict).collect();
+        let want = [
+            Accepted,
+            Accepted,
+            WrongAnswer,
+            Accepted,
+            Accepted,
+            RuntimeError,
+            Accepted,
+            Accepted,
+        ];
+        assert_eq!(verdicts, want, "{slots} slots");
+        assert_eq!(
+            all.report.error_message.as_deref(),
+            Some("2 of 8 tests failed")
+        );
+        assert_eq!(all.report.stdout, b"x\n", "the first failing case is shown");
+
+        // The first failure is case 2 whichever case ended first: every later case is
+        // skipped, also those that had started beside it.
+        let stopped = run(
+            &e,
+            "python",
+            src,
+            RunOptions {
+                tests: cases(),
+                stop_on_failure: true,
+                ..RunOptions::default()
+            },
+        );
+        let verdicts: Vec<Verdict> = stopped.report.tests.iter().map(|t| t.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Accepted,
+                Accepted,
+                WrongAnswer,
+                Skipped,
+                Skipped,
+                Skipped,
+                Skipped,
+                Skipped
+            ],
+            "{slots} slots"
+        );
+        assert_eq!(
+            stopped.report.error_message.as_deref(),
+            Some("1 of 8 tests failed, 5 skipped")
+        );
+        seen.push((all, stopped));
+    }
+    let strip = |r: &RunResult| -> Vec<(Verdict, String, Option<i32>)> {
+        r.report
+            .tests
+            .iter()
+            .map(|t| (t.verdict, t.stdout.clone(), t.exit_code))
+            .collect()
+    };
+    assert_eq!(
+        strip(&seen[0].0),
+        strip(&seen[1].0),
+        "parallel = sequential"
+    );
+    assert_eq!(
+        strip(&seen[0].1),
+        strip(&seen[1].1),
+        "parallel = sequential"
+    );
+}
+
+#[test]
+fn a_failed_compile_with_test_cases_discards_the_jails_prepared_for_them() {
+    let e = engine(&["cpp"]);
+    e.set_slots(4);
+    let r = run(
+        &e,
+        "cpp",
+        "int main() { return x; }",
+        RunOptions {
+            tests: (0..20).map(|_| case("", Some(""))).collect(),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(r.report.error_type, Some(ErrorType::CompilationError));
+    assert!(r.report.tests.is_empty());
+    // The jails prepared while the compiler ran go to the teardown (waiting for it ends), and
+    // the engine goes on serving test cases.
+    e.wait_idle();
+    let ok = run(
+        &e,
+        "cpp",
+        "#include <cstdio>\nint main() { int a; if (scanf(\"%d\", &a) != 1) return 1; printf(\"%d\\n\", a * 2); }",
+        RunOptions {
+            // The most cases a run may have: each runs the compiled artifact, written into
+            // its jail while other jails are being cloned (no ETXTBSY).
+            tests: (0..64)
+                .map(|i| case(&i.to_string(), Some(&(i * 2).to_string())))
+                .collect(),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(ok.status, Status::Completed, "{:?}", ok.report.tests);
+    assert_eq!(ok.report.tests.len(), 64);
+}
+
+#[test]
+fn compiled_requests_run_on_a_warm_pool_of_compile_and_run_stage_jails() {
+    let e = engine(&["cpp"]);
+    e.keep_warm(1).unwrap();
+    let src = "#include <cstdio>\nint main() { int a; if (scanf(\"%d\", &a) != 1) return 1; printf(\"%d\\n\", a + 1); }";
+    for i in 0..3 {
+        let r = run(
+            &e,
+            "cpp",
+            src,
+            RunOptions {
+                stdin: Some(i.to_string()),
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(r.status, Status::Completed, "{r:?}");
+        assert_eq!(r.report.stdout, format!("{}\n", i + 1).into_bytes());
+        assert_eq!(r.report.compile.map(|c| c.status), Some(Status::Completed));
+    }
+    e.keep_warm(0).unwrap();
+}

@@ -132,7 +132,7 @@ pub use isolation::Isolation;
 pub use limits::Limits;
 pub use outcome::{Outcome, Stream};
 pub use procfs::ProcIsolation;
-pub use sandbox::{CgroupMode, Sandbox, SandboxConfig};
+pub use sandbox::{CgroupMode, Prepared, Sandbox, SandboxConfig};
 #[doc(hidden)]
 pub use seccomp::allowed_syscalls;
 

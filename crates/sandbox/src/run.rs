@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::RunCgroup;
@@ -32,10 +32,11 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest output pipe (bytes) when `/proc/sys/fs/pipe-max-size` cannot be read.
 const DEFAULT_PIPE_MAX: usize = 1 << 20;
 
-/// The output pipes' size: the output cap, so that a program that writes up to its cap at
-/// once and exits loses nothing (Node drops what a non-blocking pipe did not take at
-/// `process.exit()`), within the host's `fs.pipe-max-size` (beyond which even root needs
-/// `CAP_SYS_RESOURCE`).
+/// A pipe's size for `bytes` (at least 64 KiB), within the host's `fs.pipe-max-size`
+/// (beyond which even root needs `CAP_SYS_RESOURCE`). The output pipes get the output cap, so
+/// that a program that writes up to its cap at once and exits loses nothing (Node drops what
+/// a non-blocking pipe did not take at `process.exit()`); the stdin pipe gets the input's
+/// size ([`prefill_stdin`]).
 fn pipe_bytes(output_bytes: usize) -> usize {
     static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let max = *MAX.get_or_init(|| {
@@ -54,6 +55,14 @@ fn syscall_err(call: &'static str, args: String, errno: i32) -> SandboxError {
         source: io::Error::from_raw_os_error(errno),
     }
 }
+
+/// Held (exclusively) while the files of a run are open for writing ([`Jail::start`]) and
+/// (shared) around every `clone3` of a jail. A child gets a copy of the supervisor's fd table
+/// and holds it until its setup closes what it does not need; had it copied an artifact still
+/// open for writing (another run's, written by another thread at that moment), that run's
+/// `execve` of the artifact would fail with `ETXTBSY` ("Text file busy") — which test cases
+/// side by side, or the warm pool refilling beside a run, would hit now and then.
+static FILE_WRITES: RwLock<()> = RwLock::new(());
 
 /// Creates a pipe, naming it in the error.
 fn pipe(which: &str) -> Result<(i32, i32), SandboxError> {
@@ -75,11 +84,20 @@ pub(crate) struct Jail {
     reaped: bool,
     /// The go message was sent (a jail runs one program, once).
     started: bool,
+    /// Prepared in the background: its cgroup has the lowest CPU weight until [`Jail::start`].
+    background: bool,
 }
 
 impl Jail {
-    /// Builds a jail of `shape` up to its init waiting for the program.
-    pub(crate) fn prepare(shared: &Arc<Shared>, shape: Shape) -> Result<Jail, SandboxError> {
+    /// Builds a jail of `shape` up to its init waiting for the program. `background`: ahead
+    /// of need (the warm pool, test cases to come), at the lowest CPU weight, so that its
+    /// setup takes only the CPU time running programs leave; [`Jail::start`] gives the default
+    /// weight back before the program runs.
+    pub(crate) fn prepare(
+        shared: &Arc<Shared>,
+        shape: Shape,
+        background: bool,
+    ) -> Result<Jail, SandboxError> {
         let lease = shared.uids.acquire()?;
         let uid = lease.uid;
         let seq = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
@@ -95,9 +113,18 @@ impl Jail {
             uid: Some(lease),
             reaped: true,
             started: false,
+            background: false,
         };
         if let Some(h) = &shared.hierarchy {
-            jail.cg = Some(h.create_run(&id, &jail.shape.limits)?);
+            let cg = jail.cg.insert(h.create_run(&id, &jail.shape.limits)?);
+            if background {
+                match cg.set_background(true) {
+                    Ok(()) => jail.background = true,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "a jail prepared ahead keeps the default CPU weight")
+                    }
+                }
+            }
         }
         let tasks = match &jail.cg {
             Some(c) => c.tasks_files()?,
@@ -151,6 +178,8 @@ impl Jail {
             uid,
         )?;
         let cg_fd = jail.cg.as_ref().and_then(RunCgroup::clone_fd);
+        // No file of another run is open for writing while the child copies our fd table.
+        let no_writes = FILE_WRITES.read().unwrap_or_else(|p| p.into_inner());
         let old_mask = sys::block_all_signals();
         // SAFETY: the child branch only runs `child::run`, which makes raw syscalls on data
         // prepared above (no allocation, no locks) and ends in execveat or _exit.
@@ -159,6 +188,7 @@ impl Jail {
             Ok((0, _)) => child::run(&ops, st_w),
             Ok(_) | Err(_) => sys::restore_signals(&old_mask),
         }
+        drop(no_writes);
         drop(child_ends);
         let (pid, pidfd) = cloned.map_err(|e| {
             syscall_err("clone3", "CLONE_NEWPID|NEWNS|NEWIPC|NEWUTS|PIDFD".into(), e)
@@ -225,6 +255,11 @@ impl Jail {
         }
     }
 
+    /// The CPU weight of the jail's cgroup now (`None` without cgroups).
+    pub(crate) fn cpu_weight(&self) -> Option<u64> {
+        self.cg.as_ref().map(RunCgroup::cpu_weight)
+    }
+
     /// Whether the init is still waiting (a prepared jail whose init died is useless).
     pub(crate) fn alive(&self) -> bool {
         !self.reaped && !self.started && !sys::pidfd_exited(self.fds.pidfd)
@@ -242,8 +277,16 @@ impl Jail {
                 reason: "a jail runs one program only".into(),
             });
         }
+        if std::mem::take(&mut self.background) {
+            if let Some(Err(e)) = self.cg.as_ref().map(|cg| cg.set_background(false)) {
+                tracing::warn!(error = %e, "a prepared jail kept the lowest CPU weight for its run");
+            }
+        }
         let uid = self.uid.as_ref().map_or(0, |l| l.uid);
-        crate::workdir::write_files(self.pid, cmd, uid)?;
+        {
+            let _writing = FILE_WRITES.write().unwrap_or_else(|p| p.into_inner());
+            crate::workdir::write_files(self.pid, cmd, uid)?;
+        }
         // Opened now, while the jail surely exists; read once the program has ended.
         let work = match cmd.collect.is_empty() {
             true => None,
@@ -254,6 +297,7 @@ impl Jail {
             sys::set_pipe_size(fd, pipe_bytes)
                 .map_err(|e| syscall_err("fcntl", format!("F_SETPIPE_SZ {pipe_bytes}"), e))?;
         }
+        let queued = prefill_stdin(self.fds.stdin, &cmd.stdin);
         let go = go_message(cmd)?;
         if let Some(go_w) = self.go.take() {
             // The init reads while we write; if it died, EPIPE (SIGPIPE is ignored).
@@ -270,7 +314,7 @@ impl Jail {
             supervise::supervise(
                 pid,
                 fds,
-                &cmd.stdin,
+                &cmd.stdin[queued..],
                 limits.wall_ms,
                 limits.output_bytes,
                 on_output,
@@ -333,6 +377,27 @@ impl Jail {
         })
     }
 }
+
+/// Puts as much of `stdin` as the stdin pipe can hold into it before the program starts, the
+/// pipe grown to hold all of it up to the host's `fs.pipe-max-size` (1 MiB by default), and
+/// returns how many bytes went in; the supervisor feeds the rest while the program runs. So
+/// a program finds its whole input (up to that size) at once, in as few reads as it likes,
+/// instead of 64 KiB at a time, each a round trip through the supervisor's poll loop. The
+/// pipe's pages belong to the supervisor (it holds the input anyway), not to the run.
+/// Failures are not errors here: what did not go in is fed by the loop.
+fn prefill_stdin(fd: i32, stdin: &[u8]) -> usize {
+    if stdin.is_empty() || sys::set_nonblocking(fd).is_err() {
+        return 0;
+    }
+    if stdin.len() > PIPE_DEFAULT {
+        // Best effort: at the host's maximum, or the default size when refused.
+        let _ = sys::set_pipe_size(fd, pipe_bytes(stdin.len()));
+    }
+    sys::write(fd, stdin).unwrap_or(0)
+}
+
+/// A pipe's default capacity (bytes).
+const PIPE_DEFAULT: usize = 64 << 10;
 
 /// The go message of `cmd` (program, `argv` = program path then the arguments, environment).
 fn go_message(cmd: &Command) -> Result<Vec<u8>, SandboxError> {

@@ -277,11 +277,58 @@ impl Sandbox {
         cmd: &Command,
         on_output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<Outcome, SandboxError> {
+        let prepared = self.prepare(cmd)?;
+        self.run_prepared(prepared, cmd, on_output)
+    }
+
+    /// A jail for a command of `template`'s shape (its read-only mounts and its limits except
+    /// `wall_ms` and `output_bytes`), up to its init waiting for a program: taken from the
+    /// warm pool when one is ready, else built now. Its program, files, stdin and arguments
+    /// come later, with [`Sandbox::run_prepared`]; a caller that knows what it will run
+    /// (test cases of one program) prepares the next jails while earlier ones run. Used
+    /// once; a jail not used is torn down by [`Sandbox::discard`] (or when it drops).
+    pub fn prepare(&self, template: &Command) -> Result<Prepared, SandboxError> {
+        self.prepare_as(template, false)
+    }
+
+    /// [`Sandbox::prepare`] ahead of need, off the request path: a jail built here does its
+    /// setup at the lowest CPU weight (it takes only the CPU time that running programs leave)
+    /// and gets the default weight back when its program is handed over.
+    pub fn prepare_ahead(&self, template: &Command) -> Result<Prepared, SandboxError> {
+        self.prepare_as(template, true)
+    }
+
+    fn prepare_as(&self, template: &Command, background: bool) -> Result<Prepared, SandboxError> {
+        crate::jail::validate(template)?;
+        let shape = Shape::of(template);
+        Ok(match self.warm.take(&shape) {
+            Some(jail) => Prepared { jail, warm: true },
+            None => Prepared {
+                jail: Jail::prepare(&self.shared, shape, background)?,
+                warm: false,
+            },
+        })
+    }
+
+    /// Runs `cmd` in `prepared` (see [`Sandbox::run`]). A jail of another shape than `cmd`'s
+    /// is not used: it is discarded and `cmd` runs in a jail built on the spot, so a
+    /// program never runs under limits other than its own.
+    pub fn run_prepared(
+        &self,
+        prepared: Prepared,
+        cmd: &Command,
+        on_output: &mut dyn FnMut(Stream, &[u8]),
+    ) -> Result<Outcome, SandboxError> {
         crate::jail::validate(cmd)?;
         let shape = Shape::of(cmd);
-        let (mut jail, warm) = match self.warm.take(&shape) {
-            Some(j) => (j, true),
-            None => (Jail::prepare(&self.shared, shape)?, false),
+        let Prepared { mut jail, warm } = if prepared.jail.shape == shape {
+            prepared
+        } else {
+            self.discard(prepared);
+            Prepared {
+                jail: Jail::prepare(&self.shared, shape, false)?,
+                warm: false,
+            }
         };
         // A panicking `on_output` unwinds from here: the jail then drops (is torn down) inline.
         let result = jail.start(cmd, on_output);
@@ -289,6 +336,45 @@ impl Sandbox {
         let mut outcome = result?;
         outcome.warm_start = warm;
         Ok(outcome)
+    }
+
+    /// Tears a prepared jail that will not be used down, off the caller's path.
+    pub fn discard(&self, prepared: Prepared) {
+        self.reaper.dispose(prepared.jail);
+    }
+}
+
+/// A jail prepared for one shape of command ([`Sandbox::prepare`]), its init waiting for a
+/// program; used once by [`Sandbox::run_prepared`]. It holds no program and no data of any
+/// request. Dropping it unused tears it down on the spot ([`Sandbox::discard`] does it in
+/// the background).
+pub struct Prepared {
+    jail: Jail,
+    /// Taken from the warm pool (else built by [`Sandbox::prepare`]).
+    warm: bool,
+}
+
+impl Prepared {
+    /// Whether it was taken from the warm pool ([`Sandbox::keep_warm`]) rather than built by
+    /// [`Sandbox::prepare`] itself.
+    pub fn is_warm(&self) -> bool {
+        self.warm
+    }
+
+    /// The CPU weight of the jail's cgroup now (`cpu.shares` on cgroup v1, `cpu.weight` on
+    /// v2; `None` without cgroups): the lowest (2 / 1) for a jail prepared ahead of need
+    /// until its program is handed over, else the default (1024 / 100). For tests and
+    /// diagnostics.
+    pub fn cpu_weight(&self) -> Option<u64> {
+        self.jail.cpu_weight()
+    }
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("warm", &self.warm)
+            .finish_non_exhaustive()
     }
 }
 

@@ -121,6 +121,8 @@ impl WarmPool {
 
 /// Nice value of the refill thread: preparing the next jail yields the CPU to running ones
 /// (the jail itself takes the normal priority back before its program can run, `Op::Renice`).
+/// The jail's own setup runs in its cgroup, at the lowest CPU weight until it is used
+/// (`Jail::prepare`'s `background`): a nice value does not count across cgroups.
 const REFILL_NICE: i32 = 10;
 
 /// The refill loop: prepares one jail at a time for a shape below its target.
@@ -149,7 +151,7 @@ fn refill(inner: &Inner, shared: &Arc<Shared>) {
                 }
             }
         };
-        match Jail::prepare(shared, shape.clone()) {
+        match Jail::prepare(shared, shape.clone(), true) {
             Ok(jail) => {
                 let mut st = inner.lock();
                 if st.targets.contains_key(&shape) && !st.stop {

@@ -123,3 +123,53 @@ fn node_output_written_just_before_process_exit_is_kept_whole() {
         assert_eq!(o.stdout.len(), 900_000, "node lost output at exit");
     }
 }
+
+#[test]
+fn input_up_to_the_pipe_maximum_is_all_there_when_the_program_starts_and_more_still_arrives() {
+    // FIONREAD at start: every byte of a 1 MiB input is already in the stdin pipe (no round
+    // trip through the supervisor per 64 KiB); a larger input arrives whole, in order.
+    let code = r#"
+import fcntl, hashlib, struct, sys, termios
+ready = struct.unpack("i", fcntl.ioctl(0, termios.FIONREAD, b"\0\0\0\0"))[0]
+data = sys.stdin.buffer.read()
+print(ready, len(data), hashlib.sha256(data).hexdigest())
+"#;
+    let max: usize = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    for len in [1000, 1 << 20, (1 << 20) * 3 + 7] {
+        let input: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let sha = sha256_hex(&input);
+        let mut c = py(code);
+        c.stdin(input);
+        let o = run(&c);
+        assert_eq!(
+            ok(&o),
+            format!("{} {len} {sha}", len.min(max)),
+            "{len} bytes of input"
+        );
+    }
+}
+
+/// SHA-256 of `data` in hex, by the host's `sha256sum`.
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("write");
+    let out = child.wait_with_output().expect("sha256sum output");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}

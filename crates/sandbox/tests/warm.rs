@@ -134,3 +134,48 @@ fn a_bad_program_in_a_warm_jail_is_a_clear_error() {
     );
     assert_eq!(ok(&run_in(&sb, &cmd)), "1", "the sandbox still works");
 }
+
+#[test]
+fn jails_prepared_ahead_set_up_at_the_lowest_cpu_weight_and_run_at_the_default() {
+    let sb = warm_sandbox();
+    let cmd = py("print('ran')");
+    let (lowest, default) = match sb.cgroup_mode() {
+        livexec_sandbox::CgroupMode::V1 => (2, 1024),
+        livexec_sandbox::CgroupMode::V2 => (1, 100),
+        livexec_sandbox::CgroupMode::RlimitsOnly => return,
+    };
+    let ahead = sb.prepare_ahead(&cmd).unwrap();
+    assert_eq!(
+        ahead.cpu_weight(),
+        Some(lowest),
+        "set-up off the request path"
+    );
+    let now = sb.prepare(&cmd).unwrap();
+    assert_eq!(
+        now.cpu_weight(),
+        Some(default),
+        "set-up on the request path"
+    );
+    // The program gets the default weight back: it runs, and the prepared jail of the
+    // other kind is torn down unused.
+    let o = sb.run_prepared(ahead, &cmd, &mut |_, _| {}).unwrap();
+    assert_eq!(ok(&o), "ran");
+    sb.discard(now);
+    // A warm pool's jail is prepared in the background too.
+    sb.keep_warm(&cmd, 1).unwrap();
+    let deadline = Instant::now() + Duration::from_millis(scaled(60_000));
+    let pooled = loop {
+        let p = sb.prepare(&cmd).unwrap();
+        if p.is_warm() || Instant::now() > deadline {
+            break p;
+        }
+        sb.discard(p);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(pooled.is_warm(), "the pool never handed out a jail");
+    assert_eq!(pooled.cpu_weight(), Some(lowest));
+    assert_eq!(
+        ok(&sb.run_prepared(pooled, &cmd, &mut |_, _| {}).unwrap()),
+        "ran"
+    );
+}

@@ -44,7 +44,7 @@ impl Bases {
 #[derive(Debug)]
 pub(crate) struct Run {
     memory: PathBuf,
-    cpu: PathBuf,
+    pub(crate) cpu: PathBuf,
     cpuacct: PathBuf,
     pids: PathBuf,
     freezer: Option<PathBuf>,
@@ -203,6 +203,7 @@ mod tests {
                     "cpu.cfs_period_us",
                     "cpu.cfs_quota_us",
                     "cpu.cfs_burst_us",
+                    "cpu.shares",
                     "tasks",
                 ],
             ),
@@ -239,6 +240,13 @@ mod tests {
         assert_eq!(r(run.cpu.join("cpu.cfs_quota_us")), "25000");
         assert_eq!(r(run.cpu.join("cpu.cfs_burst_us")), "25000");
         assert_eq!(r(run.pids.join("pids.max")), "7");
+        let cg = super::super::RunCgroup::V1(Run::open(&bases, "42-1"));
+        cg.set_background(true).unwrap();
+        assert_eq!(r(run.cpu.join("cpu.shares")), "2");
+        assert_eq!(cg.cpu_weight(), 2);
+        fs::write(run.cpu.join("cpu.shares"), "").unwrap();
+        cg.set_background(false).unwrap();
+        assert_eq!(cg.cpu_weight(), 1024);
         let tasks = run.tasks_files().unwrap();
         assert_eq!(tasks.len(), 5);
         assert!(tasks[0]
