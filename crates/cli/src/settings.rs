@@ -166,13 +166,16 @@ impl SandboxArgs {
         }
     }
 
-    /// The registry: built-in runtimes plus `--runtimes-dir`.
+    /// The registry: built-in runtimes plus `--runtimes-dir`, keeping probe results in the
+    /// host's probe cache (`LIVEXEC_CACHE_DIR`, else `$XDG_CACHE_HOME/livexec`, else
+    /// `/var/cache/livexec`).
     pub fn registry(&self) -> anyhow::Result<Registry> {
-        match &self.runtimes_dir {
+        let registry = match &self.runtimes_dir {
             Some(dir) => Registry::with_dir(dir)
-                .with_context(|| format!("loading runtimes from {}", dir.display())),
-            None => Registry::builtin().context("loading the built-in runtimes"),
-        }
+                .with_context(|| format!("loading runtimes from {}", dir.display()))?,
+            None => Registry::builtin().context("loading the built-in runtimes")?,
+        };
+        Ok(registry.with_probe_cache(livexec_runtimes::ProbeCache::default_dir()))
     }
 
     /// The sandbox engine; refuses to start without cgroups unless allowed.

@@ -7,7 +7,9 @@
 //! run stage, each with its own limits, the host paths to mount, and a smoke test with its
 //! expected output. [`Runtime::resolve`] finds the toolchain on this host and turns the file into
 //! a [`Resolved`] recipe; [`Registry::set_availability`] records what resolving (and the smoke
-//! test) found, so that clients are offered only what works. This crate knows nothing of the
+//! test) found, so that clients are offered only what works. What probing a toolchain learnt
+//! is kept in a [`ProbeCache`] (keyed by the toolchain's path, size and mtime and the probe),
+//! so a one-shot `livexec run` does not start the toolchain twice. This crate knows nothing of the
 //! sandbox: the worker turns a [`Resolved`] into sandbox commands.
 //!
 //! ```
@@ -17,9 +19,11 @@
 //! assert_eq!(registry.get("python").unwrap().file_name, "main.py");
 //! ```
 
+mod cache;
 mod resolve;
 mod runtime;
 
+pub use cache::{ProbeCache, CACHE_DIR_ENV};
 pub use resolve::{Resolved, StageRecipe};
 pub use runtime::{ErrorPattern, LimitOverrides, Runtime, Smoke, Stage};
 
@@ -142,6 +146,7 @@ pub enum RuntimeError {
 pub struct Registry {
     runtimes: BTreeMap<String, Runtime>,
     availability: BTreeMap<String, Availability>,
+    probe_cache: ProbeCache,
 }
 
 impl Registry {
@@ -150,6 +155,7 @@ impl Registry {
         let mut registry = Registry {
             runtimes: BTreeMap::new(),
             availability: BTreeMap::new(),
+            probe_cache: ProbeCache::off(),
         };
         for (file, text) in BUILTIN {
             registry.insert(file, Runtime::parse(file, text)?)?;
@@ -200,6 +206,18 @@ impl Registry {
             registry.insert(&file, rt)?;
         }
         Ok(registry)
+    }
+
+    /// The same registry keeping probe results in `cache` (default: no cache).
+    pub fn with_probe_cache(mut self, cache: ProbeCache) -> Registry {
+        self.probe_cache = cache;
+        self
+    }
+
+    /// Where probe results are kept: [`Runtime::resolve_cached`] reads it,
+    /// [`Runtime::resolve_fresh`] refreshes it.
+    pub fn probe_cache(&self) -> &ProbeCache {
+        &self.probe_cache
     }
 
     /// Runtime ids, sorted.
