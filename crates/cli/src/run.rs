@@ -46,7 +46,8 @@ const TIMED_OUT: u8 = 124;
 /// Run the file and pass its exit status on.
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.sandbox.export_interpreters();
-    let registry = args.sandbox.registry()?;
+    let mut registry = args.sandbox.registry()?;
+    args.limits.cap_compile_cpu(&mut registry)?;
     let Some(runtime) = registry.lookup(&args.language) else {
         anyhow::bail!(
             "unknown language {:?}; known: {}",

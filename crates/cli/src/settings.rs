@@ -25,6 +25,11 @@ pub struct LimitArgs {
     /// LIVEXEC_CPUS. `false` turns it off.
     #[arg(long, env = "LIVEXEC_CPU_BURST", default_value_t = true, action = clap::ArgAction::Set)]
     pub cpu_burst: bool,
+    /// CPU quota of a compile stage, in cores, and the most a runtime file may give one.
+    /// Default: every core of this machine (javac, tsc and go build start on several threads;
+    /// at LIVEXEC_CPUS they ran 2x+ slower than bare). The run stage keeps LIVEXEC_CPUS.
+    #[arg(long, env = "LIVEXEC_COMPILE_CPUS")]
+    pub compile_cpus: Option<f64>,
     /// Processes plus threads of one execution.
     #[arg(long, env = "LIVEXEC_PIDS", default_value_t = 50)]
     pub pids: u32,
@@ -35,6 +40,19 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// `registry` with every compile stage's CPU quota capped at `LIVEXEC_COMPILE_CPUS`
+    /// (unset: every core of this machine, as the runtimes crate defaults it).
+    pub fn cap_compile_cpu(&self, registry: &mut Registry) -> anyhow::Result<()> {
+        let Some(cpus) = self.compile_cpus else {
+            return Ok(());
+        };
+        if !(cpus.is_finite() && cpus > 0.0 && cpus <= 1024.0) {
+            bail!("LIVEXEC_COMPILE_CPUS must be a number of cores > 0, got {cpus}");
+        }
+        registry.cap_compile_cpu((cpus * 1000.0).round() as u32);
+        Ok(())
+    }
+
     /// The sandbox limits these settings describe (other limits keep the engine defaults).
     pub fn limits(&self) -> anyhow::Result<Limits> {
         if !(self.cpus.is_finite() && self.cpus > 0.0 && self.cpus <= 1024.0) {
@@ -279,6 +297,7 @@ mod tests {
             pids: 10,
             output_limit_bytes: 1000,
             cpu_burst: false,
+            compile_cpus: None,
         };
         let l = a.limits().unwrap();
         assert!(!l.cpu_burst);
@@ -293,10 +312,28 @@ mod tests {
         .is_err());
         assert!(LimitArgs {
             cpus: f64::NAN,
-            ..a
+            ..a.clone()
         }
         .limits()
         .is_err());
+        let mut r = Registry::builtin().unwrap();
+        let java = |r: &Registry| r.get("java").unwrap().compile_limits().unwrap();
+        a.cap_compile_cpu(&mut r).unwrap();
+        assert_eq!(
+            java(&r).cpu_millicores,
+            Some(livexec_runtimes::machine_millicores())
+        );
+        let capped = LimitArgs {
+            compile_cpus: Some(0.75),
+            ..a.clone()
+        };
+        capped.cap_compile_cpu(&mut r).unwrap();
+        assert_eq!(java(&r).cpu_millicores, Some(750));
+        let zero = LimitArgs {
+            compile_cpus: Some(0.0),
+            ..a
+        };
+        assert!(zero.cap_compile_cpu(&mut r).is_err());
     }
 }
 

@@ -25,7 +25,7 @@ mod runtime;
 
 pub use cache::{ProbeCache, CACHE_DIR_ENV};
 pub use resolve::{Resolved, StageRecipe};
-pub use runtime::{ErrorPattern, LimitOverrides, Runtime, Smoke, Stage};
+pub use runtime::{machine_millicores, ErrorPattern, LimitOverrides, Runtime, Smoke, Stage};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -220,6 +220,18 @@ impl Registry {
         &self.probe_cache
     }
 
+    /// Caps every compile stage's CPU quota at `millicores` (the server's
+    /// `LIVEXEC_COMPILE_CPUS`): a stage without its own quota gets `millicores`, one that
+    /// asks more gets `millicores`, one that asks less keeps its own.
+    pub fn cap_compile_cpu(&mut self, millicores: u32) {
+        for rt in self.runtimes.values_mut() {
+            if let Some(c) = &mut rt.compile {
+                let own = c.limits.cpu_millicores.unwrap_or(millicores);
+                c.limits.cpu_millicores = Some(own.min(millicores));
+            }
+        }
+    }
+
     /// Runtime ids, sorted.
     pub fn ids(&self) -> Vec<&str> {
         self.runtimes.keys().map(String::as_str).collect()
@@ -365,6 +377,26 @@ mod tests {
         assert_eq!(r.ids().len(), BUILTIN.len() + 1);
         assert_eq!(r.get("python2").unwrap().language, "python");
         assert_eq!(r.get("python").unwrap().file_name, "prog.py");
+    }
+
+    #[test]
+    fn compile_stages_get_every_core_unless_capped_or_asking_less() {
+        let mut r = Registry::builtin().unwrap();
+        let cpu =
+            |r: &Registry, id: &str| r.get(id).unwrap().compile_limits().unwrap().cpu_millicores;
+        assert_eq!(cpu(&r, "java"), Some(machine_millicores()));
+        assert_eq!(r.get("python").unwrap().compile_limits(), None);
+        r.cap_compile_cpu(700);
+        assert_eq!(cpu(&r, "java"), Some(700));
+        r.cap_compile_cpu(300);
+        assert_eq!(cpu(&r, "cpp"), Some(300));
+        r.cap_compile_cpu(5000);
+        assert_eq!(
+            cpu(&r, "cpp"),
+            Some(300),
+            "a stage that asks less keeps its own"
+        );
+        assert_eq!(r.get("python").unwrap().compile, None);
     }
 
     #[test]

@@ -14,7 +14,8 @@ pub struct LimitOverrides {
     pub pids: Option<u32>,
     /// Wall-clock time in ms.
     pub timeout_ms: Option<u64>,
-    /// CPU quota in thousandths of a core.
+    /// CPU quota in thousandths of a core (a compile stage's default: every core,
+    /// [`machine_millicores`]).
     pub cpu_millicores: Option<u32>,
     /// Open files.
     pub open_files: Option<u64>,
@@ -24,7 +25,8 @@ pub struct LimitOverrides {
 
 impl LimitOverrides {
     /// The limits a compile stage starts from before its own overrides: 512 MiB, 10 s,
-    /// 64 processes and threads (compilers need more than the programs they build).
+    /// 64 processes and threads (compilers need more than the programs they build); its
+    /// CPU quota is every core ([`Runtime::compile_limits`]).
     pub const COMPILE_DEFAULTS: LimitOverrides = LimitOverrides {
         memory_mb: Some(512),
         pids: Some(64),
@@ -297,12 +299,25 @@ impl Runtime {
     }
 
     /// The limit overrides of the compile stage: [`LimitOverrides::COMPILE_DEFAULTS`] under
-    /// the file's own.
+    /// the file's own, and a CPU quota of every core of this machine
+    /// ([`machine_millicores`]) unless the file sets one.
     pub fn compile_limits(&self) -> Option<LimitOverrides> {
-        self.compile
-            .as_ref()
-            .map(|c| LimitOverrides::COMPILE_DEFAULTS.overlay(&c.limits))
+        self.compile.as_ref().map(|c| {
+            let mut l = LimitOverrides::COMPILE_DEFAULTS.overlay(&c.limits);
+            l.cpu_millicores = l.cpu_millicores.or(Some(machine_millicores()));
+            l
+        })
     }
+}
+
+/// Every core of this machine (as this process may use them), in thousandths of a core: the
+/// compile stage's CPU quota unless a runtime file or the server's cap says less. Compilers
+/// and JVMs start on several threads; half a core made javac and tsc 2x+ slower than bare.
+pub fn machine_millicores() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cores)
+        .unwrap_or(u32::MAX / 1000)
+        .saturating_mul(1000)
 }
 
 #[cfg(test)]
