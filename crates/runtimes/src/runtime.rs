@@ -84,16 +84,18 @@ pub struct Stage {
     pub artifacts: Vec<String>,
 }
 
-/// A runtime's rule for the error line of a failed run ([`Runtime::error_pattern`]).
+/// A runtime's rule for the error line of a failed run ([`Runtime::error_rule`]). The
+/// regular expression is compiled on first use: a run that succeeds never pays for it.
 #[derive(Debug, Clone)]
 pub struct ErrorPattern {
-    regex: regex::Regex,
+    pattern: String,
+    regex: std::sync::OnceLock<Option<regex::Regex>>,
     last: bool,
 }
 
 impl PartialEq for ErrorPattern {
     fn eq(&self, other: &Self) -> bool {
-        self.regex.as_str() == other.regex.as_str() && self.last == other.last
+        self.pattern == other.pattern && self.last == other.last
     }
 }
 
@@ -101,9 +103,14 @@ impl Eq for ErrorPattern {}
 
 impl ErrorPattern {
     /// The error line in `stderr`: the `message` group (else the whole match) of the first or
-    /// last match, trimmed; `None` when nothing matches.
+    /// last match, trimmed; `None` when nothing matches (or the pattern does not compile,
+    /// which [`Runtime::parse`] has already refused).
     pub fn find(&self, stderr: &str) -> Option<String> {
-        let mut matches = self.regex.captures_iter(stderr);
+        let regex = self
+            .regex
+            .get_or_init(|| regex::Regex::new(&self.pattern).ok())
+            .as_ref()?;
+        let mut matches = regex.captures_iter(stderr);
         let caps = if self.last {
             matches.last()
         } else {
@@ -265,7 +272,9 @@ impl Runtime {
             problems.push("run.artifacts: only a compile stage has artifacts".to_owned());
         }
         if let Some(p) = &self.error_pattern {
-            if let Err(e) = regex::Regex::new(p) {
+            // Parsed, not compiled: compiling every file's pattern at every start cost a
+            // `livexec run` milliseconds; the one pattern used is compiled when a run fails.
+            if let Err(e) = regex_syntax::ParserBuilder::new().build().parse(p) {
                 problems.push(format!(
                     "error_pattern is not a valid regular expression: {e}"
                 ));
@@ -286,9 +295,9 @@ impl Runtime {
 
     /// The rule that finds the error line of a failed run (`None` without `error_pattern`).
     pub fn error_rule(&self) -> Option<ErrorPattern> {
-        let regex = regex::Regex::new(self.error_pattern.as_deref()?).ok()?;
         Some(ErrorPattern {
-            regex,
+            pattern: self.error_pattern.clone()?,
+            regex: std::sync::OnceLock::new(),
             last: self.error_pick.as_deref() == Some("last"),
         })
     }
