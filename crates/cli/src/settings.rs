@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use livexec_api::RunMaxima;
-use livexec_runtimes::Registry;
+use livexec_runtimes::{ProbeCache, Registry};
 use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
 use std::path::PathBuf;
 
@@ -157,6 +157,11 @@ pub struct SandboxArgs {
     /// A directory of extra runtime files (`*.toml`); one with a built-in id replaces it.
     #[arg(long, env = "LIVEXEC_RUNTIMES_DIR")]
     pub runtimes_dir: Option<PathBuf>,
+    /// Directory of the probe cache: what probing each toolchain learnt, so `livexec run`
+    /// does not probe again (default: `$XDG_CACHE_HOME/livexec`, else `/var/cache/livexec`;
+    /// empty: no cache).
+    #[arg(long, env = livexec_runtimes::CACHE_DIR_ENV)]
+    pub cache_dir: Option<PathBuf>,
     /// The Python interpreter to use (default: `python3` on PATH).
     #[arg(long, env = "LIVEXEC_PYTHON")]
     pub python: Option<PathBuf>,
@@ -185,15 +190,19 @@ impl SandboxArgs {
     }
 
     /// The registry: built-in runtimes plus `--runtimes-dir`, keeping probe results in the
-    /// host's probe cache (`LIVEXEC_CACHE_DIR`, else `$XDG_CACHE_HOME/livexec`, else
-    /// `/var/cache/livexec`).
+    /// probe cache (`--cache-dir`).
     pub fn registry(&self) -> anyhow::Result<Registry> {
         let registry = match &self.runtimes_dir {
             Some(dir) => Registry::with_dir(dir)
                 .with_context(|| format!("loading runtimes from {}", dir.display()))?,
             None => Registry::builtin().context("loading the built-in runtimes")?,
         };
-        Ok(registry.with_probe_cache(livexec_runtimes::ProbeCache::default_dir()))
+        let cache = match &self.cache_dir {
+            Some(d) if d.as_os_str().is_empty() => ProbeCache::off(),
+            Some(d) => ProbeCache::at(d),
+            None => ProbeCache::default_dir(),
+        };
+        Ok(registry.with_probe_cache(cache))
     }
 
     /// The sandbox engine; refuses to start without cgroups unless allowed.

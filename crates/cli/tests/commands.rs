@@ -351,6 +351,7 @@ fn serve_help_documents_every_setting() {
         "LIVEXEC_HEALTH_BIND",
         "LIVEXEC_ALLOW_RLIMITS_ONLY",
         "LIVEXEC_RUNTIMES_DIR",
+        "LIVEXEC_CACHE_DIR",
         "LIVEXEC_PYTHON",
         "LIVEXEC_NODE",
         "LIVEXEC_JUDGE0_API",
