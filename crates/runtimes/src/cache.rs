@@ -177,8 +177,8 @@ impl ProbeCache {
         })
     }
 
-    /// Keep `probed` for runtime `id` under `key`. Best effort: a failure is logged at debug
-    /// level by no one and costs only a probe next time.
+    /// Keep `probed` for runtime `id` under `key`. Best effort: a cache that cannot be
+    /// written costs only a probe next time, never an error.
     pub(crate) fn put(&self, id: &str, key: &ProbeKey, probed: &Probed) {
         let (Some(dir), Some(file)) = (self.dir.as_ref(), self.file(id)) else {
             return;
