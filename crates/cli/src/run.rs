@@ -46,7 +46,8 @@ const TIMED_OUT: u8 = 124;
 /// Run the file and pass its exit status on.
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.sandbox.export_interpreters();
-    let registry = args.sandbox.registry()?;
+    let mut registry = args.sandbox.registry()?;
+    args.limits.cap_compile_cpu(&mut registry)?;
     let Some(runtime) = registry.lookup(&args.language) else {
         anyhow::bail!(
             "unknown language {:?}; known: {}",
@@ -54,8 +55,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             registry.ids().join(", ")
         );
     };
-    // Only the runtime this run needs is resolved (and its probe cached).
-    let resolved = runtime.resolve()?;
+    // Only the runtime this run needs is resolved, its probe answered from the cache when
+    // the toolchain has not changed since it was last probed.
+    let resolved = runtime.resolve_cached(registry.probe_cache())?;
     let source = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     let stdin = read_stdin(args.stdin.as_deref())?;

@@ -196,6 +196,7 @@ pub fn main_with(mut args: ServeArgs, front: Front) -> anyhow::Result<ExitCode> 
     args.sandbox.export_interpreters();
     let limits = args.limits.limits()?;
     let mut registry = args.sandbox.registry()?;
+    args.limits.cap_compile_cpu(&mut registry)?;
     // Workers check every runtime here (the API then offers what works); an API-only process
     // offers every runtime its workers may have.
     let engine = if args.runs_workers() {

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use livexec_api::RunMaxima;
-use livexec_runtimes::Registry;
+use livexec_runtimes::{ProbeCache, Registry};
 use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
 use std::path::PathBuf;
 
@@ -25,6 +25,11 @@ pub struct LimitArgs {
     /// LIVEXEC_CPUS. `false` turns it off.
     #[arg(long, env = "LIVEXEC_CPU_BURST", default_value_t = true, action = clap::ArgAction::Set)]
     pub cpu_burst: bool,
+    /// CPU quota of a compile stage, in cores, and the most a runtime file may give one.
+    /// Default: every core of this machine (javac, tsc and go build start on several threads;
+    /// at LIVEXEC_CPUS they ran 2x+ slower than bare). The run stage keeps LIVEXEC_CPUS.
+    #[arg(long, env = "LIVEXEC_COMPILE_CPUS")]
+    pub compile_cpus: Option<f64>,
     /// Processes plus threads of one execution.
     #[arg(long, env = "LIVEXEC_PIDS", default_value_t = 50)]
     pub pids: u32,
@@ -35,6 +40,19 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// `registry` with every compile stage's CPU quota capped at `LIVEXEC_COMPILE_CPUS`
+    /// (unset: every core of this machine, as the runtimes crate defaults it).
+    pub fn cap_compile_cpu(&self, registry: &mut Registry) -> anyhow::Result<()> {
+        let Some(cpus) = self.compile_cpus else {
+            return Ok(());
+        };
+        if !(cpus.is_finite() && cpus > 0.0 && cpus <= 1024.0) {
+            bail!("LIVEXEC_COMPILE_CPUS must be a number of cores > 0, got {cpus}");
+        }
+        registry.cap_compile_cpu((cpus * 1000.0).round() as u32);
+        Ok(())
+    }
+
     /// The sandbox limits these settings describe (other limits keep the engine defaults).
     pub fn limits(&self) -> anyhow::Result<Limits> {
         if !(self.cpus.is_finite() && self.cpus > 0.0 && self.cpus <= 1024.0) {
@@ -139,6 +157,11 @@ pub struct SandboxArgs {
     /// A directory of extra runtime files (`*.toml`); one with a built-in id replaces it.
     #[arg(long, env = "LIVEXEC_RUNTIMES_DIR")]
     pub runtimes_dir: Option<PathBuf>,
+    /// Directory of the probe cache: what probing each toolchain learnt, so `livexec run`
+    /// does not probe again (default: `$XDG_CACHE_HOME/livexec`, else `/var/cache/livexec`;
+    /// empty: no cache).
+    #[arg(long, env = livexec_runtimes::CACHE_DIR_ENV)]
+    pub cache_dir: Option<PathBuf>,
     /// The Python interpreter to use (default: `python3` on PATH).
     #[arg(long, env = "LIVEXEC_PYTHON")]
     pub python: Option<PathBuf>,
@@ -166,13 +189,20 @@ impl SandboxArgs {
         }
     }
 
-    /// The registry: built-in runtimes plus `--runtimes-dir`.
+    /// The registry: built-in runtimes plus `--runtimes-dir`, keeping probe results in the
+    /// probe cache (`--cache-dir`).
     pub fn registry(&self) -> anyhow::Result<Registry> {
-        match &self.runtimes_dir {
+        let registry = match &self.runtimes_dir {
             Some(dir) => Registry::with_dir(dir)
-                .with_context(|| format!("loading runtimes from {}", dir.display())),
-            None => Registry::builtin().context("loading the built-in runtimes"),
-        }
+                .with_context(|| format!("loading runtimes from {}", dir.display()))?,
+            None => Registry::builtin().context("loading the built-in runtimes")?,
+        };
+        let cache = match &self.cache_dir {
+            Some(d) if d.as_os_str().is_empty() => ProbeCache::off(),
+            Some(d) => ProbeCache::at(d),
+            None => ProbeCache::default_dir(),
+        };
+        Ok(registry.with_probe_cache(cache))
     }
 
     /// The sandbox engine; refuses to start without cgroups unless allowed.
@@ -276,6 +306,7 @@ mod tests {
             pids: 10,
             output_limit_bytes: 1000,
             cpu_burst: false,
+            compile_cpus: None,
         };
         let l = a.limits().unwrap();
         assert!(!l.cpu_burst);
@@ -290,10 +321,28 @@ mod tests {
         .is_err());
         assert!(LimitArgs {
             cpus: f64::NAN,
-            ..a
+            ..a.clone()
         }
         .limits()
         .is_err());
+        let mut r = Registry::builtin().unwrap();
+        let java = |r: &Registry| r.get("java").unwrap().compile_limits().unwrap();
+        a.cap_compile_cpu(&mut r).unwrap();
+        assert_eq!(
+            java(&r).cpu_millicores,
+            Some(livexec_runtimes::machine_millicores())
+        );
+        let capped = LimitArgs {
+            compile_cpus: Some(0.75),
+            ..a.clone()
+        };
+        capped.cap_compile_cpu(&mut r).unwrap();
+        assert_eq!(java(&r).cpu_millicores, Some(750));
+        let zero = LimitArgs {
+            compile_cpus: Some(0.0),
+            ..a
+        };
+        assert!(zero.cap_compile_cpu(&mut r).is_err());
     }
 }
 

@@ -172,6 +172,102 @@ fn piped_stdin_and_stdin_dash_feed_the_program() {
     }
 }
 
+/// A runtime whose probe counts itself in `probes.log` beside its toolchain (`tool`, a plain
+/// file: only its identity matters; the probe names the host's sh as the executable).
+const PROBED: &str = r#"
+id = "probed"
+language = "probed"
+name = "Probe cache test"
+file_name = "main.sh"
+default_template = "echo hi"
+binary = "livexec-test-probed-tool"
+override_env = "LIVEXEC_TEST_PROBED_TOOL"
+probe_sh = '''
+echo probed >> "$(dirname "$1")/probes.log"
+readlink -f /bin/sh; echo /usr; echo 1.0
+'''
+[run]
+command = ["{executable}", "{file}"]
+[smoke]
+source = "read x; echo smoke $x"
+stdin = "ok"
+expected_stdout = "smoke ok\n"
+"#;
+
+#[test]
+fn a_second_run_does_not_probe_the_toolchain_again_until_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let runtimes = d.join("runtimes");
+    std::fs::create_dir(&runtimes).unwrap();
+    std::fs::write(runtimes.join("probed.toml"), PROBED).unwrap();
+    let tool = d.join("tool");
+    std::fs::write(&tool, "a toolchain").unwrap();
+    std::fs::write(d.join("main.sh"), "echo hi from $0").unwrap();
+    let cache = d.join("cache");
+    let run = || {
+        let out = Command::new(BIN)
+            .args(["run", "-l", "probed"])
+            .arg(d.join("main.sh"))
+            .env("LIVEXEC_RUNTIMES_DIR", &runtimes)
+            .env("LIVEXEC_TEST_PROBED_TOOL", &tool)
+            .env("LIVEXEC_CACHE_DIR", &cache)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hi from main.sh\n");
+        std::fs::read_to_string(d.join("probes.log"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(run(), 1, "the first run probes");
+    assert_eq!(run(), 1, "the second run is answered by the cache");
+    assert!(cache.join("probe-probed.toml").is_file());
+
+    // A new mtime is a new toolchain: probed again, then cached again.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(&tool)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    assert_eq!(run(), 2, "a touched toolchain is probed again");
+    assert_eq!(run(), 2);
+
+    // An edited probe (the runtime file changed) probes again.
+    let edited = PROBED.replace("echo /usr;", "echo /usr ;");
+    std::fs::write(runtimes.join("probed.toml"), edited).unwrap();
+    assert_eq!(run(), 3, "an edited probe is run again");
+
+    // A corrupt cache is no error: ignored, probed, rewritten.
+    std::fs::write(cache.join("probe-probed.toml"), "\0\0 not toml [").unwrap();
+    assert_eq!(run(), 4, "a corrupt entry is ignored");
+    assert_eq!(run(), 4, "and rewritten");
+
+    // `livexec runtimes` always probes (it is how to refresh what no key sees).
+    let out = Command::new(BIN)
+        .arg("runtimes")
+        .env("LIVEXEC_RUNTIMES_DIR", &runtimes)
+        .env("LIVEXEC_TEST_PROBED_TOOL", &tool)
+        .env("LIVEXEC_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("probed ") && l.contains("ok (smoke")),
+        "{table}"
+    );
+    assert_eq!(
+        run(),
+        5,
+        "`livexec runtimes` probed once and refreshed the cache"
+    );
+}
+
 #[test]
 fn an_unknown_language_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -249,6 +345,7 @@ fn serve_help_documents_every_setting() {
         "LIVEXEC_TIMEOUT_MS",
         "LIVEXEC_MEMORY_MB",
         "LIVEXEC_CPUS",
+        "LIVEXEC_COMPILE_CPUS",
         "LIVEXEC_PIDS",
         "LIVEXEC_OUTPUT_LIMIT_BYTES",
         "LIVEXEC_MAX_BODY_BYTES",
@@ -256,6 +353,7 @@ fn serve_help_documents_every_setting() {
         "LIVEXEC_HEALTH_BIND",
         "LIVEXEC_ALLOW_RLIMITS_ONLY",
         "LIVEXEC_RUNTIMES_DIR",
+        "LIVEXEC_CACHE_DIR",
         "LIVEXEC_PYTHON",
         "LIVEXEC_NODE",
         "LIVEXEC_JUDGE0_API",

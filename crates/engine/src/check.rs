@@ -65,7 +65,7 @@ pub fn check_all(
             .iter()
             .map(|rt| {
                 scope.spawn(move || {
-                    let resolved = rt.resolve();
+                    let resolved = rt.resolve_fresh(registry.probe_cache());
                     let smoke = match (&resolved, sandbox) {
                         (Ok(r), Some(s)) => {
                             let mut free = slots.lock().unwrap_or_else(|p| p.into_inner());

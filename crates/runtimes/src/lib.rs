@@ -7,7 +7,9 @@
 //! run stage, each with its own limits, the host paths to mount, and a smoke test with its
 //! expected output. [`Runtime::resolve`] finds the toolchain on this host and turns the file into
 //! a [`Resolved`] recipe; [`Registry::set_availability`] records what resolving (and the smoke
-//! test) found, so that clients are offered only what works. This crate knows nothing of the
+//! test) found, so that clients are offered only what works. What probing a toolchain learnt
+//! is kept in a [`ProbeCache`] (keyed by the toolchain's path, size and mtime and the probe),
+//! so a one-shot `livexec run` does not start the toolchain twice. This crate knows nothing of the
 //! sandbox: the worker turns a [`Resolved`] into sandbox commands.
 //!
 //! ```
@@ -17,11 +19,13 @@
 //! assert_eq!(registry.get("python").unwrap().file_name, "main.py");
 //! ```
 
+mod cache;
 mod resolve;
 mod runtime;
 
+pub use cache::{ProbeCache, CACHE_DIR_ENV};
 pub use resolve::{Resolved, StageRecipe};
-pub use runtime::{ErrorPattern, LimitOverrides, Runtime, Smoke, Stage};
+pub use runtime::{machine_millicores, ErrorPattern, LimitOverrides, Runtime, Smoke, Stage};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -142,6 +146,7 @@ pub enum RuntimeError {
 pub struct Registry {
     runtimes: BTreeMap<String, Runtime>,
     availability: BTreeMap<String, Availability>,
+    probe_cache: ProbeCache,
 }
 
 impl Registry {
@@ -150,6 +155,7 @@ impl Registry {
         let mut registry = Registry {
             runtimes: BTreeMap::new(),
             availability: BTreeMap::new(),
+            probe_cache: ProbeCache::off(),
         };
         for (file, text) in BUILTIN {
             registry.insert(file, Runtime::parse(file, text)?)?;
@@ -200,6 +206,30 @@ impl Registry {
             registry.insert(&file, rt)?;
         }
         Ok(registry)
+    }
+
+    /// The same registry keeping probe results in `cache` (default: no cache).
+    pub fn with_probe_cache(mut self, cache: ProbeCache) -> Registry {
+        self.probe_cache = cache;
+        self
+    }
+
+    /// Where probe results are kept: [`Runtime::resolve_cached`] reads it,
+    /// [`Runtime::resolve_fresh`] refreshes it.
+    pub fn probe_cache(&self) -> &ProbeCache {
+        &self.probe_cache
+    }
+
+    /// Caps every compile stage's CPU quota at `millicores` (the server's
+    /// `LIVEXEC_COMPILE_CPUS`): a stage without its own quota gets `millicores`, one that
+    /// asks more gets `millicores`, one that asks less keeps its own.
+    pub fn cap_compile_cpu(&mut self, millicores: u32) {
+        for rt in self.runtimes.values_mut() {
+            if let Some(c) = &mut rt.compile {
+                let own = c.limits.cpu_millicores.unwrap_or(millicores);
+                c.limits.cpu_millicores = Some(own.min(millicores));
+            }
+        }
     }
 
     /// Runtime ids, sorted.
@@ -347,6 +377,26 @@ mod tests {
         assert_eq!(r.ids().len(), BUILTIN.len() + 1);
         assert_eq!(r.get("python2").unwrap().language, "python");
         assert_eq!(r.get("python").unwrap().file_name, "prog.py");
+    }
+
+    #[test]
+    fn compile_stages_get_every_core_unless_capped_or_asking_less() {
+        let mut r = Registry::builtin().unwrap();
+        let cpu =
+            |r: &Registry, id: &str| r.get(id).unwrap().compile_limits().unwrap().cpu_millicores;
+        assert_eq!(cpu(&r, "java"), Some(machine_millicores()));
+        assert_eq!(r.get("python").unwrap().compile_limits(), None);
+        r.cap_compile_cpu(700);
+        assert_eq!(cpu(&r, "java"), Some(700));
+        r.cap_compile_cpu(300);
+        assert_eq!(cpu(&r, "cpp"), Some(300));
+        r.cap_compile_cpu(5000);
+        assert_eq!(
+            cpu(&r, "cpp"),
+            Some(300),
+            "a stage that asks less keeps its own"
+        );
+        assert_eq!(r.get("python").unwrap().compile, None);
     }
 
     #[test]

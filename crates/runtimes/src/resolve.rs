@@ -1,6 +1,7 @@
 //! Finding a runtime's toolchain on this host and turning the runtime into the recipes of
 //! its stages.
 
+use crate::cache::{ProbeCache, ProbeKey, Probed};
 use crate::runtime::{LimitOverrides, Runtime};
 use crate::RuntimeError;
 use std::path::{Path, PathBuf};
@@ -50,23 +51,70 @@ pub struct Resolved {
 impl Runtime {
     /// Find the toolchain (the `override_env` variable, else `binary` on PATH), ask it for its
     /// real executable, install prefix and version, and build the recipe of every stage.
+    /// Always probes; [`Runtime::resolve_cached`] uses (and fills) a [`ProbeCache`].
     pub fn resolve(&self) -> Result<Resolved, RuntimeError> {
-        let candidate = match std::env::var_os(&self.override_env) {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
+        let candidate = self.candidate()?;
+        let probed = self.probe_toolchain(&candidate)?;
+        self.resolved(probed)
+    }
+
+    /// [`Runtime::resolve`], answered from `cache` when the toolchain and the probe are
+    /// unchanged since it was last probed, else probed and kept in `cache`.
+    pub fn resolve_cached(&self, cache: &ProbeCache) -> Result<Resolved, RuntimeError> {
+        let candidate = self.candidate()?;
+        let key = ProbeKey::new(&candidate, self.probe_text());
+        if let Some(hit) = key.as_ref().and_then(|k| cache.get(&self.id, k)) {
+            return self.resolved(hit);
+        }
+        let probed = self.probe_toolchain(&candidate)?;
+        if let Some(k) = &key {
+            cache.put(&self.id, k, &probed);
+        }
+        self.resolved(probed)
+    }
+
+    /// [`Runtime::resolve`], its answer written to `cache` (for the next `livexec run`):
+    /// what the service's start and `livexec runtimes` do, so that either one refreshes
+    /// what the cache's key cannot see.
+    pub fn resolve_fresh(&self, cache: &ProbeCache) -> Result<Resolved, RuntimeError> {
+        let candidate = self.candidate()?;
+        let probed = self.probe_toolchain(&candidate)?;
+        if let Some(k) = ProbeKey::new(&candidate, self.probe_text()) {
+            cache.put(&self.id, &k, &probed);
+        }
+        self.resolved(probed)
+    }
+
+    /// The toolchain's command: `override_env`'s value, else `binary` on PATH.
+    fn candidate(&self) -> Result<PathBuf, RuntimeError> {
+        match std::env::var_os(&self.override_env) {
+            Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
             _ => find_on_path(&self.binary).ok_or_else(|| RuntimeError::NotFound {
                 runtime: self.id.clone(),
                 binary: self.binary.clone(),
                 override_env: self.override_env.clone(),
-            })?,
-        };
+            }),
+        }
+    }
+
+    /// The probe as text, part of the cache key: an edited probe probes again.
+    fn probe_text(&self) -> String {
+        match &self.probe_sh {
+            Some(script) => format!("sh:{script}"),
+            None => format!("args:{:?}", self.probe),
+        }
+    }
+
+    /// Run the probe on `candidate`: the real executable, prefix and version it prints.
+    fn probe_toolchain(&self, candidate: &Path) -> Result<Probed, RuntimeError> {
         let mut probe = match &self.probe_sh {
             Some(script) => {
                 let mut c = Command::new("/bin/sh");
-                c.arg("-c").arg(script).arg("livexec-probe").arg(&candidate);
+                c.arg("-c").arg(script).arg("livexec-probe").arg(candidate);
                 c
             }
             None => {
-                let mut c = Command::new(&candidate);
+                let mut c = Command::new(candidate);
                 c.args(&self.probe);
                 c
             }
@@ -76,12 +124,12 @@ impl Runtime {
             .output()
             .map_err(|source| RuntimeError::ProbeSpawn {
                 runtime: self.id.clone(),
-                program: candidate.clone(),
+                program: candidate.to_path_buf(),
                 source,
             })?;
         let failed = |detail: String| RuntimeError::ProbeFailed {
             runtime: self.id.clone(),
-            program: candidate.clone(),
+            program: candidate.to_path_buf(),
             detail,
         };
         if !out.status.success() {
@@ -105,12 +153,23 @@ impl Runtime {
                 "executable {exe:?} and prefix {prefix:?} must be absolute, version {version:?} non-empty"
             )));
         }
+        Ok(Probed {
+            executable: exe,
+            prefix,
+            version: version.to_owned(),
+        })
+    }
+
+    /// The recipe of a probed toolchain, once the paths it must mount are known to exist.
+    fn resolved(&self, probed: Probed) -> Result<Resolved, RuntimeError> {
         if let Some(m) = self.mounts.iter().find(|m| !Path::new(m).exists()) {
-            return Err(failed(format!(
-                "the path {m} it needs mounted does not exist"
-            )));
+            return Err(RuntimeError::ProbeFailed {
+                runtime: self.id.clone(),
+                program: probed.executable,
+                detail: format!("the path {m} it needs mounted does not exist"),
+            });
         }
-        Ok(self.recipe(exe, &prefix, version.to_owned()))
+        Ok(self.recipe(probed.executable, &probed.prefix, probed.version))
     }
 
     fn recipe(&self, executable: PathBuf, prefix: &Path, version: String) -> Resolved {

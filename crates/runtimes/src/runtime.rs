@@ -14,7 +14,8 @@ pub struct LimitOverrides {
     pub pids: Option<u32>,
     /// Wall-clock time in ms.
     pub timeout_ms: Option<u64>,
-    /// CPU quota in thousandths of a core.
+    /// CPU quota in thousandths of a core (a compile stage's default: every core,
+    /// [`machine_millicores`]).
     pub cpu_millicores: Option<u32>,
     /// Open files.
     pub open_files: Option<u64>,
@@ -24,7 +25,8 @@ pub struct LimitOverrides {
 
 impl LimitOverrides {
     /// The limits a compile stage starts from before its own overrides: 512 MiB, 10 s,
-    /// 64 processes and threads (compilers need more than the programs they build).
+    /// 64 processes and threads (compilers need more than the programs they build); its
+    /// CPU quota is every core ([`Runtime::compile_limits`]).
     pub const COMPILE_DEFAULTS: LimitOverrides = LimitOverrides {
         memory_mb: Some(512),
         pids: Some(64),
@@ -82,23 +84,33 @@ pub struct Stage {
     pub artifacts: Vec<String>,
 }
 
-/// One regular expression and which of its matches counts (the first, or the last).
+/// One regular expression and which of its matches counts (the first, or the last). The
+/// expression is compiled on first use: a run that succeeds never pays for it, and a start
+/// does not compile every runtime file's patterns.
 #[derive(Debug, Clone)]
 struct Pick {
-    regex: regex::Regex,
+    pattern: String,
+    regex: std::sync::OnceLock<Option<regex::Regex>>,
     last: bool,
 }
 
 impl Pick {
     fn new(pattern: Option<&str>, pick: Option<&str>) -> Option<Pick> {
         Some(Pick {
-            regex: regex::Regex::new(pattern?).ok()?,
+            pattern: pattern?.to_owned(),
+            regex: std::sync::OnceLock::new(),
             last: pick == Some("last"),
         })
     }
 
+    /// The first or last match in `text`; `None` also when the pattern does not compile
+    /// (which [`Runtime::parse`] has already refused).
     fn captures<'t>(&self, text: &'t str) -> Option<regex::Captures<'t>> {
-        let mut matches = self.regex.captures_iter(text);
+        let regex = self
+            .regex
+            .get_or_init(|| regex::Regex::new(&self.pattern).ok())
+            .as_ref()?;
+        let mut matches = regex.captures_iter(text);
         if self.last {
             matches.last()
         } else {
@@ -109,7 +121,7 @@ impl Pick {
 
 impl PartialEq for Pick {
     fn eq(&self, other: &Self) -> bool {
-        self.regex.as_str() == other.regex.as_str() && self.last == other.last
+        self.pattern == other.pattern && self.last == other.last
     }
 }
 
@@ -351,7 +363,9 @@ impl Runtime {
             problems.push("run.artifacts: only a compile stage has artifacts".to_owned());
         }
         if let Some(p) = &self.error_pattern {
-            if let Err(e) = regex::Regex::new(p) {
+            // Parsed, not compiled: compiling every file's pattern at every start cost a
+            // `livexec run` milliseconds; the one pattern used is compiled when a run fails.
+            if let Err(e) = regex_syntax::ParserBuilder::new().build().parse(p) {
                 problems.push(format!(
                     "error_pattern is not a valid regular expression: {e}"
                 ));
@@ -364,14 +378,14 @@ impl Runtime {
                 &self.compile_error_line_pattern,
             ),
         ] {
-            match pattern.as_deref().map(regex::Regex::new) {
-                Some(Err(e)) => {
-                    problems.push(format!("{key} is not a valid regular expression: {e}"))
-                }
-                Some(Ok(r)) if !r.capture_names().any(|n| n == Some("line")) => {
-                    problems.push(format!("{key} needs a named group `line`"))
-                }
-                _ => {}
+            // Parsed, not compiled, like `error_pattern`.
+            let Some(p) = pattern.as_deref() else {
+                continue;
+            };
+            if let Err(e) = regex_syntax::ParserBuilder::new().build().parse(p) {
+                problems.push(format!("{key} is not a valid regular expression: {e}"))
+            } else if !p.contains("(?P<line>") && !p.contains("(?<line>") {
+                problems.push(format!("{key} needs a named group `line`"))
             }
         }
         for (key, pick) in [
@@ -421,12 +435,25 @@ impl Runtime {
     }
 
     /// The limit overrides of the compile stage: [`LimitOverrides::COMPILE_DEFAULTS`] under
-    /// the file's own.
+    /// the file's own, and a CPU quota of every core of this machine
+    /// ([`machine_millicores`]) unless the file sets one.
     pub fn compile_limits(&self) -> Option<LimitOverrides> {
-        self.compile
-            .as_ref()
-            .map(|c| LimitOverrides::COMPILE_DEFAULTS.overlay(&c.limits))
+        self.compile.as_ref().map(|c| {
+            let mut l = LimitOverrides::COMPILE_DEFAULTS.overlay(&c.limits);
+            l.cpu_millicores = l.cpu_millicores.or(Some(machine_millicores()));
+            l
+        })
     }
+}
+
+/// Every core of this machine (as this process may use them), in thousandths of a core: the
+/// compile stage's CPU quota unless a runtime file or the server's cap says less. Compilers
+/// and JVMs start on several threads; half a core made javac and tsc 2x+ slower than bare.
+pub fn machine_millicores() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cores)
+        .unwrap_or(u32::MAX / 1000)
+        .saturating_mul(1000)
 }
 
 #[cfg(test)]
