@@ -10,7 +10,8 @@
 //! 2. throughput: bursts of 200 mixed Python/JavaScript hello worlds at the parallelism of
 //!    the workers (one per core), alternating with the bare interpreters and with
 //!    `Sandbox::run` alone at that parallelism, embedded and scaled (one `--role api`, one
-//!    `--role worker`).
+//!    `--role worker`); the service's bursts both as one client submitting them all and
+//!    polling each every 2 ms, and as concurrent `?wait=true` clients (no polling).
 //!
 //! Run (as root): `cargo bench -p livexec --bench overhead`, with
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379`
@@ -180,6 +181,30 @@ async fn burst(api: &Server, py: &str, js: &str) -> f64 {
     BURST as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Runs/s of `BURST` mixed hello worlds through `clients` concurrent `?wait=true` clients
+/// (twice the workers, so the queue never runs dry): the same work as [`burst`] without the
+/// client's polling.
+async fn wait_burst(api: &Server, py: &str, js: &str, clients: usize) -> f64 {
+    let start = Instant::now();
+    let next = AtomicUsize::new(0);
+    let one = || async {
+        loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= BURST {
+                break;
+            }
+            let session = if i.is_multiple_of(2) { py } else { js };
+            let url = api.url(&format!("/code-sessions/{session}/run?wait=true"));
+            let res = api.http.post(&url).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            let v: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(v["status"], "COMPLETED", "{v}");
+        }
+    };
+    futures::future::join_all((0..clients).map(|_| one())).await;
+    BURST as f64 / start.elapsed().as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
     let rounds: usize = std::env::var("LIVEXEC_BENCH_ROUNDS")
@@ -290,7 +315,7 @@ async fn main() {
         targets.push(("scaled", &p.api, spy, sjs));
     }
     for (label, server, spy, sjs) in &targets {
-        let (mut b, mut e, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut b, mut e, mut v, mut w) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..BURSTS {
             b.push(local_burst(workers, &|is_py| {
                 match is_py {
@@ -305,9 +330,10 @@ async fn main() {
                 };
             }));
             v.push(burst(server, spy, sjs).await);
+            w.push(wait_burst(server, spy, sjs, 2 * workers).await);
         }
         let med = |v: &[f64]| Samples(v.to_vec()).p(0.5);
-        let ratios = |of: &[f64]| {
+        let ratios = |v: &[f64], of: &[f64]| {
             let r: Vec<f64> = v.iter().zip(of).map(|(v, o)| v / o * 100.0).collect();
             let each: Vec<String> = r.iter().map(|r| format!("{r:.0}")).collect();
             format!("{:3.0}% (each: {})", med(&r), each.join(" "))
@@ -320,8 +346,15 @@ async fn main() {
         );
         println!(
             "          service / bare {}; service / Sandbox::run alone {}",
-            ratios(&b),
-            ratios(&e)
+            ratios(&v, &b),
+            ratios(&v, &e)
+        );
+        println!(
+            "          through {} wait=true clients instead of polling: {:6.1}; / bare {}; / Sandbox::run alone {}",
+            2 * workers,
+            med(&w),
+            ratios(&w, &b),
+            ratios(&w, &e)
         );
     }
     drop(targets);

@@ -1,7 +1,9 @@
 //! The child side: executes a [`crate::plan`] between `clone` and `execve`.
 //!
-//! Runs in a copy of the (possibly multi-threaded) supervisor, so it only makes syscalls
-//! through [`crate::sys`]: no allocation, no locks, no panics. On the first failing step it
+//! Runs in the (possibly multi-threaded) supervisor's memory on a stack of its own (x86-64,
+//! `CLONE_VM | CLONE_VFORK`), or in a copy of it elsewhere, so it only makes syscalls through
+//! [`crate::sys`]: no allocation, no locks, no panics, nothing written that the supervisor
+//! reads. On the first failing step it
 //! writes `(step index, errno)` to the status pipe and exits with 127.
 
 use std::ffi::CStr;

@@ -53,8 +53,13 @@
 //! everything is built in the calling thread before `clone`: the step list (module `plan`)
 //! with every path as a `CString`, the compiled seccomp program (built once per [`Sandbox`]).
 //! The supervisor then calls `clone3` with the new namespaces and `CLONE_PIDFD` (plus
-//! `CLONE_INTO_CGROUP` on cgroup v2). The child, a copy of one thread of a possibly
-//! multi-threaded process, only walks the step list making raw syscalls (no allocation, no
+//! `CLONE_INTO_CGROUP` on cgroup v2), and on x86-64 `CLONE_VM | CLONE_VFORK` with a stack of
+//! the child's own, as `posix_spawn` does: no copy of the supervisor's address space, hence
+//! no copy-on-write faults (each with a TLB shoot-down) in the supervisor's threads after
+//! every jail; the calling thread sleeps until the child's `execveat`. (The child's drop to
+//! the run's uid marks that shared address space non-dumpable, as the kernel does on any
+//! credential change: the supervisor then makes no core dump.) The child, one thread running
+//! in (or, elsewhere, a copy of) a possibly multi-threaded process, only walks the step list making raw syscalls (no allocation, no
 //! locks — even `setresuid` is the raw syscall, since glibc's wrapper would wait for threads
 //! that do not exist in the child): mounts, `pivot_root`, rlimits, the drop to the run's uid,
 //! Landlock, seccomp, and last the `execveat` of the init. On cgroup v1 the child joins its

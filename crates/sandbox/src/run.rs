@@ -64,6 +64,51 @@ fn syscall_err(call: &'static str, args: String, errno: i32) -> SandboxError {
 /// side by side, or the warm pool refilling beside a run, would hit now and then.
 static FILE_WRITES: RwLock<()> = RwLock::new(());
 
+/// What the child of [`clone_child`] runs: the plan, and the status pipe for its report.
+struct ChildPlan<'p, 'a> {
+    ops: &'p [crate::plan::Op<'a>],
+    status: i32,
+}
+
+/// The child's entry on its own stack ([`sys::clone3_vm`]): runs the plan at `arg`.
+#[cfg(target_arch = "x86_64")]
+extern "C" fn child_entry(arg: *mut std::ffi::c_void) -> ! {
+    // SAFETY: `arg` is the `ChildPlan` that `clone_child` keeps alive (its thread asleep)
+    // until this child has exec'd or exited.
+    let plan = unsafe { &*(arg as *const ChildPlan<'_, '_>) };
+    child::run(plan.ops, plan.status)
+}
+
+/// Clones the jail's first process into fresh namespaces (and its cgroup with `cg_fd`); the
+/// child runs `ops`. On x86-64 the child shares the supervisor's memory until its `execve`
+/// ([`sys::clone3_vm`]), elsewhere it is a fork-like copy. `(pid, pidfd)` in the caller.
+/// Signals must be blocked.
+fn clone_child(
+    cg_fd: Option<i32>,
+    ops: &[crate::plan::Op<'_>],
+    status: i32,
+) -> Result<(i32, i32), sys::Errno> {
+    let plan = ChildPlan { ops, status };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let arg = &plan as *const ChildPlan<'_, '_> as *mut std::ffi::c_void;
+        // SAFETY: `child_entry` only runs `child::run`, which makes raw syscalls on the plan
+        // prepared above (no allocation, no locks, nothing written that we read) and ends in
+        // execveat or _exit; the caller blocked every signal; `plan` outlives the call.
+        unsafe { sys::clone3_vm(CLONE_FLAGS, cg_fd, child_entry, arg) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // SAFETY: the child branch only runs `child::run`, which makes raw syscalls on data
+        // prepared above (no allocation, no locks) and ends in execveat or _exit.
+        let cloned = unsafe { sys::clone3(CLONE_FLAGS, cg_fd) };
+        if let Ok((0, _)) = cloned {
+            child::run(plan.ops, plan.status)
+        }
+        cloned
+    }
+}
+
 /// Creates a pipe, naming it in the error.
 fn pipe(which: &str) -> Result<(i32, i32), SandboxError> {
     sys::pipe().map_err(|e| syscall_err("pipe2", format!("O_CLOEXEC ({which})"), e))
@@ -181,13 +226,8 @@ impl Jail {
         // No file of another run is open for writing while the child copies our fd table.
         let no_writes = FILE_WRITES.read().unwrap_or_else(|p| p.into_inner());
         let old_mask = sys::block_all_signals();
-        // SAFETY: the child branch only runs `child::run`, which makes raw syscalls on data
-        // prepared above (no allocation, no locks) and ends in execveat or _exit.
-        let cloned = unsafe { sys::clone3(CLONE_FLAGS, cg_fd) };
-        match cloned {
-            Ok((0, _)) => child::run(&ops, st_w),
-            Ok(_) | Err(_) => sys::restore_signals(&old_mask),
-        }
+        let cloned = clone_child(cg_fd, &ops, st_w);
+        sys::restore_signals(&old_mask);
         drop(no_writes);
         drop(child_ends);
         let (pid, pidfd) = cloned.map_err(|e| {

@@ -331,7 +331,9 @@ impl Sandbox {
             }
         };
         // A panicking `on_output` unwinds from here: the jail then drops (is torn down) inline.
+        tracing::debug!(target: "livexec::path", warm, "program handed to its jail");
         let result = jail.start(cmd, on_output);
+        tracing::debug!(target: "livexec::path", "program over");
         self.reaper.dispose(jail);
         let mut outcome = result?;
         outcome.warm_start = warm;

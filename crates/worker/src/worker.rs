@@ -23,6 +23,11 @@ use tokio::runtime::RuntimeFlavor;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+/// The `tracing` target of the request path's timestamps (debug level): with
+/// `RUST_LOG=info,livexec::path=debug`, each step of a run between the request and the answer
+/// is logged, so the log's timestamps (µs) decompose a run's latency.
+const PATH: &str = "livexec::path";
+
 /// Message recorded when the platform could not run an execution, after its retries.
 const PLATFORM_FAILED: &str = "The platform could not run this program";
 
@@ -103,6 +108,7 @@ impl Worker {
         let Some(lease) = claimed else {
             return Ok(false);
         };
+        debug!(target: PATH, execution_id = %lease.job.execution_id, "claimed");
         self.process(lease, shutdown).await?;
         Ok(true)
     }
@@ -199,6 +205,7 @@ impl Worker {
         if let Ok(result) = &ran {
             observe::ran(&exec, result, began.elapsed());
         }
+        debug!(target: PATH, execution_id = %id, "program back in the worker");
         drop(busy);
         if lost.load(Ordering::SeqCst) {
             keeper.abort();
@@ -235,6 +242,7 @@ impl Worker {
             match ended {
                 Ok(Some(status)) => {
                     p.finish(status).await;
+                    debug!(target: PATH, execution_id = %id, "finish published");
                 }
                 _ => {
                     p.handle().status(Status::Queued);
@@ -244,6 +252,7 @@ impl Worker {
         }
         if ack_after && matches!(ended, Ok(Some(_))) {
             self.ack(&lease).await?;
+            debug!(target: PATH, execution_id = %id, "acked");
         }
         ended.map(|_| ())
     }

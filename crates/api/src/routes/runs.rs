@@ -94,6 +94,7 @@ pub async fn run(
     headers: HeaderMap,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
+    tracing::debug!(target: "livexec::path", session_id = ?session_id, "run request in");
     let key = validate::idempotency_key(&headers)?;
     let query = validate::run_query(&query)?;
     // Read first: another key's session is unknown to this caller, and must not be run (nor
@@ -139,6 +140,7 @@ pub(crate) async fn respond(
         .into_response());
     }
     let budget = wait_budget(query.timeout_ms, state.wait_limit(&execution));
+    let id = execution.id;
     let known = match created.created {
         true => Known::JustCreated,
         false => Known::Existing,
@@ -156,6 +158,7 @@ pub(crate) async fn respond(
             WaitOutcome::of(state.store.get_execution(execution.id).await?.unwrap_or(execution))
         }
     };
+    tracing::debug!(target: "livexec::path", execution_id = %id, "wait over");
     Ok(answer(outcome))
 }
 

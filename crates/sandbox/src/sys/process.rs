@@ -78,6 +78,7 @@ pub(crate) static CLONED_INTO_CGROUP: AtomicU64 = AtomicU64::new(0);
 /// # Safety
 /// The caller must, in the child, only make async-signal-safe calls (no allocation, no locks)
 /// until `execve` or `_exit`: the child is a copy of a possibly multi-threaded process.
+#[cfg(not(target_arch = "x86_64"))]
 pub(crate) unsafe fn clone3(flags: u64, cgroup_fd: Option<c_int>) -> Result<(c_int, c_int), Errno> {
     let mut pidfd: c_int = -1;
     let mut args: libc::clone_args = std::mem::zeroed();
@@ -98,6 +99,96 @@ pub(crate) unsafe fn clone3(flags: u64, cgroup_fd: Option<c_int>) -> Result<(c_i
         CLONED_INTO_CGROUP.fetch_add(1, Ordering::Relaxed);
     }
     Ok((pid, pidfd))
+}
+
+/// Stack of a child made by [`clone3_vm`] (it runs only `child::run`; touched pages only are
+/// allocated), bytes.
+#[cfg(target_arch = "x86_64")]
+const CHILD_STACK: usize = 256 << 10;
+
+/// Guard page at the bottom of that stack, bytes.
+#[cfg(target_arch = "x86_64")]
+const GUARD: usize = 4096;
+
+/// [`clone3`] without copying the caller's address space: `CLONE_VM | CLONE_VFORK` (as
+/// `posix_spawn` does), the child on a stack of its own, the calling thread asleep until the
+/// child's `execve` (or exit). A fork-like clone of the supervisor copies its page tables and
+/// makes every page it has written copy-on-write: each thread of the supervisor then takes a
+/// fault, with a TLB shoot-down across CPUs, on each page it writes next — per jail, on the
+/// request path. Here the child's own address space is created by its `execve` of the init,
+/// as before. Returns `(pid, pidfd)` in the caller; the child runs `child(arg)`, which never
+/// returns.
+///
+/// # Safety
+/// `child(arg)` runs in the caller's memory: it must only make raw syscalls (no allocation,
+/// no locks, no unwinding), write nothing the caller reads afterwards (errno aside: the
+/// caller's thread is asleep meanwhile), and end in `execve` or `_exit`. All signals must be
+/// blocked, so that no handler runs in the child. `arg` must stay valid until this returns.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn clone3_vm(
+    flags: u64,
+    cgroup_fd: Option<c_int>,
+    child: extern "C" fn(*mut c_void) -> !,
+    arg: *mut c_void,
+) -> Result<(c_int, c_int), Errno> {
+    let stack = libc::mmap(
+        std::ptr::null_mut(),
+        CHILD_STACK,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+        -1,
+        0,
+    );
+    if stack == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    let guarded = check_int(libc::mprotect(stack, GUARD, libc::PROT_NONE));
+    let result = guarded.and_then(|_| {
+        let mut pidfd: c_int = -1;
+        let mut args: libc::clone_args = std::mem::zeroed();
+        args.flags =
+            flags | libc::CLONE_PIDFD as u64 | libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64;
+        args.pidfd = &mut pidfd as *mut c_int as u64;
+        args.exit_signal = libc::SIGCHLD as u64;
+        // clone3 takes the stack's lowest address and its size.
+        args.stack = stack as u64;
+        args.stack_size = CHILD_STACK as u64;
+        if let Some(fd) = cgroup_fd {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = fd as u64;
+        }
+        let ret: c_long;
+        // The child returns from `syscall` with rax = 0 on the new stack (16-byte aligned,
+        // its top), every other register as the parent's but rcx and r11: it calls
+        // `child(arg)` from r13/r12, which never returns. The parent jumps past that.
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") &mut args as *mut libc::clone_args,
+            in("rsi") std::mem::size_of::<libc::clone_args>(),
+            in("r12") arg,
+            in("r13") child,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+        if ret < 0 {
+            return Err(-ret as Errno);
+        }
+        if cgroup_fd.is_some() {
+            CLONED_INTO_CGROUP.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok((ret as c_int, pidfd))
+    });
+    // The child has exec'd or exited (CLONE_VFORK): its stack is free.
+    libc::munmap(stack, CHILD_STACK);
+    result
 }
 
 /// `(exit_code, signal)` of a raw wait status.
