@@ -1,9 +1,9 @@
 //! Runs one conformance case against a fresh database of each backend.
 //!
 //! SQLite: a file in a new temp dir. PostgreSQL: a [`TestDatabase`] made through
-//! `DATABASE_URL` (a postgres URL) and dropped afterwards, even when the case panics. Without
-//! `DATABASE_URL` the PostgreSQL half is skipped by `livexec_testkit`'s rule (SKIPPED, or a
-//! panic under `LIVEXEC_REQUIRE_SERVICES=1`).
+//! `DATABASE_URL` (default: the local PostgreSQL) and dropped afterwards, even when the case
+//! panics. The PostgreSQL half is `#[ignore]`d with the reason (`livexec_testkit`'s rule):
+//! `--include-ignored` runs it, and it fails when PostgreSQL is not there.
 
 use livexec_core::Store;
 use livexec_store::{PgStore, SqliteStore};
