@@ -344,6 +344,35 @@ async fn playground_shows_a_wrong_answer_verdict() {
     c.close().await.unwrap();
 }
 
+/// A program that fails shows its error and the line of the user's code it points at.
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver (scripts/install-browser.sh); run with --include-ignored"]
+async fn playground_shows_the_error_and_its_line() {
+    let (_driver, c) = browser().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]).await;
+    c.goto(&s.url("/")).await.unwrap();
+    until(
+        &c,
+        "session in URL",
+        "return location.search.includes('session=')",
+    )
+    .await;
+    type_and_run(&c, "x = 1\nprint(x / 0)").await;
+    let verdict = until(
+        &c,
+        "FAILED",
+        &format!("const v = (function(){{{VERDICT}}})(); return v.startsWith('FAILED') && v"),
+    )
+    .await;
+    let verdict = verdict.as_str().unwrap_or_default();
+    assert!(
+        verdict.contains("ZeroDivisionError: division by zero (line 2)"),
+        "error and line shown: {verdict}"
+    );
+    c.close().await.unwrap();
+}
+
 #[tokio::test]
 #[ignore = "needs Chromium and chromedriver (scripts/install-browser.sh); run with --include-ignored"]
 async fn playground_asks_for_a_key_and_runs_live_with_it() {

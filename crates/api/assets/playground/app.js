@@ -127,6 +127,7 @@ function describe(e) {
   }
   let text = parts.join(" · ");
   if (e.error_message) text += ` — ${e.error_message}`;
+  if (e.error_line != null) text += ` (line ${e.error_line})`;
   return text;
 }
 
