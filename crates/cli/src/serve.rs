@@ -336,9 +336,7 @@ async fn serve(
             }
         }
     }
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = args.workers.unwrap_or_else(livexec_runtimes::machine_cores);
     if let Some(engine) = engine {
         let mode = engine.engine.sandbox().isolation().to_string();
         // Test cases may run side by side only in worker slots idle at the moment.

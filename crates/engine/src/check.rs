@@ -56,7 +56,7 @@ pub fn check_all(
     sandbox: Option<&Arc<Sandbox>>,
     limits: &Limits,
 ) -> Vec<Check> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = livexec_runtimes::machine_cores();
     let slots = std::sync::Mutex::new(cores);
     let freed = std::sync::Condvar::new();
     let (slots, freed) = (&slots, &freed);

@@ -28,7 +28,7 @@ use crate::parallel::{CloseOnDrop, Feed, Slots, AHEAD_EXTRA};
 use crate::stages::{compile, report, staged_result, Staged};
 use crate::{ExecError, Executor, Request, Stream};
 use livexec_core::{RunOptions, RunResult, TestResult, Verdict};
-use livexec_runtimes::Resolved;
+use livexec_runtimes::{machine_cores as cpus, Resolved};
 use livexec_sandbox::{Limits, Outcome, Prepared, Sandbox};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -136,11 +136,6 @@ impl Engine {
             source,
         })
     }
-}
-
-/// The number of CPUs (1 when unknown).
-fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// One request made concrete: its runtime, limits and (after the compile stage) artifacts.

@@ -25,7 +25,9 @@ mod runtime;
 
 pub use cache::{ProbeCache, CACHE_DIR_ENV};
 pub use resolve::{Resolved, StageRecipe};
-pub use runtime::{machine_millicores, ErrorPattern, LimitOverrides, Runtime, Smoke, Stage};
+pub use runtime::{
+    machine_cores, machine_millicores, ErrorPattern, LimitOverrides, Runtime, Smoke, Stage,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

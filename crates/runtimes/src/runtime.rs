@@ -446,12 +446,17 @@ impl Runtime {
     }
 }
 
+/// The cores this process may use (1 when unknown): what sizes the workers, the compile
+/// stages' quota, the smoke tests and the test cases run side by side.
+pub fn machine_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Every core of this machine (as this process may use them), in thousandths of a core: the
 /// compile stage's CPU quota unless a runtime file or the server's cap says less. Compilers
 /// and JVMs start on several threads; half a core made javac and tsc 2x+ slower than bare.
 pub fn machine_millicores() -> u32 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    u32::try_from(cores)
+    u32::try_from(machine_cores())
         .unwrap_or(u32::MAX / 1000)
         .saturating_mul(1000)
 }

@@ -325,10 +325,7 @@ impl Sandbox {
             prepared
         } else {
             self.discard(prepared);
-            Prepared {
-                jail: Jail::prepare(&self.shared, shape, false)?,
-                warm: false,
-            }
+            self.prepare(cmd)?
         };
         // A panicking `on_output` unwinds from here: the jail then drops (is torn down) inline.
         tracing::debug!(target: "livexec::path", warm, "program handed to its jail");

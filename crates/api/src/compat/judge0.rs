@@ -298,7 +298,7 @@ async fn about() -> Json<Value> {
 
 /// `GET /system_info`: a few of the `lscpu`/`free` keys Judge0 reports.
 async fn system_info() -> Json<Value> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = livexec_runtimes::machine_cores();
     let mem = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
         m.lines()
             .next()
