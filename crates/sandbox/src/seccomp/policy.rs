@@ -33,7 +33,7 @@ macro_rules! calls {
 }
 
 /// The allow-list, by group: `(what and who needs it, calls)`. A call that also has an
-/// argument check in [`super::build`] is allowed only for the arguments that pass it.
+/// argument check in `super::verdicts` is allowed only for the arguments that pass it.
 pub(crate) const ALLOWED: &[(&str, &[Syscall])] = &[
     (
         "fd I/O: every runtime (libc stdio, Python io, libuv, the JVM, Go's os); sqlite3 \
@@ -245,16 +245,23 @@ pub(crate) const NAMESPACE_FLAGS: &[i32] = &[
 /// The socket families a jail may create (`socket`, `socketpair`); any other gets
 /// `EAFNOSUPPORT`, the kernel's own answer for a family it was built without, so programs
 /// take their "not available here" path (glibc's netlink probe in `getaddrinfo` falls back).
-pub(crate) const SOCKET_FAMILIES: &[i32] = &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6];
+pub(crate) const SOCKET_FAMILIES: &[u32] = &[
+    libc::AF_UNIX as u32,
+    libc::AF_INET as u32,
+    libc::AF_INET6 as u32,
+];
 
 /// `fadvise64` advice refused with `EPERM`: `DONTNEED` evicts clean pages of files shared
 /// with other runs (the eviction half of a page-cache attack); `NOREUSE` (Linux >= 6.3) lowers
 /// their reclaim priority.
-pub(crate) const FADVISE_REFUSED: &[i32] = &[libc::POSIX_FADV_DONTNEED, libc::POSIX_FADV_NOREUSE];
+pub(crate) const FADVISE_REFUSED: &[u32] = &[
+    libc::POSIX_FADV_DONTNEED as u32,
+    libc::POSIX_FADV_NOREUSE as u32,
+];
 
 /// `madvise` advice refused with `EPERM`: `MADV_COLD` (20) and `MADV_PAGEOUT` (21) deactivate
 /// or reclaim the caller's pages, file pages shared with other runs included.
-pub(crate) const MADVISE_REFUSED: &[i32] = &[20, 21];
+pub(crate) const MADVISE_REFUSED: &[u32] = &[20, 21];
 
 /// `RWF_NOWAIT`: `preadv2`/`pwritev2` with it answer `EAGAIN` for pages not cached, a residency
 /// test of shared files; refused with `EPERM`.

@@ -1,14 +1,18 @@
-//! The compiled program checked two ways: evaluated for every syscall number by a small
-//! classic-BPF interpreter here, and installed for real in a forked child.
+//! The compiled program checked three ways: evaluated for every syscall number by a small
+//! classic-BPF interpreter here, compared verdict for verdict with the same policy compiled as
+//! a linear list by `seccompiler` (an independent compiler), and installed for real in a
+//! forked child.
 
 use std::collections::BTreeSet;
 
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch,
+};
+
 use super::*;
 
-const ALLOW: u32 = 0x7fff_0000;
-const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
-const ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
-const EAFNOSUPPORT: u32 = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+const ALLOW: u32 = RET_ALLOW;
 
 /// Runs `prog` on a `struct seccomp_data` and returns its verdict (panics on an instruction
 /// the compiler is not expected to emit, or a jump out of the program).
@@ -71,9 +75,10 @@ fn lists_are_disjoint_without_duplicates() {
     }
     // Every argument-checked call is allowed for the arguments that pass.
     let allowed: BTreeSet<i64> = allowed.iter().map(|c| c.1).collect();
-    for nr in refusals().unwrap().keys().chain(&[libc::SYS_socket]) {
-        let refused_outright = refused.iter().any(|c| c.1 == *nr);
-        assert!(refused_outright || allowed.contains(nr), "{nr}");
+    for (nr, v) in verdicts().unwrap() {
+        if matches!(v, Verdict::Check { .. }) {
+            assert!(allowed.contains(&i64::from(nr)), "{nr}");
+        }
     }
 }
 
@@ -83,10 +88,6 @@ fn program_fits_and_every_jump_stays_inside() {
     eprintln!("seccomp program: {} instructions", prog.len());
     assert!(prog.len() <= MAX_INSNS);
     for (i, insn) in prog.iter().enumerate() {
-        assert!(
-            !(insn.code == RET_K && insn.k == u32::from(FALL_THROUGH)),
-            "fall-through left at {i}"
-        );
         let targets = match insn.code {
             0x05 => vec![insn.k as usize],
             0x15 | 0x25 | 0x35 | 0x45 => vec![insn.jt as usize, insn.jf as usize],
@@ -214,6 +215,192 @@ fn argument_checks() {
     for (nr, args, want) in cases {
         assert_eq!(x86(&prog, *nr, *args), *want, "syscall {nr} {args:x?}");
     }
+}
+
+/// The same policy compiled the way `seccompiler` compiles it: part 2 `EPERM` for the refused
+/// calls and arguments, part 3 `EAFNOSUPPORT` for other socket families, part 4 the
+/// allow-list, each a linear list of calls whose "no match" falls through to the next part.
+fn linear_reference() -> BpfProgram {
+    const FALL_THROUGH: SeccompAction = SeccompAction::Trace(0xfa11);
+    let cond = |arg, len, op, value| SeccompCondition::new(arg, len, op, value).unwrap();
+    let rule = |conds| SeccompRule::new(conds).unwrap();
+    let int_is_any = |arg: u8, values: &[u32]| -> Vec<SeccompRule> {
+        values
+            .iter()
+            .map(|&v| {
+                rule(vec![cond(
+                    arg,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::Eq,
+                    u64::from(v),
+                )])
+            })
+            .collect()
+    };
+    let int_is_none_of = |arg: u8, values: &[u32]| -> Vec<SeccompRule> {
+        let conds = values
+            .iter()
+            .map(|&v| cond(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, u64::from(v)))
+            .collect();
+        vec![rule(conds)]
+    };
+    let has_any_flag = |arg: u8, flags: &[u64]| -> Vec<SeccompRule> {
+        flags
+            .iter()
+            .map(|&f| {
+                rule(vec![cond(
+                    arg,
+                    SeccompCmpArgLen::Qword,
+                    SeccompCmpOp::MaskedEq(f),
+                    f,
+                )])
+            })
+            .collect()
+    };
+    let unconditional = |groups: &[(&str, &[Syscall])]| -> BTreeMap<i64, Vec<SeccompRule>> {
+        groups
+            .iter()
+            .flat_map(|(_, calls)| calls.iter().map(|&(_, nr)| (nr, Vec::new())))
+            .collect()
+    };
+    let part = |rules, on_match, otherwise: Option<SeccompAction>| -> Vec<sock_filter> {
+        let mismatch = otherwise.clone().unwrap_or(FALL_THROUGH);
+        let filter = SeccompFilter::new(rules, mismatch, on_match, TargetArch::x86_64).unwrap();
+        let mut prog: BpfProgram = filter.try_into().unwrap();
+        if otherwise.is_none() {
+            let fall = u32::from(FALL_THROUGH);
+            let len = prog.len();
+            for (i, insn) in prog.iter_mut().enumerate() {
+                if insn.code == RET_K && insn.k == fall {
+                    *insn = stmt(JA, (len - i - 1) as u32);
+                }
+            }
+        }
+        prog
+    };
+    use policy::*;
+    let mut refused = unconditional(REFUSED);
+    let flags: Vec<u64> = NAMESPACE_FLAGS.iter().map(|&f| f as u64).collect();
+    refused.insert(libc::SYS_clone, has_any_flag(0, &flags));
+    refused.insert(libc::SYS_fadvise64, int_is_any(3, FADVISE_REFUSED));
+    refused.insert(libc::SYS_madvise, int_is_any(2, MADVISE_REFUSED));
+    refused.insert(libc::SYS_preadv2, has_any_flag(5, &[RWF_NOWAIT]));
+    refused.insert(libc::SYS_pwritev2, has_any_flag(5, &[RWF_NOWAIT]));
+    refused.insert(
+        libc::SYS_personality,
+        int_is_none_of(0, PERSONALITY_ALLOWED),
+    );
+    let mut other_family = BTreeMap::new();
+    other_family.insert(libc::SYS_socket, int_is_none_of(0, SOCKET_FAMILIES));
+    other_family.insert(libc::SYS_socketpair, int_is_none_of(0, SOCKET_FAMILIES));
+
+    let mut prog = preamble();
+    prog.extend(part(
+        refused,
+        SeccompAction::Errno(libc::EPERM as u32),
+        None,
+    ));
+    prog.extend(part(
+        other_family,
+        SeccompAction::Errno(libc::EAFNOSUPPORT as u32),
+        None,
+    ));
+    prog.extend(part(
+        unconditional(ALLOWED),
+        SeccompAction::Allow,
+        Some(SeccompAction::Errno(libc::ENOSYS as u32)),
+    ));
+    prog
+}
+
+/// Every number gets the linear compilation's verdict: with every argument 0 and all ones;
+/// the argument-checked calls (and their neighbours) with every policy value, plus garbage in
+/// the upper half, in every argument position.
+#[test]
+fn search_matches_the_linear_compilation() {
+    let (tree, linear) = (build().unwrap(), linear_reference());
+    eprintln!(
+        "search {} instructions, linear {}",
+        tree.len(),
+        linear.len()
+    );
+    let mut values: Vec<u64> = [0, 1, 17, 0x3d0f00, 0xffff_ffff, u64::MAX, 1 << 32]
+        .into_iter()
+        .chain(policy::SOCKET_FAMILIES.iter().map(|&v| u64::from(v)))
+        .chain(policy::FADVISE_REFUSED.iter().map(|&v| u64::from(v)))
+        .chain(policy::MADVISE_REFUSED.iter().map(|&v| u64::from(v)))
+        .chain(policy::PERSONALITY_ALLOWED.iter().map(|&v| u64::from(v)))
+        .chain(policy::NAMESPACE_FLAGS.iter().map(|&v| v as u32 as u64))
+        .chain([policy::RWF_NOWAIT, 2, 4, 5, 6, 20, 21, 40, 255])
+        .collect();
+    values.extend(values.clone().iter().map(|v| v | 0xdead_0000_0000_0000));
+    let checked: BTreeSet<u32> = verdicts()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, v)| matches!(v, Verdict::Check { .. }))
+        .flat_map(|(nr, _)| [nr.saturating_sub(1), nr, nr + 1])
+        .collect();
+    let mut compared = 0;
+    for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+        for nr in (0..=1100u32).chain([X32_SYSCALL_BIT, X32_SYSCALL_BIT | 1, u32::MAX]) {
+            let mut argvs = vec![[0u64; 6], [u64::MAX; 6]];
+            if checked.contains(&nr) {
+                for pos in 0..6 {
+                    for &v in &values {
+                        let mut args = [0u64; 6];
+                        args[pos] = v;
+                        argvs.push(args);
+                    }
+                }
+            }
+            for args in argvs {
+                let (t, l) = (eval(&tree, arch, nr, args), eval(&linear, arch, nr, args));
+                assert_eq!(t, l, "arch {arch:#x} nr {nr} args {args:x?}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 4000, "{compared}");
+}
+
+/// The kernel's set-up walk (`seccomp_cache_prepare`) follows the program for every number
+/// with only the number known: the search must reach a verdict (or an argument load) in a few
+/// steps, and every unconditionally allowed call must reach `ALLOW` that way, so the kernel
+/// caches it and never runs the program for it.
+#[test]
+fn the_kernel_cache_walk_is_short_and_caches_every_allowed_call() {
+    let prog = build().unwrap();
+    let allowed: BTreeSet<u32> = verdicts()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, v)| *v == Verdict::Ret(RET_ALLOW))
+        .map(|(nr, _)| nr)
+        .collect();
+    let mut longest = 0;
+    for nr in 0..=1100u32 {
+        // The kernel's emulation: stop at a return or at a load of anything but nr/arch.
+        let (mut a, mut pc, mut steps) = (0u32, 0usize, 0);
+        let cached = loop {
+            let i = &prog[pc];
+            pc += 1;
+            steps += 1;
+            match i.code {
+                LD_W_ABS if i.k == 0 => a = nr,
+                LD_W_ABS if i.k == 4 => a = AUDIT_ARCH_X86_64,
+                LD_W_ABS => break false,
+                JA => pc += i.k as usize,
+                JEQ_K => pc += usize::from(if a == i.k { i.jt } else { i.jf }),
+                JGE_K => pc += usize::from(if a >= i.k { i.jt } else { i.jf }),
+                JSET_K => pc += usize::from(if a & i.k != 0 { i.jt } else { i.jf }),
+                RET_K => break i.k == RET_ALLOW,
+                c => panic!("code {c:#x}"),
+            }
+        };
+        assert_eq!(cached, allowed.contains(&nr), "nr {nr}");
+        longest = longest.max(steps);
+    }
+    eprintln!("longest set-up walk: {longest} instructions");
+    assert!(longest <= 32, "{longest}");
 }
 
 /// Installs the filter in a forked child and checks what the kernel makes of it there.
