@@ -7,6 +7,12 @@
 #
 #   bash scripts/install-vm.sh && bash scripts/test-cgroup-v2.sh      # as root
 #
+# With `--bench`, the same guest runs the sandbox's start-up benchmark instead of the tests
+# (`cargo bench -p livexec-sandbox --bench startup`: bare, cold and warm runs of python, node
+# and `true`, side by side), so its figures exist for v2 too. Under TCG every figure is some
+# 30 times the host's; compare the rows with each other (the bare row is the baseline), not
+# with the host's. `N` (default 10) sets the runs per case.
+#
 # Environment (all optional):
 #   LIVEXEC_TEST_TIME_FACTOR  wall-clock scale for the tests' limits in the guest (default 30;
 #                             read by crates/sandbox/tests/common/mod.rs, 1 on the host)
@@ -37,6 +43,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
+MODE=test
+case ${1:-} in
+  "") ;;
+  --bench) MODE=bench ;;
+  *) printf 'usage: %s [--bench]\n' "$0" >&2; exit 2 ;;
+esac
+BENCH_N=${N:-10}
 FACTOR=${LIVEXEC_TEST_TIME_FACTOR:-30}
 VENV=${LIVEXEC_VM_VENV:-/opt/livexec-vm/venv}
 TIMEOUT=${LIVEXEC_VM_TIMEOUT:-1500}
@@ -90,27 +103,34 @@ log() { printf '\n== %s\n' "$*"; }
 [[ -x $VENV/bin/vng ]] || die "no $VENV/bin/vng: run scripts/install-vm.sh first"
 [[ -n $KERNEL && -r $KERNEL ]] || die "no guest kernel /boot/vmlinuz-*-amd64: run scripts/install-vm.sh"
 command -v qemu-system-x86_64 >/dev/null || die "no qemu-system-x86_64: run scripts/install-vm.sh"
-# vng runs virtme-run and friends from its own venv.
-export PATH="$VENV/bin:$PATH"
-
 # The interpreters the tests run, as the host resolves them (pyenv's shim is not used inside:
-# the real executable's directory goes on the guest's PATH).
+# the real executable's directory goes on the guest's PATH). Resolved before virtme-ng's venv
+# joins PATH: its python3 lives under /opt, which no jail mounts.
 PY_BIN=$(dirname "$(python3 -c 'import sys; print(sys.executable)')")
 NODE_BIN=$(dirname "$(command -v node)")
 [[ -x $PY_BIN/python3 ]] || die "python3 not found in $PY_BIN"
+# vng runs virtme-run and friends from its own venv.
+export PATH="$VENV/bin:$PATH"
 
-log "build the sandbox crate's test binaries (host)"
 OUT=$(mktemp -d /tmp/livexec-v2.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
-cargo test -p livexec-sandbox --no-run --message-format=json >"$OUT/build.json"
-python3 - "$OUT/build.json" "${BINARIES[@]}" >"$OUT/binaries" <<'EOF'
+if [[ $MODE == bench ]]; then
+  log "build the sandbox crate's start-up benchmark (host)"
+  BINARIES=(startup) KIND=bench
+  cargo bench -p livexec-sandbox --bench startup --no-run --message-format=json >"$OUT/build.json"
+else
+  log "build the sandbox crate's test binaries (host)"
+  KIND=test
+  cargo test -p livexec-sandbox --no-run --message-format=json >"$OUT/build.json"
+fi
+python3 - "$OUT/build.json" "$KIND" "${BINARIES[@]}" >"$OUT/binaries" <<'EOF'
 import json, sys
-want = sys.argv[2:]
+kind, want = sys.argv[2], sys.argv[3:]
 found = {}
 for line in open(sys.argv[1]):
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") \
-            and m["target"]["kind"] == ["test"] and m["target"]["name"] in want:
+            and m["target"]["kind"] == [kind] and m["target"]["name"] in want:
         found[m["target"]["name"]] = m["executable"]
 missing = [w for w in want if w not in found]
 if missing:
@@ -119,10 +139,11 @@ for w in want:
     print(w, found[w])
 EOF
 cat "$OUT/binaries"
+[[ $MODE == bench ]] && SKIPS=()
 # A skip must name a test that exists: a renamed test would otherwise run unnoticed, or a
 # typo skip nothing.
 while read -r name path; do
-  "$path" --list >"$OUT/$name.list"
+  [[ $MODE == bench ]] || "$path" --list >"$OUT/$name.list"
 done <"$OUT/binaries"
 for s in "${SKIPS[@]}"; do
   grep -qx "${s#*::}: test" "$OUT/${s%%::*}.list" 2>/dev/null || die "SKIPS names no test: $s"
@@ -136,7 +157,7 @@ cat >"$OUT/guest.sh" <<EOF
 set -uo pipefail
 export PATH="$PY_BIN:$NODE_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 export LIVEXEC_TEST_TIME_FACTOR="$FACTOR" LIVEXEC_TEST_EXPECT_CGROUP=v2 RUST_BACKTRACE=1
-OUT="$OUT"
+OUT="$OUT" MODE="$MODE" N="$BENCH_N"
 EOF
 declare -p SKIPS >>"$OUT/guest.sh"
 cat >>"$OUT/guest.sh" <<'EOF'
@@ -166,6 +187,15 @@ run_bin() {
 status=0
 declare -A bin
 while read -r name path; do bin[$name]=$path; done <"$OUT/binaries"
+
+if [[ $MODE == bench ]]; then
+  echo "== startup benchmark, N = $N (guest clock; the bare rows are the baseline)"
+  N=$N run_bin startup "${bin[startup]}" --bench 2>&1 | tee "$OUT/startup.bench"
+  rc=${PIPESTATUS[0]}
+  grep -q '^cgroup mode: cgroup v2' "$OUT/startup.bench" || rc=1
+  echo "$rc" >"$OUT/status"
+  exit "$rc"
+fi
 
 # First: the sandbox must report cgroup v2 (LIVEXEC_TEST_EXPECT_CGROUP=v2), or nothing else runs.
 echo "== cgroup::cgroup_mode_is_the_one_expected"
@@ -210,6 +240,15 @@ vng_rc=${PIPESTATUS[0]}
 set -e
 elapsed=$(( $(date +%s) - start ))
 echo "guest: vng exit $vng_rc after ${elapsed} s (boot included)"
+
+if [[ $MODE == bench ]]; then
+  guest_status=$(cat "$OUT/status" 2>/dev/null || echo "none")
+  echo
+  echo "cgroup v2 guest (TCG), start-up benchmark:"
+  grep -E '^(cgroup mode|python|node|true|supervisor)' "$OUT/startup.bench" 2>/dev/null || true
+  [[ $guest_status == 0 && $vng_rc == 0 ]] || { echo "the benchmark failed in the guest (status $guest_status, vng exit $vng_rc)"; exit 1; }
+  exit 0
+fi
 
 # The summary, from every binary's `test result:` line.
 passed=0 failed=0 ignored=0 filtered=0

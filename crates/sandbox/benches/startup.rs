@@ -186,8 +186,13 @@ fn main() {
     let langs = langs();
     let py = &langs[0];
     let mut cmd = Command::new(&py.exe);
+    // A wall limit that holds in a slow guest too (TCG: python alone takes seconds there).
     cmd.arg("main.py")
-        .file("main.py", "import time; time.sleep(1.5)\n");
+        .file("main.py", "import time; time.sleep(1.5)\n")
+        .limits(Limits {
+            wall_ms: 120_000,
+            ..Limits::default()
+        });
     if let Some(m) = &py.mount {
         cmd.mount_ro(m);
     }
