@@ -10,8 +10,9 @@
 //! also when the compile fails. `return_files` are read from the plain run, or from the last
 //! test case that ran.
 //!
-//! A compiled request's plain run gets its jail prepared while the compile stage runs (so
-//! the run does not wait for one to be built after the compile); test cases run on jails
+//! Without a warm pool ([`Executor::keep_warm`], `livexec run`), a compiled request's plain
+//! run gets its jail prepared while the compile stage runs (so the run does not wait for one
+//! to be built after the compile); test cases run on jails
 //! prepared ahead of need (from the compile stage on, see
 //! [`crate::parallel`]), several at once when worker slots are idle ([`Engine::set_slots`]).
 //! The result is the one running them one after another in order would give: results in
@@ -45,6 +46,9 @@ pub struct Engine {
     aliases: HashMap<String, String>,
     limits: Limits,
     slots: Slots,
+    /// Whether [`Executor::keep_warm`] keeps jails prepared (then a compiled request's run
+    /// takes its jail from that pool after the compile instead of preparing one beside it).
+    pooled: AtomicBool,
 }
 
 impl Engine {
@@ -59,6 +63,7 @@ impl Engine {
             aliases: HashMap::new(),
             limits,
             slots: Slots::new(cpus()),
+            pooled: AtomicBool::new(false),
         }
     }
 
@@ -217,6 +222,7 @@ impl Executor for Engine {
     /// Keeps `per_runtime` jails prepared for each runtime's run stage and, for a compiled
     /// runtime, as many for its compile stage (a compiled request's first jail on its path).
     fn keep_warm(&self, per_runtime: usize) -> Result<(), ExecError> {
+        self.pooled.store(per_runtime > 0, Ordering::Relaxed);
         for rt in self.runtimes.values() {
             let limits = effective_limits(&self.limits, &rt.run.limits);
             let mut templates = vec![command_for(rt, "", &[], &[], limits)];
@@ -259,7 +265,11 @@ impl Engine {
         // The plain run's jail, prepared while the compile stage runs (test cases have the feed).
         let mut run_jail = None;
         if let (Some(stage), Some(cl)) = (&rt.compile, climits) {
-            let (c, ahead) = self.compile_beside(&plan, stage, cl, request, cases.is_none());
+            // Beside the compile only when the run's jail would otherwise be built on the spot
+            // (`livexec run`): a warm pool has one ready, and taking it early would only start
+            // the pool's refill while the compiler runs.
+            let beside = cases.is_none() && !self.pooled.load(Ordering::Relaxed);
+            let (c, ahead) = self.compile_beside(&plan, stage, cl, request, beside);
             run_jail = ahead;
             let c = match c {
                 Ok(c) => c,
