@@ -10,7 +10,10 @@
 //! also when the compile fails. `return_files` are read from the plain run, or from the last
 //! test case that ran.
 //!
-//! Test cases run on jails prepared ahead of need (from the compile stage on, see
+//! Without a warm pool ([`Executor::keep_warm`], `livexec run`), a compiled request's plain
+//! run gets its jail prepared while the compile stage runs (so the run does not wait for one
+//! to be built after the compile); test cases run on jails
+//! prepared ahead of need (from the compile stage on, see
 //! [`crate::parallel`]), several at once when worker slots are idle ([`Engine::set_slots`]).
 //! The result is the one running them one after another in order would give: results in
 //! the order of the cases, and with `stop_on_failure` the *first failure* is the failing
@@ -25,11 +28,11 @@ use crate::command::{
 };
 use crate::files::{collect_patterns, returned};
 use crate::parallel::{CloseOnDrop, Feed, Slots, AHEAD_EXTRA};
-use crate::stages::{compile, report, staged_result, Staged};
+use crate::stages::{compile, report, staged_result, Compiled, Staged};
 use crate::{ExecError, Executor, Request, Stream};
 use livexec_core::{RunOptions, RunResult, TestResult, Verdict};
-use livexec_runtimes::{machine_cores as cpus, Resolved};
-use livexec_sandbox::{Limits, Outcome, Prepared, Sandbox};
+use livexec_runtimes::{machine_cores as cpus, Resolved, StageRecipe};
+use livexec_sandbox::{Limits, Outcome, Prepared, Sandbox, SandboxError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +46,9 @@ pub struct Engine {
     aliases: HashMap<String, String>,
     limits: Limits,
     slots: Slots,
+    /// Whether [`Executor::keep_warm`] keeps jails prepared (then a compiled request's run
+    /// takes its jail from that pool after the compile instead of preparing one beside it).
+    pooled: AtomicBool,
 }
 
 impl Engine {
@@ -57,6 +63,7 @@ impl Engine {
             aliases: HashMap::new(),
             limits,
             slots: Slots::new(cpus()),
+            pooled: AtomicBool::new(false),
         }
     }
 
@@ -100,10 +107,14 @@ impl Engine {
         })
     }
 
-    /// Runs one program of the run stage, in `prepared` when given (else a jail of its own).
+    /// Runs one program of the run stage, in `prepared` when given (else a jail of its own),
+    /// with the compile stage's `artifacts` (moved into the command: a test case passes a
+    /// copy, the plain run the compile stage's own, which saves copying a large executable).
+    #[allow(clippy::too_many_arguments)]
     fn run_case(
         &self,
         plan: &Plan,
+        artifacts: Vec<(String, Vec<u8>)>,
         prepared: Option<Prepared>,
         stdin: &[u8],
         args: &[String],
@@ -111,14 +122,17 @@ impl Engine {
         on_output: &mut dyn FnMut(Stream, &[u8]),
     ) -> Result<Outcome, ExecError> {
         let (rt, o) = (&plan.rt, plan.options);
-        let artifacts = plan.artifacts.as_deref().unwrap_or(&[]);
         let source = if rt.compile.is_none() {
             plan.source
         } else {
             ""
         };
-        let mut cmd = command_for(rt, source, artifacts, stdin, plan.run.clone());
-        let taken: Vec<&str> = artifacts.iter().map(|(n, _)| n.as_str()).collect();
+        let mut cmd = command_for(rt, source, &[], stdin, plan.run.clone());
+        let taken: Vec<String> = artifacts.iter().map(|(n, _)| n.clone()).collect();
+        for (name, data) in artifacts {
+            cmd.artifact(&name, data);
+        }
+        let taken: Vec<&str> = taken.iter().map(String::as_str).collect();
         add_files(&mut cmd, &o.files, &rt.file_name, &taken);
         add_run_options(&mut cmd, &rt.run, args, &o.env);
         if o.stderr_to_stdout {
@@ -208,6 +222,7 @@ impl Executor for Engine {
     /// Keeps `per_runtime` jails prepared for each runtime's run stage and, for a compiled
     /// runtime, as many for its compile stage (a compiled request's first jail on its path).
     fn keep_warm(&self, per_runtime: usize) -> Result<(), ExecError> {
+        self.pooled.store(per_runtime > 0, Ordering::Relaxed);
         for rt in self.runtimes.values() {
             let limits = effective_limits(&self.limits, &rt.run.limits);
             let mut templates = vec![command_for(rt, "", &[], &[], limits)];
@@ -247,14 +262,31 @@ impl Engine {
         let rt = Arc::clone(&plan.rt);
         let o = plan.options;
         let mut compiled = None;
+        // The plain run's jail, prepared while the compile stage runs (test cases have the feed).
+        let mut run_jail = None;
         if let (Some(stage), Some(cl)) = (&rt.compile, climits) {
-            let c = compile(&self.sandbox, &rt, stage, cl, &request.source, &o.files).map_err(
-                |source| ExecError::Sandbox {
-                    stage: "compile".into(),
-                    source,
-                },
-            )?;
+            // Beside the compile only when the run's jail would otherwise be built on the spot
+            // (`livexec run`): a warm pool has one ready, and taking it early would only start
+            // the pool's refill while the compiler runs.
+            let beside = cases.is_none() && !self.pooled.load(Ordering::Relaxed);
+            let (c, ahead) = self.compile_beside(&plan, stage, cl, request, beside);
+            run_jail = ahead;
+            let c = match c {
+                Ok(c) => c,
+                Err(source) => {
+                    if let Some(p) = run_jail {
+                        self.sandbox.discard(p);
+                    }
+                    return Err(ExecError::Sandbox {
+                        stage: "compile".into(),
+                        source,
+                    });
+                }
+            };
             let Some(artifacts) = c.artifacts else {
+                if let Some(p) = run_jail {
+                    self.sandbox.discard(p);
+                }
                 let mut failed = staged_result(&Staged {
                     compile: Some((c.outcome, cl.clone())),
                     run: None,
@@ -272,7 +304,9 @@ impl Engine {
                     Some(bytes) => bytes.as_slice(),
                     None => o.stdin.as_deref().unwrap_or("").as_bytes(),
                 };
-                let outcome = self.run_case(&plan, None, stdin, &o.args, "run", on_output)?;
+                let artifacts = plan.artifacts.take().unwrap_or_default();
+                let outcome =
+                    self.run_case(&plan, artifacts, run_jail, stdin, &o.args, "run", on_output)?;
                 self.finish(&plan, outcome)
             }
             Some((feed, runners)) => self.run_tests(&plan, feed, runners)?,
@@ -280,6 +314,59 @@ impl Engine {
         result.report.compile = compiled;
         result.report.limits = Some(limits);
         Ok(result)
+    }
+
+    /// Runs the compile stage of `plan` and, when `ahead`, prepares the run stage's jail
+    /// meanwhile (a compiler leaves cores idle: gcc, rustc and javac mostly run on one), so
+    /// that the run starts without building its jail after the compile.
+    /// The jail is `None` when not asked for or when preparing it failed (the run then
+    /// builds its own on the spot and reports the error if it recurs).
+    fn compile_beside(
+        &self,
+        plan: &Plan,
+        stage: &StageRecipe,
+        limits: &Limits,
+        request: &Request,
+        ahead: bool,
+    ) -> (Result<Compiled, SandboxError>, Option<Prepared>) {
+        let rt = &plan.rt;
+        let compile = || {
+            compile(
+                &self.sandbox,
+                rt,
+                stage,
+                limits,
+                &request.source,
+                &plan.options.files,
+            )
+        };
+        if !ahead {
+            return (compile(), None);
+        }
+        let template = command_for(rt, "", &[], &[], plan.run.clone());
+        // The compile runs on the helper thread and the run's jail is prepared on this one: a
+        // jail's init dies with the thread that created it (`PR_SET_PDEATHSIG` follows the
+        // parent thread), and the run stage's jail must outlive this call.
+        std::thread::scope(|s| {
+            let compiling = s.spawn(compile);
+            let prepared = match self.sandbox.prepare(&template) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "preparing the run stage's jail beside the compile failed");
+                    None
+                }
+            };
+            let compiled = match compiling.join() {
+                Ok(c) => c,
+                Err(panic) => {
+                    if let Some(p) = prepared {
+                        self.sandbox.discard(p);
+                    }
+                    std::panic::resume_unwind(panic)
+                }
+            };
+            (compiled, prepared)
+        })
     }
 
     /// The result of one run-stage run, with the runtime's error line and the files to hand
@@ -338,6 +425,7 @@ impl Engine {
             let outcome = outcome.and_then(|p| {
                 self.run_case(
                     plan,
+                    plan.artifacts.clone().unwrap_or_default(),
                     Some(p),
                     case.stdin.as_bytes(),
                     args,

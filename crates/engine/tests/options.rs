@@ -556,3 +556,52 @@ fn compiled_requests_run_on_a_warm_pool_of_compile_and_run_stage_jails() {
     }
     e.keep_warm(0).unwrap();
 }
+
+#[test]
+fn a_compiled_run_gets_the_run_stages_own_jail_prepared_beside_the_compile() {
+    let e = engine(&["c"]);
+    // The run stage reads its memory limit from /proc/meminfo: the run's (per-run 64 MiB
+    // over the default), never the compile stage's 512 MiB, although its jail was prepared
+    // while the compiler ran.
+    let src = "#include <stdio.h>\nint main(void) { char l[128]; FILE *f = fopen(\"/proc/meminfo\", \"r\"); if (!f || !fgets(l, sizeof l, f)) return 1; fputs(l, stdout); return 0; }";
+    for _ in 0..2 {
+        let r = run(
+            &e,
+            "c",
+            src,
+            RunOptions {
+                limits: LimitOverrides {
+                    memory_mb: Some(64),
+                    ..LimitOverrides::default()
+                },
+                stderr_to_stdout: true,
+                ..RunOptions::default()
+            },
+        );
+        assert_eq!(r.status, Status::Completed, "{r:?}");
+        let line = String::from_utf8_lossy(&r.report.stdout).into_owned();
+        assert!(line.starts_with("MemTotal:"), "{line}");
+        assert_eq!(
+            line.split_whitespace().nth(1),
+            Some("65536"),
+            "the run stage's memory limit, in kB: {line}"
+        );
+        assert_eq!(r.report.compile.map(|c| c.status), Some(Status::Completed));
+    }
+    // A failed compile gives its prepared run jail to the teardown, which ends.
+    let bad = run(
+        &e,
+        "c",
+        "int main(void) { return x; }",
+        RunOptions::default(),
+    );
+    assert_eq!(bad.report.error_type, Some(ErrorType::CompilationError));
+    e.wait_idle();
+    let again = run(
+        &e,
+        "c",
+        "#include <stdio.h>\nint main(void) { puts(\"ok\"); return 0; }",
+        RunOptions::default(),
+    );
+    assert_eq!(again.report.stdout, b"ok\n");
+}
