@@ -151,9 +151,80 @@ impl Sandbox {
             })
         };
         mkdir(&config.run_dir)?;
+        let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let inst_dir = config.run_dir.join(format!("{}.{n}", std::process::id()));
+        let root = inst_dir.join("root");
+        let stage = inst_dir.join(crate::procfs::STAGE_DIR);
+        let remove_dirs = || {
+            let _ = fs::remove_dir(&root);
+            let _ = fs::remove_dir(&stage);
+            let _ = fs::remove_dir(&inst_dir);
+        };
+        if let Err(e) = mkdir(&root).and_then(|()| mkdir(&stage)) {
+            remove_dirs();
+            return Err(e);
+        }
+        // Which devices can be mounted under a neutral name is probed (in a throw-away mount
+        // namespace, on a thread of its own) while the rest is set up here.
+        let (rest, probed) = std::thread::scope(|s| {
+            let proc = &mut layout.proc;
+            let probe = std::thread::Builder::new()
+                .name("livexec-probe".into())
+                .spawn_scoped(s, || proc.attach(stage.clone()));
+            let rest = Self::start_up(&config, hierarchy.as_ref());
+            let probed = match probe {
+                Ok(t) => t
+                    .join()
+                    .map(|()| true)
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(_) => false,
+            };
+            (rest, probed)
+        });
+        if !probed {
+            // No thread to spare: probed here.
+            layout.proc.attach(stage.clone());
+        }
+        let (uids, self_pidfd, init_exe) = match rest {
+            Ok(r) => r,
+            Err(e) => {
+                remove_dirs();
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            mode = %mode,
+            run_dir = %inst_dir.display(),
+            uids = %format!("{}..{}", config.uid_base, config.uid_base as u64 + config.uid_count as u64),
+            "sandbox ready"
+        );
+        Ok(Sandbox {
+            mode,
+            shared: Arc::new(Shared {
+                hierarchy,
+                layout,
+                root,
+                netns: NetnsPool::default(),
+                self_pidfd,
+                init_exe,
+                uids,
+            }),
+            warm: WarmPool::default(),
+            reaper: Reaper::start(),
+            inst_dir,
+        })
+    }
+
+    /// The part of [`Sandbox::new`] that does not depend on the host layout: the uid range,
+    /// the sweep of dead supervisors' leftovers, a pidfd of this process and the init's
+    /// sealed memfd.
+    fn start_up(
+        config: &SandboxConfig,
+        hierarchy: Option<&Hierarchy>,
+    ) -> Result<(UidPool, OwnedFd, OwnedFd), SandboxError> {
         let uids = UidPool::new(config.uid_base, config.uid_count, &config.run_dir)?;
         sweep_run_dirs(&config.run_dir);
-        if let Some(h) = &hierarchy {
+        if let Some(h) = hierarchy {
             let removed = h.sweep_stale(&pid_alive);
             if !removed.is_empty() {
                 tracing::info!(
@@ -178,34 +249,7 @@ impl Sandbox {
             .map_err(sys_err("memfd_create", "livexec-init, sealed".into()))?;
         // SAFETY: sealed_memfd returned a new fd that nothing else owns.
         let init_exe = unsafe { OwnedFd::from_raw_fd(init_exe) };
-        let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
-        let inst_dir = config.run_dir.join(format!("{}.{n}", std::process::id()));
-        let root = inst_dir.join("root");
-        mkdir(&root)?;
-        let stage = inst_dir.join(crate::procfs::STAGE_DIR);
-        mkdir(&stage)?;
-        layout.proc.attach(stage);
-        tracing::info!(
-            mode = %mode,
-            run_dir = %inst_dir.display(),
-            uids = %format!("{}..{}", config.uid_base, config.uid_base as u64 + config.uid_count as u64),
-            "sandbox ready"
-        );
-        Ok(Sandbox {
-            mode,
-            shared: Arc::new(Shared {
-                hierarchy,
-                layout,
-                root,
-                netns: NetnsPool::default(),
-                self_pidfd,
-                init_exe,
-                uids,
-            }),
-            warm: WarmPool::default(),
-            reaper: Reaper::start(),
-            inst_dir,
-        })
+        Ok((uids, self_pidfd, init_exe))
     }
 
     /// Prepares `n` network namespaces ahead of need (each run takes one from the pool and
