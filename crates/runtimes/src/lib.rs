@@ -160,7 +160,7 @@ impl Registry {
             probe_cache: ProbeCache::off(),
         };
         for (file, text) in BUILTIN {
-            registry.insert(file, Runtime::parse(file, text)?)?;
+            registry.insert(file, Runtime::parse_builtin(file, text)?)?;
         }
         Ok(registry)
     }
@@ -290,6 +290,24 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Built-in files skip the regular-expression check at start (`Runtime::parse_builtin`):
+    /// every one of them passes the full check here.
+    #[test]
+    fn every_builtin_file_passes_the_full_check() {
+        for (file, text) in BUILTIN {
+            let full = Runtime::parse(file, text).unwrap();
+            assert_eq!(full, Runtime::parse_builtin(file, text).unwrap(), "{file}");
+        }
+        let (_, bash) = BUILTIN.iter().find(|(f, _)| *f == "bash.toml").unwrap();
+        let broken = bash.replace("error_line_pattern = '(?m)", "error_line_pattern = '(?m)(");
+        assert_ne!(&broken, bash);
+        let err = Runtime::parse("bash.toml", &broken).unwrap_err();
+        assert!(
+            err.to_string().contains("not a valid regular expression"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn builtin_has_python_and_javascript_with_templates() {
