@@ -165,6 +165,27 @@ impl Registry {
         Ok(registry)
     }
 
+    /// The built-in runtime `id` alone, when `id` is a built-in runtime's id (its file is
+    /// `<id>.toml`); `None` for an alias or an unknown name, which need every file. A
+    /// `livexec run` that names its language by id parses one file instead of fourteen.
+    pub fn builtin_one(id: &str) -> Result<Option<Registry>, RuntimeError> {
+        let file = format!("{id}.toml");
+        let Some((file, text)) = BUILTIN.iter().find(|(f, _)| *f == file) else {
+            return Ok(None);
+        };
+        let rt = Runtime::parse_builtin(file, text)?;
+        if rt.id != id {
+            return Ok(None);
+        }
+        let mut registry = Registry {
+            runtimes: BTreeMap::new(),
+            availability: BTreeMap::new(),
+            probe_cache: ProbeCache::off(),
+        };
+        registry.insert(file, rt)?;
+        Ok(Some(registry))
+    }
+
     /// Adds (or replaces, by id) a runtime; an alias that names another runtime is refused.
     fn insert(&mut self, file: &str, rt: Runtime) -> Result<(), RuntimeError> {
         self.runtimes.remove(&rt.id);
@@ -307,6 +328,19 @@ mod tests {
             err.to_string().contains("not a valid regular expression"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn builtin_one_is_the_same_runtime_alone_and_only_for_an_id() {
+        let all = Registry::builtin().unwrap();
+        for id in all.ids() {
+            let one = Registry::builtin_one(id).unwrap().unwrap();
+            assert_eq!(one.ids(), [id]);
+            assert_eq!(one.get(id), all.get(id));
+        }
+        for name in ["py", "c++", "sh", "cobol", "", "../python"] {
+            assert!(Registry::builtin_one(name).unwrap().is_none(), "{name}");
+        }
     }
 
     #[test]
