@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Args;
 use livexec_core::{ErrorType, Status};
 use livexec_engine::{Engine, Executor, Request, Stream};
-use livexec_sandbox::Sandbox;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -53,14 +52,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sandbox_args = args.sandbox.clone();
     let building = std::thread::Builder::new()
         .name("livexec-sandbox".into())
-        .spawn(move || -> anyhow::Result<Sandbox> {
-            let sandbox = sandbox_args.sandbox()?;
-            // The jail's network namespace, so that building the jail does not wait for it.
-            sandbox
-                .prewarm(1)
-                .context("preparing a network namespace")?;
-            Ok(sandbox)
-        })
+        // The jail's network namespace is made beside the rest of the sandbox, so that
+        // building the jail does not wait for it.
+        .spawn(move || sandbox_args.sandbox_with(1))
         .context("starting the sandbox thread")?;
     let prepared = prepare(&args);
     // Joined before any error is returned: the sandbox is dropped (torn down) here, not

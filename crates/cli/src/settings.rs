@@ -225,6 +225,11 @@ impl SandboxArgs {
 
     /// The sandbox engine; refuses to start without cgroups unless allowed.
     pub fn sandbox(&self) -> anyhow::Result<Sandbox> {
+        self.sandbox_with(0)
+    }
+
+    /// [`SandboxArgs::sandbox`] with `netns_ahead` network namespaces made while it starts.
+    pub fn sandbox_with(&self, netns_ahead: usize) -> anyhow::Result<Sandbox> {
         if self.allow_rlimits_only {
             tracing::warn!("LIVEXEC_ALLOW_RLIMITS_ONLY is set: if no cgroup is usable, programs run WITHOUT memory, CPU or process limits. Development only!");
         }
@@ -232,6 +237,7 @@ impl SandboxArgs {
             allow_rlimits_only: self.allow_rlimits_only,
             uid_base: self.uid_base,
             uid_count: self.uid_count,
+            netns_ahead,
             ..SandboxConfig::default()
         })
         .context("starting the sandbox")?;

@@ -54,7 +54,7 @@ impl NetnsPool {
 
 /// Creates a network namespace in a short-lived thread (namespaces belong to threads, so
 /// the caller's own stays untouched) and returns an fd that keeps it alive.
-fn create() -> Result<OwnedFd, SandboxError> {
+pub(crate) fn create() -> Result<OwnedFd, SandboxError> {
     let worker = std::thread::Builder::new()
         .name("livexec-netns".into())
         .spawn(|| -> Result<OwnedFd, SandboxError> {

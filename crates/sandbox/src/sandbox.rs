@@ -65,6 +65,10 @@ pub struct SandboxConfig {
     /// Number of ids in the range: the most concurrent runs on the host (all supervisors
     /// sharing `run_dir`). Default 4096.
     pub uid_count: u32,
+    /// Network namespaces to create while [`Sandbox::new`] does the rest, beside it on a
+    /// thread of its own (as [`Sandbox::prewarm`] would after it). A one-shot caller that will
+    /// run one program sets 1, so that neither the start nor its jail waits for one. Default 0.
+    pub netns_ahead: usize,
 }
 
 impl Default for SandboxConfig {
@@ -82,6 +86,7 @@ impl Default for SandboxConfig {
             run_dir,
             uid_base: 2_000_000_000,
             uid_count: 4096,
+            netns_ahead: 0,
         }
     }
 }
@@ -117,6 +122,34 @@ impl Sandbox {
     /// the init, and refuses to start without a cgroup unless `allow_rlimits_only` (then
     /// warns loudly).
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let ahead = config.netns_ahead;
+        if ahead == 0 {
+            return Sandbox::new_here(config);
+        }
+        std::thread::scope(|s| {
+            let nets = std::thread::Builder::new()
+                .name("livexec-netns-ahead".into())
+                .spawn_scoped(s, || {
+                    (0..ahead)
+                        .map(|_| crate::netns::create())
+                        .collect::<Result<Vec<_>, _>>()
+                });
+            let sandbox = Sandbox::new_here(config);
+            let nets = match nets {
+                Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                // No thread to spare: created here.
+                Err(_) => (0..ahead).map(|_| crate::netns::create()).collect(),
+            };
+            let sandbox = sandbox?;
+            for fd in nets? {
+                sandbox.shared.netns.give_back(fd);
+            }
+            Ok(sandbox)
+        })
+    }
+
+    /// [`Sandbox::new`] without the network namespaces made ahead.
+    fn new_here(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let read = |p: &str| {
             fs::read_to_string(p).map_err(|source| SandboxError::Fs {
                 op: "read",
