@@ -87,29 +87,13 @@ impl HostLayout {
             .trim()
             .parse()
             .unwrap_or(40);
-        // The seccomp filter is compiled on a thread of its own while `/proc` is inspected:
-        // neither needs the other, and both are on the path of a `livexec run`.
-        let (seccomp, proc) = std::thread::scope(|s| {
-            let seccomp = std::thread::Builder::new()
-                .name("livexec-seccomp".into())
-                .spawn_scoped(s, crate::seccomp::build);
-            let proc = crate::procfs::ProcHost::detect();
-            let seccomp = match seccomp {
-                Ok(t) => t
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                // No thread to spare: compiled here.
-                Err(_) => crate::seccomp::build(),
-            };
-            (seccomp, proc)
-        });
         Ok(HostLayout {
             top,
             etc,
             cap_last,
             landlock: landlock_masks(crate::sys::landlock_abi()),
-            seccomp: seccomp?,
-            proc: proc?,
+            seccomp: crate::seccomp::build()?,
+            proc: crate::procfs::ProcHost::detect()?,
         })
     }
 }

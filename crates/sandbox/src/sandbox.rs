@@ -129,9 +129,11 @@ impl Sandbox {
         std::thread::scope(|s| {
             let nets = std::thread::Builder::new()
                 .name("livexec-netns-ahead".into())
+                // Each namespace is made in this short-lived thread (`create_here`), which
+                // ends right after.
                 .spawn_scoped(s, || {
                     (0..ahead)
-                        .map(|_| crate::netns::create())
+                        .map(|_| crate::netns::create_here())
                         .collect::<Result<Vec<_>, _>>()
                 });
             let sandbox = Sandbox::new_here(config);
@@ -199,7 +201,8 @@ impl Sandbox {
             let proc = &mut layout.proc;
             let probe = std::thread::Builder::new()
                 .name("livexec-probe".into())
-                .spawn_scoped(s, || proc.attach(stage.clone()));
+                // The probe's throw-away mount namespace is this short-lived thread's own.
+                .spawn_scoped(s, || proc.attach(stage.clone(), true));
             let rest = Self::start_up(&config, hierarchy.as_ref());
             let probed = match probe {
                 Ok(t) => t
@@ -212,7 +215,7 @@ impl Sandbox {
         });
         if !probed {
             // No thread to spare: probed here.
-            layout.proc.attach(stage.clone());
+            layout.proc.attach(stage.clone(), false);
         }
         let (uids, self_pidfd, init_exe) = rest?;
         tracing::info!(
