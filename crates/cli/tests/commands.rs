@@ -301,23 +301,26 @@ fn run_cgroups_of(
 #[test]
 fn run_leaves_no_cgroup_run_dir_or_process_behind() {
     let dir = tempfile::tempdir().unwrap();
+    // (language, file, code, time limit in ms, exit status): the time limit is generous
+    // except for the program meant to hit it.
     let cases = [
-        ("python", "a.py", "print('hi')", Some(0)),
+        ("python", "a.py", "print('hi')", "20000", Some(0)),
         (
             "python",
             "b.py",
             "import os\nos.fork()\nwhile True: pass",
+            "500",
             Some(124),
         ),
-        ("cobol", "x.cob", "DISPLAY 'HI'.", Some(1)),
+        ("cobol", "x.cob", "DISPLAY 'HI'.", "20000", Some(1)),
     ];
-    for (lang, file, code, status) in cases {
+    for (lang, file, code, timeout_ms, status) in cases {
         let path = dir.path().join(file);
         std::fs::write(&path, code).unwrap();
         let child = Command::new(BIN)
             .args(["run", "--language", lang])
             .arg(&path)
-            .args(["--timeout-ms", "500"])
+            .args(["--timeout-ms", timeout_ms])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
