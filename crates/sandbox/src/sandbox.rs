@@ -201,8 +201,7 @@ impl Sandbox {
             let proc = &mut layout.proc;
             let probe = std::thread::Builder::new()
                 .name("livexec-probe".into())
-                // The probe's throw-away mount namespace is this short-lived thread's own.
-                .spawn_scoped(s, || proc.attach(stage.clone(), true));
+                .spawn_scoped(s, || proc.attach(stage.clone()));
             let rest = Self::start_up(&config, hierarchy.as_ref());
             let probed = match probe {
                 Ok(t) => t
@@ -215,7 +214,7 @@ impl Sandbox {
         });
         if !probed {
             // No thread to spare: probed here.
-            layout.proc.attach(stage.clone(), false);
+            layout.proc.attach(stage.clone());
         }
         let (uids, self_pidfd, init_exe) = rest?;
         tracing::info!(

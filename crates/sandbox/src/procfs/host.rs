@@ -159,11 +159,9 @@ impl ProcHost {
     }
 
     /// Records the staging directory and checks, in a throw-away mount namespace, which of
-    /// the host's block devices can be mounted under a neutral name there: on a thread of its
-    /// own, or with `this_thread` on the calling thread (a thread of ours that ends right
-    /// after, since it stays in that namespace).
-    pub(crate) fn attach(&mut self, stage: PathBuf, this_thread: bool) {
-        self.sources.probe(&stage, this_thread);
+    /// the host's block devices can be mounted under a neutral name there.
+    pub(crate) fn attach(&mut self, stage: PathBuf) {
+        self.sources.probe(&stage);
         self.stage = stage;
         tracing::debug!(
             masked = ?self.masked,

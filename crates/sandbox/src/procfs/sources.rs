@@ -171,26 +171,20 @@ impl Sources {
     }
 
     /// Mounts each block device of the table under [`NEUTRAL_NAME`] in a throw-away mount
-    /// namespace with `stage` as scratch space, and keeps those whose mount shows the same
-    /// file as the host at the same place. The namespace is a thread's own: a new thread's,
-    /// or with `this_thread` the calling thread's (which must be a thread of ours that ends
-    /// right after, as it is then left in that namespace).
-    pub(crate) fn probe(&mut self, stage: &Path, this_thread: bool) {
+    /// namespace (a thread of its own) with `stage` as scratch space, and keeps those whose
+    /// mount shows the same file as the host at the same place.
+    pub(crate) fn probe(&mut self, stage: &Path) {
         let mut devices: Vec<Mount> = Vec::new();
         for m in &self.table().mounts {
             if m.dev.0 != 0 && !devices.iter().any(|d| d.dev == m.dev) {
                 devices.push(m.clone());
             }
         }
-        let checked = if this_thread {
-            probe_in_own_namespace(stage, &devices)
-        } else {
-            std::thread::scope(|s| {
-                s.spawn(|| probe_in_own_namespace(stage, &devices))
-                    .join()
-                    .unwrap_or_default()
-            })
-        };
+        let checked = std::thread::scope(|s| {
+            s.spawn(|| probe_in_own_namespace(stage, &devices))
+                .join()
+                .unwrap_or_default()
+        });
         self.usable = checked;
         self.usr_neutral = self.resolve([Path::new("/usr")]).devices.len() == 1;
         tracing::debug!(usable = ?self.usable, "devices mountable under a neutral name");
