@@ -16,7 +16,8 @@
 //!
 //! Run (as root): `cargo bench -p livexec --bench runtimes`. `LIVEXEC_BENCH_ROUNDS` (default
 //! 5) sets the rounds; `LIVEXEC_BENCH_RUNTIMES=c,python` picks runtimes (default: every
-//! available one).
+//! available one); `LIVEXEC_BENCH_BIN=/path/to/livexec` times another `livexec` binary in the
+//! `run` column (an earlier build, for a before/after comparison in the same conditions).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -81,8 +82,9 @@ fn cli(rt: &Resolved, root: &Path, round: &str, code: &str) -> (f64, Vec<u8>) {
     std::fs::create_dir_all(&dir).unwrap();
     let file: PathBuf = dir.join(&rt.file_name);
     std::fs::write(&file, code).unwrap();
+    let bin = std::env::var_os("LIVEXEC_BENCH_BIN").unwrap_or_else(|| BIN.into());
     let start = Instant::now();
-    let out = Command::new(BIN)
+    let out = Command::new(bin)
         .args(["run", "--language", &rt.id])
         .arg(&file)
         .env("LIVEXEC_CACHE_DIR", root.join("probe-cache"))

@@ -46,24 +46,25 @@ const TIMED_OUT: u8 = 124;
 /// Run the file and pass its exit status on.
 pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     args.sandbox.export_interpreters();
-    let mut registry = args.sandbox.registry()?;
-    args.limits.cap_compile_cpu(&mut registry)?;
-    let Some(runtime) = registry.lookup(&args.language) else {
-        anyhow::bail!(
-            "unknown language {:?}; known: {}",
-            args.language,
-            registry.ids().join(", ")
-        );
+    // The sandbox (host detection, the init, a network namespace for the jail) is built on a
+    // thread of its own while this one loads the runtimes, resolves the one this run needs
+    // and reads the program and its input: neither needs the other until the run starts.
+    let sandbox_args = args.sandbox.clone();
+    let building = std::thread::Builder::new()
+        .name("livexec-sandbox".into())
+        // The jail's network namespace is made beside the rest of the sandbox, so that
+        // building the jail does not wait for it.
+        .spawn(move || sandbox_args.sandbox_with(1))
+        .context("starting the sandbox thread")?;
+    let prepared = prepare(&args);
+    // Joined before any error is returned: the sandbox is dropped (torn down) here, not
+    // while the process exits.
+    let sandbox = match building.join() {
+        Ok(s) => s,
+        Err(panic) => std::panic::resume_unwind(panic),
     };
-    // Only the runtime this run needs is resolved, its probe answered from the cache when
-    // the toolchain has not changed since it was last probed.
-    let resolved = runtime.resolve_cached(registry.probe_cache())?;
-    let source = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
-    let stdin = read_stdin(args.stdin.as_deref())?;
-    let defaults = args.limits.limits()?;
-    let sandbox = std::sync::Arc::new(args.sandbox.sandbox()?);
-    let id = runtime.id.clone();
+    let (id, resolved, source, stdin, defaults) = prepared?;
+    let sandbox = std::sync::Arc::new(sandbox?);
     let engine = Engine::new(sandbox, HashMap::from([(id.clone(), resolved)]), defaults);
     // stdin as it is (a file or a pipe may hold any bytes).
     let request = Request {
@@ -126,6 +127,37 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(1)
     };
     Ok(ExitCode::from(code))
+}
+
+/// What the run needs besides the sandbox: the runtime's id and its resolved toolchain, the
+/// source, the program's stdin and the default limits.
+type Prepared = (
+    String,
+    livexec_runtimes::Resolved,
+    String,
+    Vec<u8>,
+    livexec_sandbox::Limits,
+);
+
+/// Loads the runtimes and resolves the one `args` names (its probe answered from the cache
+/// when the toolchain has not changed since it was last probed), reads the source and stdin.
+fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+    let mut registry = args.sandbox.registry_for(&args.language)?;
+    args.limits.cap_compile_cpu(&mut registry)?;
+    let Some(runtime) = registry.lookup(&args.language) else {
+        anyhow::bail!(
+            "unknown language {:?}; known: {}",
+            args.language,
+            registry.ids().join(", ")
+        );
+    };
+    // Only the runtime this run needs is resolved.
+    let resolved = runtime.resolve_cached(registry.probe_cache())?;
+    let source = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let stdin = read_stdin(args.stdin.as_deref())?;
+    let defaults = args.limits.limits()?;
+    Ok((runtime.id.clone(), resolved, source, stdin, defaults))
 }
 
 /// The program's stdin: `--stdin FILE`, `--stdin -` (ours), or ours when it is a pipe or a

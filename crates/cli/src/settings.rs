@@ -197,16 +197,39 @@ impl SandboxArgs {
                 .with_context(|| format!("loading runtimes from {}", dir.display()))?,
             None => Registry::builtin().context("loading the built-in runtimes")?,
         };
-        let cache = match &self.cache_dir {
+        Ok(registry.with_probe_cache(self.probe_cache()))
+    }
+
+    /// The registry for a run of `language`: only that built-in runtime when `language` is a
+    /// built-in id and no `--runtimes-dir` is given (one file parsed, not every one), else
+    /// [`SandboxArgs::registry`].
+    pub fn registry_for(&self, language: &str) -> anyhow::Result<Registry> {
+        if self.runtimes_dir.is_none() {
+            if let Some(one) =
+                Registry::builtin_one(language).context("loading the built-in runtimes")?
+            {
+                return Ok(one.with_probe_cache(self.probe_cache()));
+            }
+        }
+        self.registry()
+    }
+
+    /// The probe cache of `--cache-dir`.
+    fn probe_cache(&self) -> ProbeCache {
+        match &self.cache_dir {
             Some(d) if d.as_os_str().is_empty() => ProbeCache::off(),
             Some(d) => ProbeCache::at(d),
             None => ProbeCache::default_dir(),
-        };
-        Ok(registry.with_probe_cache(cache))
+        }
     }
 
     /// The sandbox engine; refuses to start without cgroups unless allowed.
     pub fn sandbox(&self) -> anyhow::Result<Sandbox> {
+        self.sandbox_with(0)
+    }
+
+    /// [`SandboxArgs::sandbox`] with `netns_ahead` network namespaces made while it starts.
+    pub fn sandbox_with(&self, netns_ahead: usize) -> anyhow::Result<Sandbox> {
         if self.allow_rlimits_only {
             tracing::warn!("LIVEXEC_ALLOW_RLIMITS_ONLY is set: if no cgroup is usable, programs run WITHOUT memory, CPU or process limits. Development only!");
         }
@@ -214,6 +237,7 @@ impl SandboxArgs {
             allow_rlimits_only: self.allow_rlimits_only,
             uid_base: self.uid_base,
             uid_count: self.uid_count,
+            netns_ahead,
             ..SandboxConfig::default()
         })
         .context("starting the sandbox")?;

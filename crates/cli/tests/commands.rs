@@ -268,6 +268,81 @@ fn a_second_run_does_not_probe_the_toolchain_again_until_it_changes() {
     );
 }
 
+/// Directories under `dir` (at most `depth` levels down) named `<pid>-<n>` inside a `livexec`
+/// directory: the run cgroups of the supervisor `pid`.
+fn run_cgroups_of(
+    pid: u32,
+    dir: &std::path::Path,
+    depth: u32,
+    found: &mut Vec<std::path::PathBuf>,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{pid}-");
+    for e in entries.filter_map(Result::ok) {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && dir.file_name().is_some_and(|n| n == "livexec") {
+            found.push(path);
+        } else if depth > 0 {
+            run_cgroups_of(pid, &path, depth - 1, found);
+        }
+    }
+}
+
+/// `livexec run` builds its sandbox beside loading the runtimes and tears its jail down before
+/// it exits: once it has exited, whether the program succeeded, was killed at its time limit,
+/// or never ran (an unknown language), no cgroup or run directory of it is left (and so no
+/// process of the run: a cgroup with a process in it cannot be removed).
+#[test]
+fn run_leaves_no_cgroup_run_dir_or_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    // (language, file, code, time limit in ms, exit status): the time limit is generous
+    // except for the program meant to hit it.
+    let cases = [
+        ("python", "a.py", "print('hi')", "20000", Some(0)),
+        (
+            "python",
+            "b.py",
+            "import os\nos.fork()\nwhile True: pass",
+            "500",
+            Some(124),
+        ),
+        ("cobol", "x.cob", "DISPLAY 'HI'.", "20000", Some(1)),
+    ];
+    for (lang, file, code, timeout_ms, status) in cases {
+        let path = dir.path().join(file);
+        std::fs::write(&path, code).unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "--language", lang])
+            .arg(&path)
+            .args(["--timeout-ms", timeout_ms])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), status, "{lang} {file}: {out:?}");
+        let mut left = Vec::new();
+        run_cgroups_of(pid, std::path::Path::new("/sys/fs/cgroup"), 6, &mut left);
+        assert!(left.is_empty(), "{file}: cgroups left behind: {left:?}");
+        let run_dirs: Vec<_> = std::fs::read_dir("/run/livexec")
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with(&format!("{pid}.")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(run_dirs.is_empty(), "{file}: run dirs left: {run_dirs:?}");
+    }
+}
+
 #[test]
 fn an_unknown_language_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -160,9 +160,30 @@ impl Registry {
             probe_cache: ProbeCache::off(),
         };
         for (file, text) in BUILTIN {
-            registry.insert(file, Runtime::parse(file, text)?)?;
+            registry.insert(file, Runtime::parse_builtin(file, text)?)?;
         }
         Ok(registry)
+    }
+
+    /// The built-in runtime `id` alone, when `id` is a built-in runtime's id (its file is
+    /// `<id>.toml`); `None` for an alias or an unknown name, which need every file. A
+    /// `livexec run` that names its language by id parses one file instead of fourteen.
+    pub fn builtin_one(id: &str) -> Result<Option<Registry>, RuntimeError> {
+        let file = format!("{id}.toml");
+        let Some((file, text)) = BUILTIN.iter().find(|(f, _)| *f == file) else {
+            return Ok(None);
+        };
+        let rt = Runtime::parse_builtin(file, text)?;
+        if rt.id != id {
+            return Ok(None);
+        }
+        let mut registry = Registry {
+            runtimes: BTreeMap::new(),
+            availability: BTreeMap::new(),
+            probe_cache: ProbeCache::off(),
+        };
+        registry.insert(file, rt)?;
+        Ok(Some(registry))
     }
 
     /// Adds (or replaces, by id) a runtime; an alias that names another runtime is refused.
@@ -290,6 +311,37 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Built-in files skip the regular-expression check at start (`Runtime::parse_builtin`):
+    /// every one of them passes the full check here.
+    #[test]
+    fn every_builtin_file_passes_the_full_check() {
+        for (file, text) in BUILTIN {
+            let full = Runtime::parse(file, text).unwrap();
+            assert_eq!(full, Runtime::parse_builtin(file, text).unwrap(), "{file}");
+        }
+        let (_, bash) = BUILTIN.iter().find(|(f, _)| *f == "bash.toml").unwrap();
+        let broken = bash.replace("error_line_pattern = '(?m)", "error_line_pattern = '(?m)(");
+        assert_ne!(&broken, bash);
+        let err = Runtime::parse("bash.toml", &broken).unwrap_err();
+        assert!(
+            err.to_string().contains("not a valid regular expression"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn builtin_one_is_the_same_runtime_alone_and_only_for_an_id() {
+        let all = Registry::builtin().unwrap();
+        for id in all.ids() {
+            let one = Registry::builtin_one(id).unwrap().unwrap();
+            assert_eq!(one.ids(), [id]);
+            assert_eq!(one.get(id), all.get(id));
+        }
+        for name in ["py", "c++", "sh", "cobol", "", "../python"] {
+            assert!(Registry::builtin_one(name).unwrap().is_none(), "{name}");
+        }
+    }
 
     #[test]
     fn builtin_has_python_and_javascript_with_templates() {

@@ -54,22 +54,10 @@ impl NetnsPool {
 
 /// Creates a network namespace in a short-lived thread (namespaces belong to threads, so
 /// the caller's own stays untouched) and returns an fd that keeps it alive.
-fn create() -> Result<OwnedFd, SandboxError> {
+pub(crate) fn create() -> Result<OwnedFd, SandboxError> {
     let worker = std::thread::Builder::new()
         .name("livexec-netns".into())
-        .spawn(|| -> Result<OwnedFd, SandboxError> {
-            sys::unshare(libc::CLONE_NEWNET).map_err(|e| SandboxError::Syscall {
-                call: "unshare",
-                args: "CLONE_NEWNET (netns pool)".into(),
-                source: std::io::Error::from_raw_os_error(e),
-            })?;
-            let f = File::open("/proc/thread-self/ns/net").map_err(|source| SandboxError::Fs {
-                op: "open",
-                path: "/proc/thread-self/ns/net".into(),
-                source,
-            })?;
-            Ok(OwnedFd::from(f))
-        })
+        .spawn(create_here)
         .map_err(|source| SandboxError::Fs {
             op: "spawn thread for",
             path: "/proc/thread-self/ns/net".into(),
@@ -80,6 +68,23 @@ fn create() -> Result<OwnedFd, SandboxError> {
             reason: "the netns thread panicked".into(),
         })
     })
+}
+
+/// Creates a network namespace *for the calling thread*, which must be a thread of ours
+/// that ends without touching the network (each call moves it into another fresh one), and
+/// returns an fd that keeps the namespace alive.
+pub(crate) fn create_here() -> Result<OwnedFd, SandboxError> {
+    sys::unshare(libc::CLONE_NEWNET).map_err(|e| SandboxError::Syscall {
+        call: "unshare",
+        args: "CLONE_NEWNET (netns pool)".into(),
+        source: std::io::Error::from_raw_os_error(e),
+    })?;
+    let f = File::open("/proc/thread-self/ns/net").map_err(|source| SandboxError::Fs {
+        op: "open",
+        path: "/proc/thread-self/ns/net".into(),
+        source,
+    })?;
+    Ok(OwnedFd::from(f))
 }
 
 /// The raw fd (for the child's plan).

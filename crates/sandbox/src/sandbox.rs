@@ -21,8 +21,8 @@ use crate::{Command, Outcome, ProcIsolation, SandboxError, Stream};
 /// The jail's init, a static executable built by `build.rs` from `src/init.rs`.
 static INIT_EXE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livexec-init"));
 
-/// Instances of [`Sandbox`] in this process (names their run directories).
-static INSTANCE: AtomicU64 = AtomicU64::new(0);
+/// The directory under `run_dir` holding the jails' mount points.
+const MNT_DIR: &str = "mnt";
 /// Runs started by this process (names their cgroups).
 pub(crate) static RUN_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -65,6 +65,10 @@ pub struct SandboxConfig {
     /// Number of ids in the range: the most concurrent runs on the host (all supervisors
     /// sharing `run_dir`). Default 4096.
     pub uid_count: u32,
+    /// Network namespaces to create while [`Sandbox::new`] does the rest, beside it on a
+    /// thread of its own (as [`Sandbox::prewarm`] would after it). A one-shot caller that will
+    /// run one program sets 1, so that neither the start nor its jail waits for one. Default 0.
+    pub netns_ahead: usize,
 }
 
 impl Default for SandboxConfig {
@@ -82,6 +86,7 @@ impl Default for SandboxConfig {
             run_dir,
             uid_base: 2_000_000_000,
             uid_count: 4096,
+            netns_ahead: 0,
         }
     }
 }
@@ -90,7 +95,7 @@ impl Default for SandboxConfig {
 pub(crate) struct Shared {
     pub(crate) hierarchy: Option<Hierarchy>,
     pub(crate) layout: HostLayout,
-    /// `<inst_dir>/root`: the mount point of every jail's root (in its own mount namespace).
+    /// `<run_dir>/mnt/root`: the mount point of every jail's root (in its own mount namespace).
     pub(crate) root: PathBuf,
     /// Idle network namespaces.
     pub(crate) netns: NetnsPool,
@@ -110,8 +115,6 @@ pub struct Sandbox {
     shared: Arc<Shared>,
     warm: WarmPool,
     reaper: Reaper,
-    /// `<run_dir>/<pid>.<instance>`.
-    inst_dir: PathBuf,
 }
 
 impl Sandbox {
@@ -119,6 +122,36 @@ impl Sandbox {
     /// the init, and refuses to start without a cgroup unless `allow_rlimits_only` (then
     /// warns loudly).
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let ahead = config.netns_ahead;
+        if ahead == 0 {
+            return Sandbox::new_here(config);
+        }
+        std::thread::scope(|s| {
+            let nets = std::thread::Builder::new()
+                .name("livexec-netns-ahead".into())
+                // Each namespace is made in this short-lived thread (`create_here`), which
+                // ends right after.
+                .spawn_scoped(s, || {
+                    (0..ahead)
+                        .map(|_| crate::netns::create_here())
+                        .collect::<Result<Vec<_>, _>>()
+                });
+            let sandbox = Sandbox::new_here(config);
+            let nets = match nets {
+                Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                // No thread to spare: created here.
+                Err(_) => (0..ahead).map(|_| crate::netns::create()).collect(),
+            };
+            let sandbox = sandbox?;
+            for fd in nets? {
+                sandbox.shared.netns.give_back(fd);
+            }
+            Ok(sandbox)
+        })
+    }
+
+    /// [`Sandbox::new`] without the network namespaces made ahead.
+    fn new_here(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let read = |p: &str| {
             fs::read_to_string(p).map_err(|source| SandboxError::Fs {
                 op: "read",
@@ -151,9 +184,71 @@ impl Sandbox {
             })
         };
         mkdir(&config.run_dir)?;
+        // The mount points of the jails' root and `/proc` stage, shared by every supervisor
+        // and never removed: nothing is mounted on them in the host's mount namespace, only in
+        // each jail's own (and the probe's). Removing a directory that a dying jail's
+        // namespace still has a mount on detaches that mount and waits for an RCU grace
+        // period: per-supervisor directories removed at exit cost each `livexec run` 0.3 to
+        // 7 ms there.
+        let mnt = config.run_dir.join(MNT_DIR);
+        let root = mnt.join("root");
+        let stage = mnt.join(crate::procfs::STAGE_DIR);
+        mkdir(&root)?;
+        mkdir(&stage)?;
+        // Which devices can be mounted under a neutral name is probed (in a throw-away mount
+        // namespace, on a thread of its own) while the rest is set up here.
+        let (rest, probed) = std::thread::scope(|s| {
+            let proc = &mut layout.proc;
+            let probe = std::thread::Builder::new()
+                .name("livexec-probe".into())
+                .spawn_scoped(s, || proc.attach(stage.clone()));
+            let rest = Self::start_up(&config, hierarchy.as_ref());
+            let probed = match probe {
+                Ok(t) => t
+                    .join()
+                    .map(|()| true)
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(_) => false,
+            };
+            (rest, probed)
+        });
+        if !probed {
+            // No thread to spare: probed here.
+            layout.proc.attach(stage.clone());
+        }
+        let (uids, self_pidfd, init_exe) = rest?;
+        tracing::info!(
+            mode = %mode,
+            run_dir = %config.run_dir.display(),
+            uids = %format!("{}..{}", config.uid_base, config.uid_base as u64 + config.uid_count as u64),
+            "sandbox ready"
+        );
+        Ok(Sandbox {
+            mode,
+            shared: Arc::new(Shared {
+                hierarchy,
+                layout,
+                root,
+                netns: NetnsPool::default(),
+                self_pidfd,
+                init_exe,
+                uids,
+            }),
+            warm: WarmPool::default(),
+            reaper: Reaper::start(),
+        })
+    }
+
+    /// The part of [`Sandbox::new`] that does not depend on the host layout: the uid range,
+    /// the sweep of dead supervisors' leftovers, a pidfd of this process and the init's
+    /// sealed memfd.
+    fn start_up(
+        config: &SandboxConfig,
+        hierarchy: Option<&Hierarchy>,
+    ) -> Result<(UidPool, OwnedFd, OwnedFd), SandboxError> {
         let uids = UidPool::new(config.uid_base, config.uid_count, &config.run_dir)?;
         sweep_run_dirs(&config.run_dir);
-        if let Some(h) = &hierarchy {
+        if let Some(h) = hierarchy {
             let removed = h.sweep_stale(&pid_alive);
             if !removed.is_empty() {
                 tracing::info!(
@@ -178,34 +273,7 @@ impl Sandbox {
             .map_err(sys_err("memfd_create", "livexec-init, sealed".into()))?;
         // SAFETY: sealed_memfd returned a new fd that nothing else owns.
         let init_exe = unsafe { OwnedFd::from_raw_fd(init_exe) };
-        let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
-        let inst_dir = config.run_dir.join(format!("{}.{n}", std::process::id()));
-        let root = inst_dir.join("root");
-        mkdir(&root)?;
-        let stage = inst_dir.join(crate::procfs::STAGE_DIR);
-        mkdir(&stage)?;
-        layout.proc.attach(stage);
-        tracing::info!(
-            mode = %mode,
-            run_dir = %inst_dir.display(),
-            uids = %format!("{}..{}", config.uid_base, config.uid_base as u64 + config.uid_count as u64),
-            "sandbox ready"
-        );
-        Ok(Sandbox {
-            mode,
-            shared: Arc::new(Shared {
-                hierarchy,
-                layout,
-                root,
-                netns: NetnsPool::default(),
-                self_pidfd,
-                init_exe,
-                uids,
-            }),
-            warm: WarmPool::default(),
-            reaper: Reaper::start(),
-            inst_dir,
-        })
+        Ok((uids, self_pidfd, init_exe))
     }
 
     /// Prepares `n` network namespaces ahead of need (each run takes one from the pool and
@@ -381,9 +449,6 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.warm.shut_down();
         self.reaper.shut_down();
-        let _ = fs::remove_dir(&self.shared.root);
-        let _ = fs::remove_dir(&self.shared.layout.proc.stage);
-        let _ = fs::remove_dir(&self.inst_dir);
     }
 }
 
@@ -392,7 +457,8 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 
-/// Removes `<run_dir>/<pid>.<n>` directories of dead supervisors (never a live one's).
+/// Removes `<run_dir>/<pid>.<n>` directories of dead supervisors (never a live one's), left by
+/// versions that gave each supervisor mount points of its own.
 fn sweep_run_dirs(run_dir: &Path) {
     let Ok(entries) = fs::read_dir(run_dir) else {
         return;

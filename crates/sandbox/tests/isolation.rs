@@ -399,3 +399,35 @@ for p in ["/proc/self/comm", "/proc/self/oom_score_adj"]:
         "/proc/self/comm EACCES\n/proc/self/oom_score_adj EACCES"
     );
 }
+
+/// A network namespace made while the sandbox starts (`SandboxConfig::netns_ahead`, what
+/// `livexec run` asks for) is as empty as one made on demand: only `lo`, nothing reachable.
+#[test]
+fn a_network_namespace_made_ahead_is_empty_too() {
+    let sb = livexec_sandbox::Sandbox::new(livexec_sandbox::SandboxConfig {
+        netns_ahead: 1,
+        ..livexec_sandbox::SandboxConfig::default()
+    })
+    .unwrap();
+    for _ in 0..2 {
+        let o = sb
+            .run(
+                &py(r#"
+import socket
+try:
+    socket.create_connection(("127.0.0.1", 5432), timeout=1)
+    print("CONNECTED")
+except OSError as e:
+    print("connect failed")
+print(sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]))
+"#),
+                &mut |_, _| {},
+            )
+            .unwrap();
+        sb.wait_torn_down();
+        let s = ok(&o);
+        assert!(s.contains("connect failed"), "{s}");
+        assert!(s.ends_with("['lo']"), "{s}");
+    }
+    drop(sb);
+}

@@ -111,6 +111,11 @@ impl ProcHost {
             let Ok(name) = e.file_name().into_string() else {
                 continue;
             };
+            // Pid directories (most of the listing) stay live whatever their metadata: no
+            // `stat` for each process on the host.
+            if name.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
             let Ok(meta) = fs::symlink_metadata(e.path()) else {
                 continue; // vanished (a pid that exited)
             };
