@@ -355,6 +355,10 @@ impl Sandbox {
     /// come later, with [`Sandbox::run_prepared`]; a caller that knows what it will run
     /// (test cases of one program) prepares the next jails while earlier ones run. Used
     /// once; a jail not used is torn down by [`Sandbox::discard`] (or when it drops).
+    ///
+    /// A jail built here dies with the thread that called this (its first process has
+    /// `PR_SET_PDEATHSIG`, which follows the parent *thread*): prepare on a thread that
+    /// outlives the run, not on a short-lived helper thread.
     pub fn prepare(&self, template: &Command) -> Result<Prepared, SandboxError> {
         self.prepare_as(template, false)
     }
