@@ -63,7 +63,13 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(panic) => std::panic::resume_unwind(panic),
     };
-    let (id, resolved, source, stdin, defaults) = prepared?;
+    let RunInputs {
+        id,
+        resolved,
+        source,
+        stdin,
+        defaults,
+    } = prepared?;
     let sandbox = std::sync::Arc::new(sandbox?);
     let engine = Engine::new(sandbox, HashMap::from([(id.clone(), resolved)]), defaults);
     // stdin as it is (a file or a pipe may hold any bytes).
@@ -129,19 +135,23 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-/// What the run needs besides the sandbox: the runtime's id and its resolved toolchain, the
-/// source, the program's stdin and the default limits.
-type Prepared = (
-    String,
-    livexec_runtimes::Resolved,
-    String,
-    Vec<u8>,
-    livexec_sandbox::Limits,
-);
+/// What the run needs besides the sandbox.
+struct RunInputs {
+    /// The runtime's id.
+    id: String,
+    /// Its toolchain, resolved.
+    resolved: livexec_runtimes::Resolved,
+    /// The program's source.
+    source: String,
+    /// The program's stdin (bytes as given).
+    stdin: Vec<u8>,
+    /// The default limits.
+    defaults: livexec_sandbox::Limits,
+}
 
 /// Loads the runtimes and resolves the one `args` names (its probe answered from the cache
 /// when the toolchain has not changed since it was last probed), reads the source and stdin.
-fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
+fn prepare(args: &RunArgs) -> anyhow::Result<RunInputs> {
     let mut registry = args.sandbox.registry_for(&args.language)?;
     args.limits.cap_compile_cpu(&mut registry)?;
     let Some(runtime) = registry.lookup(&args.language) else {
@@ -157,7 +167,13 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         .with_context(|| format!("reading {}", args.file.display()))?;
     let stdin = read_stdin(args.stdin.as_deref())?;
     let defaults = args.limits.limits()?;
-    Ok((runtime.id.clone(), resolved, source, stdin, defaults))
+    Ok(RunInputs {
+        id: runtime.id.clone(),
+        resolved,
+        source,
+        stdin,
+        defaults,
+    })
 }
 
 /// The program's stdin: `--stdin FILE`, `--stdin -` (ours), or ours when it is a pipe or a
