@@ -152,13 +152,18 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The runtimes compiled into the binary.
-    pub fn builtin() -> Result<Registry, RuntimeError> {
-        let mut registry = Registry {
+    /// No runtime, no probe cache.
+    fn empty() -> Registry {
+        Registry {
             runtimes: BTreeMap::new(),
             availability: BTreeMap::new(),
             probe_cache: ProbeCache::off(),
-        };
+        }
+    }
+
+    /// The runtimes compiled into the binary.
+    pub fn builtin() -> Result<Registry, RuntimeError> {
+        let mut registry = Registry::empty();
         for (file, text) in BUILTIN {
             registry.insert(file, Runtime::parse_builtin(file, text)?)?;
         }
@@ -177,11 +182,7 @@ impl Registry {
         if rt.id != id {
             return Ok(None);
         }
-        let mut registry = Registry {
-            runtimes: BTreeMap::new(),
-            availability: BTreeMap::new(),
-            probe_cache: ProbeCache::off(),
-        };
+        let mut registry = Registry::empty();
         registry.insert(file, rt)?;
         Ok(Some(registry))
     }
