@@ -1,15 +1,16 @@
 //! The jail's init (pid 1): a separate tiny static program, not a fork of the supervisor.
 //!
-//! This file is compiled twice: as a module of the library (the wire format of the *go*
-//! message, [`encode`]/[`decode`], and the report codes are shared with the supervisor, and
-//! unit-tested here), and by `build.rs` into a static executable (`init/main.rs` includes it
-//! with `#[path]`) that the library embeds and loads into a sealed `memfd` once per
-//! [`crate::Sandbox`]. Because the jail's pid 1 is a fresh `execve` of this program with the
-//! argv `["livexec-init"]` and an empty environment, nothing of the server — its argv, its
-//! environment, its memory — exists inside the jail.
-//!
-//! So that the standalone build needs no crate but `std`, the few libc calls are declared
-//! here (module `ffi`), not taken from the `libc` crate.
+//! This file is the init's protocol, compiled twice: as a module of the library (the
+//! supervisor [`encode`]s the *go* message and reads the status records) and into the init
+//! itself (`init/main.rs`, built by `build.rs` with `--cfg livexec_init`, includes it with
+//! `#[path]` and [`decode`]s the message), so both sides share one wire format, unit-tested
+//! here. The init is `#![no_std]`: no C library and no Rust runtime start-up, only raw
+//! system calls, so that starting it costs its `execve` and a few page faults (a static C
+//! library's start-up probes the CPU with `cpuid`, which traps to the hypervisor on a VM). The
+//! library embeds it and loads it into a sealed `memfd` once per [`crate::Sandbox`]. Because
+//! the jail's pid 1 is a fresh `execve` of this program with the argv `["livexec-init"]` and
+//! an empty environment, nothing of the server — its argv, its environment, its memory —
+//! exists inside the jail.
 //!
 //! What the init does, after the supervisor's child (stage 1: namespaces, mounts, limits,
 //! privilege drop, Landlock, seccomp) `execveat`s it:
@@ -54,6 +55,7 @@ pub(crate) fn record(step: u32, errno: i32) -> [u8; REPORT_LEN] {
 /// The go message: `u32 argc, u32 envc`, then the program path, the `argc` arguments
 /// (`argv[0]` included) and the `envc` `KEY=VALUE` entries, each NUL-terminated.
 /// `None` when a string contains NUL or the message would exceed [`MAX_GO_BYTES`].
+#[cfg(not(livexec_init))]
 pub(crate) fn encode(program: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&u32::try_from(argv.len()).ok()?.to_le_bytes());
@@ -68,181 +70,52 @@ pub(crate) fn encode(program: &[u8], argv: &[&[u8]], envp: &[&[u8]]) -> Option<V
     (out.len() <= MAX_GO_BYTES).then_some(out)
 }
 
-/// A decoded go message: program path, argv, envp (each without its NUL).
+#[cfg(any(test, livexec_init))]
+/// A checked go message: the program path, then `argc` arguments and `envc` environment
+/// entries, read in place (no copies: each string is followed by its NUL in the buffer, so
+/// the init hands pointers into the message straight to `execve`).
 pub(crate) struct Go<'a> {
-    pub program: &'a [u8],
-    pub argv: Vec<&'a [u8]>,
-    pub envp: Vec<&'a [u8]>,
+    /// Number of arguments (`argv[0]` included).
+    pub argc: usize,
+    /// Number of `KEY=VALUE` entries.
+    pub envc: usize,
+    /// The strings, NUL-separated, without the final NUL.
+    strings: &'a [u8],
 }
 
-/// Parses a go message; `None` when it is malformed.
+#[cfg(any(test, livexec_init))]
+impl<'a> Go<'a> {
+    /// Every string in order, each without its NUL: the program, the arguments, the
+    /// environment.
+    pub(crate) fn strings(&self) -> core::slice::Split<'a, u8, fn(&u8) -> bool> {
+        self.strings.split(is_nul as fn(&u8) -> bool)
+    }
+
+    /// The program path.
+    pub(crate) fn program(&self) -> &'a [u8] {
+        self.strings().next().unwrap_or_default()
+    }
+}
+
+#[cfg(any(test, livexec_init))]
+fn is_nul(b: &u8) -> bool {
+    *b == 0
+}
+
+#[cfg(any(test, livexec_init))]
+/// Parses a go message; `None` when it is malformed (a count that does not match the
+/// strings, an empty program path, a missing final NUL). Needs only `core`: the init uses it.
 pub(crate) fn decode(buf: &[u8]) -> Option<Go<'_>> {
     let argc = u32::from_le_bytes(buf.get(0..4)?.try_into().ok()?) as usize;
     let envc = u32::from_le_bytes(buf.get(4..8)?.try_into().ok()?) as usize;
-    let body = buf.get(8..)?;
-    let body = body.strip_suffix(&[0])?;
-    let mut parts = body.split(|&b| b == 0);
-    let program = parts.next()?;
-    let argv: Vec<&[u8]> = parts.by_ref().take(argc).collect();
-    let envp: Vec<&[u8]> = parts.by_ref().take(envc).collect();
-    if argv.len() != argc || envp.len() != envc || parts.next().is_some() || program.is_empty() {
-        return None;
-    }
-    Some(Go {
-        program,
-        argv,
-        envp,
-    })
-}
-
-/// The init's main loop (the static executable's `main`). Never returns.
-#[allow(dead_code)] // used by the standalone build (init/main.rs)
-pub(crate) fn run() -> ! {
-    use std::ffi::CString;
-
-    // SAFETY: plain prctl calls; the name is a NUL-terminated static string.
-    unsafe {
-        ffi::prctl(ffi::PR_SET_DUMPABLE, 0, 0, 0, 0);
-        ffi::prctl(ffi::PR_SET_NAME, c"livexec-init".as_ptr(), 0, 0, 0);
-    }
-    ffi::write_all(STATUS_FD, &record(STEP_READY, 0));
-    let mut msg = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match ffi::read(GO_FD, &mut chunk) {
-            Ok(0) => break,
-            Ok(n) if msg.len() + n <= MAX_GO_BYTES => msg.extend_from_slice(&chunk[..n]),
-            Ok(_) => fail(STEP_GO, 7), // E2BIG
-            Err(ffi::EINTR) => {}
-            Err(e) => fail(STEP_GO, e),
-        }
-    }
-    ffi::close(GO_FD);
-    if msg.is_empty() {
-        // The supervisor dropped this sandbox unused.
-        ffi::exit(0);
-    }
-    let Some(go) = decode(&msg) else {
-        fail(STEP_GO, 22) // EINVAL
+    let strings = buf.get(8..)?.strip_suffix(&[0])?;
+    let go = Go {
+        argc,
+        envc,
+        strings,
     };
-    let cstr = |b: &[u8]| CString::new(b).unwrap_or_default();
-    let program = cstr(go.program);
-    let argv: Vec<CString> = go.argv.iter().map(|a| cstr(a)).collect();
-    let envp: Vec<CString> = go.envp.iter().map(|e| cstr(e)).collect();
-    let mut argv_p: Vec<*const std::ffi::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const std::ffi::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-
-    // SAFETY: this process is single-threaded; the child only makes async-signal-safe calls.
-    let pid = unsafe { ffi::fork() };
-    if pid < 0 {
-        fail(STEP_FORK, ffi::errno());
-    }
-    if pid == 0 {
-        ffi::close(EXIT_FD);
-        // SAFETY: plain fcntl on an fd we own.
-        unsafe { ffi::fcntl(STATUS_FD, ffi::F_SETFD, ffi::FD_CLOEXEC) };
-        // SAFETY: NULL-terminated arrays of pointers to NUL-terminated strings that live
-        // until the call returns (it only returns on failure).
-        unsafe { ffi::execve(program.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
-        fail(STEP_EXEC, ffi::errno());
-    }
-    for fd in [0, 1, 2, STATUS_FD] {
-        ffi::close(fd);
-    }
-    loop {
-        let mut status: i32 = 0;
-        // SAFETY: status is a valid out-pointer.
-        let r = unsafe { ffi::waitpid(-1, &mut status, ffi::WALL) };
-        if r == pid {
-            ffi::write_all(EXIT_FD, &status.to_le_bytes());
-            ffi::exit(0);
-        }
-        if r < 0 && ffi::errno() != ffi::EINTR {
-            ffi::exit(1);
-        }
-    }
-}
-
-/// Reports `(step, errno)` on the status pipe and exits with 127.
-#[allow(dead_code)] // used by the standalone build (init/main.rs)
-fn fail(step: u32, errno: i32) -> ! {
-    ffi::write_all(STATUS_FD, &record(step, errno));
-    ffi::exit(127)
-}
-
-/// The libc calls of the init (declared here so the standalone build needs only `std`).
-#[allow(dead_code)] // used by the standalone build (init/main.rs)
-mod ffi {
-    use std::ffi::{c_char, c_int, c_void};
-
-    pub const EINTR: i32 = 4;
-    pub const F_SETFD: c_int = 2;
-    pub const FD_CLOEXEC: c_int = 1;
-    pub const PR_SET_DUMPABLE: c_int = 4;
-    pub const PR_SET_NAME: c_int = 15;
-    pub const WALL: c_int = 0x4000_0000;
-
-    extern "C" {
-        pub fn prctl(option: c_int, ...) -> c_int;
-        pub fn fork() -> c_int;
-        pub fn execve(
-            path: *const c_char,
-            argv: *const *const c_char,
-            envp: *const *const c_char,
-        ) -> c_int;
-        pub fn waitpid(pid: c_int, status: *mut c_int, options: c_int) -> c_int;
-        pub fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
-        #[link_name = "read"]
-        fn c_read(fd: c_int, buf: *mut c_void, count: usize) -> isize;
-        #[link_name = "write"]
-        fn c_write(fd: c_int, buf: *const c_void, count: usize) -> isize;
-        #[link_name = "close"]
-        fn c_close(fd: c_int) -> c_int;
-        #[link_name = "_exit"]
-        fn c_exit(code: c_int) -> !;
-        fn __errno_location() -> *mut c_int;
-    }
-
-    pub fn errno() -> i32 {
-        // SAFETY: __errno_location returns a valid pointer to this thread's errno.
-        unsafe { *__errno_location() }
-    }
-
-    pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, i32> {
-        // SAFETY: buf is valid for writes of buf.len() bytes.
-        let r = unsafe { c_read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if r < 0 {
-            Err(errno())
-        } else {
-            Ok(r as usize)
-        }
-    }
-
-    pub fn write_all(fd: c_int, mut buf: &[u8]) {
-        while !buf.is_empty() {
-            // SAFETY: buf is valid for buf.len() bytes.
-            let r = unsafe { c_write(fd, buf.as_ptr().cast(), buf.len()) };
-            if r < 0 && errno() == EINTR {
-                continue;
-            }
-            if r <= 0 {
-                return;
-            }
-            buf = &buf[r as usize..];
-        }
-    }
-
-    pub fn close(fd: c_int) {
-        // SAFETY: closing an fd; errors do not matter here.
-        unsafe { c_close(fd) };
-    }
-
-    pub fn exit(code: c_int) -> ! {
-        // SAFETY: _exit never returns.
-        unsafe { c_exit(code) }
-    }
+    let expected = argc.checked_add(envc)?.checked_add(1)?;
+    (go.strings().count() == expected && !go.program().is_empty()).then_some(go)
 }
 
 #[cfg(test)]
@@ -258,11 +131,21 @@ mod tests {
         )
         .unwrap();
         let g = decode(&m).unwrap();
-        assert_eq!(g.program, b"/usr/bin/python3");
-        assert_eq!(g.argv, vec![&b"/usr/bin/python3"[..], b"main.py", b""]);
-        assert_eq!(g.envp, vec![&b"A=1"[..]]);
+        assert_eq!(g.program(), b"/usr/bin/python3");
+        assert_eq!((g.argc, g.envc), (3, 1));
+        let all: Vec<&[u8]> = g.strings().collect();
+        assert_eq!(
+            all,
+            vec![
+                &b"/usr/bin/python3"[..],
+                b"/usr/bin/python3",
+                b"main.py",
+                b"",
+                b"A=1"
+            ]
+        );
         let empty = encode(b"/x", &[b"/x"], &[]).unwrap();
-        assert_eq!(decode(&empty).unwrap().envp.len(), 0);
+        assert_eq!(decode(&empty).unwrap().envc, 0);
     }
 
     #[test]

@@ -100,7 +100,8 @@
 //!   Landlock is used when present, from 5.13), x86_64.
 //! - Root (the supervisor creates namespaces and drops each jail to a uid of its own).
 //!   Unprivileged user namespaces alone are not enough for this version. Building the crate
-//!   needs the static C library (Debian/Ubuntu `libc6-dev`) for the jail's init.
+//!   needs the C compiler as the linker of the jail's init (a `no_std` program that links no
+//!   C library).
 //! - cgroups: v2 with a delegated subtree where `memory cpu pids` can be enabled (the
 //!   supervisor moves itself into `<its cgroup>/<name>-supervisor` and runs jails under
 //!   `<its cgroup>/<name>/<pid>-<seq>`), or v1 with `memory`, `cpu`, `cpuacct`, `pids` (and

@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::RunCgroup;
-use crate::init::{self, REPORT_LEN, STEP_EXEC, STEP_READY};
+use crate::init::{self, REPORT_LEN, STEP_EXEC, STEP_FORK, STEP_GO, STEP_READY};
 use crate::jail::{self, ChildFds, Shape};
 use crate::sandbox::{Shared, RUN_SEQ};
 use crate::supervise::{self, Fds};
@@ -380,8 +380,13 @@ impl Jail {
                     source,
                 }
             } else {
+                let what = match step {
+                    STEP_FORK => "could not fork the program".to_owned(),
+                    STEP_GO => "could not read the program to run".to_owned(),
+                    _ => format!("failed at step {step:#x}"),
+                };
                 SandboxError::SetupFailed {
-                    reason: format!("the jail's init failed at step {step:#x}: {source}"),
+                    reason: format!("the jail's init {what}: {source}"),
                 }
             });
         }

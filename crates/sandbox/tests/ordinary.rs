@@ -35,6 +35,25 @@ fs.writeFileSync("/dev/stdout", JSON.stringify(input.split("\n").filter(Boolean)
     assert_eq!(ok(&run(&js(code))), "[]", "no stdin: EOF at once");
 }
 
+/// The init hands the program its argv and environment straight from the go message (no
+/// copies): many entries, empty ones and the last of each must all arrive, in order.
+#[test]
+fn many_arguments_and_environment_entries_reach_the_program_in_order() {
+    let mut c = livexec_sandbox::Command::new("/bin/sh");
+    c.args([
+        "-c",
+        r#"echo "$# [$1] [$2] [${30000}]"; echo "$V0 $V1999"; env | grep -c '^V'"#,
+        "sh",
+        "",
+    ]);
+    c.args((2..=30_000).map(|i| format!("a{i}")));
+    for i in 0..2000 {
+        c.env(format!("V{i}"), format!("v{i}"));
+    }
+    c.limits(small());
+    assert_eq!(ok(&run(&c)), "30000 [] [a2] [a30000]\nv0 v1999\n2000");
+}
+
 #[test]
 fn shell_scripts_write_to_dev_stdout() {
     let mut c = livexec_sandbox::Command::new("/bin/sh");
