@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cgroup::RunCgroup;
@@ -55,14 +55,6 @@ fn syscall_err(call: &'static str, args: String, errno: i32) -> SandboxError {
         source: io::Error::from_raw_os_error(errno),
     }
 }
-
-/// Held (exclusively) while the files of a run are open for writing ([`Jail::start`]) and
-/// (shared) around every `clone3` of a jail. A child gets a copy of the supervisor's fd table
-/// and holds it until its setup closes what it does not need; had it copied an artifact still
-/// open for writing (another run's, written by another thread at that moment), that run's
-/// `execve` of the artifact would fail with `ETXTBSY` ("Text file busy") — which test cases
-/// side by side, or the warm pool refilling beside a run, would hit now and then.
-static FILE_WRITES: RwLock<()> = RwLock::new(());
 
 /// What the child of [`clone_child`] runs: the plan, and the status pipe for its report.
 struct ChildPlan<'p, 'a> {
@@ -223,12 +215,11 @@ impl Jail {
             uid,
         )?;
         let cg_fd = jail.cg.as_ref().and_then(RunCgroup::clone_fd);
-        // No file of another run is open for writing while the child copies our fd table.
-        let no_writes = FILE_WRITES.read().unwrap_or_else(|p| p.into_inner());
+        // The child copies our fd table; no run's file is ever open for writing in it
+        // (`workdir::write_files` writes from a table of its own).
         let old_mask = sys::block_all_signals();
         let cloned = clone_child(cg_fd, &ops, st_w);
         sys::restore_signals(&old_mask);
-        drop(no_writes);
         drop(child_ends);
         let (pid, pidfd) = cloned.map_err(|e| {
             syscall_err("clone3", "CLONE_NEWPID|NEWNS|NEWIPC|NEWUTS|PIDFD".into(), e)
@@ -323,10 +314,7 @@ impl Jail {
             }
         }
         let uid = self.uid.as_ref().map_or(0, |l| l.uid);
-        {
-            let _writing = FILE_WRITES.write().unwrap_or_else(|p| p.into_inner());
-            crate::workdir::write_files(self.pid, cmd, uid)?;
-        }
+        crate::workdir::write_files(self.pid, cmd, uid)?;
         // Opened now, while the jail surely exists; read once the program has ended.
         let work = match cmd.collect.is_empty() {
             true => None,
