@@ -8,10 +8,11 @@
 //! - Retention empties, in batches, what executions hold of their users (code, inputs,
 //!   outputs) and deletes idle sessions; it marks nothing, and a row that was emptied no
 //!   longer matches, so passes on several nodes at once only share the work.
-//! - Usage is a rollup, `usage_daily`, that `finish_execution` adds to in its own transaction.
+//! - Usage is a rollup, `usage_daily`, that the database adds to in `finish_execution`'s own
+//!   statement (the `usage_on_finish` trigger of both backends' migrations).
 
 use crate::dialect::Dialect;
-use crate::rows::{backend, now_ms, parse_status, DataError};
+use crate::rows::{backend, parse_status, DataError};
 use chrono::{DateTime, NaiveDate, Utc};
 use livexec_core::{Deletion, Owner, Purged, StoreError, UsageRow, UsageScope};
 use sqlx::{Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
@@ -172,45 +173,6 @@ where
         executions: DB::rows_affected(&executions),
         sessions: DB::rows_affected(&sessions),
     })
-}
-
-/// Add one finished execution to `usage_daily`, in the transaction that finished it.
-pub(crate) async fn add_usage<DB>(
-    tx: &mut Transaction<'static, DB>,
-    owner: Owner,
-    language: &str,
-    cpu_ms: i64,
-    wall_ms: i64,
-    memory_kib_ms: i64,
-) -> Result<(), StoreError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
-    let day = now_ms().date_naive().format("%Y-%m-%d").to_string();
-    sqlx::query(
-        "INSERT INTO usage_daily (owner, day, language, executions, cpu_ms, wall_ms, \
-         memory_kib_ms) VALUES ($1, $2, $3, 1, $4, $5, $6) \
-         ON CONFLICT (owner, day, language) DO UPDATE SET \
-         executions = usage_daily.executions + 1, \
-         cpu_ms = usage_daily.cpu_ms + excluded.cpu_ms, \
-         wall_ms = usage_daily.wall_ms + excluded.wall_ms, \
-         memory_kib_ms = usage_daily.memory_kib_ms + excluded.memory_kib_ms",
-    )
-    .bind(usage_owner(owner))
-    .bind(day)
-    .bind(language)
-    .bind(cpu_ms)
-    .bind(wall_ms)
-    .bind(memory_kib_ms)
-    .execute(&mut **tx)
-    .await
-    .map_err(backend("finish_execution"))?;
-    Ok(())
 }
 
 /// Usage per day and language (see [`livexec_core::Store::usage`]).

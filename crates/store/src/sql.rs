@@ -287,15 +287,15 @@ where
         let tests = json(json::encode_list("tests", &result.tests))?;
         let output_files = json(json::encode_list("output_files", &result.output_files))?;
         let error_message = result.error_message.as_deref().map(storable);
-        // The result and its usage commit together.
-        let mut tx = DB::begin_write(&self.pool).await.map_err(backend(OP))?;
-        let finished: Option<(String, Option<DB::Id>)> = sqlx::query_as(
+        // One statement: the database's `usage_on_finish` trigger (migration
+        // 20261205000000_usage_trigger) adds the run to `usage_daily` in it, so the result and
+        // its usage commit together in one round trip.
+        let done = sqlx::query(
             "UPDATE executions SET status = $3, stdout = $4, stderr = $5, execution_time_ms = $6, \
              error_message = $7, error_type = $8, exit_code = $9, signal = $10, \
              cpu_time_ms = $11, memory_kb = $12, finished_at = $13, compile = $14, \
              limits = $15, tests = $16, output_files = $17, error_line = $18 \
-             WHERE id = $1 AND status = 'RUNNING' AND attempts = $2 \
-             RETURNING language, owner_key_id",
+             WHERE id = $1 AND status = 'RUNNING' AND attempts = $2",
         )
         .bind(DB::id(id))
         .bind(attempt)
@@ -315,29 +315,10 @@ where
         .bind(tests.as_deref())
         .bind(output_files.as_deref())
         .bind(result.error_line)
-        .fetch_optional(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(backend(OP))?;
-        let Some((language, owner)) = finished else {
-            return Ok(false);
-        };
-        let owner = owner
-            .map(|o| DB::read_id("owner_key_id", o))
-            .transpose()
-            .map_err(backend(OP))?;
-        let wall = result.execution_time_ms.max(0);
-        let memory = result.memory_kb.unwrap_or(0).max(0);
-        lifecycle::add_usage(
-            &mut tx,
-            owner,
-            &language,
-            result.cpu_time_ms.unwrap_or(0).max(0),
-            wall,
-            memory.saturating_mul(wall),
-        )
-        .await?;
-        tx.commit().await.map_err(backend(OP))?;
-        Ok(true)
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     async fn requeue_execution(&self, id: ExecutionId, attempt: i32) -> Result<bool, StoreError> {

@@ -85,10 +85,19 @@ pub async fn usage_adds_up_finished_runs_and_survives_deletion(b: Backend) {
             .unwrap());
         ids.push(e.id);
     }
-    // One the platform gave up on does not count.
+    // A result recorded again (a retry's late duplicate) is refused and counts once.
+    assert!(!store
+        .finish_execution(ids[0], 1, &result(Status::Completed))
+        .await
+        .unwrap());
+    // Ones the platform gave up on do not count: queued, and running (the database adds
+    // usage for a finished run's result only, not for a give-up of a running one).
     let s = session(store, "x").await;
     let failed = execution(store, &s).await;
     store.fail_execution(failed.id, "gave up").await.unwrap();
+    let running = execution(store, &s).await;
+    store.start_execution(running.id, 1).await.unwrap().unwrap();
+    assert!(store.fail_execution(running.id, "gave up").await.unwrap());
     for id in ids {
         assert_eq!(store.delete_execution(id).await.unwrap(), Deletion::Deleted);
     }
