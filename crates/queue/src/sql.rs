@@ -95,12 +95,6 @@ pub(crate) fn fair_choice_sql(now: &str) -> String {
     )
 }
 
-/// Record that `$1` (an owner) was just served: its `served` becomes the highest so far.
-/// (`WHERE true` tells SQLite that `ON CONFLICT` is not a join constraint.)
-pub(crate) const SERVED_SQL: &str = "INSERT INTO queue_owners (owner, served) \
-     SELECT $1, COALESCE(MAX(served), 0) + 1 FROM queue_owners WHERE true \
-     ON CONFLICT (owner) DO UPDATE SET served = excluded.served";
-
 /// A [`JobQueue`] on the `jobs` table of a migrated store database:
 /// [`SqliteQueue`](crate::SqliteQueue) or [`PgQueue`](crate::PgQueue). Cheap to clone (it shares
 /// the pool). A claim serves, among the owners with a due job, the one with the fewest running

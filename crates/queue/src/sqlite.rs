@@ -3,12 +3,13 @@
 //! The table is created by the store's migrations, and the store inserts a job in the same
 //! transaction as its execution, so nothing accepted is ever lost between the two. A claim is an
 //! `UPDATE … RETURNING` that chooses the owner to serve and its oldest due job (fairly between
-//! owners, see [`crate::sql`]), in a `BEGIN IMMEDIATE` transaction: it holds the database's
-//! write lock from the start, so two workers never claim the same job. Times are unix milliseconds of this machine's clock, the
-//! same clock the store uses for `run_at`. This module owns the SQLite [`Dialect`] (the claim
+//! owners, see [`crate::sql`]), one statement on its own: a writing statement holds the
+//! database's write lock from its start, so two workers never claim the same job, and the
+//! store's `served_on_claim` trigger marks the owner served in it. Times are unix milliseconds
+//! of this machine's clock, the same clock the store uses for `run_at`. This module owns the SQLite [`Dialect`] (the claim
 //! and the clock); the other statements are shared ([`crate::sql`]).
 
-use crate::sql::{fair_choice_sql, Dialect, SqlQueue, SERVED_SQL};
+use crate::sql::{fair_choice_sql, Dialect, SqlQueue};
 use crate::{millis, parse_execution_id, QueueError};
 use livexec_core::ExecutionId;
 use sqlx::sqlite::{SqlitePool, SqliteQueryResult};
@@ -37,7 +38,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
                      AND (j.lease_until IS NULL OR j.lease_until <= ?1) \
                  ORDER BY j.run_at, j.execution_id LIMIT 1) \
              AND run_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) \
-             RETURNING execution_id, attempts, owner",
+             RETURNING execution_id, attempts",
         fair_choice_sql("?1")
     )
 });
@@ -76,26 +77,15 @@ impl Dialect for Sqlite {
         token: &'a str,
     ) -> impl Future<Output = Result<Option<(String, i32)>, sqlx::Error>> + Send + 'a {
         let now = now_ms();
-        // `BEGIN IMMEDIATE` takes the write lock before anything is read, so the choice and
-        // the update see the same state and no other writer claims in between; the served
-        // mark is written in the same transaction.
-        async move {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let row: Option<(String, i32, String)> = sqlx::query_as(&CLAIM)
-                .bind(now)
-                .bind(now.saturating_add(millis(lease_for)))
-                .bind(token)
-                .bind(worker)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some((_, _, owner)) = &row {
-                sqlx::query(SERVED_SQL)
-                    .bind(owner.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(row.map(|(id, attempts, _)| (id, attempts)))
-        }
+        // One statement: it takes SQLite's write lock before it reads, so the choice and the
+        // update see the same state and no other writer claims in between; the store's
+        // `served_on_claim` trigger (migration 20261205000100) records the owner as served in
+        // the same statement.
+        sqlx::query_as(&CLAIM)
+            .bind(now)
+            .bind(now.saturating_add(millis(lease_for)))
+            .bind(token)
+            .bind(worker)
+            .fetch_optional(pool)
     }
 }
