@@ -27,7 +27,7 @@ use crate::command::{
     add_files, add_run_options, apply_request, command_for, compile_command, effective_limits,
 };
 use crate::files::{collect_patterns, returned};
-use crate::parallel::{CloseOnDrop, Feed, Slots, AHEAD_EXTRA};
+use crate::parallel::{CloseOnDrop, Feed, Slots, AHEAD_EXTRA, COMPILE_AHEAD_MAX};
 use crate::stages::{compile, report, staged_result, Compiled, Staged};
 use crate::{ExecError, Executor, Request, Stream};
 use livexec_core::{RunOptions, RunResult, TestResult, Verdict};
@@ -196,9 +196,13 @@ impl Executor for Engine {
             .borrow(o.tests.len().min(cpus()).saturating_sub(1));
         let runners = 1 + parallel.n;
         let template = command_for(&rt, "", &[], &[], plan.run.clone());
-        // Without a compile stage the first cases start at once and build (or take from the
-        // warm pool) their own jails; preparing ahead pays only for the cases after them.
-        let ahead = if rt.compile.is_none() && o.tests.len() <= runners {
+        // With a compile stage, every case's jail (up to a bound) is prepared while the
+        // compiler runs on its core, so the cases then only run. Without one the first cases
+        // start at once and build (or take from the warm pool) their own jails; preparing
+        // ahead pays only for the cases after them.
+        let ahead = if rt.compile.is_some() {
+            o.tests.len().min(COMPILE_AHEAD_MAX)
+        } else if o.tests.len() <= runners {
             0
         } else {
             (runners + AHEAD_EXTRA).min(o.tests.len())

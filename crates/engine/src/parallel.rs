@@ -13,9 +13,12 @@
 //! workers they borrow from could have used. A busy service runs cases one after another.
 //!
 //! **Prepared jails** hold no program and no data of a request (only the init waiting for
-//! one); the jails prepared ahead are at most [`AHEAD_EXTRA`] more than the cases running at
-//! once, and those not used (a failed compile, `stop_on_failure`) are torn down in the
-//! background.
+//! one), by one background thread at a low priority. With a compile stage, the jails of up
+//! to [`COMPILE_AHEAD_MAX`] cases are prepared while the compiler runs: a compiler is one
+//! busy process, the other cores are idle meanwhile, and the cases then only run their
+//! program. Without one, the jails prepared ahead are at most [`AHEAD_EXTRA`] more than the
+//! cases running at once. Jails not used (a failed compile, `stop_on_failure`) are torn down
+//! in the background.
 
 use livexec_sandbox::{Command, Prepared, Sandbox, SandboxError};
 use std::collections::VecDeque;
@@ -25,6 +28,12 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 /// Jails the [`Feed`] keeps prepared beyond the cases that run at once, so a case that ends
 /// finds the next jail ready while its own is torn down.
 pub(crate) const AHEAD_EXTRA: usize = 2;
+
+/// Most jails the [`Feed`] prepares ahead for a runtime with a compile stage (every case's,
+/// up to this many), while the compiler runs. A prepared jail holds an init process, a uid of
+/// the sandbox's range, a network namespace and its kernel objects (~0.2 MB), no memory of
+/// the run's.
+pub(crate) const COMPILE_AHEAD_MAX: usize = 64;
 
 /// The process's budget of sandboxes running at once (see the module doc).
 #[derive(Debug)]
