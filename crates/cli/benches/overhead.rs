@@ -11,7 +11,10 @@
 //!    the workers (one per core), alternating with the bare interpreters and with
 //!    `Sandbox::run` alone at that parallelism, embedded and scaled (one `--role api`, one
 //!    `--role worker`); the service's bursts both as one client submitting them all and
-//!    polling each every 2 ms, and as concurrent `?wait=true` clients (no polling).
+//!    polling each every 2 ms, and as concurrent `?wait=true` clients (no polling);
+//! 3. test cases (issue 11's goal): a C++ solution against 50 cases in one
+//!    `POST /executions?wait=true` (embedded, the service's default limits), beside `g++`
+//!    once and the 50 runs piped by hand, alternated, [`CASE_ROUNDS`] rounds.
 //!
 //! Run (as root): `cargo bench -p livexec --bench overhead`, with
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379`
@@ -34,6 +37,13 @@ const PY_HELLO: &str = "print('Hello World')";
 const JS_HELLO: &str = "console.log('Hello World')";
 const SH_HELLO: &str = "echo Hello World";
 const BURST: usize = 200;
+/// Rounds of the test-case figure (each: one bare compile-and-50-runs, one request).
+const CASE_ROUNDS: usize = 7;
+/// The C++ solution of the test-case figure: reads two numbers, prints their sum.
+const CPP_SUM: &str =
+    "#include <iostream>\nint main(){ long a, b; std::cin >> a >> b; std::cout << a + b << '\\n'; }\n";
+/// Cases of the test-case figure.
+const CASES: usize = 50;
 const BURSTS: usize = 3;
 
 /// A runtime whose program costs next to nothing: the platform's own cost shows.
@@ -87,6 +97,59 @@ async fn wait_run(server: &Server, session: &str) -> f64 {
     let v: serde_json::Value = res.json().await.unwrap();
     let took = ms(start.elapsed());
     assert_eq!(v["stdout"], "Hello World\n", "{v}");
+    took
+}
+
+/// `g++` as the runtime compiles, then every case's input piped to the program by hand and
+/// its output checked, in ms.
+fn bare_cases(cpp: &Resolved, dir: &Path, cases: &[(String, String)]) -> f64 {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let src = dir.join("sum.cpp");
+    let exe = dir.join("sum");
+    std::fs::write(&src, CPP_SUM).unwrap();
+    let start = Instant::now();
+    let st = Command::new(&cpp.executable)
+        .args(["-std=c++17", "-O2", "-Wall", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for (input, expected) in cases {
+        let mut child = Command::new(&exe)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), *expected);
+    }
+    ms(start.elapsed())
+}
+
+/// One `POST /executions?wait=true` of the C++ solution against `cases` → 200, every case
+/// accepted, in ms.
+async fn cases_request(server: &Server, cases: &[(String, String)]) -> f64 {
+    let tests: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(i, o)| serde_json::json!({"stdin": i, "expected_stdout": o}))
+        .collect();
+    let body = serde_json::json!({"language": "cpp", "source_code": CPP_SUM, "tests": tests});
+    let url = server.url("/executions?wait=true");
+    let start = Instant::now();
+    let res = server.http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let v: serde_json::Value = res.json().await.unwrap();
+    let took = ms(start.elapsed());
+    assert_eq!(v["status"], "COMPLETED", "{v}");
+    assert_eq!(v["tests_passed"], CASES, "{v}");
     took
 }
 
@@ -358,6 +421,28 @@ async fn main() {
         );
     }
     drop(targets);
+
+    // 3. Test cases: one request against 50 cases beside the bare compile-and-run loop.
+    let cpp = registry.get("cpp").unwrap().resolve().unwrap();
+    let inputs: Vec<(String, String)> = (0..CASES)
+        .map(|i| (format!("{i} {}\n", i * 2), format!("{}\n", i * 3)))
+        .collect();
+    let (mut b, mut v) = (Vec::new(), Vec::new());
+    for round in 0..CASE_ROUNDS + 1 {
+        let bare_ms = bare_cases(&cpp, dir.path(), &inputs);
+        let service_ms = cases_request(&embedded, &inputs).await;
+        // The first round warms the compiler's and the service's caches: drop it.
+        if round > 0 {
+            b.push(bare_ms);
+            v.push(service_ms);
+        }
+    }
+    let (b, v) = (Samples(b).p(0.5), Samples(v).p(0.5));
+    println!("== a C++ solution against {CASES} test cases, median of {CASE_ROUNDS} alternated rounds (ms)");
+    println!(
+        "bare g++ once + {CASES} piped runs {b:7.1}; POST /executions?wait=true (embedded, default limits) {v:7.1} ({:+.1} %)",
+        (v / b - 1.0) * 100.0
+    );
     drop(pair);
     if let Some(sc) = scaled {
         sc.cleanup().await;
