@@ -350,6 +350,25 @@ async fn a_tiers_maxima_and_defaults_bound_its_runs() {
     assert_eq!(v["time_ms"]["max"], 5000);
     assert_eq!(v["tier"]["name"], "free");
     assert_eq!(v["tier"]["concurrent_executions"], 2);
+    // So does every runtime's max_limits in GET /runtimes.
+    let runtimes: Value = s
+        .client
+        .get(s.url("/runtimes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let python = runtimes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "python")
+        .unwrap();
+    assert_eq!(python["max_limits"]["memory_mb"], 128, "{python}");
+    assert_eq!(python["max_limits"]["time_ms"], 5000, "{python}");
     let pro = key(s.store.as_ref(), "pro").await;
     let v: Value = s
         .client
@@ -363,6 +382,21 @@ async fn a_tiers_maxima_and_defaults_bound_its_runs() {
         .unwrap();
     assert_eq!(v["memory_mb"]["max"], 512);
     assert_eq!(v["time_ms"]["max"], 30_000);
+    let runtimes: Value = s
+        .client
+        .get(s.url("/runtimes"))
+        .bearer_auth(&pro)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(runtimes
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["max_limits"]["memory_mb"] == 512));
 
     // A run that asks nothing runs within the tier: the 30 s default becomes 5 s.
     let res = s

@@ -1,6 +1,7 @@
 //! `GET /runtimes`: every language this service knows, whether it is available here, its
 //! version, aliases and the limits its stages run with.
 
+use crate::auth::Authed;
 use crate::{AppState, RunMaxima};
 use axum::extract::State;
 use axum::Json;
@@ -63,8 +64,8 @@ pub struct RuntimeView {
     pub unavailable_reason: Option<String>,
     /// The limits its stages run with.
     pub limits: RuntimeLimits,
-    /// The most a run of it may ask in `limits` (the server's `LIVEXEC_MAX_*`; see
-    /// `GET /limits` for the floors).
+    /// The most a run of it may ask in `limits`: the server's `LIVEXEC_MAX_*`, with the
+    /// caller's tier's below them (see `GET /limits`, which also gives the floors).
     pub max_limits: MaxLimits,
 }
 
@@ -130,18 +131,20 @@ fn view(
     }
 }
 
-/// Every runtime, sorted by id.
+/// Every runtime, sorted by id; `max_limits` are the caller's (the server's maxima, with its
+/// tier's below them), as `GET /limits` shows them.
 #[utoipa::path(get, path = "/runtimes", tag = "system",
     responses((status = 200, description = "Every runtime", body = Vec<RuntimeView>)))]
-pub async fn list(State(state): State<AppState>) -> Json<Vec<RuntimeView>> {
+pub async fn list(State(state): State<AppState>, Authed(caller): Authed) -> Json<Vec<RuntimeView>> {
     let defaults = &state.config.default_limits;
+    let maxima = state.maxima_for(&caller);
     Json(
         state
             .runtimes
             .iter()
             .map(|rt| {
                 let availability = state.runtimes.availability(&rt.id);
-                view(rt, availability, defaults, &state.config.maxima)
+                view(rt, availability, defaults, &maxima)
             })
             .collect(),
     )
