@@ -58,6 +58,19 @@ async fn until_429<S>(
     panic!("no 429 in {tries} requests");
 }
 
+/// `GET path` as the key `token`, its JSON body.
+async fn get_as<S>(s: &Server<S>, path: &str, token: &str) -> Value {
+    let res = s
+        .client
+        .get(s.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
 fn one_shot() -> Value {
     json!({ "language": "python", "source_code": "print(1)" })
 }
@@ -335,32 +348,14 @@ async fn a_tiers_maxima_and_defaults_bound_its_runs() {
         .send().await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
-    // GET /limits shows this caller's maxima and tier.
-    let v: Value = s
-        .client
-        .get(s.url("/limits"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // GET /limits shows this caller's maxima and tier, and so does every runtime's
+    // max_limits in GET /runtimes.
+    let v = get_as(&s, "/limits", &token).await;
     assert_eq!(v["memory_mb"]["max"], 128);
     assert_eq!(v["time_ms"]["max"], 5000);
     assert_eq!(v["tier"]["name"], "free");
     assert_eq!(v["tier"]["concurrent_executions"], 2);
-    // So does every runtime's max_limits in GET /runtimes.
-    let runtimes: Value = s
-        .client
-        .get(s.url("/runtimes"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runtimes = get_as(&s, "/runtimes", &token).await;
     let python = runtimes
         .as_array()
         .unwrap()
@@ -370,28 +365,10 @@ async fn a_tiers_maxima_and_defaults_bound_its_runs() {
     assert_eq!(python["max_limits"]["memory_mb"], 128, "{python}");
     assert_eq!(python["max_limits"]["time_ms"], 5000, "{python}");
     let pro = key(s.store.as_ref(), "pro").await;
-    let v: Value = s
-        .client
-        .get(s.url("/limits"))
-        .bearer_auth(&pro)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_as(&s, "/limits", &pro).await;
     assert_eq!(v["memory_mb"]["max"], 512);
     assert_eq!(v["time_ms"]["max"], 30_000);
-    let runtimes: Value = s
-        .client
-        .get(s.url("/runtimes"))
-        .bearer_auth(&pro)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runtimes = get_as(&s, "/runtimes", &pro).await;
     assert!(runtimes
         .as_array()
         .unwrap()
