@@ -34,15 +34,16 @@ pub(crate) fn write_files(pid: i32, cmd: &Command, uid: u32) -> Result<(), Sandb
     if cmd.files.is_empty() && cmd.artifacts.is_empty() {
         return Ok(());
     }
+    let work = PathBuf::from(format!("/proc/{pid}/root/work"));
     let apart = || -> Result<(), SandboxError> {
         let own_table = |e| SandboxError::Fs {
             op: "give the writing thread an fd table of its own (unshare CLONE_FILES) for",
-            path: PathBuf::from(format!("/proc/{pid}/root/work")),
+            path: work.clone(),
             source: io::Error::from_raw_os_error(e),
         };
         crate::sys::unshare(libc::CLONE_FILES).map_err(own_table)?;
         crate::sys::close_from(3).map_err(own_table)?;
-        write_all_files(pid, cmd, uid)
+        write_all_files(&work, cmd, uid)
     };
     std::thread::scope(|s| {
         let writer = std::thread::Builder::new()
@@ -51,7 +52,7 @@ pub(crate) fn write_files(pid: i32, cmd: &Command, uid: u32) -> Result<(), Sandb
             .spawn_scoped(s, apart)
             .map_err(|source| SandboxError::Fs {
                 op: "start the thread that writes the files of",
-                path: PathBuf::from(format!("/proc/{pid}/root/work")),
+                path: work.clone(),
                 source,
             })?;
         writer
@@ -63,16 +64,15 @@ pub(crate) fn write_files(pid: i32, cmd: &Command, uid: u32) -> Result<(), Sandb
 /// Stack of the thread that writes a run's files (bytes): it only opens and writes.
 const WRITER_STACK: usize = 128 << 10;
 
-/// [`write_files`]' work, on its own thread.
-fn write_all_files(pid: i32, cmd: &Command, uid: u32) -> Result<(), SandboxError> {
-    let work = PathBuf::from(format!("/proc/{pid}/root/work"));
+/// [`write_files`]' work, on its own thread: into `work`, the jail's `/work` seen from here.
+fn write_all_files(work: &Path, cmd: &Command, uid: u32) -> Result<(), SandboxError> {
     let fs_err = |op: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| SandboxError::Fs { op, path, source }
     };
     for (name, data) in &cmd.files {
         let path = work.join(name);
-        let mut dir = work.clone();
+        let mut dir = work.to_path_buf();
         for c in Path::new(name)
             .parent()
             .into_iter()
