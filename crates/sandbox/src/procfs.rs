@@ -87,6 +87,7 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use host::ProcHost;
 use sources::RunSources;
+pub(crate) use sources::Sources;
 
 use crate::jail::Shape;
 use crate::layout::{Entry, HostLayout};

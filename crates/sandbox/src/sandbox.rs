@@ -152,6 +152,80 @@ impl Sandbox {
 
     /// [`Sandbox::new`] without the network namespaces made ahead.
     fn new_here(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let mkdir = |p: &Path| {
+            fs::create_dir_all(p).map_err(|source| SandboxError::Fs {
+                op: "mkdir",
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        mkdir(&config.run_dir)?;
+        // The mount points of the jails' root and `/proc` stage, shared by every supervisor
+        // and never removed: nothing is mounted on them in the host's mount namespace, only in
+        // each jail's own (and the probe's). Removing a directory that a dying jail's
+        // namespace still has a mount on detaches that mount and waits for an RCU grace
+        // period: per-supervisor directories removed at exit cost each `livexec run` 0.3 to
+        // 7 ms there.
+        let mnt = config.run_dir.join(MNT_DIR);
+        let root = mnt.join("root");
+        let stage = mnt.join(crate::procfs::STAGE_DIR);
+        mkdir(&root)?;
+        mkdir(&stage)?;
+        // Which devices can be mounted under a neutral name is probed (in a throw-away mount
+        // namespace, on a thread of its own: the longest step) while the host is inspected
+        // and the rest is set up here.
+        let probe = || {
+            crate::procfs::Sources::detect().map(|mut sources| {
+                sources.probe(&stage);
+                sources
+            })
+        };
+        let (found, sources) = std::thread::scope(|s| {
+            let probing = std::thread::Builder::new()
+                .name("livexec-probe".into())
+                .spawn_scoped(s, probe);
+            let found = Self::inspect(&config);
+            let sources = match probing {
+                Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                // No thread to spare: probed here.
+                Err(_) => probe(),
+            };
+            (found, sources)
+        });
+        let Inspected {
+            mode,
+            hierarchy,
+            mut layout,
+            uids,
+            self_pidfd,
+            init_exe,
+        } = found?;
+        layout.proc.attach(sources?, stage);
+        tracing::info!(
+            mode = %mode,
+            run_dir = %config.run_dir.display(),
+            uids = %format!("{}..{}", config.uid_base, config.uid_base as u64 + config.uid_count as u64),
+            "sandbox ready"
+        );
+        Ok(Sandbox {
+            mode,
+            shared: Arc::new(Shared {
+                hierarchy,
+                layout,
+                root,
+                netns: NetnsPool::default(),
+                self_pidfd,
+                init_exe,
+                uids,
+            }),
+            warm: WarmPool::default(),
+            reaper: Reaper::start(),
+        })
+    }
+
+    /// The part of [`Sandbox::new`] beside the mount-source probe: the cgroup hierarchy, the
+    /// host layout, and [`Sandbox::start_up`].
+    fn inspect(config: &SandboxConfig) -> Result<Inspected, SandboxError> {
         let read = |p: &str| {
             fs::read_to_string(p).map_err(|source| SandboxError::Fs {
                 op: "read",
@@ -175,67 +249,15 @@ impl Sandbox {
             }
             Err((v2, v1)) => return Err(SandboxError::NoCgroup { v2, v1 }),
         };
-        let mut layout = HostLayout::detect()?;
-        let mkdir = |p: &Path| {
-            fs::create_dir_all(p).map_err(|source| SandboxError::Fs {
-                op: "mkdir",
-                path: p.to_path_buf(),
-                source,
-            })
-        };
-        mkdir(&config.run_dir)?;
-        // The mount points of the jails' root and `/proc` stage, shared by every supervisor
-        // and never removed: nothing is mounted on them in the host's mount namespace, only in
-        // each jail's own (and the probe's). Removing a directory that a dying jail's
-        // namespace still has a mount on detaches that mount and waits for an RCU grace
-        // period: per-supervisor directories removed at exit cost each `livexec run` 0.3 to
-        // 7 ms there.
-        let mnt = config.run_dir.join(MNT_DIR);
-        let root = mnt.join("root");
-        let stage = mnt.join(crate::procfs::STAGE_DIR);
-        mkdir(&root)?;
-        mkdir(&stage)?;
-        // Which devices can be mounted under a neutral name is probed (in a throw-away mount
-        // namespace, on a thread of its own) while the rest is set up here.
-        let (rest, probed) = std::thread::scope(|s| {
-            let proc = &mut layout.proc;
-            let probe = std::thread::Builder::new()
-                .name("livexec-probe".into())
-                .spawn_scoped(s, || proc.attach(stage.clone()));
-            let rest = Self::start_up(&config, hierarchy.as_ref());
-            let probed = match probe {
-                Ok(t) => t
-                    .join()
-                    .map(|()| true)
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                Err(_) => false,
-            };
-            (rest, probed)
-        });
-        if !probed {
-            // No thread to spare: probed here.
-            layout.proc.attach(stage.clone());
-        }
-        let (uids, self_pidfd, init_exe) = rest?;
-        tracing::info!(
-            mode = %mode,
-            run_dir = %config.run_dir.display(),
-            uids = %format!("{}..{}", config.uid_base, config.uid_base as u64 + config.uid_count as u64),
-            "sandbox ready"
-        );
-        Ok(Sandbox {
+        let layout = HostLayout::detect()?;
+        let (uids, self_pidfd, init_exe) = Self::start_up(config, hierarchy.as_ref())?;
+        Ok(Inspected {
             mode,
-            shared: Arc::new(Shared {
-                hierarchy,
-                layout,
-                root,
-                netns: NetnsPool::default(),
-                self_pidfd,
-                init_exe,
-                uids,
-            }),
-            warm: WarmPool::default(),
-            reaper: Reaper::start(),
+            hierarchy,
+            layout,
+            uids,
+            self_pidfd,
+            init_exe,
         })
     }
 
@@ -447,6 +469,16 @@ impl fmt::Debug for Prepared {
             .field("warm", &self.warm)
             .finish_non_exhaustive()
     }
+}
+
+/// What [`Sandbox::inspect`] learns and sets up.
+struct Inspected {
+    mode: CgroupMode,
+    hierarchy: Option<Hierarchy>,
+    layout: HostLayout,
+    uids: UidPool,
+    self_pidfd: OwnedFd,
+    init_exe: OwnedFd,
 }
 
 impl Drop for Sandbox {

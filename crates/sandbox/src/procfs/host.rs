@@ -98,7 +98,8 @@ fn read(path: &Path) -> Result<String, SandboxError> {
 }
 
 impl ProcHost {
-    /// Reads the host's `/proc`.
+    /// Reads the host's `/proc`. The mount sources are [`Sources::none`] until
+    /// [`ProcHost::attach`].
     pub(crate) fn detect() -> Result<ProcHost, SandboxError> {
         let proc = Path::new("/proc");
         let entries = fs::read_dir(proc).map_err(|source| SandboxError::Fs {
@@ -153,15 +154,15 @@ impl ProcHost {
             version,
             sys,
             time_ns: Path::new("/proc/self/ns/time").exists(),
-            sources: Sources::detect()?,
+            sources: Sources::none(),
             stage: PathBuf::new(),
         })
     }
 
-    /// Records the staging directory and checks, in a throw-away mount namespace, which of
-    /// the host's block devices can be mounted under a neutral name there.
-    pub(crate) fn attach(&mut self, stage: PathBuf) {
-        self.sources.probe(&stage);
+    /// Takes the host's mount sources, probed ([`Sources::probe`]) with `stage` as scratch
+    /// space, and the staging directory.
+    pub(crate) fn attach(&mut self, sources: Sources, stage: PathBuf) {
+        self.sources = sources;
         self.stage = stage;
         tracing::debug!(
             masked = ?self.masked,

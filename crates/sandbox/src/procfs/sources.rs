@@ -164,6 +164,19 @@ impl Sources {
         })
     }
 
+    /// No mount table and no usable device: a jail's binds come from the host paths
+    /// themselves (what [`Sources::probe`] leaves when nothing can be mounted neutrally).
+    pub(crate) fn none() -> Sources {
+        Sources {
+            table: Mutex::new(Table {
+                watch: None,
+                mounts: Vec::new(),
+            }),
+            usable: Vec::new(),
+            usr_neutral: false,
+        }
+    }
+
     fn table(&self) -> MutexGuard<'_, Table> {
         let mut t = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         t.refresh();
