@@ -205,13 +205,15 @@ fn a_second_run_does_not_probe_the_toolchain_again_until_it_changes() {
     std::fs::write(&tool, "a toolchain").unwrap();
     std::fs::write(d.join("main.sh"), "echo hi from $0").unwrap();
     let cache = d.join("cache");
-    let run = || {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let run_on = |path: &str| {
         let out = Command::new(BIN)
             .args(["run", "-l", "probed"])
             .arg(d.join("main.sh"))
             .env("LIVEXEC_RUNTIMES_DIR", &runtimes)
             .env("LIVEXEC_TEST_PROBED_TOOL", &tool)
             .env("LIVEXEC_CACHE_DIR", &cache)
+            .env("PATH", path)
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -221,9 +223,34 @@ fn a_second_run_does_not_probe_the_toolchain_again_until_it_changes() {
             .lines()
             .count()
     };
+    let run = || run_on(&path);
+    // The runtime's entries: one per PATH.
+    let entries = || -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with("probe-probed-") && name.ends_with(".toml")
+            })
+            .collect();
+        found.sort();
+        found
+    };
     assert_eq!(run(), 1, "the first run probes");
     assert_eq!(run(), 1, "the second run is answered by the cache");
-    assert!(cache.join("probe-probed.toml").is_file());
+    assert_eq!(entries().len(), 1, "{:?}", entries());
+
+    // Another PATH (a pyenv shell, `sudo`, a profiler prepending its directory) probes once
+    // and keeps an entry of its own: going back and forth probes no more.
+    let other = format!("{}:{path}", d.display());
+    assert_eq!(run_on(&other), 2, "a new PATH is probed");
+    assert_eq!(run(), 2, "the first PATH's entry is still there");
+    assert_eq!(run_on(&other), 2, "and so is the second's");
+    assert_eq!(entries().len(), 2, "{:?}", entries());
+    std::fs::remove_file(&entries()[0]).unwrap();
+    std::fs::remove_file(&entries()[0]).unwrap();
+    assert_eq!(run(), 3, "an emptied cache probes again");
 
     // A new mtime is a new toolchain: probed again, then cached again.
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
@@ -233,18 +260,18 @@ fn a_second_run_does_not_probe_the_toolchain_again_until_it_changes() {
         .unwrap()
         .set_modified(later)
         .unwrap();
-    assert_eq!(run(), 2, "a touched toolchain is probed again");
-    assert_eq!(run(), 2);
+    assert_eq!(run(), 4, "a touched toolchain is probed again");
+    assert_eq!(run(), 4);
 
     // An edited probe (the runtime file changed) probes again.
     let edited = PROBED.replace("echo /usr;", "echo /usr ;");
     std::fs::write(runtimes.join("probed.toml"), edited).unwrap();
-    assert_eq!(run(), 3, "an edited probe is run again");
+    assert_eq!(run(), 5, "an edited probe is run again");
 
     // A corrupt cache is no error: ignored, probed, rewritten.
-    std::fs::write(cache.join("probe-probed.toml"), "\0\0 not toml [").unwrap();
-    assert_eq!(run(), 4, "a corrupt entry is ignored");
-    assert_eq!(run(), 4, "and rewritten");
+    std::fs::write(&entries()[0], "\0\0 not toml [").unwrap();
+    assert_eq!(run(), 6, "a corrupt entry is ignored");
+    assert_eq!(run(), 6, "and rewritten");
 
     // `livexec runtimes` always probes (it is how to refresh what no key sees).
     let out = Command::new(BIN)
@@ -263,7 +290,7 @@ fn a_second_run_does_not_probe_the_toolchain_again_until_it_changes() {
     );
     assert_eq!(
         run(),
-        5,
+        7,
         "`livexec runtimes` probed once and refreshed the cache"
     );
 }

@@ -3,9 +3,11 @@
 //! before the program (a pyenv shim, `javac -version` or `tsc --version` cost 50 ms to
 //! half a second each).
 //!
-//! One small TOML file per runtime id, `probe-<id>.toml`, in the cache directory
-//! ([`ProbeCache::default_dir`]). An entry is used only when everything the probe's answer
-//! depends on is unchanged:
+//! One small TOML file per runtime id and PATH, `probe-<id>-<hash of PATH>.toml`, in the
+//! cache directory ([`ProbeCache::default_dir`]): a shell whose PATH differs (a pyenv shell,
+//! `sudo`'s secure path, a profiler that prepends its own directory) keeps an entry of its
+//! own instead of overwriting, at each switch, the other's. An entry is used only when
+//! everything the probe's answer depends on is unchanged:
 //!
 //! - the toolchain found (the path from `override_env` or PATH), its canonical path, and its
 //!   size, mtime, inode and device (following symlinks: an `update-alternatives` switch or a
@@ -146,14 +148,20 @@ impl ProbeCache {
         self.dir.as_deref()
     }
 
-    fn file(&self, id: &str) -> Option<PathBuf> {
+    fn file(&self, id: &str, key: &ProbeKey) -> Option<PathBuf> {
+        use std::hash::{Hash, Hasher};
+        // Only a file name: the entry itself holds the whole PATH and is compared in full. A
+        // Rust release that hashes otherwise costs one probe per runtime.
+        let mut h = std::hash::DefaultHasher::new();
+        key.path_env.hash(&mut h);
         // Runtime ids are lowercase letters, digits, `-` and `_`: a plain file name.
-        Some(self.dir.as_ref()?.join(format!("probe-{id}.toml")))
+        let name = format!("probe-{id}-{:016x}.toml", h.finish());
+        Some(self.dir.as_ref()?.join(name))
     }
 
     /// The cached answer for runtime `id` under `key`, when it is still valid.
     pub(crate) fn get(&self, id: &str, key: &ProbeKey) -> Option<Probed> {
-        let file = self.file(id)?;
+        let file = self.file(id, key)?;
         let dir_meta = std::fs::symlink_metadata(self.dir.as_ref()?).ok()?;
         let file_meta = std::fs::symlink_metadata(&file).ok()?;
         if !dir_meta.is_dir() || !file_meta.is_file() || !private(&dir_meta) || !private(&file_meta)
@@ -180,7 +188,7 @@ impl ProbeCache {
     /// Keep `probed` for runtime `id` under `key`. Best effort: a cache that cannot be
     /// written costs only a probe next time, never an error.
     pub(crate) fn put(&self, id: &str, key: &ProbeKey, probed: &Probed) {
-        let (Some(dir), Some(file)) = (self.dir.as_ref(), self.file(id)) else {
+        let (Some(dir), Some(file)) = (self.dir.as_ref(), self.file(id, key)) else {
             return;
         };
         let (Some(executable), Some(prefix), Some(executable_stamp)) = (
@@ -274,7 +282,7 @@ mod tests {
     fn a_corrupt_or_foreign_entry_is_ignored_and_rewritten() {
         let (dir, cache, key) = setup();
         cache.put("x", &key, &probed(dir.path()));
-        let file = cache.file("x").unwrap();
+        let file = cache.file("x", &key).unwrap();
         std::fs::write(&file, "format = 1\nkey = [garbage").unwrap();
         assert_eq!(cache.get("x", &key), None);
         cache.put("x", &key, &probed(dir.path()));
@@ -283,6 +291,24 @@ mod tests {
         std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .unwrap();
         assert_eq!(cache.get("x", &key), None);
+    }
+
+    #[test]
+    fn each_path_keeps_its_own_entry() {
+        let (dir, cache, key) = setup();
+        let other_path = ProbeKey {
+            path_env: format!("/opt/profiler/bin:{}", key.path_env),
+            ..key.clone()
+        };
+        let elsewhere = Probed {
+            version: "9.9.9".into(),
+            ..probed(dir.path())
+        };
+        cache.put("x", &key, &probed(dir.path()));
+        cache.put("x", &other_path, &elsewhere);
+        assert_eq!(cache.get("x", &key), Some(probed(dir.path())));
+        assert_eq!(cache.get("x", &other_path), Some(elsewhere));
+        assert_ne!(cache.file("x", &key), cache.file("x", &other_path));
     }
 
     #[test]
