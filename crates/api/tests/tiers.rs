@@ -364,6 +364,9 @@ async fn a_tiers_maxima_and_defaults_bound_its_runs() {
         .unwrap();
     assert_eq!(python["max_limits"]["memory_mb"], 128, "{python}");
     assert_eq!(python["max_limits"]["time_ms"], 5000, "{python}");
+    // ... and the limits a run that asks nothing gets: the tier's, below the defaults.
+    assert_eq!(python["limits"]["run"]["memory_mb"], 128, "{python}");
+    assert_eq!(python["limits"]["run"]["timeout_ms"], 5000, "{python}");
     let pro = key(s.store.as_ref(), "pro").await;
     let v = get_as(&s, "/limits", &pro).await;
     assert_eq!(v["memory_mb"]["max"], 512);
@@ -374,6 +377,14 @@ async fn a_tiers_maxima_and_defaults_bound_its_runs() {
         .unwrap()
         .iter()
         .all(|r| r["max_limits"]["memory_mb"] == 512));
+    // The pro tier's caps lie above the defaults: those stay.
+    let python = runtimes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "python")
+        .unwrap();
+    assert_eq!(python["limits"]["run"]["timeout_ms"], 30_000, "{python}");
 
     // A run that asks nothing runs within the tier: the 30 s default becomes 5 s.
     let res = s

@@ -62,7 +62,8 @@ pub struct RuntimeView {
     pub available: bool,
     /// Why it is not available, or null.
     pub unavailable_reason: Option<String>,
-    /// The limits its stages run with.
+    /// The limits its stages run with when a run asks for none: the service's defaults for
+    /// it, with the caller's tier's caps where those are lower (what such a run gets).
     pub limits: RuntimeLimits,
     /// The most a run of it may ask in `limits`: the server's `LIVEXEC_MAX_*`, with the
     /// caller's tier's below them (see `GET /limits`, which also gives the floors).
@@ -102,10 +103,25 @@ impl MaxLimits {
     }
 }
 
+/// `limits` with what a tier caps (`capped`, from [`AppState::clamp_limits`] of a run that
+/// asks nothing) in place of the defaults.
+fn capped_stage(
+    mut limits: StageLimits,
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u64>,
+    pids: Option<u32>,
+) -> StageLimits {
+    limits.timeout_ms = timeout_ms.or(limits.timeout_ms);
+    limits.memory_mb = memory_mb.or(limits.memory_mb);
+    limits.pids = pids.or(limits.pids);
+    limits
+}
+
 fn view(
     rt: &Runtime,
     availability: &Availability,
     defaults: &LimitOverrides,
+    capped: &livexec_core::LimitOverrides,
     maxima: &RunMaxima,
 ) -> RuntimeView {
     let (version, reason) = match availability {
@@ -124,15 +140,28 @@ fn view(
         available: availability.usable(),
         unavailable_reason: reason,
         limits: RuntimeLimits {
-            run: defaults.overlay(&rt.run.limits).into(),
-            compile: rt.compile_limits().map(|c| defaults.overlay(&c).into()),
+            run: capped_stage(
+                defaults.overlay(&rt.run.limits).into(),
+                capped.time_ms,
+                capped.memory_mb,
+                capped.pids,
+            ),
+            compile: rt.compile_limits().map(|c| {
+                let stage = defaults.overlay(&c).into();
+                capped_stage(
+                    stage,
+                    capped.compile_time_ms,
+                    capped.compile_memory_mb,
+                    None,
+                )
+            }),
         },
         max_limits: MaxLimits::of(maxima, rt.compiled()),
     }
 }
 
-/// Every runtime, sorted by id; `max_limits` are the caller's (the server's maxima, with its
-/// tier's below them), as `GET /limits` shows them.
+/// Every runtime, sorted by id; `limits` and `max_limits` are the caller's (the server's, with
+/// its tier's below them), as a run of that caller gets them and `GET /limits` shows them.
 #[utoipa::path(get, path = "/runtimes", tag = "system",
     responses((status = 200, description = "Every runtime", body = Vec<RuntimeView>)))]
 pub async fn list(State(state): State<AppState>, Authed(caller): Authed) -> Json<Vec<RuntimeView>> {
@@ -144,7 +173,9 @@ pub async fn list(State(state): State<AppState>, Authed(caller): Authed) -> Json
             .iter()
             .map(|rt| {
                 let availability = state.runtimes.availability(&rt.id);
-                view(rt, availability, defaults, &maxima)
+                let mut capped = livexec_core::LimitOverrides::default();
+                state.clamp_limits(&caller, &rt.id, &mut capped);
+                view(rt, availability, defaults, &capped, &maxima)
             })
             .collect(),
     )
