@@ -71,6 +71,14 @@ async fn get_as<S>(s: &Server<S>, path: &str, token: &str) -> Value {
     res.json().await.unwrap()
 }
 
+/// The element of a `GET /runtimes` answer with this id.
+fn runtime<'a>(runtimes: &'a Value, id: &str) -> &'a Value {
+    let found = runtimes
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["id"] == id));
+    found.unwrap_or_else(|| panic!("no runtime {id} in {runtimes}"))
+}
+
 fn one_shot() -> Value {
     json!({ "language": "python", "source_code": "print(1)" })
 }
@@ -356,12 +364,7 @@ async fn a_tiers_maxima_and_defaults_bound_its_runs() {
     assert_eq!(v["tier"]["name"], "free");
     assert_eq!(v["tier"]["concurrent_executions"], 2);
     let runtimes = get_as(&s, "/runtimes", &token).await;
-    let python = runtimes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == "python")
-        .unwrap();
+    let python = runtime(&runtimes, "python");
     assert_eq!(python["max_limits"]["memory_mb"], 128, "{python}");
     assert_eq!(python["max_limits"]["time_ms"], 5000, "{python}");
     // ... and the limits a run that asks nothing gets: the tier's, below the defaults.
@@ -378,12 +381,7 @@ async fn a_tiers_maxima_and_defaults_bound_its_runs() {
         .iter()
         .all(|r| r["max_limits"]["memory_mb"] == 512));
     // The pro tier's caps lie above the defaults: those stay.
-    let python = runtimes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == "python")
-        .unwrap();
+    let python = runtime(&runtimes, "python");
     assert_eq!(python["limits"]["run"]["timeout_ms"], 30_000, "{python}");
 
     // A run that asks nothing runs within the tier: the 30 s default becomes 5 s.
