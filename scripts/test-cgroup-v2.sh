@@ -82,7 +82,7 @@ SKIPS=(
   # beside it; every run in the guest goes through clone3(CLONE_INTO_CGROUP) anyway.
   hostile::concurrent_runs_are_independent
   # Isolation layers that do not depend on the cgroup version (mounts, /dev, seccomp, stdio
-  # plumbing, the network namespace pool). The sample that runs: uid/capabilities/nnp/seccomp
+  # plumbing, a fresh network namespace per run). The sample that runs: uid/capabilities/nnp/seccomp
   # mode, pid namespace, /sys and host files hidden, read-only host paths, network cut off,
   # node, exit code + peak memory + CPU, platform errors, Landlock.
   isolation::tmp_is_private_and_size_limited
@@ -91,7 +91,7 @@ SKIPS=(
   isolation::binary_output_is_byte_exact_and_streamed_in_chunks
   isolation::dev_has_working_devices_only_and_is_read_only
   isolation::mount_unshare_ptrace_and_clone3_are_denied
-  isolation::pooled_network_namespaces_carry_nothing_between_runs
+  isolation::no_run_finds_what_an_earlier_run_left_in_its_network_namespace
   # The same teardown on a panicking callback is part of cleanup::…, which runs.
   isolation::a_panicking_output_callback_still_tears_the_jail_down
 )

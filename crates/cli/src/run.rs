@@ -53,8 +53,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let building = std::thread::Builder::new()
         .name("livexec-sandbox".into())
         // The jail's network namespace is made beside the rest of the sandbox, so that
-        // building the jail does not wait for it.
-        .spawn(move || sandbox_args.sandbox_with(1))
+        // building the jail does not wait for it; no spares (a compiled runtime's run jail
+        // makes its own while the compiler runs).
+        .spawn(move || sandbox_args.sandbox_with(1, 0))
         .context("starting the sandbox thread")?;
     let prepared = prepare(&args);
     // Joined before any error is returned: the sandbox is dropped (torn down) here, not

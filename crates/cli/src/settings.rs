@@ -223,13 +223,15 @@ impl SandboxArgs {
         }
     }
 
-    /// The sandbox engine; refuses to start without cgroups unless allowed.
+    /// The sandbox engine of a service (spare network namespaces kept ready); refuses to start
+    /// without cgroups unless allowed.
     pub fn sandbox(&self) -> anyhow::Result<Sandbox> {
-        self.sandbox_with(0)
+        self.sandbox_with(0, SandboxConfig::default().netns_spare)
     }
 
-    /// [`SandboxArgs::sandbox`] with `netns_ahead` network namespaces made while it starts.
-    pub fn sandbox_with(&self, netns_ahead: usize) -> anyhow::Result<Sandbox> {
+    /// [`SandboxArgs::sandbox`] with `netns_ahead` network namespaces made while it starts and
+    /// `netns_spare` kept ready after that ([`SandboxConfig`]).
+    pub fn sandbox_with(&self, netns_ahead: usize, netns_spare: usize) -> anyhow::Result<Sandbox> {
         if self.allow_rlimits_only {
             tracing::warn!("LIVEXEC_ALLOW_RLIMITS_ONLY is set: if no cgroup is usable, programs run WITHOUT memory, CPU or process limits. Development only!");
         }
@@ -238,6 +240,7 @@ impl SandboxArgs {
             uid_base: self.uid_base,
             uid_count: self.uid_count,
             netns_ahead,
+            netns_spare,
             ..SandboxConfig::default()
         })
         .context("starting the sandbox")?;

@@ -1,41 +1,56 @@
-//! A pool of empty network namespaces (only `lo`, down), so creating one (~0.5 ms) and
-//! tearing it down stay off a run's critical path.
+//! Fresh, empty network namespaces (only `lo`, down), made ahead of need so that creating one
+//! (~0.5 ms) stays off a run's critical path.
 //!
-//! A namespace is used by one run at a time and returned when the run's init has been reaped:
-//! by then every process of the run is dead and its sockets closed. The jail has no
-//! capability in it (it cannot bring `lo` up, add devices, routes, firewall rules or change
-//! its sysctls), so nothing a run does outlives it there.
+//! Every run gets a namespace no earlier run used, and its namespace dies with it (the last
+//! fd and process gone, the kernel tears it down in the background). A namespace is never
+//! handed to a second run: even without any capability in it, a run leaves state there that
+//! outlives its processes and that the next run could read — IPv6 flow labels, which linger
+//! up to 150 s after their socket closed and carry 16 bytes of the run's choosing each, and the
+//! namespace's counters (`/proc/net/snmp`, `netstat`, `snmp6`), which never reset, so a run
+//! could count a number into `OutNoRoutes` for the next one to read.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::{sys, SandboxError};
 
-/// Most idle namespaces kept.
-const MAX_IDLE: usize = 64;
-
-/// The pool.
+/// Fresh namespaces waiting for a run.
 #[derive(Debug, Default)]
 pub(crate) struct NetnsPool {
-    idle: Mutex<Vec<OwnedFd>>,
+    fresh: Mutex<Vec<OwnedFd>>,
+    /// How many fresh ones to keep ready: each one taken is replaced in the background.
+    spare: usize,
+    /// Replacements being made now.
+    making: AtomicUsize,
 }
 
 impl NetnsPool {
-    /// An idle namespace, or a new one.
-    pub(crate) fn take(&self) -> Result<OwnedFd, SandboxError> {
-        if let Some(fd) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
-            return Ok(fd);
+    /// A pool that keeps `spare` fresh namespaces ready once one has been taken (those made
+    /// at start come through [`NetnsPool::add`]).
+    pub(crate) fn new(spare: usize) -> NetnsPool {
+        NetnsPool {
+            spare,
+            ..NetnsPool::default()
         }
-        create()
     }
 
-    /// Returns a namespace after its run's init was reaped.
-    pub(crate) fn give_back(&self, fd: OwnedFd) {
-        if let Ok(mut v) = self.idle.lock() {
-            if v.len() < MAX_IDLE {
-                v.push(fd);
-            }
+    /// A fresh namespace, made ahead or, when none is ready, now; starts making its
+    /// replacement in the background. The caller owns it: dropping it lets it die.
+    pub(crate) fn take(self: &Arc<Self>) -> Result<OwnedFd, SandboxError> {
+        let ready = self.fresh.lock().ok().and_then(|mut v| v.pop());
+        self.refill();
+        match ready {
+            Some(fd) => Ok(fd),
+            None => create(),
+        }
+    }
+
+    /// Adds a namespace no run has used.
+    pub(crate) fn add(&self, fd: OwnedFd) {
+        if let Ok(mut v) = self.fresh.lock() {
+            v.push(fd);
         }
     }
 
@@ -46,9 +61,34 @@ impl NetnsPool {
             made.push(create()?);
         }
         for fd in made {
-            self.give_back(fd);
+            self.add(fd);
         }
         Ok(())
+    }
+
+    /// Starts making replacements, each on a short-lived thread of its own, until `spare`
+    /// are ready or being made. Best effort: a namespace that cannot be made now is made on
+    /// the spot when a run needs it (and that run reports the error).
+    fn refill(self: &Arc<Self>) {
+        let ready = self.fresh.lock().map_or(0, |v| v.len());
+        while ready + self.making.load(Ordering::Acquire) < self.spare {
+            self.making.fetch_add(1, Ordering::AcqRel);
+            let pool = Arc::clone(self);
+            let spawned = std::thread::Builder::new()
+                .name("livexec-netns".into())
+                .spawn(move || {
+                    let made = create_here();
+                    pool.making.fetch_sub(1, Ordering::AcqRel);
+                    match made {
+                        Ok(fd) => pool.add(fd),
+                        Err(e) => tracing::debug!(error = %e, "no spare network namespace"),
+                    }
+                });
+            if spawned.is_err() {
+                self.making.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+        }
     }
 }
 

@@ -32,7 +32,7 @@ pub(crate) enum Op<'a> {
         go: c_int,
         init: c_int,
     },
-    /// `setns(fd, CLONE_NEWNET)`: enter a pooled network namespace (only `lo`, down).
+    /// `setns(fd, CLONE_NEWNET)`: enter the run's own fresh network namespace (only `lo`, down).
     EnterNetns { fd: c_int },
     /// `prctl(PR_SET_PDEATHSIG, SIGKILL)`: a dying supervisor takes the jail down; then
     /// give up if the supervisor (pidfd at [`crate::child::PARENT_FD`]) already died.

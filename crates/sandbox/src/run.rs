@@ -473,12 +473,8 @@ impl Drop for Jail {
                 tracing::warn!(error = %e, "could not remove a run cgroup");
             }
         }
-        // Only a namespace whose processes are all gone (init reaped) is used again.
-        if let Some(n) = self.netns.take() {
-            if self.reaped {
-                self.shared.netns.give_back(n);
-            }
-        }
+        // The run's network namespace dies with it: no other run ever uses it.
+        drop(self.netns.take());
         if let Some(l) = self.uid.take() {
             if self.reaped {
                 self.shared.uids.release(l);

@@ -69,6 +69,11 @@ pub struct SandboxConfig {
     /// thread of its own (as [`Sandbox::prewarm`] would after it). A one-shot caller that will
     /// run one program sets 1, so that neither the start nor its jail waits for one. Default 0.
     pub netns_ahead: usize,
+    /// Fresh network namespaces kept ready once runs start taking them: each one a jail takes
+    /// is replaced on a background thread. Every run gets a namespace no earlier run used (a
+    /// run leaves state in its namespace that outlives it, see `netns.rs`), so without spares
+    /// a jail built on the spot makes its own (~0.5 ms). A one-shot caller sets 0. Default 2.
+    pub netns_spare: usize,
 }
 
 impl Default for SandboxConfig {
@@ -87,6 +92,7 @@ impl Default for SandboxConfig {
             uid_base: 2_000_000_000,
             uid_count: 4096,
             netns_ahead: 0,
+            netns_spare: 2,
         }
     }
 }
@@ -97,8 +103,8 @@ pub(crate) struct Shared {
     pub(crate) layout: HostLayout,
     /// `<run_dir>/mnt/root`: the mount point of every jail's root (in its own mount namespace).
     pub(crate) root: PathBuf,
-    /// Idle network namespaces.
-    pub(crate) netns: NetnsPool,
+    /// Fresh network namespaces, one per run.
+    pub(crate) netns: Arc<NetnsPool>,
     /// A pidfd of this process, so a jail notices a supervisor that died during its setup.
     pub(crate) self_pidfd: OwnedFd,
     /// The jail's init executable, in a sealed memfd (`execveat` from inside the jail).
@@ -144,7 +150,7 @@ impl Sandbox {
             };
             let sandbox = sandbox?;
             for fd in nets? {
-                sandbox.shared.netns.give_back(fd);
+                sandbox.shared.netns.add(fd);
             }
             Ok(sandbox)
         })
@@ -213,7 +219,7 @@ impl Sandbox {
                 hierarchy,
                 layout,
                 root,
-                netns: NetnsPool::default(),
+                netns: Arc::new(NetnsPool::new(config.netns_spare)),
                 self_pidfd,
                 init_exe,
                 uids,
@@ -298,8 +304,9 @@ impl Sandbox {
         Ok((uids, self_pidfd, init_exe))
     }
 
-    /// Prepares `n` network namespaces ahead of need (each run takes one from the pool and
-    /// gives it back, so after warm-up no run pays for creating one). Optional.
+    /// Prepares `n` more fresh network namespaces ahead of need (each run takes one and it
+    /// dies with the run; [`SandboxConfig::netns_spare`] keeps replacing those taken).
+    /// Optional.
     pub fn prewarm(&self, n: usize) -> Result<(), SandboxError> {
         self.shared.netns.prewarm(n)
     }

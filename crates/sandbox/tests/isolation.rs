@@ -310,19 +310,42 @@ fn platform_errors_name_what_failed() {
     ));
 }
 
+/// Every run gets a network namespace no earlier run used. A namespace keeps, after all of a
+/// run's processes are gone, state the next run could read: IPv6 flow labels (they linger up
+/// to 150 s after their socket, 16 bytes of the run's choosing each, listed in
+/// `/proc/net/ip6_flowlabel`) and counters that never reset (`/proc/net/snmp`: a run can count
+/// any number into `OutNoRoutes`). A sandbox of its own, runs one after another: a pool that
+/// handed namespaces back would give the second run the first one's.
 #[test]
-fn pooled_network_namespaces_carry_nothing_between_runs() {
+fn no_run_finds_what_an_earlier_run_left_in_its_network_namespace() {
+    let sb = livexec_sandbox::Sandbox::new(livexec_sandbox::SandboxConfig::default()).unwrap();
     let name = marker("abstract");
-    let bind = py(&format!(
+    let state = r#"
+labels = open("/proc/self/net/ip6_flowlabel").read().splitlines()[1:]
+ip = [l.split() for l in open("/proc/self/net/snmp") if l.startswith("Ip:")]
+print(len(labels), dict(zip(ip[0][1:], ip[1][1:]))["OutNoRoutes"])
+"#;
+    let leave = py(&format!(
         r#"
-import socket
+import socket, struct
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind("\0{name}")
 s.listen(1)
-print("bound")
-"#
+f = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for i, label in enumerate([0x12345, 0x12346]):
+    # struct in6_flowlabel_req: destination, label, GET, share ANY, CREATE, expires, linger
+    req = b"LIVEXEC-LEFTOVR" + bytes([i]) + struct.pack("!I", label)
+    f.setsockopt(41, 32, req + struct.pack("=BBHHH", 0, 255, 1, 150, 150) + bytes(4))
+f.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(321):
+    try:
+        u.sendto(b"x", ("192.0.2.1", 9))
+    except OSError:
+        pass
+{state}"#
     ));
-    let probe = py(&format!(
+    let find = py(&format!(
         r#"
 import socket
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -331,12 +354,24 @@ try:
     print("CONNECTED")
 except OSError as e:
     print("refused", type(e).__name__)
-"#
+{state}"#
     ));
+    let run_here = |cmd: &livexec_sandbox::Command| {
+        let o = sb.run(cmd, &mut |_, _| {}).unwrap();
+        sb.wait_torn_down();
+        ok(&o)
+    };
     for _ in 0..3 {
-        assert_eq!(ok(&run(&bind)), "bound");
-        assert_eq!(ok(&run(&probe)), "refused ConnectionRefusedError");
+        // The state is really there while the run lives...
+        assert_eq!(run_here(&leave), "2 321");
+        // ... and the next run finds none of it.
+        assert_eq!(
+            run_here(&find),
+            "refused ConnectionRefusedError\n0 0",
+            "a run found an earlier run's network state"
+        );
     }
+    drop(sb);
 }
 
 #[test]
