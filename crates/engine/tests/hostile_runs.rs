@@ -83,3 +83,71 @@ fn test_cases_record_no_more_output_together_than_the_budget() {
         .all(|t| t.verdict == Verdict::Accepted));
     assert_eq!(r.status, Status::Completed);
 }
+
+/// javac loads annotation processors from its class path, which is the working dir: a
+/// submission that brings a processor's class and a `META-INF/services` entry among its files
+/// would run its own code inside the compile stage, under the compile limits (every core,
+/// 512 MiB, 20 s) rather than the run's. The compile stage must not run submitted code.
+#[test]
+fn a_java_compile_runs_no_annotation_processor_the_submission_brings() {
+    let registry = Registry::builtin().unwrap();
+    let java = registry
+        .get("java")
+        .unwrap()
+        .resolve()
+        .expect("java (install-toolchains.sh)");
+    // The processor, compiled here with the same javac.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("p")).unwrap();
+    std::fs::write(
+        dir.path().join("p/Evil.java"),
+        r#"package p;
+import javax.annotation.processing.*;
+import javax.lang.model.element.TypeElement;
+import java.util.Set;
+@SupportedAnnotationTypes("*")
+public class Evil extends AbstractProcessor {
+  public Evil() { System.err.println("SUBMITTED PROCESSOR RAN"); }
+  public boolean process(Set<? extends TypeElement> a, RoundEnvironment r) { return false; }
+}
+"#,
+    )
+    .unwrap();
+    let built = std::process::Command::new(&java.executable)
+        .args(["-d", ".", "p/Evil.java"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let class = std::fs::read(dir.path().join("p/Evil.class")).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("root and cgroups");
+    let engine = Engine::new(
+        Arc::new(sandbox),
+        HashMap::from([("java".to_owned(), java)]),
+        Limits::default(),
+    );
+    let main = "public class Main { public static void main(String[] a) { System.out.println(\"Hello\"); } }";
+    let file = |name: &str, content: &[u8]| livexec_core::SourceFile {
+        name: name.to_owned(),
+        content: content.to_vec(),
+    };
+    let request = Request::new("java", main).with_options(RunOptions {
+        files: vec![
+            file("p/Evil.class", &class),
+            file(
+                "META-INF/services/javax.annotation.processing.Processor",
+                b"p.Evil\n",
+            ),
+        ],
+        ..RunOptions::default()
+    });
+    let r = engine.execute(&request, &mut |_, _| {}).unwrap();
+    let compile = r.report.compile.as_ref().expect("a compile stage");
+    assert!(
+        !compile.stderr.contains("SUBMITTED PROCESSOR RAN")
+            && !compile.stdout.contains("SUBMITTED PROCESSOR RAN"),
+        "the compile stage ran the submission's processor: {compile:?}"
+    );
+    assert_eq!(r.status, Status::Completed, "{r:?}");
+    assert_eq!(String::from_utf8_lossy(&r.report.stdout), "Hello\n");
+}
