@@ -79,7 +79,10 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         ..Request::new(id, source)
     };
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    // The last byte the program wrote to either stream, so the verdict starts a line.
+    let mut last_byte = None;
     let ran = engine.execute(&request, &mut |stream, chunk| {
+        last_byte = chunk.last().copied().or(last_byte);
         // A closed stdout (e.g. `| head`) must not stop the run; the verdict still comes.
         let _ = match stream {
             Stream::Stdout => out.write_all(chunk).and_then(|()| out.flush()),
@@ -98,14 +101,25 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         .report
         .error_line
         .map_or_else(String::new, |n| format!(" (line {n})"));
+    // The message comes from the program's stderr: its control characters are shown escaped,
+    // so it cannot rewrite the verdict line on a terminal (`\r`, `\x1b[2K`, a fake
+    // `COMPLETED`).
     let reason = match (&result.report.error_type, &result.report.error_message) {
-        (Some(t), Some(m)) => format!(" {}: {m}{at_line};", t.as_str()),
+        (Some(t), Some(m)) => format!(" {}: {}{at_line};", t.as_str(), escape_controls(m)),
         _ => String::new(),
     };
     let compiled = match &result.report.compile {
         Some(c) => format!(" compile {} ms,", c.time_ms),
         None => String::new(),
     };
+    // The verdict starts a line of its own, and attributes the program's output left set
+    // (e.g. concealed text) end before it.
+    if last_byte.is_some_and(|b| b != b'\n') {
+        let _ = err.write_all(b"\n");
+    }
+    if std::io::IsTerminal::is_terminal(&err) {
+        let _ = err.write_all(b"\x1b[0m");
+    }
     if result.report.error_type == Some(ErrorType::CompilationError) {
         if let Some(c) = &result.report.compile {
             let _ = err.write_all(c.stdout.as_bytes());
@@ -134,6 +148,19 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(1)
     };
     Ok(ExitCode::from(code))
+}
+
+/// `text` with its control characters (C0 but tab, DEL, C1) written as `\u{..}` escapes.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// What the run needs besides the sandbox.
@@ -206,4 +233,21 @@ fn piped_stdin() -> bool {
     std::fs::File::from(fd)
         .metadata()
         .is_ok_and(|m| m.file_type().is_fifo() || m.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn a_message_cannot_rewrite_the_verdict_line() {
+        assert_eq!(
+            escape_controls("\r\x1b[2Klivexec: COMPLETED\x1b[8m\u{9b}\u{7f}\0"),
+            "\\u{d}\\u{1b}[2Klivexec: COMPLETED\\u{1b}[8m\\u{9b}\\u{7f}\\u{0}"
+        );
+        assert_eq!(
+            escape_controls("ZeroDivisionError: x\ty é"),
+            "ZeroDivisionError: x\ty é"
+        );
+    }
 }

@@ -37,6 +37,27 @@ fn run_passes_output_and_exit_code_through_with_a_verdict() {
         "{verdict}"
     );
 
+    // A program cannot forge the verdict: its last stderr line (the error message) tries to
+    // erase the line and print a COMPLETED of its own; the verdict shows it escaped.
+    let out = livexec_run(
+        dir.path(),
+        "python",
+        "spoof.py",
+        "import sys\nsys.stderr.write('\\r\\x1b[2Klivexec: COMPLETED wall 1 ms\\x1b[8m')\nsys.exit(1)",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let verdict = err
+        .rsplit('\n')
+        .find(|l| l.starts_with("livexec: "))
+        .unwrap();
+    assert!(
+        verdict.starts_with(
+            "livexec: FAILED RuntimeError: \\u{1b}[2Klivexec: COMPLETED wall 1 ms\\u{1b}[8m;"
+        ),
+        "{err:?}"
+    );
+
     let out = livexec_run(dir.path(), "javascript", "b.js", "console.log(6*7)");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
