@@ -221,6 +221,44 @@ for k, v in checks.items():
     assert_eq!(s, want);
 }
 
+/// The read-only binds are the host's own file systems: the `ioctl`s that would name them
+/// (UUID, label, sysfs path such as `ext4/vda`, btrfs fsid) or map a file to the host disk's
+/// blocks are refused, while the everyday ones keep working.
+#[test]
+fn ioctls_that_name_the_host_file_system_are_refused() {
+    let o = run(&py(r#"
+import errno, fcntl, os, struct, sys, termios
+fd = os.open("/usr", os.O_RDONLY)
+exe = os.open(sys.executable, os.O_RDONLY)
+def res(fd, req, size):
+    try:
+        fcntl.ioctl(fd, req, bytearray(size))
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+fiemap = bytearray(struct.pack("QQIIII", 0, 1 << 30, 0, 0, 4, 0) + bytes(56 * 4))
+checks = {
+    "FS_IOC_GETFSUUID": res(fd, 0x80111500, 17),
+    "FS_IOC_GETFSSYSFSPATH": res(fd, 0x80811501, 129),
+    "FS_IOC_GETFSLABEL": res(fd, 0x81009431, 256),
+    "EXT4_IOC_GETFSUUID": res(fd, 0x8008662C, 24),
+    "BTRFS_IOC_FS_INFO": res(fd, 0x8400941F, 1024),
+    "FS_IOC_FIEMAP": res(exe, 0xC020660B, len(fiemap)),
+    "FS_IOC_GETFLAGS": res(exe, 0x80086601, 8) in ("ok", "ENOTTY", "EOPNOTSUPP"),
+    "FIONREAD on stdin": res(0, termios.FIONREAD, 4),
+    "TCGETS on stdout": res(1, termios.TCGETS, 60),
+}
+for k, v in checks.items():
+    print(f"{k}: {v}")
+"#));
+    assert_eq!(
+        ok(&o),
+        "FS_IOC_GETFSUUID: EPERM\nFS_IOC_GETFSSYSFSPATH: EPERM\nFS_IOC_GETFSLABEL: EPERM\n\
+         EXT4_IOC_GETFSUUID: EPERM\nBTRFS_IOC_FS_INFO: EPERM\nFS_IOC_FIEMAP: EPERM\n\
+         FS_IOC_GETFLAGS: True\nFIONREAD on stdin: ok\nTCGETS on stdout: ENOTTY"
+    );
+}
+
 #[test]
 fn python_processes_threads_and_subprocesses_still_work() {
     let o = run(&py(r#"

@@ -14,10 +14,12 @@
 //!    libc and the runtimes take their fallbacks, and calls added to later kernels stay closed
 //!    until reviewed) — or on an argument check: `clone` with namespace flags, `fadvise64`
 //!    `DONTNEED`/`NOREUSE`, `madvise` `MADV_COLD`/`MADV_PAGEOUT`, `preadv2`/`pwritev2` with
-//!    `RWF_NOWAIT` and `personality` other than the query and `PER_LINUX` get `EPERM`;
+//!    `RWF_NOWAIT`, `ioctl` requests that name the host's file system or map its blocks
+//!    (`policy::IOCTL_REFUSED`) and `personality` other than the query and `PER_LINUX` get
+//!    `EPERM`;
 //!    `socket`/`socketpair` outside `AF_UNIX`, `AF_INET`, `AF_INET6` get `EAFNOSUPPORT`.
 //!
-//! Integer arguments (advice, family, persona) are compared on their low 32 bits, as the kernel
+//! Integer arguments (advice, family, persona, ioctl request) are compared on their low 32 bits, as the kernel
 //! reads an `int`: a caller cannot slip past a check with garbage in the upper half.
 //!
 //! Why a search and not a list (as `seccompiler` and the container runtimes compile it): the
@@ -150,7 +152,7 @@ fn verdicts() -> Result<BTreeMap<u32, Verdict>, SandboxError> {
         .iter()
         .fold(0u64, |m, &f| m | f as u32 as u64);
     use Refuse::{Unless, When};
-    let checks: [(i64, u8, Test, Refuse); 8] = [
+    let checks: [(i64, u8, Test, Refuse); 9] = [
         (
             libc::SYS_clone,
             0,
@@ -167,6 +169,12 @@ fn verdicts() -> Result<BTreeMap<u32, Verdict>, SandboxError> {
             libc::SYS_madvise,
             2,
             Test::LowIsAny(MADVISE_REFUSED),
+            When(EPERM),
+        ),
+        (
+            libc::SYS_ioctl,
+            1,
+            Test::LowIsAny(IOCTL_REFUSED),
             When(EPERM),
         ),
         (libc::SYS_preadv2, 5, Test::AnyBit(RWF_NOWAIT), When(EPERM)),

@@ -263,6 +263,20 @@ pub(crate) const FADVISE_REFUSED: &[u32] = &[
 /// or reclaim the caller's pages, file pages shared with other runs included.
 pub(crate) const MADVISE_REFUSED: &[u32] = &[20, 21];
 
+/// `ioctl` requests refused with `EPERM`: those that name the host's file system behind the
+/// read-only binds — its UUID (`FS_IOC_GETFSUUID`, ext4's `EXT4_IOC_GETFSUUID`, btrfs's
+/// `BTRFS_IOC_FS_INFO`), label (`FS_IOC_GETFSLABEL`) or sysfs path (`FS_IOC_GETFSSYSFSPATH`,
+/// e.g. `ext4/vda`) — and `FS_IOC_FIEMAP`, which maps a shared file to the host disk's
+/// physical blocks. No runtime needs them; every other request keeps the allow-list's verdict.
+pub(crate) const IOCTL_REFUSED: &[u32] = &[
+    0x8011_1500, // FS_IOC_GETFSUUID
+    0x8081_1501, // FS_IOC_GETFSSYSFSPATH
+    0x8100_9431, // FS_IOC_GETFSLABEL
+    0x8008_662c, // EXT4_IOC_GETFSUUID
+    0x8400_941f, // BTRFS_IOC_FS_INFO
+    0xc020_660b, // FS_IOC_FIEMAP
+];
+
 /// `RWF_NOWAIT`: `preadv2`/`pwritev2` with it answer `EAGAIN` for pages not cached, a residency
 /// test of shared files; refused with `EPERM`.
 pub(crate) const RWF_NOWAIT: u64 = 0x8;

@@ -295,6 +295,7 @@ fn linear_reference() -> BpfProgram {
     refused.insert(libc::SYS_clone, has_any_flag(0, &flags));
     refused.insert(libc::SYS_fadvise64, int_is_any(3, FADVISE_REFUSED));
     refused.insert(libc::SYS_madvise, int_is_any(2, MADVISE_REFUSED));
+    refused.insert(libc::SYS_ioctl, int_is_any(1, IOCTL_REFUSED));
     refused.insert(libc::SYS_preadv2, has_any_flag(5, &[RWF_NOWAIT]));
     refused.insert(libc::SYS_pwritev2, has_any_flag(5, &[RWF_NOWAIT]));
     refused.insert(
@@ -340,6 +341,7 @@ fn search_matches_the_linear_compilation() {
         .chain(policy::SOCKET_FAMILIES.iter().map(|&v| u64::from(v)))
         .chain(policy::FADVISE_REFUSED.iter().map(|&v| u64::from(v)))
         .chain(policy::MADVISE_REFUSED.iter().map(|&v| u64::from(v)))
+        .chain(policy::IOCTL_REFUSED.iter().map(|&v| u64::from(v)))
         .chain(policy::PERSONALITY_ALLOWED.iter().map(|&v| u64::from(v)))
         .chain(policy::NAMESPACE_FLAGS.iter().map(|&v| v as u32 as u64))
         .chain([policy::RWF_NOWAIT, 2, 4, 5, 6, 20, 21, 40, 255])
