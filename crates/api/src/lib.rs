@@ -25,6 +25,7 @@ pub mod auth;
 pub mod compat;
 pub mod error;
 pub mod extract;
+mod http;
 pub mod maxima;
 mod middleware;
 mod observe;
@@ -195,6 +196,11 @@ pub struct ApiConfig {
     pub default_output_bytes: u64,
     /// Refused authentication attempts one client address may make before 429.
     pub auth_failures: auth::failures::FailureLimit,
+    /// How long a client may take to send a request's head (request line and headers), and
+    /// how long a keep-alive connection may idle between requests, before the connection is
+    /// closed (`LIVEXEC_HEADER_READ_TIMEOUT_MS`, default 30 s). Bounds how long a slow or
+    /// silent client holds a connection. Served by [`launch`] only.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for ApiConfig {
@@ -219,6 +225,7 @@ impl Default for ApiConfig {
             rate_store: RateStore::default(),
             default_output_bytes: 1 << 20,
             auth_failures: auth::failures::FailureLimit::default(),
+            header_read_timeout: http::DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -281,12 +288,11 @@ pub async fn launch(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
+    let header_read_timeout = state.config.header_read_timeout;
     let app = router(state).layer(axum::Extension(Stopping(stop_rx)));
-    // The peer address feeds the per-address bucket of refused authentication attempts.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await
+    // The peer address (in each request) feeds the per-address bucket of refused
+    // authentication attempts.
+    http::serve(listener, app, header_read_timeout, signal).await
 }
 
 /// Tells long-running handlers that [`launch`] is shutting down (absent when the router is

@@ -9,6 +9,7 @@ use livexec_api::{ApiConfig, SandboxHealth};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const INVALID_UUID: &str = "Validation failed (uuid is expected)";
 
@@ -281,4 +282,38 @@ async fn launch_returns_after_shutdown() {
     s.stop().await.expect("graceful shutdown returns Ok");
     let after = reqwest::get(format!("{base}/health")).await;
     assert!(after.is_err(), "server still answering after shutdown");
+}
+
+/// Slowloris: a client that sends a request's head and never finishes it loses the
+/// connection at the header-read deadline (the server does not hold it, and its file
+/// descriptor, for as long as the client likes); an idle keep-alive connection is closed the
+/// same way, and a client that sends whole requests is served meanwhile.
+#[tokio::test]
+async fn a_request_head_never_finished_loses_its_connection() {
+    let config = ApiConfig {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        ..ApiConfig::default()
+    };
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut idle = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    // Served meanwhile.
+    let res = s.get("/health").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    for (what, conn) in [("an unfinished head", &mut slow), ("an idle connection", &mut idle)] {
+        // A guard, not a timing assertion: with no deadline the read would never end.
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            conn.read_to_end(&mut buf),
+        )
+        .await;
+        let closed = matches!(read, Ok(Ok(_)) | Ok(Err(_)));
+        assert!(closed, "the server still holds {what} after 60 s");
+        let head = String::from_utf8_lossy(&buf);
+        assert!(!head.contains("200 OK"), "{what} was answered: {head}");
+    }
 }

@@ -66,6 +66,11 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes (larger → 413).
     #[arg(long, env = "LIVEXEC_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request's head, and a keep-alive connection may
+    /// idle between requests, in ms; then the connection is closed (slow clients cannot hold
+    /// connections open).
+    #[arg(long, env = "LIVEXEC_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_ms: u64,
     /// How long a worker's claim on a job lasts, in ms; renewed while the program runs. A
     /// worker that dies loses its jobs to others after this long.
     #[arg(long, env = "LIVEXEC_LEASE_MS", default_value_t = 30_000)]
@@ -292,6 +297,7 @@ async fn serve(
             keys,
             config: ApiConfig {
                 max_body_bytes: args.max_body_bytes,
+                header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
                 time_limit: Duration::from_millis(args.limits.timeout_ms),
                 default_limits: livexec_runtimes::LimitOverrides {
