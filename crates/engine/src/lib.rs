@@ -104,6 +104,24 @@ pub enum ExecError {
     },
 }
 
+impl ExecError {
+    /// Whether the request itself is what the sandbox refused (a file name it cannot write, a
+    /// NUL byte in an argument or variable), so that running it again cannot succeed: the
+    /// worker fails such an execution at once instead of retrying it. The API refuses these
+    /// requests before they are queued; this is the backstop.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ExecError::Sandbox {
+                source: SandboxError::BadFileName { .. }
+                    | SandboxError::FilesCollide { .. }
+                    | SandboxError::NulByte { .. },
+                ..
+            }
+        )
+    }
+}
+
 /// Something that carries a [`Request`] to its [`RunResult`]: the real [`Engine`], or a fake
 /// in tests of its callers.
 ///

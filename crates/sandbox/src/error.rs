@@ -82,11 +82,21 @@ pub enum SandboxError {
         /// Why it cannot be used.
         reason: String,
     },
-    /// A file name given to [`crate::Command::file`] is absolute, empty, contains `..`, or NUL.
-    #[error("bad file name {name:?}: must be a relative path without `..` or NUL")]
+    /// A file name given to [`crate::Command::file`] is absolute, empty, contains an empty,
+    /// `.` or `..` part or NUL, or is too long.
+    #[error("bad file name {name:?}: must be a plain relative path (no empty, `.` or `..` parts, no NUL, parts of at most 255 bytes)")]
     BadFileName {
         /// The rejected name.
         name: String,
+    },
+    /// Two files of a run cannot both be written: the same name twice, or one where the
+    /// other needs a directory.
+    #[error("files {first:?} and {second:?} cannot both be written (the same name, or one is the other's directory)")]
+    FilesCollide {
+        /// The first name (the directory, when one is another's).
+        first: String,
+        /// The second name.
+        second: String,
     },
     /// A path given to [`crate::Command::new`] or [`crate::Command::mount_ro`] is unusable.
     #[error("bad path {path}: {reason}")]

@@ -181,6 +181,12 @@ pub(crate) fn validate(cmd: &Command) -> Result<(), SandboxError> {
             return Err(SandboxError::BadFileName { name: name.clone() });
         }
     }
+    plan::check_file_set(
+        cmd.files
+            .iter()
+            .chain(&cmd.artifacts)
+            .map(|(name, _)| name.as_str()),
+    )?;
     for pattern in &cmd.collect {
         crate::workdir::check_pattern(pattern)?;
     }

@@ -224,13 +224,21 @@ pub(crate) fn under(root: &Path, inside: &Path) -> Result<CString, SandboxError>
     cpath(&root.join(rel))
 }
 
-/// Checks a working-dir file name: relative, non-empty, only normal components.
+/// Longest component of a working-dir file name, bytes (the kernel's `NAME_MAX`).
+const NAME_MAX: usize = 255;
+/// Longest working-dir file name, bytes (under the kernel's `PATH_MAX` with `/work/`).
+const PATH_MAX: usize = 4000;
+
+/// Checks a working-dir file name: a plain relative path written as it is meant — non-empty,
+/// no NUL, every `/`-separated part non-empty and neither `.` nor `..` (so `a//b`, `a/./b`
+/// and `d/` are refused rather than normalized), each part at most `NAME_MAX` bytes.
 pub(crate) fn check_file_name(name: &str) -> Result<(), SandboxError> {
-    use std::path::Component;
-    let p = Path::new(name);
     let ok = !name.is_empty()
+        && name.len() <= PATH_MAX
         && !name.contains('\0')
-        && p.components().all(|c| matches!(c, Component::Normal(_)));
+        && name
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && c.len() <= NAME_MAX);
     if ok {
         Ok(())
     } else {
@@ -238,6 +246,32 @@ pub(crate) fn check_file_name(name: &str) -> Result<(), SandboxError> {
             name: name.to_owned(),
         })
     }
+}
+
+/// Checks that `names` (a run's files and artifacts, each already a valid name) can all be
+/// written: none twice, none where another needs a directory (`a` and `a/b`).
+pub(crate) fn check_file_set<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), SandboxError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let names: Vec<&str> = names.collect();
+    for &name in &names {
+        if !seen.insert(name) {
+            return Err(SandboxError::FilesCollide {
+                first: name.to_owned(),
+                second: name.to_owned(),
+            });
+        }
+    }
+    for &name in &names {
+        // Every directory the file needs must not be a file of the set.
+        let dirs = name.match_indices('/').map(|(i, _)| &name[..i]);
+        if let Some(dir) = dirs.into_iter().find(|d| seen.contains(d)) {
+            return Err(SandboxError::FilesCollide {
+                first: dir.to_owned(),
+                second: name.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -249,9 +283,41 @@ mod tests {
         for good in ["main.py", "a/b.js", "x"] {
             assert!(check_file_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "./x", "a\0b"] {
+        let long = "x".repeat(256);
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "./x",
+            "a\0b",
+            "a//b",
+            "a/./b",
+            "d/",
+            ".",
+            long.as_str(),
+        ] {
             assert!(
                 matches!(check_file_name(bad), Err(SandboxError::BadFileName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_sets_that_cannot_be_written_are_refused() {
+        assert!(check_file_set(["a", "b/c", "b/d"].into_iter()).is_ok());
+        for bad in [
+            &["a", "a"][..],
+            &["a", "a/b"],
+            &["a/b/c", "a/b"],
+            &["x/y", "x"],
+        ] {
+            assert!(
+                matches!(
+                    check_file_set(bad.iter().copied()),
+                    Err(SandboxError::FilesCollide { .. })
+                ),
                 "{bad:?}"
             );
         }

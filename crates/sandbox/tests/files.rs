@@ -121,3 +121,42 @@ fn hard_links_past_the_tmpfs_size_are_left_out_not_a_failure() {
     assert_eq!(names, ["big", "small"], "what fits, in name order");
     assert_eq!(o.files[0].1.len(), 3 << 20);
 }
+
+/// Names that the writer could only fail on (or normalize into another name) are refused
+/// before the jail is built, as a bad request rather than a file-system error: `a` beside
+/// `a/b`, a name twice, an artifact named like a file, `a//b`, `d/`, a 256-byte part.
+#[test]
+fn file_sets_that_cannot_be_written_are_refused_up_front() {
+    let long = "x".repeat(256);
+    for names in [
+        &["a", "a/b"][..],
+        &["a/b", "a"],
+        &["same", "same"],
+        &["a//b"],
+        &["a/./b"],
+        &["d/"],
+        &[long.as_str()],
+    ] {
+        let mut c = sh("true");
+        for name in names {
+            c.file(*name, "x");
+        }
+        let err = sandbox()
+            .run(&c, &mut |_: Stream, _: &[u8]| {})
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SandboxError::FilesCollide { .. } | SandboxError::BadFileName { .. }
+            ),
+            "{names:?}: {err}"
+        );
+    }
+    let mut c = sh("true");
+    c.file("prog", "x");
+    c.artifact("prog", "y");
+    let err = sandbox()
+        .run(&c, &mut |_: Stream, _: &[u8]| {})
+        .unwrap_err();
+    assert!(matches!(err, SandboxError::FilesCollide { .. }), "{err}");
+}

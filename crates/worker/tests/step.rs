@@ -183,6 +183,25 @@ async fn a_platform_failure_is_retried_then_ends_internal_error() {
 }
 
 #[tokio::test]
+async fn a_request_the_sandbox_refuses_fails_at_once_without_a_retry() {
+    let f = Fixture::new().await;
+    let id = f.submit("python", "refused ../x", true).await;
+    let w = f.worker(|c| c.max_attempts = 3);
+    assert!(w.step().await.unwrap());
+    let e = f.get(id).await;
+    assert_eq!(e.status, Status::Failed, "no second attempt can succeed");
+    assert_eq!(e.attempts, 1);
+    assert_eq!(e.report.error_type, Some(ErrorType::InternalError));
+    let msg = e.report.error_message.unwrap();
+    assert!(
+        msg.contains("../x"),
+        "the message names the refused file: {msg}"
+    );
+    assert!(!f.queue.contains(id).await.unwrap(), "the job is dropped");
+    assert_eq!(f.executor.runs("refused ../x"), 1);
+}
+
+#[tokio::test]
 async fn a_claim_past_max_attempts_fails_without_running() {
     let f = Fixture::new().await;
     let id = f.submit("python", "print must not run", true).await;

@@ -57,7 +57,7 @@ impl Worker {
             return Ok(None);
         }
         if attempt > self.config.max_attempts {
-            self.give_up(lease).await?;
+            self.give_up(lease, PLATFORM_FAILED).await?;
             if let Some(bus) = &self.events {
                 Publisher::start_attempt(Arc::clone(bus), id, attempt)
                     .finish(Status::Failed)
@@ -161,8 +161,17 @@ impl Worker {
                 error!(execution_id = %id, attempt, error = %e, "the executor panicked")
             }
         }
+        // A request the sandbox refuses as such (a file it cannot write, a NUL in an
+        // argument) would be refused again: failed at once, saying why.
+        if let PlatformFailure::Executor(e) = &failure {
+            if e.is_permanent() {
+                let message = format!("The sandbox refused this request: {e}");
+                self.give_up(lease, &message).await?;
+                return Ok(Some(Status::Failed));
+            }
+        }
         if attempt >= self.config.max_attempts {
-            self.give_up(lease).await?;
+            self.give_up(lease, PLATFORM_FAILED).await?;
             return Ok(Some(Status::Failed));
         }
         let store_err = |source| WorkerError::Store {
@@ -185,16 +194,17 @@ impl Worker {
         Ok(None)
     }
 
-    /// Retries exhausted: FAILED/`InternalError`, then drop the job.
-    async fn give_up(&self, lease: &Lease) -> Result<(), WorkerError> {
+    /// Retries exhausted, or no retry can help: FAILED/`InternalError` with `message`, then
+    /// drop the job.
+    async fn give_up(&self, lease: &Lease, message: &str) -> Result<(), WorkerError> {
         let id = lease.job.execution_id;
-        retry_store(|| self.store.fail_execution(id, PLATFORM_FAILED))
+        retry_store(|| self.store.fail_execution(id, message))
             .await
             .map_err(|source| WorkerError::Store {
                 execution_id: id,
                 source,
             })?;
-        info!(execution_id = %id, attempt = lease.job.attempt, status = %Status::Failed, error_type = "InternalError", "execution failed: attempts exhausted");
+        info!(execution_id = %id, attempt = lease.job.attempt, status = %Status::Failed, error_type = "InternalError", reason = message, "execution failed");
         self.ack(lease).await
     }
 

@@ -6,6 +6,7 @@
 //! - `crash MSG` → FAILED / `RuntimeError` with message `MSG`, exit code 1;
 //! - `sleep` → TIMEOUT / `TimeoutError`;
 //! - `broken` → a platform failure (`ExecError::NoRuntime`);
+//! - `refused NAME` → the sandbox refuses the file name `NAME` (a permanent failure);
 //! - `gate` → says it started and waits until the test opens the gate ([`FakeExecutor::gate`]);
 //! - `stdin` → prints the request's `options.stdin` and the number of its test cases;
 //!
@@ -118,6 +119,14 @@ impl Executor for FakeExecutor {
                 "broken" => {
                     return Err(ExecError::NoRuntime {
                         language: format!("/nonexistent/livexec/{}", request.language),
+                    })
+                }
+                "refused" => {
+                    return Err(ExecError::Sandbox {
+                        stage: "run".into(),
+                        source: livexec_sandbox::SandboxError::BadFileName {
+                            name: arg.to_owned(),
+                        },
                     })
                 }
                 other => panic!("the fake executor does not know {other:?}"),
