@@ -125,7 +125,12 @@ fn strings(field: &str, value: Option<&Value>, p: &mut Problems) -> Vec<String> 
 
 /// The arguments (`field`: `args`, or a test case's) and the environment of one run against
 /// [`MAX_ARGS`] and [`MAX_ARGV_ENV_BYTES`]: beyond them `execve` would refuse the program.
-fn check_argv_env(field: &str, args: &[String], env: &BTreeMap<String, String>, p: &mut Problems) {
+pub(crate) fn check_argv_env(
+    field: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    p: &mut Problems,
+) {
     if args.len() > MAX_ARGS {
         p.push(format!(
             "{field} must contain no more than {MAX_ARGS} elements"

@@ -4,10 +4,10 @@
 //! program has (the session's files, the main file's name) are in [`check_files_with`].
 
 use crate::maxima::{RunMaxima, MAX_FILES};
-use crate::validate::Problems;
+use crate::validate::{check_no_nul, Problems};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use livexec_core::SourceFile;
+use livexec_core::{RunOptions, SourceFile};
 use livexec_runtimes::Stage;
 use serde_json::Value;
 
@@ -104,30 +104,34 @@ pub fn files(value: Option<&Value>, maxima: &RunMaxima, p: &mut Problems) -> Vec
             out.push(SourceFile { name, content });
         }
     }
-    check_set(&out, p);
+    check_set(&out, 0, p);
     check_total(&out, &[], maxima, p);
     out
 }
 
 /// Whether `a` is a directory `b` needs, or the other way round (`a` and `a/b`).
-fn nested(a: &str, b: &str) -> bool {
+pub(crate) fn nested(a: &str, b: &str) -> bool {
     let under = |x: &str, y: &str| x.strip_prefix(y).is_some_and(|r| r.starts_with('/'));
     under(a, b) || under(b, a)
 }
 
 /// Names that collide within `files`: the same name twice, or a file where another one needs
 /// a directory (`a` and `a/b`).
-fn check_set(files: &[SourceFile], p: &mut Problems) {
+fn check_set(files: &[SourceFile], offset: usize, p: &mut Problems) {
     for (i, f) in files.iter().enumerate() {
         if let Some(j) = files[..i].iter().position(|g| g.name == f.name) {
             p.push(format!(
-                "files[{i}].name duplicates files[{j}].name ({:?})",
+                "files[{}].name duplicates files[{}].name ({:?})",
+                i + offset,
+                j + offset,
                 f.name
             ));
         } else if let Some(g) = files[..i].iter().find(|g| nested(&f.name, &g.name)) {
             p.push(format!(
-                "files[{i}].name {:?} and {:?} cannot both be files (one is the other's directory)",
-                f.name, g.name
+                "files[{}].name {:?} and {:?} cannot both be files (one is the other's directory)",
+                i + offset,
+                f.name,
+                g.name
             ));
         }
     }
@@ -171,15 +175,20 @@ fn check_total(files: &[SourceFile], session: &[SourceFile], maxima: &RunMaxima,
 /// like or need as its directory (`main.py/x`: the jail could not write both), and what the
 /// compile stage makes (`compile`: a file named `main` beside C code would be overwritten by
 /// the executable).
+///
+/// `offset` is what to add to an index of `files` to name the file as the caller's API
+/// numbers it (Piston's `files[0]` is the main file, so its other files start at 1).
 pub fn check_files_with(
     files: &[SourceFile],
     session: &[SourceFile],
     main: &str,
     compile: Option<&Stage>,
     maxima: &RunMaxima,
+    offset: usize,
     p: &mut Problems,
 ) {
     for (i, f) in files.iter().enumerate() {
+        let i = i + offset;
         if let Some(pattern) = compile.and_then(|c| c.artifact_named(&f.name)) {
             p.push(format!(
                 "files[{i}].name {:?} is taken by what the compile stage makes ({pattern}); rename the file",
@@ -202,4 +211,40 @@ pub fn check_files_with(
             check_total(files, session, maxima, p);
         }
     }
+}
+
+/// The checks of a decoded run that every surface shares, whatever its wire format (native,
+/// Judge0, Piston, MCP): the source without NUL; at most [`MAX_FILES`] files, each name a
+/// plain relative path, none twice or inside another, none taken by the main file or the
+/// compile stage, their total within the maximum; `args` without NUL and within what
+/// `execve` takes. A request that passes cannot be refused by the sandbox for its files or
+/// arguments. `offset` as in [`check_files_with`].
+pub(crate) fn check_decoded(
+    source_code: &str,
+    options: &RunOptions,
+    main: &str,
+    compile: Option<&Stage>,
+    maxima: &RunMaxima,
+    offset: usize,
+    p: &mut Problems,
+) {
+    check_no_nul("source_code", source_code, p);
+    for (i, arg) in options.args.iter().enumerate() {
+        check_no_nul(&format!("args[{i}]"), arg, p);
+    }
+    crate::run_body::check_argv_env("args", &options.args, &options.env, p);
+    let files = &options.files;
+    if files.len() > MAX_FILES {
+        p.push(format!(
+            "files must contain no more than {MAX_FILES} elements, got {}",
+            files.len() + offset
+        ));
+        return;
+    }
+    for (i, f) in files.iter().enumerate() {
+        check_name(&format!("files[{}].name", i + offset), &f.name, p);
+    }
+    check_set(files, offset, p);
+    check_total(files, &[], maxima, p);
+    check_files_with(files, &[], main, compile, maxima, offset, p);
 }

@@ -110,6 +110,12 @@ impl Problems {
         }
     }
 
+    /// The problems found, and whether they are all of size (a 413 rather than a 400);
+    /// `None` when there were none.
+    pub(crate) fn into_list(self) -> Option<(Vec<String>, bool)> {
+        (!self.list.is_empty()).then_some((self.list, self.only_size))
+    }
+
     pub(crate) fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ApiError> {
         if self.list.is_empty() {
             Ok(value())

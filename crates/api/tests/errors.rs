@@ -8,8 +8,8 @@ use common::{error_body, start, start_with};
 use livexec_api::{ApiConfig, SandboxHealth};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use uuid::Uuid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
 
 const INVALID_UUID: &str = "Validation failed (uuid is expected)";
 
@@ -303,7 +303,10 @@ async fn a_request_head_never_finished_loses_its_connection() {
     // Served meanwhile.
     let res = s.get("/health").await;
     assert_eq!(res.status(), StatusCode::OK);
-    for (what, conn) in [("an unfinished head", &mut slow), ("an idle connection", &mut idle)] {
+    for (what, conn) in [
+        ("an unfinished head", &mut slow),
+        ("an idle connection", &mut idle),
+    ] {
         // A guard, not a timing assertion: with no deadline the read would never end.
         let mut buf = Vec::new();
         let read = tokio::time::timeout(

@@ -67,10 +67,36 @@ impl From<Refusal> for Judge0Error {
     }
 }
 
+/// Judge0's 422 fields for the shared checks' messages: each under the Judge0 attribute it
+/// concerns (`args[…]` → `command_line_arguments`, `files[…]` → `additional_files`).
+fn invalid_fields(messages: Vec<String>) -> Map<String, Value> {
+    let mut fields = Map::new();
+    for m in messages {
+        let field = if m.starts_with("args") {
+            "command_line_arguments"
+        } else if m.starts_with("files") {
+            "additional_files"
+        } else {
+            "source_code"
+        };
+        let list = fields.entry(field).or_insert_with(|| json!([]));
+        if let Value::Array(list) = list {
+            list.push(Value::String(m));
+        }
+    }
+    fields
+}
+
 impl From<native::NativeError> for Judge0Error {
     fn from(e: native::NativeError) -> Self {
-        if let native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q)) = e {
-            return Judge0Error::TooMany(q.into());
+        match e {
+            native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q)) => {
+                return Judge0Error::TooMany(q.into())
+            }
+            native::NativeError::Invalid { messages, .. } => {
+                return Judge0Error::Invalid(invalid_fields(messages))
+            }
+            _ => {}
         }
         tracing::error!(error = %e, "judge0 submission failed");
         Judge0Error::Internal(e.to_string())
@@ -149,8 +175,15 @@ async fn create(
     let fields = Fields::parse(p.get("fields").map(String::as_str)).map_err(Judge0Error::Bad)?;
     let body = object(body)?;
     let sub = wire::parse(&state, &caller, &body, base64(&p))?;
-    let execution =
-        native::submit(&state, &sub.runtime, &sub.source_code, sub.options, &caller).await?;
+    let execution = native::submit(
+        &state,
+        &sub.runtime,
+        &sub.source_code,
+        sub.options,
+        &caller,
+        0,
+    )
+    .await?;
     if p.get("wait").is_some_and(|w| w == "true") {
         let execution = native::wait(&state, execution, stop).await?;
         let view = view::render(&state, &execution, &fields, base64(&p))?;
@@ -212,9 +245,15 @@ async fn batch_create(
         };
         answers.push(match parsed {
             Ok(sub) => {
-                let submitted =
-                    native::submit(&state, &sub.runtime, &sub.source_code, sub.options, &caller)
-                        .await;
+                let submitted = native::submit(
+                    &state,
+                    &sub.runtime,
+                    &sub.source_code,
+                    sub.options,
+                    &caller,
+                    0,
+                )
+                .await;
                 match submitted {
                     Ok(e) => {
                         any = true;
@@ -223,6 +262,9 @@ async fn batch_create(
                     // Over a quota: this item (and those after it) say so, as a bad one does.
                     Err(native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q))) => {
                         json!({ "error": q.message() })
+                    }
+                    Err(native::NativeError::Invalid { messages, .. }) => {
+                        Value::Object(invalid_fields(messages))
                     }
                     Err(e) => return Err(e.into()),
                 }

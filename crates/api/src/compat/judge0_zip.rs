@@ -5,7 +5,7 @@
 //! inflated, never on what the archive declares, so a zip bomb stops at the limit.
 
 use crate::maxima::{RunMaxima, MAX_FILES};
-use crate::run_files::check_name;
+use crate::run_files::{check_name, nested};
 use crate::validate::Problems;
 use base64::Engine as _;
 use livexec_core::SourceFile;
@@ -59,6 +59,14 @@ pub fn files(encoded: &str, main: &str, maxima: &RunMaxima) -> Result<Vec<Source
         }
         if out.iter().any(|f| f.name == name) {
             return Err(format!("contains {name:?} twice"));
+        }
+        if let Some(other) = std::iter::once(main)
+            .chain(out.iter().map(|f| f.name.as_str()))
+            .find(|other| nested(&name, other))
+        {
+            return Err(format!(
+                "contains {name:?} and {other:?}: one cannot be both a file and the other's directory"
+            ));
         }
         // Read at most one byte past what is left: the declared size may lie.
         let mut content = Vec::new();
@@ -125,6 +133,16 @@ mod tests {
         assert!(files(&abs, "main.c", &m).is_err());
         let main = zip_of(&[("main.c", b"x")], zip::CompressionMethod::Stored);
         assert!(files(&main, "main.c", &m).unwrap_err().contains("main.c"));
+        // A file where another needs a directory could not be written by the sandbox.
+        let nest = zip_of(
+            &[("a", b"x"), ("a/b", b"y")],
+            zip::CompressionMethod::Stored,
+        );
+        assert!(files(&nest, "main.c", &m)
+            .unwrap_err()
+            .contains("both a file and"));
+        let under_main = zip_of(&[("main.c/x", b"x")], zip::CompressionMethod::Stored);
+        assert!(files(&under_main, "main.c", &m).is_err());
         // 64 MiB of zeros deflate to a few KiB: refused at the limit, not inflated whole.
         let zeros = vec![0u8; 64 << 20];
         let bomb = zip_of(&[("zeros", &zeros)], zip::CompressionMethod::Deflated);

@@ -14,7 +14,7 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use livexec_core::{Caller, RunOptions, SourceFile};
+use livexec_core::{Caller, Owner, RunOptions, SourceFile};
 use livexec_runtimes::Availability;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
@@ -25,8 +25,9 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// `/mcp`: the SDK's Streamable HTTP service behind [`parse_error`]. When the server starts
 /// shutting down ([`crate::launch`]), the SDK's sessions are cancelled, so an agent's open
@@ -41,6 +42,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let sessions_end = config.cancellation_token.clone();
     let armed = Arc::new(AtomicBool::new(false));
     let agent_state = state.clone();
+    let manager = Arc::new(LocalSessionManager::default());
+    let owners = Arc::new(SessionOwners {
+        manager: Arc::clone(&manager),
+        owners: Mutex::new(HashMap::new()),
+    });
     let service = StreamableHttpService::new(
         move || {
             Ok(Agent {
@@ -48,7 +54,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 local: false,
             })
         },
-        Arc::new(LocalSessionManager::default()),
+        manager,
         config,
     );
     let guard = axum::middleware::from_fn(move |request: Request, next: Next| {
@@ -61,10 +67,91 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 });
             }
         }
-        parse_error(limit, request, next)
+        owned_session(Arc::clone(&owners), limit, request, next)
     });
     let service = tower::ServiceBuilder::new().layer(guard).service(service);
     Router::new().nest_service("/mcp", service)
+}
+
+/// The most MCP sessions one API key holds open at once (each holds memory and a task until
+/// it is closed or idle for the SDK's keep-alive, 5 minutes).
+pub const MAX_MCP_SESSIONS_PER_KEY: usize = 32;
+
+/// Which key opened each MCP session: a session is its key's alone (issue 13), so another
+/// key that learns its `mcp-session-id` can neither resume its event stream, call tools in
+/// it, nor close it.
+struct SessionOwners {
+    /// The SDK's sessions, to forget the owners of sessions that ended.
+    manager: Arc<LocalSessionManager>,
+    /// Session id → the key that opened it (`None`: an open service's caller).
+    owners: Mutex<HashMap<String, Owner>>,
+}
+
+impl SessionOwners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Owner>> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forget the owners of sessions the SDK no longer has (closed, or idle past keep-alive).
+    async fn prune(&self) {
+        let live: Vec<String> = {
+            let sessions = self.manager.sessions.read().await;
+            sessions.keys().map(|id| id.to_string()).collect()
+        };
+        self.lock().retain(|id, _| live.contains(id));
+    }
+}
+
+/// Middleware before the SDK: a request naming a session (`mcp-session-id`) passes only for
+/// the key that opened it; anyone else gets the answer of an unknown session (404). A key
+/// holding [`MAX_MCP_SESSIONS_PER_KEY`] sessions cannot open another (429). Then
+/// [`parse_error`].
+async fn owned_session(
+    owners: Arc<SessionOwners>,
+    limit: usize,
+    request: Request,
+    next: Next,
+) -> Response {
+    let owner = request.extensions().get::<Caller>().and_then(Caller::owner);
+    let session = request
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let closing = request.method() == Method::DELETE;
+    match &session {
+        Some(id) if owners.lock().get(id) != Some(&owner) => {
+            return rpc_error(StatusCode::NOT_FOUND, -32600, "Session not found");
+        }
+        Some(_) => {}
+        None if request.method() == Method::POST && owner.is_some() => {
+            owners.prune().await;
+            let held = owners.lock().values().filter(|o| **o == owner).count();
+            if held >= MAX_MCP_SESSIONS_PER_KEY {
+                let message = format!(
+                    "this key holds {held} open MCP sessions, the most it may; close one (DELETE /mcp) or let one idle out"
+                );
+                return rpc_error(StatusCode::TOO_MANY_REQUESTS, -32600, &message);
+            }
+        }
+        None => {}
+    }
+    let response = parse_error(limit, request, next).await;
+    match session {
+        None => {
+            if let Some(id) = response.headers().get("mcp-session-id") {
+                let id = String::from_utf8_lossy(id.as_bytes()).into_owned();
+                owners.prune().await;
+                owners.lock().insert(id, owner);
+            }
+        }
+        Some(id) if closing && response.status().is_success() => {
+            owners.lock().remove(&id);
+        }
+        Some(_) => {}
+    }
+    response
 }
 
 /// Middleware before the SDK: a POST body that is not JSON gets JSON-RPC's parse error
@@ -186,7 +273,7 @@ fn tools() -> Vec<Tool> {
                             "required": ["name", "content"]
                         }
                     },
-                    "timeout_ms": { "type": "integer", "minimum": 1, "description": "Wall-clock limit of the run, ms" }
+                    "timeout_ms": { "type": "integer", "minimum": FLOORS.time_ms, "description": "Wall-clock limit of the run, ms" }
                 },
                 "required": ["language", "code"]
             })),
@@ -262,21 +349,30 @@ impl Agent {
                 Some(ms) if ms >= min && ms <= max => options.limits.time_ms = Some(ms),
                 _ => {
                     return Err(bad(format!(
-                        "timeout_ms must be an integer from 1 to {max}"
+                        "timeout_ms must be an integer from {min} to {max}"
                     )))
                 }
             }
         }
         self.state.clamp_limits(caller, &rt.id, &mut options.limits);
         let run = async {
-            let e = native::submit(&self.state, &rt.id, &code, options, caller).await?;
+            let e = native::submit(&self.state, &rt.id, &code, options, caller, 0).await?;
             // On shutdown the SDK's sessions are cancelled, which drops this call.
             native::wait(&self.state, e, Box::pin(std::future::pending())).await
         };
         let e = run.await.map_err(|e| match e {
+            // The SSE answer's headers left before the tool ran, so what a 429's headers
+            // say is in the error's data.
             native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q)) => {
-                ErrorData::invalid_request(q.message(), None)
+                let data = json!({
+                    "retry_after": q.retry_after_secs,
+                    "ratelimit_limit": q.limit,
+                    "ratelimit_remaining": 0,
+                    "ratelimit_reset": q.retry_after_secs,
+                });
+                ErrorData::invalid_request(q.message(), Some(data))
             }
+            native::NativeError::Invalid { messages, .. } => bad(messages.join("; ")),
             e => ErrorData::internal_error(e.to_string(), None),
         })?;
         let case = e.report.tests.first();

@@ -13,7 +13,7 @@ mod judge0_view;
 mod judge0_wire;
 mod judge0_zip;
 mod mcp;
-pub use mcp::{serve_stdio as serve_mcp_stdio, McpStdioError};
+pub use mcp::{serve_stdio as serve_mcp_stdio, McpStdioError, MAX_MCP_SESSIONS_PER_KEY};
 mod native;
 mod piston;
 mod piston_wire;

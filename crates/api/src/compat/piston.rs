@@ -126,7 +126,7 @@ async fn execute(
     state.clamp_limits(&caller, &rt.id, &mut options.limits);
     let Request { main, .. } = req;
     let run = async {
-        let e = native::submit(&state, &rt.id, &main, options, &caller).await?;
+        let e = native::submit(&state, &rt.id, &main, options, &caller, 1).await?;
         native::wait(&state, e, stop).await
     };
     match run.await {
@@ -145,6 +145,17 @@ async fn execute(
         }
         Err(native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q))) => {
             crate::ratelimit::Limited::from(q).response_in(super::Surface::Piston)
+        }
+        Err(native::NativeError::Invalid {
+            messages,
+            too_large,
+        }) => {
+            let status = if too_large {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            message(status, messages.join("; "))
         }
         Err(err) => {
             tracing::error!(error = %err, "piston execute failed");

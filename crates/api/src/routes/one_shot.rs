@@ -106,6 +106,7 @@ fn one_shot(
                 main,
                 rt.compile.as_ref(),
                 maxima,
+                0,
                 &mut p,
             );
         } else if let Some(i) = options.files.iter().position(|f| f.name == main) {

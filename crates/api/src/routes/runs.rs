@@ -56,6 +56,7 @@ fn options(
             rt.map(|rt| rt.file_name.as_str()).unwrap_or_default(),
             rt.and_then(|rt| rt.compile.as_ref()),
             &maxima,
+            0,
             &mut problems,
         );
     }

@@ -69,6 +69,7 @@ fn check_main_name(state: &AppState, language: &str, files: &[SourceFile]) -> Re
             &rt.file_name,
             rt.compile.as_ref(),
             &state.config.maxima,
+            0,
             &mut problems,
         );
     }

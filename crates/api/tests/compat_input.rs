@@ -1,0 +1,311 @@
+//! The drop-in APIs over the real router, on the embedded store: what the native API refuses
+//! about a run's files and arguments, Piston, MCP and Judge0 refuse too, each in its own
+//! client's shape, before anything is queued (red-team pass 2: they queued it, the sandbox
+//! refused it, and the worker retried it three times before `InternalError`); and an MCP
+//! session belongs to the key that opened it.
+
+mod common;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use common::{start, Server};
+use livexec_api::auth::token::{hash_token, new_token};
+use livexec_core::KeyStore;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::io::Write;
+
+/// File names and file sets the sandbox cannot write, and what the answer must name.
+fn bad_file_sets() -> Vec<(Value, &'static str)> {
+    let long = "x".repeat(5000);
+    let many: Vec<Value> = (0..1100)
+        .map(|i| json!({"name": format!("f{i}"), "content": ""}))
+        .collect();
+    let file = |name: &str| json!({"name": name, "content": "x"});
+    vec![
+        (json!([file("../x")]), "must not contain .."),
+        (json!([file("/etc/passwd")]), "must be a relative path"),
+        (json!([file("a\u{0}b")]), "NUL"),
+        (json!([file(".")]), "without empty or . parts"),
+        (json!([file("d/")]), "without empty or . parts"),
+        (json!([file("a//b")]), "without empty or . parts"),
+        (json!([file(&long)]), "at most 255 bytes"),
+        (json!([file("a"), file("a/b")]), "cannot both be files"),
+        (json!([file("a/b"), file("a")]), "cannot both be files"),
+        (json!([file("same"), file("same")]), "duplicates"),
+        (json!([file("main.py/x")]), "main file"),
+        (Value::Array(many), "no more than 1024"),
+    ]
+}
+
+async fn count_executions(s: &Server) -> i64 {
+    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM executions")
+        .fetch_one(s.store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn piston_refuses_files_and_args_the_sandbox_cannot_take() {
+    let s = start().await;
+    for (files, wanted) in bad_file_sets() {
+        // Piston's files[0] is the program; the others are files beside it.
+        let mut all = vec![json!({"content": "print(1)"})];
+        all.extend(files.as_array().unwrap().iter().cloned());
+        let body = json!({"language": "python", "version": "*", "files": all});
+        let res = s.post_json("/api/v2/execute", &body).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{files:.200}");
+        let v: Value = res.json().await.unwrap();
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(message.contains(wanted), "{message:.300} for {files:.200}");
+        if !wanted.contains("1024") {
+            assert!(
+                message.contains("files[") && !message.contains("files[0]"),
+                "Piston's own index (files[0] is the program): {message:.300}"
+            );
+        }
+    }
+    let body =
+        json!({"language": "python", "files": [{"content": "1"}], "args": ["ok", "a\u{0}b"]});
+    let res = s.post_json("/api/v2/execute", &body).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"message": "args[1] must not contain NUL characters"})
+    );
+    assert_eq!(count_executions(&s).await, 0, "nothing was queued");
+}
+
+#[tokio::test]
+async fn judge0_refuses_a_zip_and_arguments_the_sandbox_cannot_take() {
+    let s = start().await;
+    let zip = |entries: &[&str]| {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut out);
+        for name in entries {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(b"x").unwrap();
+        }
+        w.finish().unwrap();
+        STANDARD.encode(out.into_inner())
+    };
+    for (entries, wanted) in [
+        (&["a", "a/b"][..], "both a file and"),
+        (&["a/b", "a"], "both a file and"),
+        (&["main.py/x"], "both a file and"),
+    ] {
+        let body =
+            json!({"language_id": 71, "source_code": "print(1)", "additional_files": zip(entries)});
+        let res = s.post_json("/submissions", &body).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{entries:?}"
+        );
+        let v: Value = res.json().await.unwrap();
+        let message = v["additional_files"][0].as_str().unwrap_or_default();
+        assert!(message.contains(wanted), "{v} for {entries:?}");
+    }
+    let body =
+        json!({"language_id": 71, "source_code": "print(1)", "command_line_arguments": "a\u{0}b"});
+    let res = s.post_json("/submissions", &body).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = res.json().await.unwrap();
+    assert!(
+        v["command_line_arguments"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("NUL")),
+        "{v}"
+    );
+    assert_eq!(count_executions(&s).await, 0, "nothing was queued");
+}
+
+/// One MCP exchange over raw HTTP: the status, the session id the answer carries, and the
+/// JSON-RPC message (from a JSON body or the last `data:` of an event stream).
+async fn mcp(
+    s: &Server,
+    method: Method,
+    token: Option<&str>,
+    session: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Option<String>, Value) {
+    let mut req = s
+        .client
+        .request(method, s.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18");
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(id) = session {
+        req = req.header("mcp-session-id", id);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let session = res
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = res.text().await.unwrap();
+    let message = serde_json::from_str(&text).unwrap_or_else(|_| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .last()
+            .unwrap_or(Value::Null)
+    });
+    (status, session, message)
+}
+
+/// A new, initialized MCP session of `token`.
+async fn mcp_session(s: &Server, token: Option<&str>) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let (status, session, v) = mcp(s, Method::POST, token, None, Some(init)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let session = session.expect("initialize answers with a session id");
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, _) = mcp(s, Method::POST, token, Some(&session), Some(done)).await;
+    assert!(status.is_success(), "{status}");
+    session
+}
+
+fn call(id: u64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": arguments}})
+}
+
+#[tokio::test]
+async fn mcp_refuses_files_and_args_the_sandbox_cannot_take() {
+    let s = start().await;
+    let session = mcp_session(&s, None).await;
+    for (n, (files, wanted)) in bad_file_sets().into_iter().enumerate() {
+        let args = json!({"language": "python", "code": "print(1)", "files": files});
+        let (status, _, v) = mcp(
+            &s,
+            Method::POST,
+            None,
+            Some(&session),
+            Some(call(n as u64 + 2, "run_code", args)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["error"]["code"], -32602, "invalid params: {v:.300}");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(wanted), "{message:.300} for {files:.200}");
+    }
+    assert_eq!(count_executions(&s).await, 0, "nothing was queued");
+}
+
+/// A new key of the `unlimited` tier (no request rate to run into).
+async fn key(s: &Server, name: &str) -> String {
+    let token = new_token().unwrap();
+    s.store
+        .create_key(name, "unlimited", false, &hash_token(&token))
+        .await
+        .unwrap();
+    token
+}
+
+#[tokio::test]
+async fn an_mcp_session_is_its_keys_alone() {
+    let s = start().await;
+    let alice = key(&s, "alice").await;
+    let bob = key(&s, "bob").await;
+    let session = mcp_session(&s, Some(&alice)).await;
+    let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"});
+
+    // Bob holds Alice's session id: each use answers as an unknown session does.
+    let (status, _, v) = mcp(
+        &s,
+        Method::POST,
+        Some(&bob),
+        Some(&session),
+        Some(list.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"]["message"], "Session not found");
+    let run = call(
+        8,
+        "run_code",
+        json!({"language": "python", "code": "print(1)"}),
+    );
+    let (status, _, _) = mcp(&s, Method::POST, Some(&bob), Some(&session), Some(run)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let stream = s
+        .client
+        .get(s.url("/mcp"))
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("last-event-id", "1/0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.status(),
+        StatusCode::NOT_FOUND,
+        "no resuming another key's stream"
+    );
+    let (status, _, _) = mcp(&s, Method::DELETE, Some(&bob), Some(&session), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // So does the same id without a key (the service has keys: 401 before anything).
+    let (status, _, _) = mcp(&s, Method::POST, None, Some(&session), Some(list.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        count_executions(&s).await,
+        0,
+        "bob ran nothing in alice's session"
+    );
+
+    // Alice's session is untouched, and hers to close.
+    let (status, _, v) = mcp(
+        &s,
+        Method::POST,
+        Some(&alice),
+        Some(&session),
+        Some(list.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v["result"]["tools"].is_array(), "{v}");
+    let (status, _, _) = mcp(&s, Method::DELETE, Some(&alice), Some(&session), None).await;
+    assert!(status.is_success(), "{status}");
+    let (status, _, _) = mcp(&s, Method::POST, Some(&alice), Some(&session), Some(list)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "closed");
+}
+
+#[tokio::test]
+async fn one_key_holds_a_bounded_number_of_mcp_sessions() {
+    let s = start().await;
+    let alice = key(&s, "alice").await;
+    let bob = key(&s, "bob").await;
+    let mut sessions = Vec::new();
+    for _ in 0..livexec_api::compat::MAX_MCP_SESSIONS_PER_KEY {
+        sessions.push(mcp_session(&s, Some(&alice)).await);
+    }
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let (status, session, v) = mcp(&s, Method::POST, Some(&alice), None, Some(init.clone())).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert!(session.is_none());
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("open MCP sessions")),
+        "{v}"
+    );
+    // Another key is not held back; closing one of Alice's makes room for her.
+    mcp_session(&s, Some(&bob)).await;
+    let (status, _, _) = mcp(&s, Method::DELETE, Some(&alice), Some(&sessions[0]), None).await;
+    assert!(status.is_success(), "{status}");
+    mcp_session(&s, Some(&alice)).await;
+}
