@@ -323,6 +323,13 @@ impl Tiers {
         self.by_name.contains_key(name)
     }
 
+    /// The tiers' names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
     /// Every tier, by name.
     pub fn iter(&self) -> impl Iterator<Item = &Tier> {
         self.by_name.values().map(|t| t.as_ref())

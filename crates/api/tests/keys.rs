@@ -149,6 +149,19 @@ async fn admin_routes_manage_keys_and_normal_keys_get_403() {
         .unwrap();
     let bad = error_body(res, StatusCode::BAD_REQUEST).await;
     assert_eq!(bad.as_array().unwrap().len(), 3, "{bad}");
+    // A tier the service does not have is refused, not silently the free one.
+    let res = n
+        .client
+        .post(n.url("/admin/keys"))
+        .bearer_auth(&root_token)
+        .json(&json!({"name": "carol", "tier": "gold"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_body(res, StatusCode::BAD_REQUEST).await,
+        json!(["tier gold is not a tier of this service; one of: free, pro, unlimited"])
+    );
     let missing = uuid::Uuid::now_v7();
     let res = get_as(&n, &format!("/admin/keys/{missing}"), &root_token).await;
     assert_eq!(

@@ -40,6 +40,10 @@ pub struct KeysArgs {
         global = true
     )]
     redis_prefix: String,
+    /// The service's tiers file (as `serve` reads it), so `create --tier` names a tier the
+    /// service knows; without it, the built-in `free`, `pro` and `unlimited`.
+    #[arg(long, env = "LIVEXEC_TIERS", global = true)]
+    tiers: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +97,16 @@ async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             }
             if !livexec_api::auth::valid_tier(tier) {
                 bail!("--tier must be 1 to 32 letters, digits, '-' or '_'");
+            }
+            let tiers = match &args.tiers {
+                Some(path) => livexec_api::Tiers::from_file(path).map_err(anyhow::Error::msg)?,
+                None => livexec_api::Tiers::builtin(),
+            };
+            if !tiers.contains(tier) {
+                bail!(
+                    "--tier {tier} is not a tier of the service; one of: {}",
+                    tiers.names().join(", ")
+                );
             }
             let token = new_token()?;
             let key = keys

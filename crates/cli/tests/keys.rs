@@ -90,6 +90,20 @@ async fn keys_made_by_the_cli_work_over_http() {
     );
     assert!(list.contains("alice") && list.contains("pro"), "{list}");
     assert!(!list.contains("lx_"), "tokens never listed: {list}");
+    // A tier the service does not have is refused, naming the ones it has.
+    let out = Command::new(BIN)
+        .args(["keys", "create", "--name", "carol", "--tier", "gold"])
+        .env_remove("REDIS_URL")
+        .env_remove("LIVEXEC_TIERS")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--tier gold is not a tier of the service; one of: free, pro, unlimited"),
+        "{stderr}"
+    );
 
     let s = Server::start(dir.path(), &[("LIVEXEC_ROLE", "api")]).await;
     assert_eq!(

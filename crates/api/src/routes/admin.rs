@@ -85,8 +85,12 @@ fn admin_only(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// Validate a create body: the name, the admin flag and the tier, every problem at once.
-fn parse_create(body: &serde_json::Map<String, Value>) -> Result<(String, bool, String), ApiError> {
+/// Validate a create body: the name, the admin flag and the tier (one of `tiers`), every
+/// problem at once.
+fn parse_create(
+    body: &serde_json::Map<String, Value>,
+    tiers: &crate::Tiers,
+) -> Result<(String, bool, String), ApiError> {
     let mut problems = Vec::new();
     let name = match body.get("name") {
         Some(Value::String(s))
@@ -121,7 +125,14 @@ fn parse_create(body: &serde_json::Map<String, Value>) -> Result<(String, bool, 
     };
     let tier = match body.get("tier") {
         None | Some(Value::Null) => "free".to_owned(),
-        Some(Value::String(t)) if crate::auth::valid_tier(t) => t.clone(),
+        Some(Value::String(t)) if tiers.contains(t) => t.clone(),
+        Some(Value::String(t)) if crate::auth::valid_tier(t) => {
+            problems.push(format!(
+                "tier {t} is not a tier of this service; one of: {}",
+                tiers.names().join(", ")
+            ));
+            String::new()
+        }
         Some(_) => {
             problems.push(format!(
                 "tier must be 1 to {} letters, digits, '-' or '_'",
@@ -157,7 +168,7 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
     admin_only(&caller)?;
-    let (name, admin, tier) = parse_create(&body)?;
+    let (name, admin, tier) = parse_create(&body, &state.config.tiers)?;
     let token = new_token().map_err(|e| ApiError::Panic {
         detail: e.to_string(),
     })?;
@@ -248,19 +259,33 @@ mod tests {
 
     #[test]
     fn create_bodies_are_checked_all_at_once() {
+        let tiers = crate::Tiers::builtin();
         assert_eq!(
-            parse_create(&body(json!({"name": " ide "}))).unwrap(),
+            parse_create(&body(json!({"name": " ide "})), &tiers).unwrap(),
             ("ide".to_owned(), false, "free".to_owned())
         );
         assert_eq!(
-            parse_create(&body(json!({"name": "a", "admin": true, "tier": "pro"}))).unwrap(),
+            parse_create(
+                &body(json!({"name": "a", "admin": true, "tier": "pro"})),
+                &tiers
+            )
+            .unwrap(),
             ("a".to_owned(), true, "pro".to_owned())
         );
         let Err(ApiError::Validation(problems)) =
-            parse_create(&body(json!({"admin": 1, "tier": "a b", "x": 0})))
+            parse_create(&body(json!({"admin": 1, "tier": "a b", "x": 0})), &tiers)
         else {
             panic!("expected a validation error");
         };
         assert_eq!(problems.len(), 4, "{problems:?}");
+        let Err(ApiError::Validation(problems)) =
+            parse_create(&body(json!({"name": "a", "tier": "gold"})), &tiers)
+        else {
+            panic!("an unknown tier is refused");
+        };
+        assert_eq!(
+            problems,
+            ["tier gold is not a tier of this service; one of: free, pro, unlimited"]
+        );
     }
 }
