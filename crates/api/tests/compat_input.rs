@@ -154,9 +154,9 @@ async fn mcp(
     let text = res.text().await.unwrap();
     let message = serde_json::from_str(&text).unwrap_or_else(|_| {
         text.lines()
+            .rev()
             .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .last()
+            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
             .unwrap_or(Value::Null)
     });
     (status, session, message)

@@ -139,7 +139,7 @@ fn file_sets_that_cannot_be_written_are_refused_up_front() {
     ] {
         let mut c = sh("true");
         for name in names {
-            c.file(*name, "x");
+            c.file(name, "x");
         }
         let err = sandbox()
             .run(&c, &mut |_: Stream, _: &[u8]| {})
