@@ -484,3 +484,21 @@ async fn isolation_deletion_retention_and_usage_on_postgres() {
     s.stop().await.unwrap();
     db.cleanup().await;
 }
+
+/// The service-wide metrics are the admins', as the statistics are.
+#[tokio::test]
+async fn metrics_need_an_admin_key_once_keys_exist() {
+    let s = start().await;
+    assert_eq!(
+        s.get("/metrics").await.status(),
+        StatusCode::OK,
+        "open service"
+    );
+    let (bob, _) = key(&s, "bob", false).await;
+    let (admin, _) = key(&s, "admin", true).await;
+    assert_eq!(
+        error_body(get(&s, "/metrics", &bob).await, StatusCode::FORBIDDEN).await,
+        "GET /metrics shows the whole service's figures and needs an admin key"
+    );
+    assert_eq!(get(&s, "/metrics", &admin).await.status(), StatusCode::OK);
+}

@@ -1,6 +1,8 @@
 //! `GET /metrics` (Prometheus text format) and the middleware that counts every request by
 //! its route template and status, and every open event stream.
 
+use crate::auth::Authed;
+use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -14,13 +16,24 @@ use std::time::{Duration, Instant};
 /// Longest the queue sample may take before the scrape answers without it.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Samples the queue from the store, then answers with every metric of this process.
+/// Samples the queue from the store, then answers with every metric of this process. The
+/// figures are the whole service's (every key's runs), so once keys are in use they are for
+/// admin keys only, as `/statistics` is: another key gets 403.
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text exposition format 0.0.4",
-        content_type = "text/plain; version=0.0.4", body = String)))]
-pub(crate) async fn scrape(State(state): State<AppState>) -> Response {
+        content_type = "text/plain; version=0.0.4", body = String),
+        (status = 403, description = "A key that is not an admin key", body = crate::error::ErrorBody)))]
+pub(crate) async fn scrape(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Response, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden(
+            "GET /metrics shows the whole service's figures and needs an admin key".to_owned(),
+        ));
+    }
     sample_queue(state.store.as_ref()).await;
-    metrics_response()
+    Ok(metrics_response())
 }
 
 /// Sets the queue gauges from `store`; a failure is logged and leaves them as they were.
