@@ -502,3 +502,64 @@ async fn metrics_need_an_admin_key_once_keys_exist() {
     );
     assert_eq!(get(&s, "/metrics", &admin).await.status(), StatusCode::OK);
 }
+
+/// Revoking a key ends its open event streams (with `interrupted`), not only its next
+/// requests; another key's stream goes on.
+#[tokio::test]
+async fn revoking_a_key_ends_its_open_event_streams() {
+    let s = start().await;
+    let (alice, alice_id) = key(&s, "alice", false).await;
+    let (bob, _) = key(&s, "bob", false).await;
+    let (admin, _) = key(&s, "admin", true).await;
+    let body = json!({"language": "python", "source_code": "print(1)"});
+    let mut streams = Vec::new();
+    for token in [&alice, &bob] {
+        // No worker here: the execution stays queued and its stream open.
+        let res = call(&s, Method::POST, "/executions", token, Some(body.clone())).await;
+        let id = json_of(res, StatusCode::OK).await["execution_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = get(&s, &format!("/executions/{id}/events"), token).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        streams.push(res);
+    }
+    let bob_stream = streams.pop().unwrap();
+    let mut alice_stream = streams.pop().unwrap();
+    let res = call(
+        &s,
+        Method::DELETE,
+        &format!("/admin/keys/{alice_id}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // A guard, not a timing assertion: without the revocation the stream never ends.
+    let mut text = String::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(chunk) = alice_stream.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "alice's stream still open after 60 s: {text}");
+    assert!(text.contains("event: interrupted"), "{text}");
+    assert!(text.contains("API key was revoked"), "{text}");
+    // Bob's stream is still open: nothing more has arrived and it has not ended.
+    let mut bob_stream = bob_stream;
+    let more = tokio::time::timeout(std::time::Duration::from_millis(300), async {
+        let mut seen = String::new();
+        while let Some(chunk) = bob_stream.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("interrupted") {
+                return seen;
+            }
+        }
+        seen
+    })
+    .await;
+    if let Ok(seen) = more {
+        panic!("bob's stream ended: {seen}");
+    }
+}

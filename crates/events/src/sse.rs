@@ -54,14 +54,15 @@ pub type SseStream = BoxStream<Result<sse::Event, Infallible>>;
 /// The SSE response type (implements `IntoResponse`).
 pub type SseResponse = Sse<sse::KeepAliveStream<SseStream>>;
 
-/// A future that resolves when the server starts shutting down.
+/// A future that resolves when the server ends the stream: it starts shutting down, or the
+/// caller's API key was revoked.
 pub type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// What the `interrupted` event says when the event stream broke.
 const BROKEN: &str = "the live stream was interrupted (the client fell behind or the event bus \
                       failed); reconnect with Last-Event-ID to resume";
 /// What the `interrupted` event says when the server shuts down.
-const SHUTTING_DOWN: &str = "the server is shutting down; reconnect with Last-Event-ID to resume";
+const SHUTTING_DOWN: &str = "the server ended this stream (it is shutting down, or the API key was revoked); reconnect with Last-Event-ID to resume";
 
 /// Parses a `Last-Event-ID` value: absent or blank → 0, a decimal `u64` → itself.
 pub fn parse_last_event_id(value: Option<&str>) -> Result<u64, EventsError> {

@@ -111,12 +111,14 @@ impl KeyCache {
     }
 
     /// Forget key `id` (revoked) and the count of active keys, at once.
+    /// Open event streams hear of it ([`super::ending`]).
     pub fn forget_key(&self, id: KeyId) {
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         keys.retain(|_, (key, _)| key.id != id);
         drop(keys);
         self.forget_count();
+        super::ending::heard();
     }
 
     /// Forget the count of active keys (a key was created).
@@ -133,6 +135,7 @@ impl KeyCache {
         keys.clear();
         drop(keys);
         self.forget_count();
+        super::ending::heard();
     }
 
     /// Turn caching on (the feed is live) or off (it is down: every lookup goes to the

@@ -21,6 +21,7 @@
 //! Tokens are never logged: the request line carries the key's id only ([`LoggedKey`]).
 
 pub mod cache;
+pub mod ending;
 pub mod failures;
 pub mod revocations;
 pub mod token;

@@ -245,6 +245,8 @@ pub async fn revoke(
         .await?
         .ok_or(ApiError::KeyNotFound)?;
     tracing::info!(key = %key.id, "API key revoked");
+    // Its open event streams end now, whatever store is behind `keys`.
+    crate::auth::ending::heard();
     Ok(Json(key.into()))
 }
 

@@ -87,6 +87,14 @@ pub async fn events(
     } else {
         parse_last_event_id(query.get("last_event_id").map(String::as_str))?
     };
+    // The stream ends (`interrupted`) at shutdown, or once the caller's key is revoked.
+    let revoked = crate::auth::ending::until_revoked(state.keys.clone(), caller.clone());
+    let stop = Box::pin(async move {
+        tokio::select! {
+            () = stop => {}
+            () = revoked => {}
+        }
+    });
     // The owner is checked on the execution as read, before anything is subscribed.
     let visible = move |owner| caller.can_see(owner);
     let (store, events) = (state.store.clone(), state.events.clone());
