@@ -34,6 +34,7 @@ pub mod ratelimit;
 mod routes;
 mod run_body;
 mod run_files;
+pub mod streams;
 pub mod tiers;
 pub mod validate;
 
@@ -201,6 +202,9 @@ pub struct ApiConfig {
     /// closed (`LIVEXEC_HEADER_READ_TIMEOUT_MS`, default 30 s). Bounds how long a slow or
     /// silent client holds a connection. Served by [`launch`] only.
     pub header_read_timeout: Duration,
+    /// The open event streams of each key on this process (live counts, shared by clones),
+    /// held against its tier's `event_streams`.
+    pub stream_slots: streams::StreamSlots,
 }
 
 impl Default for ApiConfig {
@@ -226,6 +230,7 @@ impl Default for ApiConfig {
             default_output_bytes: 1 << 20,
             auth_failures: auth::failures::FailureLimit::default(),
             header_read_timeout: http::DEFAULT_HEADER_READ_TIMEOUT,
+            stream_slots: streams::StreamSlots::default(),
         }
     }
 }

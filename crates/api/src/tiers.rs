@@ -70,6 +70,10 @@ pub struct Tier {
     pub compile_memory_mb: Option<u64>,
     /// Most test cases of one run.
     pub tests: Option<usize>,
+    /// Live event streams (`GET /executions/:id/events`) one key holds open at once on one
+    /// API process; past it a stream is refused with 429 (so one key cannot take every
+    /// subscription of `LIVEXEC_MAX_SUBSCRIPTIONS` from the others).
+    pub event_streams: Option<u32>,
 }
 
 impl Tier {
@@ -89,6 +93,7 @@ impl Tier {
             compile_time_ms: None,
             compile_memory_mb: None,
             tests: None,
+            event_streams: None,
         }
     }
 
@@ -178,6 +183,9 @@ impl Tier {
         if self.burst == Some(0) {
             out.push(format!("tiers.{name}.burst must be at least 1"));
         }
+        if self.event_streams == Some(0) {
+            out.push(format!("tiers.{name}.event_streams must be at least 1"));
+        }
         if self.concurrent_executions == Some(0) {
             out.push(format!(
                 "tiers.{name}.concurrent_executions must be at least 1"
@@ -232,8 +240,9 @@ struct TiersFile {
 
 impl Tiers {
     /// The built-in tiers: `free` (128 MiB and 5 s per run, 10 requests/s with bursts of 20,
-    /// 2 executions at once, 1 000 a day), `pro` (512 MiB and 30 s per run, 50 requests/s with
-    /// bursts of 100, 10 at once, 50 000 a day) and `unlimited` (the server's maxima only).
+    /// 2 executions at once, 1 000 a day, 10 open event streams), `pro` (512 MiB and 30 s per
+    /// run, 50 requests/s with bursts of 100, 10 at once, 50 000 a day, 100 open event
+    /// streams) and `unlimited` (the server's maxima only).
     pub fn builtin() -> Tiers {
         let free = Tier {
             requests_per_second: Some(10),
@@ -245,6 +254,7 @@ impl Tiers {
             cpu_time_ms: Some(5_000),
             output_bytes: Some(1 << 20),
             tests: Some(16),
+            event_streams: Some(10),
             ..Tier::unlimited("free")
         };
         let pro = Tier {
@@ -255,6 +265,7 @@ impl Tiers {
             memory_mb: Some(512),
             time_ms: Some(30_000),
             cpu_time_ms: Some(30_000),
+            event_streams: Some(100),
             ..Tier::unlimited("pro")
         };
         Tiers::of([free, pro, Tier::unlimited("unlimited")])

@@ -510,3 +510,62 @@ async fn two_api_nodes_share_one_rate_limit_and_one_quota() {
     livexec_testkit::delete_keys(&redis, &prefix).await;
     db.cleanup().await;
 }
+
+/// One key holds at most its tier's `event_streams` open at once (429 past it, with the
+/// headers); a closed stream gives its slot back, and another key has slots of its own.
+#[tokio::test]
+async fn a_key_holds_at_most_its_tiers_event_streams() {
+    let s = start_tiers("[tiers.free]\nevent_streams = 2\n").await;
+    let token = key(s.store.as_ref(), "free").await;
+    let other = key(s.store.as_ref(), "free").await;
+    let created: Value = s
+        .client
+        .post(s.url("/executions"))
+        .bearer_auth(&token)
+        .json(&one_shot())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // No worker here: the execution stays queued, its streams open.
+    let path = format!(
+        "/executions/{}/events",
+        created["execution_id"].as_str().unwrap()
+    );
+    let open = |t: &str| s.client.get(s.url(&path)).bearer_auth(t).send();
+    let first = open(&token).await.unwrap();
+    let second = open(&token).await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let res = open(&token).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&res, "retry-after"), Some(1));
+    assert_eq!(header(&res, "ratelimit-limit"), Some(2));
+    assert_eq!(
+        error_body(res, StatusCode::TOO_MANY_REQUESTS).await,
+        json!("open event streams of tier free: 2")
+    );
+    // The other key (the execution is not its own: 404, after its slot was free to take).
+    let res = open(&other).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Closing a stream gives its slot back (once the server notices the hang-up).
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..200 {
+        let res = open(&token).await.unwrap();
+        if res.status() == StatusCode::OK {
+            reopened = Some(res);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        reopened.is_some(),
+        "the closed stream's slot never came back"
+    );
+    drop(second);
+}

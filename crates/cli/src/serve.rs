@@ -298,6 +298,7 @@ async fn serve(
             config: ApiConfig {
                 max_body_bytes: args.max_body_bytes,
                 header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+                stream_slots: Default::default(),
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
                 time_limit: Duration::from_millis(args.limits.timeout_ms),
                 default_limits: livexec_runtimes::LimitOverrides {

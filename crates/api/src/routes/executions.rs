@@ -4,6 +4,8 @@
 use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
+use crate::ratelimit::Limited;
+use crate::streams::Holding;
 use crate::validate;
 use crate::OnShutdown;
 use crate::{owned, AppState};
@@ -11,8 +13,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use livexec_core::{Deletion, ExecutionView, SessionId};
+use livexec_core::{Caller, Deletion, EventBus, ExecutionView, SessionId};
 use livexec_events::{execution_sse_visible, last_event_id, parse_last_event_id, SseResponse};
+use std::sync::Arc;
 
 /// One execution (API.md §4).
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions",
@@ -87,6 +90,23 @@ pub async fn events(
     } else {
         parse_last_event_id(query.get("last_event_id").map(String::as_str))?
     };
+    // A key holds at most its tier's `event_streams` open at once.
+    let slot = match (&caller, state.config.tiers.of_caller(&caller)) {
+        (Caller::Key(key), Some(tier)) => match tier.event_streams {
+            Some(max) => Some(state.config.stream_slots.take(key.id, max).ok_or_else(|| {
+                ApiError::TooManyRequests(Limited {
+                    message: format!("open event streams of tier {}: {max}", tier.name),
+                    limit: max,
+                    remaining: 0,
+                    reset_secs: 1,
+                    retry_after_secs: 1,
+                })
+            })?),
+            None => None,
+        },
+        _ => None,
+    };
+    let events: Arc<dyn EventBus> = Arc::new(Holding::new(state.events.clone(), slot));
     // The stream ends (`interrupted`) at shutdown, or once the caller's key is revoked.
     let revoked = crate::auth::ending::until_revoked(state.keys.clone(), caller.clone());
     let stop = Box::pin(async move {
@@ -97,7 +117,7 @@ pub async fn events(
     });
     // The owner is checked on the execution as read, before anything is subscribed.
     let visible = move |owner| caller.can_see(owner);
-    let (store, events) = (state.store.clone(), state.events.clone());
+    let store = state.store.clone();
     Ok(execution_sse_visible(store, events, id, after, stop, visible).await?)
 }
 
