@@ -255,6 +255,8 @@ pub fn router(state: AppState) -> Router {
     let app = routes::router(run_body_limit)
         .merge(compat::router(&state))
         .merge(observe::router())
+        // The merged routes' 405s (the native ones keep their own).
+        .method_not_allowed_fallback(routes::method_not_allowed_anywhere)
         // Inside authentication: it needs the caller.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

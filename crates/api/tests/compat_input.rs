@@ -309,3 +309,34 @@ async fn one_key_holds_a_bounded_number_of_mcp_sessions() {
     assert!(status.is_success(), "{status}");
     mcp_session(&s, Some(&alice)).await;
 }
+
+/// A method a drop-in API's route does not take is a 405 in that API's shape, not an empty
+/// body.
+#[tokio::test]
+async fn wrong_methods_on_drop_in_routes_answer_in_their_shapes() {
+    let s = start().await;
+    for (method, path, field) in [
+        (Method::DELETE, "/languages", "error"),
+        (Method::PUT, "/submissions", "error"),
+        (Method::GET, "/api/v2/execute", "message"),
+        (Method::DELETE, "/api/v2/runtimes", "message"),
+    ] {
+        let res = s
+            .client
+            .request(method.clone(), s.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(
+            v,
+            json!({ field: format!("{method} is not allowed on {path}") }),
+            "{method} {path}"
+        );
+    }
+}

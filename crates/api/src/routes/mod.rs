@@ -11,12 +11,15 @@ mod runtimes;
 mod sessions;
 mod usage;
 
+use crate::compat::Surface;
 use crate::error::ApiError;
 use crate::AppState;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, Uri};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
+use serde_json::json;
 
 /// Every route of API.md §1–7, plus the live event stream of an execution, the list of
 /// runtimes, the maxima, and one-shot runs. Run requests (which carry files and test cases)
@@ -65,4 +68,27 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         method,
         path: uri.path().to_owned(),
     }
+}
+
+/// 405 on a drop-in API's route, in that API's shape: Judge0 `{"error"}`, Piston
+/// `{"message"}` (the native routes have [`method_not_allowed`]).
+pub(crate) async fn method_not_allowed_anywhere(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let path = uri.path();
+    let message = format!("{method} is not allowed on {path}");
+    let body = match Surface::of(path, &state.config.compat) {
+        Surface::Judge0 => json!({ "error": message }),
+        Surface::Piston => json!({ "message": message }),
+        Surface::Native | Surface::Mcp => {
+            return ApiError::MethodNotAllowed {
+                method,
+                path: path.to_owned(),
+            }
+            .into_response()
+        }
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
