@@ -340,3 +340,40 @@ async fn wrong_methods_on_drop_in_routes_answer_in_their_shapes() {
         );
     }
 }
+
+/// What the MCP SDK refuses by itself (no session, a wrong `Accept`, a method it does not
+/// take) is a JSON-RPC error too, not plain text.
+#[tokio::test]
+async fn mcp_refusals_are_json_rpc_errors() {
+    let s = start().await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let cases = [
+        // No session id on a stream request.
+        s.client
+            .get(s.url("/mcp"))
+            .header("accept", "text/event-stream"),
+        // An Accept header without what Streamable HTTP needs.
+        s.client
+            .post(s.url("/mcp"))
+            .header("accept", "text/plain")
+            .json(&init),
+        s.client.put(s.url("/mcp")),
+    ];
+    for req in cases {
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        assert!(status.is_client_error(), "{status}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with("application/json"), "{status}: {ct}");
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["jsonrpc"], "2.0", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+    }
+}

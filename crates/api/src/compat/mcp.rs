@@ -137,7 +137,7 @@ async fn owned_session(
         }
         None => {}
     }
-    let response = parse_error(limit, request, next).await;
+    let response = as_json_rpc(parse_error(limit, request, next).await).await;
     match session {
         None => {
             if let Some(id) = response.headers().get("mcp-session-id") {
@@ -152,6 +152,42 @@ async fn owned_session(
         Some(_) => {}
     }
     response
+}
+
+/// The SDK answers its own refusals (no session id, an unknown session, a wrong `Accept`, an
+/// unsupported method) in plain text: those become JSON-RPC errors with the same status and
+/// message, as every other refusal on `/mcp` is. Other answers pass untouched.
+async fn as_json_rpc(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // The SDK's messages are one short line; anything longer is cut.
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("Bad Request")
+            .to_owned()
+    } else {
+        text
+    };
+    let mut answer = rpc_error(status, -32600, &message);
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// Middleware before the SDK: a POST body that is not JSON gets JSON-RPC's parse error
