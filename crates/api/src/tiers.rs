@@ -74,6 +74,9 @@ pub struct Tier {
     /// API process; past it a stream is refused with 429 (so one key cannot take every
     /// subscription of `LIVEXEC_MAX_SUBSCRIPTIONS` from the others).
     pub event_streams: Option<u32>,
+    /// Sessions one key holds at once (created, not yet deleted); past it creating one is
+    /// 429 until the key deletes one (or retention does).
+    pub sessions: Option<u32>,
 }
 
 impl Tier {
@@ -94,6 +97,7 @@ impl Tier {
             compile_memory_mb: None,
             tests: None,
             event_streams: None,
+            sessions: None,
         }
     }
 
@@ -163,6 +167,7 @@ impl Tier {
             tier: self.name.clone(),
             concurrent: self.concurrent_executions,
             per_day: self.executions_per_day,
+            sessions: self.sessions,
         }
     }
 
@@ -185,6 +190,9 @@ impl Tier {
         }
         if self.event_streams == Some(0) {
             out.push(format!("tiers.{name}.event_streams must be at least 1"));
+        }
+        if self.sessions == Some(0) {
+            out.push(format!("tiers.{name}.sessions must be at least 1"));
         }
         if self.concurrent_executions == Some(0) {
             out.push(format!(
@@ -240,9 +248,9 @@ struct TiersFile {
 
 impl Tiers {
     /// The built-in tiers: `free` (128 MiB and 5 s per run, 10 requests/s with bursts of 20,
-    /// 2 executions at once, 1 000 a day, 10 open event streams), `pro` (512 MiB and 30 s per
-    /// run, 50 requests/s with bursts of 100, 10 at once, 50 000 a day, 100 open event
-    /// streams) and `unlimited` (the server's maxima only).
+    /// 2 executions at once, 1 000 a day, 10 open event streams, 1 000 sessions), `pro`
+    /// (512 MiB and 30 s per run, 50 requests/s with bursts of 100, 10 at once, 50 000 a day,
+    /// 100 open event streams, 100 000 sessions) and `unlimited` (the server's maxima only).
     pub fn builtin() -> Tiers {
         let free = Tier {
             requests_per_second: Some(10),
@@ -255,6 +263,7 @@ impl Tiers {
             output_bytes: Some(1 << 20),
             tests: Some(16),
             event_streams: Some(10),
+            sessions: Some(1_000),
             ..Tier::unlimited("free")
         };
         let pro = Tier {
@@ -266,6 +275,7 @@ impl Tiers {
             time_ms: Some(30_000),
             cpu_time_ms: Some(30_000),
             event_streams: Some(100),
+            sessions: Some(100_000),
             ..Tier::unlimited("pro")
         };
         Tiers::of([free, pro, Tier::unlimited("unlimited")])

@@ -569,3 +569,71 @@ async fn a_key_holds_at_most_its_tiers_event_streams() {
     );
     drop(second);
 }
+
+/// The sessions quota on `s` (whose tier `free` allows 2 sessions) for a new key: two
+/// sessions, the third refused with its headers, room again after a delete; another key has
+/// its own count.
+async fn sessions_quota<S: Store + KeyStore>(s: &Server<S>, nodes: &[&Server<S>]) {
+    let token = key(s.store.as_ref(), "free").await;
+    let other = key(s.store.as_ref(), "free").await;
+    let create = |s: &Server<S>, t: &str| {
+        s.client
+            .post(s.url("/code-sessions"))
+            .bearer_auth(t)
+            .json(&json!({"language": "python"}))
+            .send()
+    };
+    let mut ids = Vec::new();
+    // One on each node when there are two: the count is the database's.
+    for n in nodes.iter().cycle().take(2) {
+        let res = create(n, &token).await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let v: Value = res.json().await.unwrap();
+        ids.push(v["session_id"].as_str().unwrap().to_owned());
+    }
+    let res = create(s, &token).await.unwrap();
+    assert_eq!(header(&res, "retry-after"), Some(60));
+    assert_eq!(header(&res, "ratelimit-limit"), Some(2));
+    assert_eq!(
+        error_body(res, StatusCode::TOO_MANY_REQUESTS).await,
+        json!(
+            "sessions of tier free: 2 at once; delete one (DELETE /code-sessions/:id) to make room"
+        )
+    );
+    let res = create(s, &other).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED, "another key's count");
+    let res = s
+        .client
+        .delete(s.url(&format!("/code-sessions/{}", ids[0])))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = create(s, &token).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "room again after a delete"
+    );
+}
+
+#[tokio::test]
+async fn a_key_holds_at_most_its_tiers_sessions() {
+    let s = start_tiers("[tiers.free]\nsessions = 2\n").await;
+    sessions_quota(&s, &[&s]).await;
+}
+
+/// The same on two API nodes sharing one PostgreSQL.
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL; default on 127.0.0.1)"]
+async fn the_sessions_quota_holds_across_api_nodes_on_postgres() {
+    let admin_url = livexec_testkit::postgres_url();
+    let redis = livexec_testkit::redis_url();
+    let db = TestDatabase::create(&admin_url).await;
+    let prefix = livexec_testkit::unique_name();
+    let tiers = "[tiers.free]\nsessions = 2\n";
+    let a = node(&db, &redis, &prefix, tiers).await;
+    let b = node(&db, &redis, &prefix, tiers).await;
+    sessions_quota(&a, &[&a, &b]).await;
+}

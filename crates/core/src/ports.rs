@@ -82,6 +82,18 @@ pub trait Store: Send + Sync + 'static {
         files: &[SourceFile],
         owner: Owner,
     ) -> Result<Session, StoreError>;
+    /// [`Store::create_session_with_files`] within `quota.sessions`: when `owner` is a key and
+    /// its tier limits sessions, the count of its sessions and the insert happen under the
+    /// key's lock, so the limit holds on any number of API nodes;
+    /// [`StoreError::QuotaExceeded`] (kind `Sessions`) when the key already holds that many.
+    async fn create_session_within(
+        &self,
+        language: &str,
+        source_code: &str,
+        files: &[SourceFile],
+        owner: Owner,
+        quota: &Quota,
+    ) -> Result<Session, StoreError>;
     /// Fetch a session, with its latest execution id.
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
     /// Change a session's code and, when given, its language. `None` if it does not exist.

@@ -82,6 +82,10 @@ pub struct Quota {
     pub concurrent: Option<u32>,
     /// Executions the key may create per UTC day.
     pub per_day: Option<u32>,
+    /// Sessions the key may hold at once (created and not deleted). Checked when a session is
+    /// created ([`crate::Store::create_session_within`]), not by [`Quota::is_limited`], which
+    /// is about executions.
+    pub sessions: Option<u32>,
 }
 
 impl Quota {
@@ -90,7 +94,7 @@ impl Quota {
         Quota::default()
     }
 
-    /// Whether any quota applies.
+    /// Whether a quota on executions applies.
     pub fn is_limited(&self) -> bool {
         self.concurrent.is_some() || self.per_day.is_some()
     }
@@ -103,6 +107,8 @@ pub enum QuotaKind {
     Concurrent,
     /// [`Quota::per_day`].
     Daily,
+    /// [`Quota::sessions`].
+    Sessions,
 }
 
 /// A refused execution: the key is at one of its quotas.
@@ -130,6 +136,9 @@ impl QuotaExceeded {
             QuotaKind::Daily => {
                 format!("daily quota of tier {tier}: {limit} executions per UTC day")
             }
+            QuotaKind::Sessions => format!(
+                "sessions of tier {tier}: {limit} at once; delete one (DELETE /code-sessions/:id) to make room"
+            ),
         }
     }
 }

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use livexec_core::{
     CreatedExecution, Deletion, Execution, ExecutionId, NewExecution, NewOneShot, Owner, Purged,
-    Quota, RunResult, Session, SessionId, SessionPatch, SourceFile, Store, StoreError, Unfinished,
-    UsageRow, UsageScope,
+    Quota, QuotaExceeded, QuotaKind, RunResult, Session, SessionId, SessionPatch, SourceFile,
+    Store, StoreError, Unfinished, UsageRow, UsageScope,
 };
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
@@ -68,6 +68,15 @@ fn session<DB: Dialect>(
         .map_err(backend(op))
 }
 
+/// Inserts a new ACTIVE session: id, language, code, time (created and updated), files,
+/// owner.
+const SESSION_INSERT: &str = "INSERT INTO sessions (id, language, source_code, status, \
+     created_at, updated_at, files, owner_key_id) VALUES ($1, $2, $3, 'ACTIVE', $4, $4, $5, $6)";
+
+/// `Retry-After` of a refusal by the sessions quota: it frees only when the key deletes a
+/// session (or retention does), so a guess that keeps clients from hammering.
+const SESSIONS_RETRY_AFTER_SECS: u64 = 60;
+
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
 where
@@ -110,19 +119,81 @@ where
         let now = now_ms();
         let id = Uuid::now_v7();
         let stored_files = json::encode_list("files", files).map_err(backend(OP))?;
-        sqlx::query(
-            "INSERT INTO sessions (id, language, source_code, status, created_at, updated_at, \
-             files, owner_key_id) VALUES ($1, $2, $3, 'ACTIVE', $4, $4, $5, $6)",
-        )
-        .bind(DB::id(id))
-        .bind(language)
-        .bind(source_code)
-        .bind(DB::time(now))
-        .bind(stored_files.as_deref())
-        .bind(owner.map(DB::id))
-        .execute(&self.pool)
-        .await
-        .map_err(backend(OP))?;
+        sqlx::query(SESSION_INSERT)
+            .bind(DB::id(id))
+            .bind(language)
+            .bind(source_code)
+            .bind(DB::time(now))
+            .bind(stored_files.as_deref())
+            .bind(owner.map(DB::id))
+            .execute(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        Ok(Session {
+            id,
+            language: language.to_owned(),
+            source_code: source_code.to_owned(),
+            status: "ACTIVE".to_owned(),
+            created_at: now,
+            updated_at: now,
+            latest_execution_id: None,
+            files: files.to_vec(),
+            owner,
+        })
+    }
+
+    async fn create_session_within(
+        &self,
+        language: &str,
+        source_code: &str,
+        files: &[SourceFile],
+        owner: Owner,
+        quota: &Quota,
+    ) -> Result<Session, StoreError> {
+        let (Some(key), Some(limit)) = (owner, quota.sessions) else {
+            return self
+                .create_session_with_files(language, source_code, files, owner)
+                .await;
+        };
+        const OP: &str = "create_session";
+        const HELD: &str = "SELECT COUNT(*) FROM sessions WHERE owner_key_id = $1";
+        let stored_files = json::encode_list("files", files).map_err(backend(OP))?;
+        let mut tx = DB::begin_write(&self.pool).await.map_err(backend(OP))?;
+        if let Some(lock) = DB::KEY_LOCK {
+            let (hi, lo) = key.as_u64_pair();
+            sqlx::query(lock)
+                .bind((hi ^ lo) as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend(OP))?;
+        }
+        let (held,): (i64,) = sqlx::query_as(HELD)
+            .bind(DB::id(key))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        if held >= i64::from(limit) {
+            // Dropping the transaction rolls it back: nothing was written.
+            return Err(StoreError::QuotaExceeded(QuotaExceeded {
+                kind: QuotaKind::Sessions,
+                tier: quota.tier.clone(),
+                limit,
+                retry_after_secs: SESSIONS_RETRY_AFTER_SECS,
+            }));
+        }
+        let now = now_ms();
+        let id = Uuid::now_v7();
+        sqlx::query(SESSION_INSERT)
+            .bind(DB::id(id))
+            .bind(language)
+            .bind(source_code)
+            .bind(DB::time(now))
+            .bind(stored_files.as_deref())
+            .bind(Some(DB::id(key)))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend(OP))?;
+        tx.commit().await.map_err(backend(OP))?;
         Ok(Session {
             id,
             language: language.to_owned(),

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use livexec_core::{
     BoxStream, CreatedExecution, Execution, ExecutionId, JobQueue, Lease, NewExecution, NewOneShot,
-    PortError, Quota, RunResult, Session, SessionId, SessionPatch, SourceFile, Store, StoreError,
+    Owner, PortError, Quota, RunResult, Session, SessionId, SessionPatch, SourceFile, Store,
+    StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,19 @@ impl Store for WakeStore {
             .create_session_with_files(language, code, files, owner)
             .await
     }
+    async fn create_session_within(
+        &self,
+        language: &str,
+        code: &str,
+        files: &[SourceFile],
+        owner: Owner,
+        quota: &Quota,
+    ) -> Result<Session, StoreError> {
+        self.inner
+            .create_session_within(language, code, files, owner, quota)
+            .await
+    }
+
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         self.inner.get_session(id).await
     }

@@ -40,6 +40,19 @@ impl Store for FailingWrites {
             .create_session_with_files(l, c, files, owner)
             .await
     }
+    async fn create_session_within(
+        &self,
+        l: &str,
+        c: &str,
+        files: &[SourceFile],
+        owner: livexec_core::Owner,
+        quota: &livexec_core::Quota,
+    ) -> Result<Session, StoreError> {
+        self.inner
+            .create_session_within(l, c, files, owner, quota)
+            .await
+    }
+
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
         self.inner.get_session(id).await
     }

@@ -75,6 +75,7 @@ pub async fn delete(
             content_type = "text/event-stream", body = String),
         (status = 400, description = "Bad id or Last-Event-ID", body = crate::error::ErrorBody),
         (status = 404, description = "No such execution", body = crate::error::ErrorBody),
+        (status = 429, description = "The key holds its tier's open event streams", body = crate::error::ErrorBody),
         (status = 503, description = "Live events unavailable; poll the execution instead", body = crate::error::ErrorBody),
     ))]
 pub async fn events(

@@ -83,6 +83,7 @@ fn check_main_name(state: &AppState, language: &str, files: &[SourceFile]) -> Re
         (status = 201, description = "Created", body = SessionStatus),
         (status = 400, description = "Validation failed or malformed JSON", body = crate::error::ErrorBody),
         (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
+        (status = 429, description = "The key holds its tier's sessions (or is over its request rate)", body = crate::error::ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -101,7 +102,13 @@ pub async fn create(
     };
     let session = state
         .store
-        .create_session_with_files(&req.language, &code, &req.files, caller.owner())
+        .create_session_within(
+            &req.language,
+            &code,
+            &req.files,
+            caller.owner(),
+            &state.quota_for(&caller),
+        )
         .await?;
     tracing::debug!(session_id = %session.id, language = %session.language, "session created");
     Ok((StatusCode::CREATED, Json(session.into())))
