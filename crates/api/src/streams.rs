@@ -3,7 +3,6 @@
 //! subscribes and gives it back when it ends ([`Holding`] ties the slot to the subscription).
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use livexec_core::{BoxStream, Event, EventBus, ExecutionId, KeyId, PortError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -87,11 +86,6 @@ impl EventBus for Holding {
     ) -> Result<BoxStream<Event>, PortError> {
         let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         let events = self.inner.subscribe(execution_id, after).await?;
-        Ok(events
-            .map(move |event| {
-                let _held = &slot;
-                event
-            })
-            .boxed())
+        Ok(livexec_events::holding(events, slot))
     }
 }

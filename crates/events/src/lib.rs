@@ -41,7 +41,7 @@ pub mod sse;
 pub mod utf8;
 pub mod wait;
 
-pub use limit::{LimitedBus, TooManySubscriptions};
+pub use limit::{holding, LimitedBus, TooManySubscriptions};
 pub use livexec_core::{Event, EventBus, EventKind};
 pub use memory::{MemoryBus, MemoryBusConfig, MemoryBusStats};
 pub use publisher::{first_seq, PublishStats, Publisher, PublisherConfig, PublisherHandle};

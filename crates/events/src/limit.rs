@@ -68,12 +68,17 @@ impl EventBus for LimitedBus {
                 source: Box::new(TooManySubscriptions { max: self.max }),
             })?;
         let events = self.inner.subscribe(execution_id, after).await?;
-        // The permit lives as long as the stream.
-        Ok(events
-            .map(move |event| {
-                let _held = &permit;
-                event
-            })
-            .boxed())
+        Ok(holding(events, permit))
     }
+}
+
+/// `events` with `guard` kept alive as long as the stream is (dropped with it): a permit, a
+/// slot, anything whose drop gives something back.
+pub fn holding<G: Send + 'static>(events: BoxStream<Event>, guard: G) -> BoxStream<Event> {
+    events
+        .map(move |event| {
+            let _held = &guard;
+            event
+        })
+        .boxed()
 }

@@ -33,6 +33,31 @@ fn job_owner(owner: Owner) -> String {
     owner.map(|o| o.to_string()).unwrap_or_default()
 }
 
+/// Takes `key`'s lock inside `tx` until it ends ([`Dialect::KEY_LOCK`]; nothing where
+/// writing transactions are serialized anyway), so that the quota checks of one key run one
+/// at a time on any number of API nodes.
+pub(crate) async fn lock_key<DB>(
+    tx: &mut Transaction<'static, DB>,
+    key: KeyId,
+    op: &'static str,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    if let Some(lock) = DB::KEY_LOCK {
+        let (hi, lo) = key.as_u64_pair();
+        sqlx::query(lock)
+            .bind((hi ^ lo) as i64)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend(op))?;
+    }
+    Ok(())
+}
+
 /// Counts one more execution of `key` today and the key's QUEUED and RUNNING executions
 /// (the new one included), inside the creating transaction `tx`, after taking the key's lock:
 /// the quota holds however many API nodes create at once. `Err(QuotaExceeded)` when over
@@ -57,14 +82,7 @@ where
          DO UPDATE SET executions = key_daily_executions.executions + 1 RETURNING executions";
     const UNFINISHED: &str = "SELECT COUNT(*) FROM executions \
          WHERE owner_key_id = $1 AND status IN ('QUEUED', 'RUNNING')";
-    if let Some(lock) = DB::KEY_LOCK {
-        let (hi, lo) = key.as_u64_pair();
-        sqlx::query(lock)
-            .bind((hi ^ lo) as i64)
-            .execute(&mut **tx)
-            .await
-            .map_err(backend(op))?;
-    }
+    lock_key(tx, key, op).await?;
     let over = |kind, limit: u32, retry_after_secs| {
         Err(StoreError::QuotaExceeded(QuotaExceeded {
             kind,

@@ -73,6 +73,28 @@ fn session<DB: Dialect>(
 const SESSION_INSERT: &str = "INSERT INTO sessions (id, language, source_code, status, \
      created_at, updated_at, files, owner_key_id) VALUES ($1, $2, $3, 'ACTIVE', $4, $4, $5, $6)";
 
+/// The session just inserted as [`SESSION_INSERT`] wrote it.
+fn new_session(
+    id: SessionId,
+    language: &str,
+    source_code: &str,
+    files: &[SourceFile],
+    owner: Owner,
+    now: DateTime<Utc>,
+) -> Session {
+    Session {
+        id,
+        language: language.to_owned(),
+        source_code: source_code.to_owned(),
+        status: "ACTIVE".to_owned(),
+        created_at: now,
+        updated_at: now,
+        latest_execution_id: None,
+        files: files.to_vec(),
+        owner,
+    }
+}
+
 /// `Retry-After` of a refusal by the sessions quota: it frees only when the key deletes a
 /// session (or retention does), so a guess that keeps clients from hammering.
 const SESSIONS_RETRY_AFTER_SECS: u64 = 60;
@@ -129,17 +151,7 @@ where
             .execute(&self.pool)
             .await
             .map_err(backend(OP))?;
-        Ok(Session {
-            id,
-            language: language.to_owned(),
-            source_code: source_code.to_owned(),
-            status: "ACTIVE".to_owned(),
-            created_at: now,
-            updated_at: now,
-            latest_execution_id: None,
-            files: files.to_vec(),
-            owner,
-        })
+        Ok(new_session(id, language, source_code, files, owner, now))
     }
 
     async fn create_session_within(
@@ -159,14 +171,7 @@ where
         const HELD: &str = "SELECT COUNT(*) FROM sessions WHERE owner_key_id = $1";
         let stored_files = json::encode_list("files", files).map_err(backend(OP))?;
         let mut tx = DB::begin_write(&self.pool).await.map_err(backend(OP))?;
-        if let Some(lock) = DB::KEY_LOCK {
-            let (hi, lo) = key.as_u64_pair();
-            sqlx::query(lock)
-                .bind((hi ^ lo) as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend(OP))?;
-        }
+        create::lock_key(&mut tx, key, OP).await?;
         let (held,): (i64,) = sqlx::query_as(HELD)
             .bind(DB::id(key))
             .fetch_one(&mut *tx)
@@ -194,17 +199,7 @@ where
             .await
             .map_err(backend(OP))?;
         tx.commit().await.map_err(backend(OP))?;
-        Ok(Session {
-            id,
-            language: language.to_owned(),
-            source_code: source_code.to_owned(),
-            status: "ACTIVE".to_owned(),
-            created_at: now,
-            updated_at: now,
-            latest_execution_id: None,
-            files: files.to_vec(),
-            owner,
-        })
+        Ok(new_session(id, language, source_code, files, owner, now))
     }
 
     async fn get_session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
