@@ -115,9 +115,23 @@ pub(crate) fn nested(a: &str, b: &str) -> bool {
     under(a, b) || under(b, a)
 }
 
+/// The most directories the files of one list may need (`a/b/c` needs `a` and `a/b`): each is
+/// made by the sandbox before the run, outside the run's limits.
+pub const MAX_DIRECTORIES: usize = 1024;
+
 /// Names that collide within `files`: the same name twice, or a file where another one needs
-/// a directory (`a` and `a/b`).
+/// a directory (`a` and `a/b`); and more directories needed than [`MAX_DIRECTORIES`].
 fn check_set(files: &[SourceFile], offset: usize, p: &mut Problems) {
+    let mut dirs = std::collections::HashSet::new();
+    for f in files {
+        dirs.extend(f.name.match_indices('/').map(|(at, _)| &f.name[..at]));
+    }
+    if dirs.len() > MAX_DIRECTORIES {
+        p.push(format!(
+            "files need {} directories; at most {MAX_DIRECTORIES}",
+            dirs.len()
+        ));
+    }
     for (i, f) in files.iter().enumerate() {
         if let Some(j) = files[..i].iter().position(|g| g.name == f.name) {
             p.push(format!(
@@ -189,7 +203,11 @@ pub fn check_files_with(
 ) {
     for (i, f) in files.iter().enumerate() {
         let i = i + offset;
-        if let Some(pattern) = compile.and_then(|c| c.artifact_named(&f.name)) {
+        // A file whose top directory an artifact would be named like (`main/x` beside C's
+        // `main`) leaves the compiler a directory where it writes its output.
+        let top = f.name.split('/').next().unwrap_or_default();
+        let taken = compile.and_then(|c| c.artifact_named(&f.name).or(c.artifact_named(top)));
+        if let Some(pattern) = taken {
             p.push(format!(
                 "files[{i}].name {:?} is taken by what the compile stage makes ({pattern}); rename the file",
                 f.name

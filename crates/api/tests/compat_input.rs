@@ -22,6 +22,9 @@ fn bad_file_sets() -> Vec<(Value, &'static str)> {
         .map(|i| json!({"name": format!("f{i}"), "content": ""}))
         .collect();
     let file = |name: &str| json!({"name": name, "content": "x"});
+    let deep: Vec<Value> = (0..1024)
+        .map(|i| file(&format!("{i:04}/{}f", "d/".repeat(120))))
+        .collect();
     vec![
         (json!([file("../x")]), "must not contain .."),
         (json!([file("/etc/passwd")]), "must be a relative path"),
@@ -35,6 +38,8 @@ fn bad_file_sets() -> Vec<(Value, &'static str)> {
         (json!([file("same"), file("same")]), "duplicates"),
         (json!([file("main.py/x")]), "main file"),
         (Value::Array(many), "no more than 1024"),
+        // 1024 files 120 directories deep: 123 000 directories made outside the run's limits.
+        (Value::Array(deep), "directories; at most 1024"),
     ]
 }
 
@@ -376,4 +381,31 @@ async fn mcp_refusals_are_json_rpc_errors() {
             "{v}"
         );
     }
+}
+
+/// A file whose top directory is named like what the compile stage makes (C's `main`, Java's
+/// `*.class`) would leave the compiler a directory where its output goes: refused up front.
+#[tokio::test]
+async fn files_in_a_directory_named_like_an_artifact_are_refused() {
+    let s = start().await;
+    for (language, program, name) in [
+        ("c", "int main(){return 0;}", "main/x"),
+        (
+            "java",
+            "class Main{public static void main(String[] a){}}",
+            "Main.class/x",
+        ),
+    ] {
+        let body = json!({"language": language, "version": "*", "files": [
+            {"content": program}, {"name": name, "content": "1"}]});
+        let res = s.post_json("/api/v2/execute", &body).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{language}");
+        let v: Value = res.json().await.unwrap();
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("taken by what the compile stage makes"),
+            "{v}"
+        );
+    }
+    assert_eq!(count_executions(&s).await, 0, "nothing was queued");
 }

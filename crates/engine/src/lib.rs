@@ -115,6 +115,7 @@ impl ExecError {
             ExecError::Sandbox {
                 source: SandboxError::BadFileName { .. }
                     | SandboxError::FilesCollide { .. }
+                    | SandboxError::TooManyDirectories { .. }
                     | SandboxError::NulByte { .. },
                 ..
             }

@@ -98,6 +98,14 @@ pub enum SandboxError {
         /// The second name.
         second: String,
     },
+    /// A run's files need more directories than the sandbox makes for one run.
+    #[error("the files need {needed} directories; at most {max}")]
+    TooManyDirectories {
+        /// Directories the names need.
+        needed: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A path given to [`crate::Command::new`] or [`crate::Command::mount_ro`] is unusable.
     #[error("bad path {path}: {reason}")]
     BadPath {

@@ -248,8 +248,13 @@ pub(crate) fn check_file_name(name: &str) -> Result<(), SandboxError> {
     }
 }
 
+/// The most directories a run's files may need: each is made (as root, outside the run's
+/// limits) before the program starts.
+pub(crate) const MAX_DIRECTORIES: usize = 4096;
+
 /// Checks that `names` (a run's files and artifacts, each already a valid name) can all be
-/// written: none twice, none where another needs a directory (`a` and `a/b`).
+/// written: none twice, none where another needs a directory (`a` and `a/b`), at most
+/// [`MAX_DIRECTORIES`] directories in all.
 pub(crate) fn check_file_set<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), SandboxError> {
     let mut seen = std::collections::BTreeSet::new();
     let names: Vec<&str> = names.collect();
@@ -260,6 +265,16 @@ pub(crate) fn check_file_set<'a>(names: impl Iterator<Item = &'a str>) -> Result
                 second: name.to_owned(),
             });
         }
+    }
+    let dirs: std::collections::BTreeSet<&str> = names
+        .iter()
+        .flat_map(|name| name.match_indices('/').map(|(at, _)| &name[..at]))
+        .collect();
+    if dirs.len() > MAX_DIRECTORIES {
+        return Err(SandboxError::TooManyDirectories {
+            needed: dirs.len(),
+            max: MAX_DIRECTORIES,
+        });
     }
     for &name in &names {
         // Every directory the file needs must not be a file of the set.
@@ -321,6 +336,17 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_file_set_needing_too_many_directories_is_refused() {
+        let deep: Vec<String> = (0..40)
+            .map(|i| format!("{i}/{}f", "d/".repeat(110)))
+            .collect();
+        assert!(matches!(
+            check_file_set(deep.iter().map(String::as_str)),
+            Err(SandboxError::TooManyDirectories { needed: 4440, .. })
+        ));
     }
 
     #[test]
