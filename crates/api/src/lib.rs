@@ -202,6 +202,10 @@ pub struct ApiConfig {
     /// closed (`LIVEXEC_HEADER_READ_TIMEOUT_MS`, default 30 s). Bounds how long a slow or
     /// silent client holds a connection. Served by [`launch`] only.
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body once its head has arrived
+    /// (`LIVEXEC_BODY_READ_TIMEOUT_MS`, default 60 s): past it the request is answered as one
+    /// whose body could not be read, and the connection closes.
+    pub body_read_timeout: Duration,
     /// The open event streams of each key on this process (live counts, shared by clones),
     /// held against its tier's `event_streams`.
     pub stream_slots: streams::StreamSlots,
@@ -230,6 +234,7 @@ impl Default for ApiConfig {
             default_output_bytes: 1 << 20,
             auth_failures: auth::failures::FailureLimit::default(),
             header_read_timeout: http::DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: http::DEFAULT_BODY_READ_TIMEOUT,
             stream_slots: streams::StreamSlots::default(),
         }
     }
@@ -250,6 +255,7 @@ pub enum SandboxHealth {
 /// and per-request logging.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
+    let body_read_timeout = state.config.body_read_timeout;
     let run_body_limit = state.config.maxima.request_bytes;
     let cors = observe::cors::layer(&state.config.cors_origins);
     let app = routes::router(run_body_limit)
@@ -269,6 +275,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            http::body_deadline(body_read_timeout, request, next)
+        }))
         .layer(middleware::catch_panic_layer())
         .layer(axum::middleware::from_fn(middleware::log_request));
     match cors {

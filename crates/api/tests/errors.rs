@@ -320,3 +320,50 @@ async fn a_request_head_never_finished_loses_its_connection() {
         assert!(!head.contains("200 OK"), "{what} was answered: {head}");
     }
 }
+
+/// A slow body: the head arrives, the body never does (nor with `Expect: 100-continue`). The
+/// request is refused at the body deadline and the connection closed, instead of being held
+/// for as long as the client likes.
+#[tokio::test]
+async fn a_request_body_never_finished_loses_its_connection() {
+    let config = ApiConfig {
+        body_read_timeout: std::time::Duration::from_millis(300),
+        ..ApiConfig::default()
+    };
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    for (path, extra) in [
+        ("/code-sessions", ""),
+        ("/api/v2/execute", ""),
+        ("/mcp", "Expect: 100-continue\r\n"),
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{extra}Content-Length: 100\r\n\r\n{{"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        // A guard, not a timing assertion: without the deadline the read would never end.
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            conn.read_to_end(&mut buf),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(
+            read.is_ok(),
+            "{path}: the server still holds the request after 60 s: {text}"
+        );
+        let status = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("HTTP/1.1 ") && !l.starts_with("HTTP/1.1 100"))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            status.starts_with("HTTP/1.1 4"),
+            "{path}: refused as a bad request: {text}"
+        );
+    }
+    // Served meanwhile and after.
+    assert_eq!(s.get("/health").await.status(), StatusCode::OK);
+}

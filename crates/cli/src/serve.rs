@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// connections open).
     #[arg(long, env = "LIVEXEC_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_ms: u64,
+    /// How long a client may take to send a request's body once its head has arrived, in ms;
+    /// then the request is refused and the connection closed.
+    #[arg(long, env = "LIVEXEC_BODY_READ_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_ms: u64,
     /// How long a worker's claim on a job lasts, in ms; renewed while the program runs. A
     /// worker that dies loses its jobs to others after this long.
     #[arg(long, env = "LIVEXEC_LEASE_MS", default_value_t = 30_000)]
@@ -298,6 +302,7 @@ async fn serve(
             config: ApiConfig {
                 max_body_bytes: args.max_body_bytes,
                 header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+                body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
                 stream_slots: Default::default(),
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
                 time_limit: Duration::from_millis(args.limits.timeout_ms),
