@@ -292,16 +292,33 @@ async fn one_key_holds_a_bounded_number_of_mcp_sessions() {
     let s = start().await;
     let alice = key(&s, "alice").await;
     let bob = key(&s, "bob").await;
-    let mut sessions = Vec::new();
-    for _ in 0..livexec_api::compat::MAX_MCP_SESSIONS_PER_KEY {
-        sessions.push(mcp_session(&s, Some(&alice)).await);
-    }
+    let max = livexec_api::compat::MAX_MCP_SESSIONS_PER_KEY;
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "test", "version": "1"}}});
-    let (status, session, v) = mcp(&s, Method::POST, Some(&alice), None, Some(init.clone())).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
-    assert!(session.is_none());
+    // Concurrent opens cannot pass the cap together: exactly `max` of `max + 13` succeed.
+    let opens =
+        (0..max + 13).map(|_| mcp(&s, Method::POST, Some(&alice), None, Some(init.clone())));
+    let answers = futures::future::join_all(opens).await;
+    let sessions: Vec<String> = answers.iter().filter_map(|(_, id, _)| id.clone()).collect();
+    assert_eq!(sessions.len(), max, "sessions opened at once");
+    let refused = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(refused, 13);
+    let res = s
+        .client
+        .post(s.url("/mcp"))
+        .bearer_auth(&alice)
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "60");
+    let v: Value = res.json().await.unwrap();
     assert!(
         v["error"]["message"]
             .as_str()
@@ -365,7 +382,23 @@ async fn mcp_refusals_are_json_rpc_errors() {
             .header("accept", "text/plain")
             .json(&init),
         s.client.put(s.url("/mcp")),
+        // JSON that is not one JSON-RPC 2.0 message.
+        s.client
+            .post(s.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!([init.clone()])),
+        s.client
+            .post(s.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "1.0", "id": 1, "method": "initialize"})),
+        // Over the body limit (1 MiB by default).
+        s.client
+            .post(s.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(format!("{{\"x\": \"{}\"}}", "a".repeat(2 << 20))),
     ];
+    let mut too_large = 0;
     for req in cases {
         let res = req.send().await.unwrap();
         let status = res.status();
@@ -374,13 +407,14 @@ async fn mcp_refusals_are_json_rpc_errors() {
         assert!(ct.starts_with("application/json"), "{status}: {ct}");
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["jsonrpc"], "2.0", "{v}");
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "{v}"
-        );
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{v}");
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            assert!(message.contains("within 1048576 bytes"), "{v}");
+            too_large += 1;
+        }
     }
+    assert_eq!(too_large, 1, "the oversized body is a 413");
 }
 
 /// A file whose top directory is named like what the compile stage makes (C's `main`, Java's

@@ -25,29 +25,43 @@ pub fn heard() {
 
 /// Resolves once `caller`'s key is revoked or gone; never for an open caller. A failed
 /// lookup keeps the stream (the next one decides).
-pub async fn until_revoked(keys: Arc<dyn KeyStore>, caller: Caller) {
-    let Caller::Key(key) = caller else {
-        return std::future::pending().await;
-    };
-    let mut woken = Box::pin(REVOCATIONS.notified());
-    woken.as_mut().enable();
-    loop {
-        tokio::select! {
-            () = &mut woken => {}
-            () = tokio::time::sleep(RECHECK) => {}
-        }
-        // Armed before the lookup, so a revocation heard during it is not missed.
-        woken = Box::pin(REVOCATIONS.notified());
-        woken.as_mut().enable();
-        match keys.get_key(key.id).await {
-            Ok(Some(now)) if now.revoked_at.is_none() => {}
-            Ok(_) => {
-                tracing::info!(key = %key.id, "API key revoked: its open event stream ends");
-                return;
+///
+/// The wake-up is armed when this is called (not when first polled), and the key is looked up
+/// once at the start: a revocation between the request's authentication and then is not
+/// missed.
+pub fn until_revoked(
+    keys: Arc<dyn KeyStore>,
+    caller: Caller,
+) -> impl std::future::Future<Output = ()> + Send {
+    let first = matches!(caller, Caller::Key(_)).then(armed);
+    async move {
+        let (Caller::Key(key), Some(mut woken)) = (caller, first) else {
+            return std::future::pending().await;
+        };
+        loop {
+            match keys.get_key(key.id).await {
+                Ok(Some(now)) if now.revoked_at.is_none() => {}
+                Ok(_) => {
+                    tracing::info!(key = %key.id, "API key revoked: its open event stream ends");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(key = %key.id, error = %e, "checking an open stream's key failed")
+                }
             }
-            Err(e) => {
-                tracing::warn!(key = %key.id, error = %e, "checking an open stream's key failed")
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep(RECHECK) => {}
             }
+            // Armed before the next lookup, so a revocation heard during it is not missed.
+            woken = armed();
         }
     }
+}
+
+/// A wake-up on the next revocation heard, already registered.
+fn armed() -> std::pin::Pin<Box<tokio::sync::futures::Notified<'static>>> {
+    let mut woken = Box::pin(REVOCATIONS.notified());
+    woken.as_mut().enable();
+    woken
 }

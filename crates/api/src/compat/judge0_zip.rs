@@ -11,6 +11,18 @@ use base64::Engine as _;
 use livexec_core::SourceFile;
 use std::io::{Cursor, Read};
 
+/// The entry count the archive's end-of-central-directory record declares, when there is one
+/// and it is not ZIP64's placeholder.
+fn declared_entries(bytes: &[u8]) -> Option<usize> {
+    const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    // The record is 22 bytes plus a comment of at most 65 535: search that far from the end.
+    let from = bytes.len().saturating_sub(22 + 0xffff);
+    let at = bytes[from..].windows(4).rposition(|w| w == EOCD)? + from;
+    let total = bytes.get(at + 10..at + 12)?;
+    let n = u16::from_le_bytes([total[0], total[1]]);
+    (n != 0xffff).then_some(usize::from(n))
+}
+
 /// The files of an `additional_files` value, or Judge0-style messages saying what is wrong.
 /// `main` is the runtime's main file name, which no entry may replace.
 pub fn files(encoded: &str, main: &str, maxima: &RunMaxima) -> Result<Vec<SourceFile>, String> {
@@ -21,8 +33,14 @@ pub fn files(encoded: &str, main: &str, maxima: &RunMaxima) -> Result<Vec<Source
     let bytes = super::judge0_wire::LENIENT
         .decode(compact)
         .map_err(|_| "is not valid base64".to_owned())?;
+    let declared = declared_entries(&bytes);
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| format!("is not a valid zip archive ({e})"))?;
+    // The reader keeps one entry per name (the last): more entries declared than read means
+    // a name is there twice.
+    if declared.is_some_and(|n| n > archive.len()) {
+        return Err("contains an entry name twice".to_owned());
+    }
     if archive.len() > MAX_FILES {
         return Err(format!(
             "must contain no more than {MAX_FILES} files, got {}",
@@ -141,6 +159,27 @@ mod tests {
         assert!(files(&nest, "main.c", &m)
             .unwrap_err()
             .contains("both a file and"));
+        // The writer refuses a name twice: rename the second entry in the bytes it wrote.
+        let mut raw = STANDARD
+            .decode(zip_of(
+                &[("a", b"1"), ("b", b"2")],
+                zip::CompressionMethod::Stored,
+            ))
+            .unwrap();
+        let mut seen = 0;
+        for i in 0..raw.len() - 1 {
+            // The name follows each local (30-byte) and central (46-byte) header.
+            if raw[i] == b'b'
+                && ((i >= 30 && raw[i - 30..i - 26] == [0x50, 0x4b, 3, 4])
+                    || (i >= 46 && raw[i - 46..i - 42] == [0x50, 0x4b, 1, 2]))
+            {
+                raw[i] = b'a';
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 2, "both headers of the second entry renamed");
+        let twice = STANDARD.encode(raw);
+        assert!(files(&twice, "main.c", &m).unwrap_err().contains("twice"));
         let under_main = zip_of(&[("main.c/x", b"x")], zip::CompressionMethod::Stored);
         assert!(files(&under_main, "main.c", &m).is_err());
         // 64 MiB of zeros deflate to a few KiB: refused at the limit, not inflated whole.

@@ -45,7 +45,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let manager = Arc::new(LocalSessionManager::default());
     let owners = Arc::new(SessionOwners {
         manager: Arc::clone(&manager),
-        owners: Mutex::new(HashMap::new()),
+        owners: Mutex::new(Owners::default()),
     });
     let service = StreamableHttpService::new(
         move || {
@@ -83,26 +83,99 @@ pub const MAX_MCP_SESSIONS_PER_KEY: usize = 32;
 struct SessionOwners {
     /// The SDK's sessions, to forget the owners of sessions that ended.
     manager: Arc<LocalSessionManager>,
-    /// Session id → the key that opened it (`None`: an open service's caller).
-    owners: Mutex<HashMap<String, Owner>>,
+    owners: Mutex<Owners>,
+}
+
+/// What [`SessionOwners`] guards.
+#[derive(Default)]
+struct Owners {
+    /// Session id → the key that opened it (`None`: an open service's caller), and when.
+    sessions: HashMap<String, (Owner, std::time::Instant)>,
+    /// `initialize` calls under way per key: counted with its sessions, so that concurrent
+    /// calls cannot together pass the cap.
+    opening: HashMap<Owner, usize>,
 }
 
 impl SessionOwners {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Owner>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Owners> {
         self.owners
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Forget the owners of sessions the SDK no longer has (closed, or idle past keep-alive).
+    /// Forget the owners of sessions the SDK no longer has (closed, or idle past keep-alive);
+    /// a session recorded after the SDK's list was read is kept.
     async fn prune(&self) {
-        let live: Vec<String> = {
+        let read_at = std::time::Instant::now();
+        let live: std::collections::HashSet<String> = {
             let sessions = self.manager.sessions.read().await;
             sessions.keys().map(|id| id.to_string()).collect()
         };
-        self.lock().retain(|id, _| live.contains(id));
+        self.lock()
+            .sessions
+            .retain(|id, (_, at)| *at >= read_at || live.contains(id));
+    }
+
+    fn owner_of(&self, id: &str) -> Option<Owner> {
+        self.lock().sessions.get(id).map(|(owner, _)| *owner)
+    }
+
+    /// Reserve one more session for `owner`, if it holds (or is opening) fewer than
+    /// [`MAX_MCP_SESSIONS_PER_KEY`]; `Err(held)` when it does not. The reservation ends when
+    /// the [`Reservation`] is settled or dropped (the client went away mid-request).
+    fn reserve(self: &Arc<Self>, owner: Owner) -> Result<Reservation, usize> {
+        let mut o = self.lock();
+        let held = o.sessions.values().filter(|(k, _)| *k == owner).count()
+            + o.opening.get(&owner).copied().unwrap_or(0);
+        if held >= MAX_MCP_SESSIONS_PER_KEY {
+            return Err(held);
+        }
+        *o.opening.entry(owner).or_insert(0) += 1;
+        Ok(Reservation {
+            owners: Arc::clone(self),
+            owner,
+        })
+    }
+
+    /// Record that `owner` opened session `id`.
+    fn record(&self, owner: Owner, id: String) {
+        self.lock()
+            .sessions
+            .insert(id, (owner, std::time::Instant::now()));
     }
 }
+
+/// A session being opened, counted against its key's cap until dropped.
+struct Reservation {
+    owners: Arc<SessionOwners>,
+    owner: Owner,
+}
+
+impl Reservation {
+    /// The reservation became session `id` (when the SDK opened one): recorded before the
+    /// reservation ends, so the count never dips in between.
+    fn settle(self, id: Option<String>) {
+        if let Some(id) = id {
+            self.owners.record(self.owner, id);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut o = self.owners.lock();
+        if let Some(n) = o.opening.get_mut(&self.owner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                o.opening.remove(&self.owner);
+            }
+        }
+    }
+}
+
+/// How long a key at its session cap is told to wait (`Retry-After`): sessions free when
+/// closed, or after 5 minutes idle.
+const SESSION_CAP_RETRY_SECS: u64 = 60;
 
 /// Middleware before the SDK: a request naming a session (`mcp-session-id`) passes only for
 /// the key that opened it; anyone else gets the answer of an unknown session (404). A key
@@ -120,36 +193,49 @@ async fn owned_session(
         .get("mcp-session-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let closing = request.method() == Method::DELETE;
+    // A request that may open a session holds a reservation until it is answered.
+    let mut reserved = None;
     match &session {
-        Some(id) if owners.lock().get(id) != Some(&owner) => {
+        Some(id) if owners.owner_of(id) != Some(owner) => {
             return rpc_error(StatusCode::NOT_FOUND, -32600, "Session not found");
         }
         Some(_) => {}
         None if request.method() == Method::POST && owner.is_some() => {
             owners.prune().await;
-            let held = owners.lock().values().filter(|o| **o == owner).count();
-            if held >= MAX_MCP_SESSIONS_PER_KEY {
-                let message = format!(
+            match owners.reserve(owner) {
+                Ok(r) => reserved = Some(r),
+                Err(held) => {
+                    let message = format!(
                     "this key holds {held} open MCP sessions, the most it may; close one (DELETE /mcp) or let one idle out"
                 );
-                return rpc_error(StatusCode::TOO_MANY_REQUESTS, -32600, &message);
+                    let mut answer = rpc_error(StatusCode::TOO_MANY_REQUESTS, -32600, &message);
+                    answer.headers_mut().insert(
+                        axum::http::header::RETRY_AFTER,
+                        axum::http::HeaderValue::from(SESSION_CAP_RETRY_SECS),
+                    );
+                    return answer;
+                }
             }
         }
         None => {}
     }
     let response = as_json_rpc(parse_error(limit, request, next).await).await;
-    match session {
-        None => {
-            if let Some(id) = response.headers().get("mcp-session-id") {
-                let id = String::from_utf8_lossy(id.as_bytes()).into_owned();
+    let opened = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|id| String::from_utf8_lossy(id.as_bytes()).into_owned());
+    match (session, reserved) {
+        (None, Some(reservation)) => reservation.settle(opened),
+        (None, None) => {
+            if let Some(id) = opened {
                 owners.prune().await;
-                owners.lock().insert(id, owner);
+                owners.record(owner, id);
             }
         }
-        Some(id) if closing && response.status().is_success() => {
-            owners.lock().remove(&id);
+        (Some(id), _) if closing && response.status().is_success() => {
+            owners.lock().sessions.remove(&id);
         }
-        Some(_) => {}
+        (Some(_), _) => {}
     }
     response
 }
@@ -164,7 +250,7 @@ async fn as_json_rpc(response: Response) -> Response {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
-    if !status.is_client_error() || is_json {
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -191,7 +277,9 @@ async fn as_json_rpc(response: Response) -> Response {
 }
 
 /// Middleware before the SDK: a POST body that is not JSON gets JSON-RPC's parse error
-/// (-32700) as a JSON answer, where the SDK would answer plain text. Bodies over `limit`
+/// (-32700), and JSON that is not one JSON-RPC 2.0 message (an array, a number,
+/// `"jsonrpc": "1.0"`) its invalid request (-32600, 400), as JSON answers where the SDK would
+/// answer 415 in plain text. Bodies over `limit`
 /// bytes are refused (413).
 pub async fn parse_error(limit: usize, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
@@ -200,17 +288,31 @@ pub async fn parse_error(limit: usize, request: Request, next: Next) -> Response
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(e) if e.to_string().contains("length limit") => {
             let message = format!("the request body could not be read within {limit} bytes");
             return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, -32600, &message);
         }
+        Err(e) => {
+            let message = format!("the request body could not be read: {e}");
+            return rpc_error(StatusCode::BAD_REQUEST, -32600, &message);
+        }
     };
-    if serde_json::from_slice::<Value>(&bytes).is_err() {
-        return rpc_error(
-            StatusCode::BAD_REQUEST,
-            -32700,
-            "Parse error: the body is not JSON",
-        );
+    match serde_json::from_slice::<Value>(&bytes) {
+        Err(_) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                -32700,
+                "Parse error: the body is not JSON",
+            )
+        }
+        Ok(Value::Object(m)) if m.get("jsonrpc").and_then(Value::as_str) == Some("2.0") => {}
+        Ok(_) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                "Invalid Request: the body must be one JSON-RPC 2.0 message (an object with \"jsonrpc\": \"2.0\")",
+            )
+        }
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
