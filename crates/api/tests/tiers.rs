@@ -458,16 +458,50 @@ async fn node(db: &TestDatabase, redis: &str, prefix: &str, tiers: &str) -> Serv
     .await
 }
 
+/// Two API nodes on one fresh PostgreSQL database and the Redis of the tests, under a prefix
+/// of their own.
+struct TwoNodes {
+    a: Server<PgStore>,
+    b: Server<PgStore>,
+    db: TestDatabase,
+    redis: String,
+    prefix: String,
+}
+
+impl TwoNodes {
+    /// Both nodes with `tiers`.
+    async fn start(tiers: &str) -> TwoNodes {
+        let db = TestDatabase::create(&livexec_testkit::postgres_url()).await;
+        let redis = livexec_testkit::redis_url();
+        let prefix = livexec_testkit::unique_name();
+        let a = node(&db, &redis, &prefix, tiers).await;
+        let b = node(&db, &redis, &prefix, tiers).await;
+        TwoNodes {
+            a,
+            b,
+            db,
+            redis,
+            prefix,
+        }
+    }
+
+    /// Stop both and remove their database and Redis keys.
+    async fn cleanup(self) {
+        for s in [self.a, self.b] {
+            s.store.pool().close().await;
+            s.stop().await.unwrap();
+        }
+        livexec_testkit::delete_keys(&self.redis, &self.prefix).await;
+        self.db.cleanup().await;
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL; default on 127.0.0.1)"]
 async fn two_api_nodes_share_one_rate_limit_and_one_quota() {
-    let admin_url = livexec_testkit::postgres_url();
-    let redis = livexec_testkit::redis_url();
-    let db = TestDatabase::create(&admin_url).await;
-    let prefix = livexec_testkit::unique_name();
     let tiers = "[tiers.free]\nrequests_per_second = 1\nburst = 5\nconcurrent_executions = 2\n";
-    let a = node(&db, &redis, &prefix, tiers).await;
-    let b = node(&db, &redis, &prefix, tiers).await;
+    let nodes = TwoNodes::start(tiers).await;
+    let (a, b) = (&nodes.a, &nodes.b);
     let token = key(a.store.as_ref(), "free").await;
 
     // The quota: one run on each node, the third (on either) is over.
@@ -503,12 +537,7 @@ async fn two_api_nodes_share_one_rate_limit_and_one_quota() {
         json!("rate limit of tier free: 1 requests per second")
     );
 
-    for s in [a, b] {
-        s.store.pool().close().await;
-        s.stop().await.unwrap();
-    }
-    livexec_testkit::delete_keys(&redis, &prefix).await;
-    db.cleanup().await;
+    nodes.cleanup().await;
 }
 
 /// One key holds at most its tier's `event_streams` open at once (429 past it, with the
@@ -628,12 +657,7 @@ async fn a_key_holds_at_most_its_tiers_sessions() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis (DATABASE_URL, REDIS_URL; default on 127.0.0.1)"]
 async fn the_sessions_quota_holds_across_api_nodes_on_postgres() {
-    let admin_url = livexec_testkit::postgres_url();
-    let redis = livexec_testkit::redis_url();
-    let db = TestDatabase::create(&admin_url).await;
-    let prefix = livexec_testkit::unique_name();
-    let tiers = "[tiers.free]\nsessions = 2\n";
-    let a = node(&db, &redis, &prefix, tiers).await;
-    let b = node(&db, &redis, &prefix, tiers).await;
-    sessions_quota(&a, &[&a, &b]).await;
+    let nodes = TwoNodes::start("[tiers.free]\nsessions = 2\n").await;
+    sessions_quota(&nodes.a, &[&nodes.a, &nodes.b]).await;
+    nodes.cleanup().await;
 }
