@@ -512,13 +512,13 @@ async fn two_api_nodes_share_one_rate_limit_and_one_quota() {
             .json(&one_shot())
             .send()
     };
-    assert_eq!(run(&a).await.unwrap().status(), StatusCode::OK);
-    assert_eq!(run(&b).await.unwrap().status(), StatusCode::OK);
-    let message = error_body(run(&a).await.unwrap(), StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(run(a).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(run(b).await.unwrap().status(), StatusCode::OK);
+    let message = error_body(run(a).await.unwrap(), StatusCode::TOO_MANY_REQUESTS).await;
     assert_eq!(message, json!("concurrent executions of tier free: 2"));
 
     // The burst spent on node A: node B refuses too.
-    let (res, _) = until_429(&a, 20, |s| {
+    let (res, _) = until_429(a, 20, |s| {
         s.client.get(s.url("/limits")).bearer_auth(&token)
     })
     .await;
