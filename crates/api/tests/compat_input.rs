@@ -443,3 +443,73 @@ async fn files_in_a_directory_named_like_an_artifact_are_refused() {
     }
     assert_eq!(count_executions(&s).await, 0, "nothing was queued");
 }
+
+/// Revoking a key closes its MCP sessions: the open event stream ends and the session id is
+/// unknown from then on; another key's session goes on.
+#[tokio::test]
+async fn revoking_a_key_closes_its_mcp_sessions() {
+    let s = start().await;
+    let alice = key(&s, "alice").await;
+    let bob = key(&s, "bob").await;
+    let token = new_token().unwrap();
+    s.store
+        .create_key("admin", "unlimited", true, &hash_token(&token))
+        .await
+        .unwrap();
+    let session = mcp_session(&s, Some(&alice)).await;
+    let bobs = mcp_session(&s, Some(&bob)).await;
+    let mut stream = s
+        .client
+        .get(s.url("/mcp"))
+        .bearer_auth(&alice)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    // Open until then (it may carry a priming event).
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(early.is_err(), "the stream ended before the revocation");
+    let keys: Value = s
+        .client
+        .get(s.url("/admin/keys"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alice_id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "alice")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = s
+        .client
+        .delete(s.url(&format!("/admin/keys/{alice_id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // A guard, not a timing assertion: without the revocation the stream never ends.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "alice's MCP stream still open after 60 s");
+    let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
+    let (status, _, v) = mcp(&s, Method::POST, Some(&bob), Some(&bobs), Some(list)).await;
+    assert_eq!(status, StatusCode::OK, "bob's session goes on: {v}");
+    assert!(v["result"]["tools"].is_array(), "{v}");
+}

@@ -65,3 +65,12 @@ fn armed() -> std::pin::Pin<Box<tokio::sync::futures::Notified<'static>>> {
     woken.as_mut().enable();
     woken
 }
+
+/// Resolves when this process next hears of a revocation, or after [`RECHECK`]: when holders
+/// of many keys' connections (MCP sessions) look their keys up again.
+pub async fn next_check() {
+    tokio::select! {
+        () = REVOCATIONS.notified() => {}
+        () = tokio::time::sleep(RECHECK) => {}
+    }
+}

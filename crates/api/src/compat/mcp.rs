@@ -22,6 +22,7 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler};
 use serde_json::{json, Map, Value};
@@ -57,7 +58,23 @@ pub fn router(state: &AppState) -> Router<AppState> {
         manager,
         config,
     );
+    let watching = Arc::new(AtomicBool::new(false));
+    let keys = state.keys.clone();
     let guard = axum::middleware::from_fn(move |request: Request, next: Next| {
+        // Started with the first request (a runtime is certain then): revoked keys lose
+        // their sessions, open event streams included.
+        if !watching.swap(true, Ordering::SeqCst) {
+            let (owners, keys, end) = (Arc::clone(&owners), keys.clone(), sessions_end.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = end.cancelled() => return,
+                        () = crate::auth::ending::next_check() => {}
+                    }
+                    owners.close_revoked(keys.as_ref()).await;
+                }
+            });
+        }
         if let Some(stopping) = request.extensions().get::<Stopping>() {
             if !armed.swap(true, Ordering::SeqCst) {
                 let (stopping, sessions_end) = (stopping.clone(), sessions_end.clone());
@@ -135,6 +152,47 @@ impl SessionOwners {
             owners: Arc::clone(self),
             owner,
         })
+    }
+
+    /// Close the sessions of keys that are revoked (or gone): their event streams end and
+    /// their ids answer 404 from then on. A failed lookup keeps the key's sessions.
+    async fn close_revoked(&self, keys: &dyn livexec_core::KeyStore) {
+        let held: std::collections::BTreeSet<livexec_core::KeyId> = self
+            .lock()
+            .sessions
+            .values()
+            .filter_map(|(o, _)| *o)
+            .collect();
+        for key in held {
+            match keys.get_key(key).await {
+                Ok(Some(k)) if k.revoked_at.is_none() => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "checking the key of MCP sessions failed");
+                    continue;
+                }
+            }
+            let ids: Vec<String> = {
+                let mut o = self.lock();
+                let ids: Vec<String> = o
+                    .sessions
+                    .iter()
+                    .filter(|(_, (owner, _))| *owner == Some(key))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in &ids {
+                    o.sessions.remove(id);
+                }
+                ids
+            };
+            for id in ids {
+                let id: rmcp::transport::common::server_side_http::SessionId = id.into();
+                if let Err(e) = self.manager.close_session(&id).await {
+                    tracing::warn!(%key, error = %e, "closing an MCP session of a revoked key failed");
+                }
+            }
+            tracing::info!(%key, "API key revoked: its MCP sessions are closed");
+        }
     }
 
     /// Record that `owner` opened session `id`.
