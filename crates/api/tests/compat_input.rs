@@ -210,12 +210,18 @@ async fn mcp_refuses_files_and_args_the_sandbox_cannot_take() {
 
 /// A new key of the `unlimited` tier (no request rate to run into).
 async fn key(s: &Server, name: &str) -> String {
+    key_with_id(s, name, false).await.0
+}
+
+/// A new `unlimited` key, an admin one when `admin`: its token and id.
+async fn key_with_id(s: &Server, name: &str, admin: bool) -> (String, livexec_core::KeyId) {
     let token = new_token().unwrap();
-    s.store
-        .create_key(name, "unlimited", false, &hash_token(&token))
+    let key = s
+        .store
+        .create_key(name, "unlimited", admin, &hash_token(&token))
         .await
         .unwrap();
-    token
+    (token, key.id)
 }
 
 #[tokio::test]
@@ -449,13 +455,9 @@ async fn files_in_a_directory_named_like_an_artifact_are_refused() {
 #[tokio::test]
 async fn revoking_a_key_closes_its_mcp_sessions() {
     let s = start().await;
-    let alice = key(&s, "alice").await;
+    let (alice, alice_id) = key_with_id(&s, "alice", false).await;
     let bob = key(&s, "bob").await;
-    let token = new_token().unwrap();
-    s.store
-        .create_key("admin", "unlimited", true, &hash_token(&token))
-        .await
-        .unwrap();
+    let (token, _) = key_with_id(&s, "admin", true).await;
     let session = mcp_session(&s, Some(&alice)).await;
     let bobs = mcp_session(&s, Some(&bob)).await;
     let mut stream = s
@@ -475,25 +477,6 @@ async fn revoking_a_key_closes_its_mcp_sessions() {
     })
     .await;
     assert!(early.is_err(), "the stream ended before the revocation");
-    let keys: Value = s
-        .client
-        .get(s.url("/admin/keys"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let alice_id = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "alice")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let res = s
         .client
         .delete(s.url(&format!("/admin/keys/{alice_id}")))
