@@ -9,31 +9,95 @@
 //! the request at it. On shutdown the listener closes, every
 //! connection finishes the request it is serving and closes, and [`serve`] returns when the
 //! last one has.
+//!
+//! **Connection limits** ([`ConnectionLimits`]): at most `total` connections are open at
+//! once — at the limit the listener stops accepting, and new connections wait in the
+//! kernel's backlog until one closes, so connections can never use up the file descriptors
+//! that the store and the sandbox need. One client address (an IPv4 address, an IPv6 /64)
+//! may hold at most `per_address`: its next connection gets a 429 in the shape of the API it
+//! asked (native, Judge0, Piston, MCP) and is closed, so one client cannot take the whole
+//! budget from the others.
 
+use crate::compat::CompatConfig;
+use crate::ratelimit::Limited;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt;
+
+/// How many connections may be open at once (`LIVEXEC_MAX_CONNECTIONS`,
+/// `LIVEXEC_MAX_CONNECTIONS_PER_ADDRESS`); see the module doc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections in all (at least 1). At the limit new ones wait in the listen
+    /// backlog. Default 4096, lowered at start to half the process's file-descriptor limit.
+    pub total: usize,
+    /// Open connections of one client address (an IPv4 address, an IPv6 /64); the next gets
+    /// a 429 and is closed. 0: no per-address limit (behind a proxy every client has the
+    /// proxy's address). Default 256.
+    pub per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            total: 4096,
+            per_address: 256,
+        }
+    }
+}
+
+/// How long a connection over its address's limit may take to send the request that gets
+/// the 429 (shorter than the usual head deadline: it holds a file descriptor meanwhile).
+const REFUSED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What [`serve`] needs besides the app.
+pub(crate) struct ServeConfig {
+    /// [`ApiConfig::header_read_timeout`](crate::ApiConfig).
+    pub header_read_timeout: Duration,
+    /// The connection limits.
+    pub limits: ConnectionLimits,
+    /// The drop-in APIs served, for the shape of a refusal.
+    pub compat: CompatConfig,
+}
 
 /// Serve `app` on `listener` until `shutdown` resolves, then let open connections finish.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    header_read_timeout: Duration,
+    config: ServeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(config.header_read_timeout);
+    let mut refusing = hyper::server::conn::http1::Builder::new();
+    refusing
+        .timer(TokioTimer::new())
+        .header_read_timeout(REFUSED_HEAD_TIMEOUT.min(config.header_read_timeout))
+        .keep_alive(false);
+    let open = Arc::new(tokio::sync::Semaphore::new(config.limits.total.max(1)));
+    let per_address = PerAddress::new(config.limits.per_address);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // At the limit nothing is accepted until a connection closes.
+        let permit = tokio::select! {
+            permit = open.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // never closed
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -46,24 +110,133 @@ pub(crate) async fn serve(
         };
         // Small answers and event-stream frames leave at once, not after the peer's ACK.
         let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(stream);
+        let Some(slot) = per_address.enter(peer.ip()) else {
+            tracing::debug!(%peer, "connection over its address's limit refused");
+            let limited = per_address.refusal(peer.ip());
+            let compat = config.compat;
+            let refuse = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                let mut response = limited.clone().response_for(request.uri().path(), &compat);
+                response.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+                std::future::ready(Ok::<_, std::convert::Infallible>(response))
+            });
+            let connection = graceful.watch(refusing.serve_connection(io, refuse));
+            tokio::spawn(async move {
+                let _ = connection.await;
+                drop(permit);
+            });
+            continue;
+        };
         let service = app
             .clone()
             .map_request(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = builder.serve_connection(io, TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop((slot, permit));
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The open connections of each client address, against a limit (0: none).
+#[derive(Clone)]
+struct PerAddress {
+    limit: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection of an address, counted until dropped.
+struct AddressSlot {
+    of: PerAddress,
+    key: IpAddr,
+}
+
+impl PerAddress {
+    fn new(limit: usize) -> Self {
+        PerAddress {
+            limit,
+            open: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a new connection from `ip`, or `None` when its address is at the limit.
+    fn enter(&self, ip: IpAddr) -> Option<Option<AddressSlot>> {
+        if self.limit == 0 {
+            return Some(None);
+        }
+        let key = address_key(ip);
+        let mut open = self.lock();
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(Some(AddressSlot {
+            of: self.clone(),
+            key,
+        }))
+    }
+
+    /// The 429 of a connection from `ip` over the limit.
+    fn refusal(&self, ip: IpAddr) -> Limited {
+        let limit = self.limit;
+        Limited {
+            message: format!(
+                "too many open connections from {}: {limit} at most per client address \
+                 (LIVEXEC_MAX_CONNECTIONS_PER_ADDRESS); close one, or reuse one (keep-alive), \
+                 and retry",
+                address_key(ip)
+            ),
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            remaining: 0,
+            reset_secs: 1,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.of.lock();
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What one client is counted as: an IPv4 address (also when it reaches an IPv6 listener as
+/// `::ffff:a.b.c.d`), or the /64 an IPv6 address is in (one host's allotment; it can pick
+/// any address in it).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
 }
 
 /// An `accept` that failed: a connection's own failure (reset before it was taken) is
@@ -79,6 +252,41 @@ async fn accept_failed(e: std::io::Error) {
     }
     tracing::error!(error = %e, "accepting a connection failed; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_counted_by_ipv4_address_and_ipv6_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(address_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(address_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+    }
+
+    #[test]
+    fn an_address_at_its_limit_gets_no_slot_until_one_closes() {
+        let per = PerAddress::new(2);
+        let a = per.enter(ip4(1)).unwrap();
+        let _b = per.enter(ip4(1)).unwrap();
+        assert!(per.enter(ip4(1)).is_none());
+        assert!(
+            per.enter(ip4(2)).is_some(),
+            "another address is not held back"
+        );
+        drop(a);
+        assert!(per.enter(ip4(1)).is_some());
+        assert!(PerAddress::new(0).enter(ip4(1)).is_some(), "0 is no limit");
+    }
+
+    fn ip4(last: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, last])
+    }
 }
 
 /// The default of [`ApiConfig::header_read_timeout`](crate::ApiConfig): hyper's own.

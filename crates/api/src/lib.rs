@@ -39,6 +39,7 @@ pub mod tiers;
 pub mod validate;
 
 pub use error::ApiError;
+pub use http::ConnectionLimits;
 pub use maxima::RunMaxima;
 pub use observe::metrics::{metrics_response, sample_queue};
 pub use ratelimit::RateStore;
@@ -206,6 +207,10 @@ pub struct ApiConfig {
     /// (`LIVEXEC_BODY_READ_TIMEOUT_MS`, default 60 s): past it the request is answered as one
     /// whose body could not be read, and the connection closes.
     pub body_read_timeout: Duration,
+    /// How many connections may be open at once, in all and per client address
+    /// (`LIVEXEC_MAX_CONNECTIONS`, `LIVEXEC_MAX_CONNECTIONS_PER_ADDRESS`). Served by
+    /// [`launch`] only.
+    pub connections: ConnectionLimits,
     /// The open event streams of each key on this process (live counts, shared by clones),
     /// held against its tier's `event_streams`.
     pub stream_slots: streams::StreamSlots,
@@ -235,6 +240,7 @@ impl Default for ApiConfig {
             auth_failures: auth::failures::FailureLimit::default(),
             header_read_timeout: http::DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: http::DEFAULT_BODY_READ_TIMEOUT,
+            connections: ConnectionLimits::default(),
             stream_slots: streams::StreamSlots::default(),
         }
     }
@@ -304,11 +310,15 @@ pub async fn launch(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    let header_read_timeout = state.config.header_read_timeout;
+    let config = http::ServeConfig {
+        header_read_timeout: state.config.header_read_timeout,
+        limits: state.config.connections,
+        compat: state.config.compat,
+    };
     let app = router(state).layer(axum::Extension(Stopping(stop_rx)));
     // The peer address (in each request) feeds the per-address bucket of refused
     // authentication attempts.
-    http::serve(listener, app, header_read_timeout, signal).await
+    http::serve(listener, app, config, signal).await
 }
 
 /// Tells long-running handlers that [`launch`] is shutting down (absent when the router is

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{error_body, start, start_with};
-use livexec_api::{ApiConfig, SandboxHealth};
+use livexec_api::{ApiConfig, ConnectionLimits, SandboxHealth};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -366,4 +366,140 @@ async fn a_request_body_never_finished_loses_its_connection() {
     }
     // Served meanwhile and after.
     assert_eq!(s.get("/health").await.status(), StatusCode::OK);
+}
+
+/// Sends one request with `Connection: close` on `conn` and reads the whole answer: the
+/// status code and the body (parsed as JSON).
+async fn raw_request(conn: &mut tokio::net::TcpStream, path: &str) -> (u16, Value, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    conn.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let json = serde_json::from_str(body).unwrap_or(Value::Null);
+    (status, json, head.to_owned())
+}
+
+/// A connection from `from` (a loopback address) to the server.
+async fn connect_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// One client address cannot hold more than `per_address` connections: the next one gets a
+/// 429 in the shape of the API it asked (native, Judge0, Piston) and is closed, while
+/// another address is served; once one of its connections closes, it is served again.
+#[tokio::test]
+async fn a_client_address_over_its_connection_limit_gets_429_in_its_apis_shape() {
+    let config = ApiConfig {
+        connections: ConnectionLimits {
+            total: 64,
+            per_address: 2,
+        },
+        ..ApiConfig::default()
+    };
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    // Two idle connections: accepted in order, before the ones below.
+    let mut held = vec![
+        connect_from("127.0.0.1", s.addr).await,
+        connect_from("127.0.0.1", s.addr).await,
+    ];
+    let mut third = connect_from("127.0.0.1", s.addr).await;
+    let (status, body, head) = raw_request(&mut third, "/health").await;
+    assert_eq!(status, 429, "{head}");
+    assert_eq!(body["statusCode"], 429, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("LIVEXEC_MAX_CONNECTIONS_PER_ADDRESS") && message.contains("127.0.0.1"),
+        "{body}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    for (path, field) in [("/languages", "error"), ("/api/v2/runtimes", "message")] {
+        let mut conn = connect_from("127.0.0.1", s.addr).await;
+        let (status, body, head) = raw_request(&mut conn, path).await;
+        assert_eq!(status, 429, "{path}: {head}");
+        assert!(
+            body[field]
+                .as_str()
+                .is_some_and(|m| m.contains("too many open connections")),
+            "{path}: {body}"
+        );
+    }
+    // Another client is not held back.
+    let mut other = connect_from("127.0.0.2", s.addr).await;
+    let (status, _, head) = raw_request(&mut other, "/health").await;
+    assert_eq!(status, 200, "{head}");
+    // One connection closed: the address is served again (once the server has seen the close).
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..200 {
+        let mut conn = connect_from("127.0.0.1", s.addr).await;
+        if raw_request(&mut conn, "/health").await.0 == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        served,
+        "still refused 10 s after one of its connections closed"
+    );
+}
+
+/// At the total limit the server accepts nothing more until a connection closes: the next
+/// client waits (in the kernel's backlog) and is then served, rather than the server running
+/// out of file descriptors.
+#[tokio::test]
+async fn at_the_total_connection_limit_the_next_client_waits_for_a_free_one() {
+    let config = ApiConfig {
+        connections: ConnectionLimits {
+            total: 2,
+            per_address: 0,
+        },
+        ..ApiConfig::default()
+    };
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    let mut held = vec![
+        connect_from("127.0.0.1", s.addr).await,
+        connect_from("127.0.0.2", s.addr).await,
+    ];
+    let mut waiting = connect_from("127.0.0.3", s.addr).await;
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    // A guard, not a timing assertion: an accepted request would be answered within it.
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        waiting.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "answered over the limit: {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    drop(held.pop());
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        waiting.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "still not served 60 s after a connection closed"
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
 }

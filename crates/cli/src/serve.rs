@@ -75,6 +75,21 @@ pub struct ServeArgs {
     /// then the request is refused and the connection closed.
     #[arg(long, env = "LIVEXEC_BODY_READ_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_read_timeout_ms: u64,
+    /// Connections open at once, in all; at the limit new ones wait in the listen backlog
+    /// until one closes. Lowered at start to half the process's file-descriptor limit (whose
+    /// soft value is first raised to the hard one), so connections cannot take the
+    /// descriptors the store and the sandbox need.
+    #[arg(long, env = "LIVEXEC_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Connections one client address (an IPv4 address, an IPv6 /64) may hold open at once;
+    /// the next gets a 429 and is closed. 0: no limit (behind a reverse proxy, whose address
+    /// every client has).
+    #[arg(
+        long,
+        env = "LIVEXEC_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_connections_per_address: usize,
     /// How long a worker's claim on a job lasts, in ms; renewed while the program runs. A
     /// worker that dies loses its jobs to others after this long.
     #[arg(long, env = "LIVEXEC_LEASE_MS", default_value_t = 30_000)]
@@ -225,6 +240,43 @@ pub fn main_with(mut args: ServeArgs, front: Front) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The connection limits of `args`, the total lowered to half the file-descriptor limit
+/// after its soft value is raised to the hard one (as Go's runtime does at start: the default
+/// soft limit, often 1024, is a relic of `select(2)`, which nothing here uses).
+fn connection_limits(args: &ServeArgs) -> livexec_api::ConnectionLimits {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let wanted = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    let descriptors = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "could not raise the file-descriptor limit");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the file-descriptor limit");
+            u64::MAX
+        }
+    };
+    let half = usize::try_from(descriptors / 2)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if wanted > half {
+        tracing::warn!(
+            max_connections = wanted,
+            file_descriptors = descriptors,
+            "LIVEXEC_MAX_CONNECTIONS lowered to {half}, half the file-descriptor limit \
+             (raise it with `ulimit -n` or systemd's LimitNOFILE)"
+        );
+    }
+    livexec_api::ConnectionLimits {
+        total: wanted.min(half),
+        per_address: args.max_connections_per_address,
+    }
+}
+
 async fn serve(
     args: ServeArgs,
     front: Front,
@@ -303,6 +355,7 @@ async fn serve(
                 max_body_bytes: args.max_body_bytes,
                 header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
                 body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
+                connections: connection_limits(&args),
                 stream_slots: Default::default(),
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
                 time_limit: Duration::from_millis(args.limits.timeout_ms),
