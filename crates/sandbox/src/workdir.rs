@@ -183,14 +183,29 @@ impl WorkDir {
         let mut left = max_bytes;
         for name in names {
             let shown = PathBuf::from("/work").join(&name);
+            // Only regular files are handed back: a socket, a FIFO, a device, a directory or a
+            // link the program left is skipped before it is opened (opening a socket fails
+            // with ENXIO, a FIFO could block), never a failure of the run.
+            match fs::symlink_metadata(base.join(&name)) {
+                Ok(meta) if meta.file_type().is_file() => {}
+                Ok(_) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => return Err(fs_err("stat", shown)(e)),
+            }
             let f = match fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
                 .open(base.join(&name))
             {
                 Ok(f) => f,
-                // A symbolic link (ELOOP) or a file gone meanwhile is not a file to hand back.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOENT)) => {
+                // Replaced meanwhile by a link (ELOOP), a socket (ENXIO) or nothing: not a file
+                // to hand back.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ELOOP) | Some(libc::ENOENT) | Some(libc::ENXIO)
+                    ) =>
+                {
                     continue
                 }
                 Err(e) => return Err(fs_err("open", shown)(e)),

@@ -1,5 +1,5 @@
 //! Files into and out of a run: `Command::collect` hands back the regular files a program left
-//! in `/work` (never what a link points at, never a FIFO or a directory), and
+//! in `/work` (never what a link points at, never a FIFO, a socket or a directory), and
 //! `Command::artifact` places a file the program may run but not change.
 
 mod common;
@@ -18,7 +18,8 @@ fn collect_hands_back_matching_regular_files_only() {
     let mut c = sh(
         "printf 'bin' > out.bin; printf A > A.class; printf 'B$' > 'A$1.class'; \
          ln -s /etc/passwd link.class; mkfifo fifo.class; mkdir dir.class; \
-         printf x > other.txt; exit 3",
+         python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"sock.class\")'; \
+         test -S sock.class || exit 9; printf x > other.txt; exit 3",
     );
     c.collect("out.bin").collect("*.class").collect("missing");
     let o = run(&c);
