@@ -10,9 +10,11 @@
 //!    ranges of one verdict each, and the search ends, after about eight comparisons, on the
 //!    range's verdict — allow, `EPERM` for the calls refused on purpose (mounts, namespaces,
 //!    other processes, kernel facilities, administration, file handles, page-cache probes,
-//!    file watches), `ENOSYS` for every number not listed (as on a kernel without the call, so
-//!    libc and the runtimes take their fallbacks, and calls added to later kernels stay closed
-//!    until reviewed) — or on an argument check: `clone` with namespace flags, `fadvise64`
+//!    file watches), 0 without making the call for the flushes to disk (`fsync` & co.:
+//!    `policy::SUCCEED_UNDONE`), `ENOSYS` for every number not listed (as on a kernel without
+//!    the call, so libc and the runtimes take their fallbacks, and calls added to later kernels
+//!    stay closed until reviewed) — or on an argument check: `clone` with namespace flags,
+//!    `fcntl` `F_NOTIFY`, `fadvise64`
 //!    `DONTNEED`/`NOREUSE`, `madvise` `MADV_COLD`/`MADV_PAGEOUT`, `preadv2`/`pwritev2` with
 //!    `RWF_NOWAIT`, `ioctl` requests that name the host's file system or map its blocks
 //!    (`policy::IOCTL_REFUSED`) and `personality` other than the query and `PER_LINUX` get
@@ -48,6 +50,8 @@ const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
 const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
 const ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
+/// `SECCOMP_RET_ERRNO` with 0: the call is skipped and returns 0.
+const SUCCEED: u32 = RET_ERRNO;
 const EAFNOSUPPORT: u32 = RET_ERRNO | libc::EAFNOSUPPORT as u32;
 const LD_W_ABS: u16 = 0x20;
 const JA: u16 = 0x05;
@@ -136,7 +140,11 @@ enum Refuse {
 fn verdicts() -> Result<BTreeMap<u32, Verdict>, SandboxError> {
     use policy::*;
     let mut map = BTreeMap::new();
-    for (ret, groups) in [(RET_ALLOW, ALLOWED), (EPERM, REFUSED)] {
+    for (ret, groups) in [
+        (RET_ALLOW, ALLOWED),
+        (EPERM, REFUSED),
+        (SUCCEED, SUCCEED_UNDONE),
+    ] {
         for &(name, nr) in groups.iter().flat_map(|(_, calls)| calls.iter()) {
             let nr = u32::try_from(nr)
                 .ok()
@@ -152,7 +160,13 @@ fn verdicts() -> Result<BTreeMap<u32, Verdict>, SandboxError> {
         .iter()
         .fold(0u64, |m, &f| m | f as u32 as u64);
     use Refuse::{Unless, When};
-    let checks: [(i64, u8, Test, Refuse); 9] = [
+    let checks: [(i64, u8, Test, Refuse); 10] = [
+        (
+            libc::SYS_fcntl,
+            1,
+            Test::LowIsAny(FCNTL_REFUSED),
+            When(EPERM),
+        ),
         (
             libc::SYS_clone,
             0,

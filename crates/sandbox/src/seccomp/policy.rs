@@ -37,15 +37,15 @@ macro_rules! calls {
 pub(crate) const ALLOWED: &[(&str, &[Syscall])] = &[
     (
         "fd I/O: every runtime (libc stdio, Python io, libuv, the JVM, Go's os); sqlite3 \
-         (fsync, fdatasync, ftruncate, fallocate, flock); cp/shutil/node copyFile (sendfile, \
+         (ftruncate, fallocate, flock); cp/shutil/node copyFile (sendfile, \
          copy_file_range); Go's io.Copy (splice); pipes (sh pipelines, subprocess, libuv,          the JVM's process API); isatty and FIONBIO probes (ioctl); \
          subprocess close_fds (close_range); readahead only warms the page cache for files \
          the caller can read anyway",
         calls! {
             SYS_read SYS_write SYS_readv SYS_writev SYS_pread64 SYS_pwrite64 SYS_preadv
             SYS_pwritev SYS_preadv2 SYS_pwritev2 SYS_lseek SYS_close SYS_close_range SYS_dup
-            SYS_dup2 SYS_dup3 SYS_fcntl SYS_ioctl SYS_flock SYS_fsync SYS_fdatasync
-            SYS_sync_file_range SYS_ftruncate SYS_fallocate SYS_fadvise64 SYS_readahead
+            SYS_dup2 SYS_dup3 SYS_fcntl SYS_ioctl SYS_flock SYS_ftruncate SYS_fallocate
+            SYS_fadvise64 SYS_readahead
             SYS_sendfile SYS_copy_file_range SYS_splice SYS_tee SYS_pipe SYS_pipe2
         },
     ),
@@ -231,6 +231,20 @@ pub(crate) const REFUSED: &[(&str, &[Syscall])] = &[
     ),
 ];
 
+/// Calls answered "done" (0) without being made: `fsync`, `fdatasync` and `sync_file_range`.
+/// Everything a jail can write is on tmpfs, where they do nothing; on a read-only host file
+/// each `fsync` sent a cache-flush request to the host's disk (a flush per call, thousands a
+/// second, outside every limit). sqlite3 and Python's `os.fsync` keep working.
+pub(crate) const SUCCEED_UNDONE: &[(&str, &[Syscall])] = &[(
+    "flushes to disk: sqlite3, os.fsync, Go's os.File.Sync",
+    calls! { SYS_fsync SYS_fdatasync SYS_sync_file_range },
+)];
+
+/// `fcntl` commands refused with `EPERM`: `F_NOTIFY` (dnotify) would watch directories of the
+/// shared read-only mounts, which inotify and fanotify are refused for: it reports one run
+/// which files another run or the host reads there.
+pub(crate) const FCNTL_REFUSED: &[u32] = &[libc::F_NOTIFY as u32];
+
 /// `clone` flags that create namespaces; `clone` with any of them gets `EPERM`.
 pub(crate) const NAMESPACE_FLAGS: &[i32] = &[
     libc::CLONE_NEWUSER,
@@ -266,8 +280,10 @@ pub(crate) const MADVISE_REFUSED: &[u32] = &[20, 21];
 /// `ioctl` requests refused with `EPERM`: those that name the host's file system behind the
 /// read-only binds — its UUID (`FS_IOC_GETFSUUID`, ext4's `EXT4_IOC_GETFSUUID`, btrfs's
 /// `BTRFS_IOC_FS_INFO`), label (`FS_IOC_GETFSLABEL`) or sysfs path (`FS_IOC_GETFSSYSFSPATH`,
-/// e.g. `ext4/vda`) — and `FS_IOC_FIEMAP`, which maps a shared file to the host disk's
-/// physical blocks. No runtime needs them; every other request keeps the allow-list's verdict.
+/// e.g. `ext4/vda`) — and those that map a shared file to the host disk's physical blocks
+/// (`FS_IOC_FIEMAP`, ext4's `EXT4_IOC_GET_ES_CACHE` with the same answer, XFS's `GETBMAP`
+/// family) or load its extent tree into the host's memory (`EXT4_IOC_PRECACHE_EXTENTS`). No
+/// runtime needs them; every other request keeps the allow-list's verdict.
 pub(crate) const IOCTL_REFUSED: &[u32] = &[
     0x8011_1500, // FS_IOC_GETFSUUID
     0x8081_1501, // FS_IOC_GETFSSYSFSPATH
@@ -275,6 +291,11 @@ pub(crate) const IOCTL_REFUSED: &[u32] = &[
     0x8008_662c, // EXT4_IOC_GETFSUUID
     0x8400_941f, // BTRFS_IOC_FS_INFO
     0xc020_660b, // FS_IOC_FIEMAP
+    0xc020_662a, // EXT4_IOC_GET_ES_CACHE
+    0x0000_6612, // EXT4_IOC_PRECACHE_EXTENTS
+    0xc020_5826, // XFS_IOC_GETBMAP
+    0xc020_582c, // XFS_IOC_GETBMAPA
+    0xc020_5838, // XFS_IOC_GETBMAPX
 ];
 
 /// `RWF_NOWAIT`: `preadv2`/`pwritev2` with it answer `EAGAIN` for pages not cached, a residency

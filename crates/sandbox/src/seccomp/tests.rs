@@ -79,8 +79,9 @@ fn preamble_jumps_land_on_the_returns() {
 fn lists_are_disjoint_without_duplicates() {
     let allowed = names(policy::ALLOWED);
     let refused = names(policy::REFUSED);
+    let undone = names(policy::SUCCEED_UNDONE);
     let mut seen = BTreeSet::new();
-    for (name, nr) in allowed.iter().chain(&refused) {
+    for (name, nr) in allowed.iter().chain(&refused).chain(&undone) {
         assert!(seen.insert(*nr), "{name} ({nr}) is listed twice");
         assert_ne!(*nr, libc::SYS_clone3, "clone3 belongs to the preamble");
     }
@@ -115,6 +116,7 @@ fn every_number_gets_its_verdict() {
     let prog = build().unwrap();
     let allowed = allowed_syscalls();
     let refused: Vec<i64> = names(policy::REFUSED).iter().map(|c| c.1).collect();
+    let undone: Vec<i64> = names(policy::SUCCEED_UNDONE).iter().map(|c| c.1).collect();
     for nr in 0..=1000i64 {
         let got = x86(&prog, nr, [0; 6]);
         let want = if nr == libc::SYS_socket || nr == libc::SYS_socketpair {
@@ -123,6 +125,8 @@ fn every_number_gets_its_verdict() {
             ALLOW
         } else if refused.contains(&nr) {
             EPERM
+        } else if undone.contains(&nr) {
+            RET_ERRNO // 0 without the call
         } else {
             ENOSYS
         };
@@ -201,8 +205,15 @@ fn argument_checks() {
             ALLOW,
         ),
         (libc::SYS_socketpair, [255, 1, 0, 0, 0, 0], EAFNOSUPPORT),
-        (libc::SYS_fadvise64, [3, 0, 0, 2, 0, 0], ALLOW), // SEQUENTIAL
-        (libc::SYS_fadvise64, [3, 0, 0, 4, 0, 0], EPERM), // DONTNEED
+        (libc::SYS_fcntl, [3, 1026, 0x8000_0001, 0, 0, 0], EPERM), // F_NOTIFY
+        (libc::SYS_fcntl, [3, high | 1026, 1, 0, 0, 0], EPERM),
+        (libc::SYS_fcntl, [3, 4, 0o4000, 0, 0, 0], ALLOW), // F_SETFL
+        (libc::SYS_fsync, [3, 0, 0, 0, 0, 0], RET_ERRNO),  // 0, not made
+        (libc::SYS_fdatasync, [3, 0, 0, 0, 0, 0], RET_ERRNO),
+        (libc::SYS_sync_file_range, [3, 0, 0, 2, 0, 0], RET_ERRNO),
+        (libc::SYS_ioctl, [3, 0xc020_662a, 0, 0, 0, 0], EPERM), // EXT4_IOC_GET_ES_CACHE
+        (libc::SYS_fadvise64, [3, 0, 0, 2, 0, 0], ALLOW),       // SEQUENTIAL
+        (libc::SYS_fadvise64, [3, 0, 0, 4, 0, 0], EPERM),       // DONTNEED
         (libc::SYS_fadvise64, [3, 0, 0, high | 4, 0, 0], EPERM),
         (libc::SYS_fadvise64, [3, 0, 0, 5, 0, 0], EPERM), // NOREUSE
         (libc::SYS_madvise, [0, 4096, 4, 0, 0, 0], ALLOW), // DONTNEED
@@ -293,6 +304,7 @@ fn linear_reference() -> BpfProgram {
     let mut refused = unconditional(REFUSED);
     let flags: Vec<u64> = NAMESPACE_FLAGS.iter().map(|&f| f as u64).collect();
     refused.insert(libc::SYS_clone, has_any_flag(0, &flags));
+    refused.insert(libc::SYS_fcntl, int_is_any(1, FCNTL_REFUSED));
     refused.insert(libc::SYS_fadvise64, int_is_any(3, FADVISE_REFUSED));
     refused.insert(libc::SYS_madvise, int_is_any(2, MADVISE_REFUSED));
     refused.insert(libc::SYS_ioctl, int_is_any(1, IOCTL_REFUSED));
@@ -310,6 +322,11 @@ fn linear_reference() -> BpfProgram {
     prog.extend(part(
         refused,
         SeccompAction::Errno(libc::EPERM as u32),
+        None,
+    ));
+    prog.extend(part(
+        unconditional(SUCCEED_UNDONE),
+        SeccompAction::Errno(0),
         None,
     ));
     prog.extend(part(
@@ -342,6 +359,7 @@ fn search_matches_the_linear_compilation() {
         .chain(policy::FADVISE_REFUSED.iter().map(|&v| u64::from(v)))
         .chain(policy::MADVISE_REFUSED.iter().map(|&v| u64::from(v)))
         .chain(policy::IOCTL_REFUSED.iter().map(|&v| u64::from(v)))
+        .chain(policy::FCNTL_REFUSED.iter().map(|&v| u64::from(v)))
         .chain(policy::PERSONALITY_ALLOWED.iter().map(|&v| u64::from(v)))
         .chain(policy::NAMESPACE_FLAGS.iter().map(|&v| v as u32 as u64))
         .chain([policy::RWF_NOWAIT, 2, 4, 5, 6, 20, 21, 40, 255])
