@@ -343,3 +343,33 @@ print("zombies", len(zombies))
     ));
     assert_eq!(ok(&o), "zombies 0");
 }
+
+/// A program writing one byte at a time cannot make the supervisor, outside the run's quota,
+/// read and hand on one chunk per byte: while output trickles the pipes rest 2 ms between
+/// reads, so the chunks are bounded by the run's duration, not by its write calls. Every byte
+/// still arrives, in order.
+#[test]
+fn output_written_a_byte_at_a_time_is_read_in_batches() {
+    const BYTES: usize = 20_000;
+    let (mut chunks, mut got) = (0usize, Vec::new());
+    let start = std::time::Instant::now();
+    let o = run_with(
+        &py(&format!(
+            "import os\nfor i in range({BYTES}): os.write(1, b'%c' % (48 + i % 10))\n"
+        )),
+        &mut |_: Stream, c: &[u8]| {
+            chunks += 1;
+            got.extend_from_slice(c);
+        },
+    )
+    .unwrap();
+    let took_ms = start.elapsed().as_millis() as usize;
+    let want: Vec<u8> = (0..BYTES).map(|i| b'0' + (i % 10) as u8).collect();
+    assert_eq!(o.stdout, want);
+    assert_eq!(got, want);
+    // One chunk per 2 ms of the whole call at most (plus the first and the last reads).
+    assert!(
+        chunks <= took_ms / 2 + 10,
+        "{chunks} chunks for {BYTES} one-byte writes in {took_ms} ms"
+    );
+}
