@@ -111,8 +111,10 @@ pub(crate) async fn serve(
         // Small answers and event-stream frames leave at once, not after the peer's ACK.
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(stream);
+        let counted = livexec_telemetry::ConnectionGuard::open();
         let Some(slot) = per_address.enter(peer.ip()) else {
             tracing::debug!(%peer, "connection over its address's limit refused");
+            livexec_telemetry::connection_refused();
             let limited = per_address.refusal(peer.ip());
             let compat = config.compat;
             let refuse = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -126,7 +128,7 @@ pub(crate) async fn serve(
             let connection = graceful.watch(refusing.serve_connection(io, refuse));
             tokio::spawn(async move {
                 let _ = connection.await;
-                drop(permit);
+                drop((counted, permit));
             });
             continue;
         };
@@ -142,7 +144,7 @@ pub(crate) async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            drop((slot, permit));
+            drop((slot, counted, permit));
         });
     }
     drop(listener);

@@ -406,6 +406,10 @@ async fn a_client_address_over_its_connection_limit_gets_429_in_its_apis_shape()
         ..ApiConfig::default()
     };
     let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    // The metrics recorder is installed by the first scrape: the refusals below are counted.
+    let (status, _, head) =
+        raw_request(&mut connect_from("127.0.0.9", s.addr).await, "/metrics").await;
+    assert_eq!(status, 200, "{head}");
     // Two idle connections: accepted in order, before the ones below.
     let mut held = vec![
         connect_from("127.0.0.1", s.addr).await,
@@ -439,6 +443,19 @@ async fn a_client_address_over_its_connection_limit_gets_429_in_its_apis_shape()
     let mut other = connect_from("127.0.0.2", s.addr).await;
     let (status, _, head) = raw_request(&mut other, "/health").await;
     assert_eq!(status, 200, "{head}");
+    // The refusals are counted (process-wide: at least this test's three).
+    let mut conn = connect_from("127.0.0.3", s.addr).await;
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.unwrap();
+    let refused: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("livexec_http_connections_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no refusal counter in {text}"));
+    assert!(refused >= 3.0, "{refused}");
     // One connection closed: the address is served again (once the server has seen the close).
     drop(held.pop());
     let mut served = false;

@@ -228,6 +228,12 @@ async fn metrics_move_with_real_runs_streams_and_queue() {
     let waiting = s.submit("python", "print('next')").await;
     let busy = scrape(&s).await;
     assert_eq!(busy.get("livexec_event_streams", &[]), 1.0, "{}", busy.text);
+    // The event stream's connection and the scrape's, at least.
+    assert!(
+        busy.get("livexec_http_connections", &[]) >= 2.0,
+        "{}",
+        busy.text
+    );
     assert_eq!(busy.get("livexec_worker_busy_slots", &[]), 1.0);
     assert_eq!(busy.get("livexec_queue_depth", &[]), 1.0);
     assert!(busy.get("livexec_queue_oldest_age_seconds", &[]) >= 0.0);

@@ -43,6 +43,11 @@ pub const HTTP_REQUESTS: &str = "livexec_http_requests_total";
 pub const HTTP_DURATION: &str = "livexec_http_request_duration_seconds";
 /// Open live event streams (SSE) of this process.
 pub const EVENT_STREAMS: &str = "livexec_event_streams";
+/// Open HTTP connections of this process's API (refused ones included until they close).
+pub const HTTP_CONNECTIONS: &str = "livexec_http_connections";
+/// Connections answered 429 because their client address held its limit
+/// (`LIVEXEC_MAX_CONNECTIONS_PER_ADDRESS`).
+pub const HTTP_CONNECTIONS_REFUSED: &str = "livexec_http_connections_refused_total";
 /// Execution slots of this process's workers (its concurrency).
 pub const WORKER_SLOTS: &str = "livexec_worker_slots";
 /// Worker slots running an execution right now; utilisation is this over
@@ -120,6 +125,11 @@ fn describe() {
         "Time to answer an HTTP request."
     );
     describe_gauge!(EVENT_STREAMS, "Open live event streams (SSE).");
+    describe_gauge!(HTTP_CONNECTIONS, "Open HTTP connections of the API.");
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED,
+        "Connections refused with 429: their client address held its limit."
+    );
     describe_gauge!(WORKER_SLOTS, "Execution slots of this process's workers.");
     describe_gauge!(WORKER_BUSY, "Worker slots running an execution.");
 }
@@ -207,6 +217,29 @@ impl Drop for StreamGuard {
     fn drop(&mut self) {
         gauge!(EVENT_STREAMS).decrement(1.0);
     }
+}
+
+/// Counts one open HTTP connection until dropped.
+#[must_use = "the connection counts as open only while the guard lives"]
+pub struct ConnectionGuard(());
+
+impl ConnectionGuard {
+    /// A connection was accepted.
+    pub fn open() -> ConnectionGuard {
+        gauge!(HTTP_CONNECTIONS).increment(1.0);
+        ConnectionGuard(())
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        gauge!(HTTP_CONNECTIONS).decrement(1.0);
+    }
+}
+
+/// A connection was refused because its client address held its limit.
+pub fn connection_refused() {
+    counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
 }
 
 /// Counts one busy worker slot until dropped.
