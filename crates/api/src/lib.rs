@@ -321,6 +321,29 @@ pub async fn launch(
     http::serve(listener, app, config, signal).await
 }
 
+/// Serves `app`, a router other than the API's (a worker's health endpoint), on `listener`
+/// the way [`launch`] serves the API: the head deadline (`header_read_timeout`), the
+/// connection `limits` (refusals in the native error shape) and a graceful shutdown when
+/// `shutdown` resolves.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_read_timeout: Duration,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = http::ServeConfig {
+        header_read_timeout,
+        limits,
+        compat: compat::CompatConfig {
+            judge0: false,
+            piston: false,
+            mcp: false,
+        },
+    };
+    http::serve(listener, app, config, shutdown).await
+}
+
 /// Tells long-running handlers that [`launch`] is shutting down (absent when the router is
 /// served some other way: then nothing is cut short).
 #[derive(Clone)]

@@ -448,9 +448,11 @@ async fn serve(
             });
             let shutdown = stopped(stop.clone());
             tracing::info!(addr = %args.health_bind, "worker health endpoint listening");
+            // The API's connection handling: a head deadline and bounded connections.
+            let header_read_timeout = Duration::from_millis(args.header_read_timeout_ms);
+            let limits = connection_limits(&args);
             tasks.spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
+                livexec_api::serve_router(listener, app, header_read_timeout, limits, shutdown)
                     .await
                     .context("serving the health endpoint")
             });
