@@ -201,39 +201,49 @@ pub fn worker_slots(slots: usize) {
     gauge!(WORKER_SLOTS).set(slots as f64);
 }
 
+/// Holds one unit of a gauge (`+1` now, `-1` when dropped).
+struct Held(&'static str);
+
+impl Held {
+    fn up(gauge: &'static str) -> Held {
+        gauge!(gauge).increment(1.0);
+        Held(gauge)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        gauge!(self.0).decrement(1.0);
+    }
+}
+
 /// Counts one open event stream until dropped.
 #[must_use = "the stream counts as open only while the guard lives"]
-pub struct StreamGuard(());
+pub struct StreamGuard {
+    _held: Held,
+}
 
 impl StreamGuard {
     /// An event stream opened.
     pub fn open() -> StreamGuard {
-        gauge!(EVENT_STREAMS).increment(1.0);
-        StreamGuard(())
-    }
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        gauge!(EVENT_STREAMS).decrement(1.0);
+        StreamGuard {
+            _held: Held::up(EVENT_STREAMS),
+        }
     }
 }
 
 /// Counts one open HTTP connection until dropped.
 #[must_use = "the connection counts as open only while the guard lives"]
-pub struct ConnectionGuard(());
+pub struct ConnectionGuard {
+    _held: Held,
+}
 
 impl ConnectionGuard {
     /// A connection was accepted.
     pub fn open() -> ConnectionGuard {
-        gauge!(HTTP_CONNECTIONS).increment(1.0);
-        ConnectionGuard(())
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        gauge!(HTTP_CONNECTIONS).decrement(1.0);
+        ConnectionGuard {
+            _held: Held::up(HTTP_CONNECTIONS),
+        }
     }
 }
 
@@ -244,18 +254,15 @@ pub fn connection_refused() {
 
 /// Counts one busy worker slot until dropped.
 #[must_use = "the slot counts as busy only while the guard lives"]
-pub struct BusyGuard(());
+pub struct BusyGuard {
+    _held: Held,
+}
 
 impl BusyGuard {
     /// A worker slot started on an execution.
     pub fn start() -> BusyGuard {
-        gauge!(WORKER_BUSY).increment(1.0);
-        BusyGuard(())
-    }
-}
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        gauge!(WORKER_BUSY).decrement(1.0);
+        BusyGuard {
+            _held: Held::up(WORKER_BUSY),
+        }
     }
 }
