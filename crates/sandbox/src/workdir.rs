@@ -198,15 +198,18 @@ impl WorkDir {
                 .open(base.join(&name))
             {
                 Ok(f) => f,
-                // Replaced meanwhile by a link (ELOOP), a socket (ENXIO) or nothing: not a file
-                // to hand back.
+                // Anything the program can make an open fail with — a link (ELOOP), a socket
+                // (ENXIO) or nothing (ENOENT) put there meanwhile, a lease still held by a
+                // descriptor kept alive in a socket cycle (EWOULDBLOCK) — means it is not a
+                // file to hand back; only this process running out of something is an error.
                 Err(e)
-                    if matches!(
+                    if !matches!(
                         e.raw_os_error(),
-                        Some(libc::ELOOP) | Some(libc::ENOENT) | Some(libc::ENXIO)
+                        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOMEM)
                     ) =>
                 {
-                    continue
+                    tracing::debug!(file = %shown.display(), error = %e, "a collected file could not be opened; left out");
+                    continue;
                 }
                 Err(e) => return Err(fs_err("open", shown)(e)),
             };

@@ -216,6 +216,7 @@ checks = {
     "fanotify_init": raw(libc.fanotify_init(0x200, os.O_RDONLY)),  # FAN_REPORT_FID
     "dnotify": res(lambda: fcntl.fcntl(lib, fcntl.F_NOTIFY, fcntl.DN_ACCESS | fcntl.DN_MULTISHOT)),
     "fcntl F_GETFL": res(lambda: fcntl.fcntl(lib, fcntl.F_GETFL)),
+    "lease": res(lambda: fcntl.fcntl(mine, fcntl.F_SETLEASE, fcntl.F_WRLCK)),
     "fsync a host file": res(lambda: os.fsync(fd)),
     "fsync its own file": res(lambda: os.fsync(mine)),
     "fdatasync": res(lambda: os.fdatasync(mine)),
@@ -234,7 +235,7 @@ for k, v in checks.items():
         "fadvise DONTNEED: EPERM\nfadvise NOREUSE: EPERM\nfadvise DONTNEED high bits: EPERM\n\
         fadvise SEQUENTIAL: ok\npreadv2 NOWAIT: EPERM\npreadv2 HIPRI: ok\nmadvise PAGEOUT: EPERM\n\
         madvise COLD: EPERM\nmadvise WILLNEED: ok\nmincore: EPERM\ncachestat: EPERM\n\
-        inotify_init1: EPERM\nfanotify_init: EPERM\ndnotify: EPERM\nfcntl F_GETFL: ok\n\
+        inotify_init1: EPERM\nfanotify_init: EPERM\ndnotify: EPERM\nfcntl F_GETFL: ok\nlease: EPERM\n\
         fsync a host file: ok\nfsync its own file: ok\nfdatasync: ok\nmodify_ldt: EPERM\n\
         personality PER_BSD: EPERM\npersonality query: ok\nsysfs: ENOSYS\nmemfd_secret: EPERM\n\
         memfd_create: ok";

@@ -242,8 +242,10 @@ pub(crate) const SUCCEED_UNDONE: &[(&str, &[Syscall])] = &[(
 
 /// `fcntl` commands refused with `EPERM`: `F_NOTIFY` (dnotify) would watch directories of the
 /// shared read-only mounts, which inotify and fanotify are refused for: it reports one run
-/// which files another run or the host reads there.
-pub(crate) const FCNTL_REFUSED: &[u32] = &[libc::F_NOTIFY as u32];
+/// which files another run or the host reads there. `F_SETLEASE`: a lease on a file of
+/// `/work`, kept alive past the run in a socket cycle, made the collection of that file
+/// wait (`EWOULDBLOCK`); no runtime takes leases (file servers do).
+pub(crate) const FCNTL_REFUSED: &[u32] = &[libc::F_NOTIFY as u32, libc::F_SETLEASE as u32];
 
 /// `clone` flags that create namespaces; `clone` with any of them gets `EPERM`.
 pub(crate) const NAMESPACE_FLAGS: &[i32] = &[
