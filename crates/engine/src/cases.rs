@@ -10,7 +10,8 @@
 //!   case's when all pass: what a reader of the execution needs to see first.
 //! - `execution_time_ms` and `cpu_time_ms` are the sums over the cases that ran (the
 //!   program's own time, compile excluded), `memory_kb` the highest peak of any case.
-//! - The cases record at most [`MAX_TESTS_OUTPUT_BYTES`] of stdout and of stderr together.
+//! - The cases record at most [`MAX_TESTS_OUTPUT_BYTES`] of stdout and of stderr together,
+//!   each case its equal share ([`OutputShare`]).
 
 use crate::result::cut;
 use livexec_core::{Compare, ErrorType, RunResult, Status, TestResult, Verdict};
@@ -19,39 +20,38 @@ use livexec_core::{Compare, ErrorType, RunResult, Status, TestResult, Verdict};
 const SHOWN_BYTES: usize = 80;
 
 /// Most bytes of stdout, and of stderr, that the cases of one execution record together:
-/// 16 MiB, what one run may print at most by default. A case's output past it is cut (its
-/// verdict is decided on the whole of it); without it 64 cases could record 64 times a run's
-/// output (2 GiB at the maxima), held in memory and stored.
+/// 16 MiB, what one run may print at most by default. Each case records at most its equal
+/// share ([`OutputShare`]), cut as soon as it ends (its verdict is decided on the whole of
+/// its output first): without it 64 cases could record 64 times a run's output (2 GiB at the
+/// maxima), held in memory and stored.
 pub const MAX_TESTS_OUTPUT_BYTES: usize = 16 << 20;
 
-/// What is left of [`MAX_TESTS_OUTPUT_BYTES`] for the cases still to run.
-pub(crate) struct OutputBudget {
-    stdout: usize,
-    stderr: usize,
-}
+/// One case's share of [`MAX_TESTS_OUTPUT_BYTES`], bytes of stdout and of stderr: the budget
+/// over the number of cases (16 MiB for one case, 256 KiB each for 64). Cutting every case
+/// to it as it ends bounds what the cases of one execution hold in memory at once, whatever
+/// the order they end in, and the result does not depend on that order.
+pub(crate) struct OutputShare(usize);
 
-impl OutputBudget {
-    /// The whole budget.
-    pub(crate) fn new() -> Self {
-        OutputBudget {
-            stdout: MAX_TESTS_OUTPUT_BYTES,
-            stderr: MAX_TESTS_OUTPUT_BYTES,
-        }
+impl OutputShare {
+    /// The share of each of `cases` cases.
+    pub(crate) fn of(cases: usize) -> Self {
+        OutputShare(MAX_TESTS_OUTPUT_BYTES / cases.max(1))
     }
 
-    /// Cuts what `test` and `run` (one case) record to what is left, and takes it.
-    pub(crate) fn take(&mut self, test: &mut TestResult, run: &mut RunResult) {
-        for (left, text, bytes) in [
-            (&mut self.stdout, &mut test.stdout, &mut run.report.stdout),
-            (&mut self.stderr, &mut test.stderr, &mut run.report.stderr),
+    /// Cuts what `test` and `run` (one case) record to the share (never inside a character).
+    pub(crate) fn cut(&self, test: &mut TestResult, run: &mut RunResult) {
+        for (text, bytes) in [
+            (&mut test.stdout, &mut run.report.stdout),
+            (&mut test.stderr, &mut run.report.stderr),
         ] {
-            let mut end = text.len().min(*left);
+            let mut end = text.len().min(self.0);
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
             text.truncate(end);
+            text.shrink_to_fit();
             bytes.truncate(end);
-            *left -= end;
+            bytes.shrink_to_fit();
         }
     }
 }
@@ -76,36 +76,39 @@ pub enum Comparison {
 /// [`Compare::Trim`] ignoring spaces and tabs at line ends, `\r\n` vs `\n` and trailing blank
 /// lines.
 pub fn compare(rule: Compare, expected: &str, got: &str) -> Comparison {
-    let norm = |s: &str| -> Vec<String> {
-        let mut lines: Vec<String> = s
-            .split('\n')
-            .map(|l| match rule {
-                Compare::Exact => l.to_owned(),
-                Compare::Trim => l.trim_end_matches([' ', '\t', '\r']).to_owned(),
-            })
-            .collect();
-        if rule == Compare::Trim {
-            while lines.last().is_some_and(String::is_empty) {
-                lines.pop();
-            }
-        }
-        lines
-    };
     if rule == Compare::Exact && expected == got {
         return Comparison::Equal;
     }
-    let (e, g) = (norm(expected), norm(got));
-    if rule == Compare::Trim && e == g {
-        return Comparison::Equal;
+    // Line by line, without copying either side: a program's output may be 16 MiB of
+    // newlines, and this runs in the worker, outside every limit.
+    let lines = |s| {
+        str::split(s, '\n').map(move |l| match rule {
+            Compare::Exact => l,
+            Compare::Trim => l.trim_end_matches([' ', '\t', '\r']),
+        })
+    };
+    let (mut e, mut g) = (lines(expected), lines(got));
+    // Under `Trim`, only blank lines from here to the end.
+    fn blank_to_end<'a>(first: Option<&str>, mut rest: impl Iterator<Item = &'a str>) -> bool {
+        first.is_none_or(str::is_empty) && rest.all(str::is_empty)
     }
-    let line = (0..e.len().max(g.len()))
-        .find(|&i| e.get(i) != g.get(i))
-        .unwrap_or(0);
-    let side = |v: &Vec<String>| v.get(line).map_or_else(String::new, |l| shorten(l));
-    Comparison::Differs {
-        line: line + 1,
-        expected: side(&e),
-        got: side(&g),
+    let mut line = 1;
+    loop {
+        match (e.next(), g.next()) {
+            (None, None) => return Comparison::Equal,
+            (Some(a), Some(b)) if a == b => line += 1,
+            (a, b) => {
+                if rule == Compare::Trim && blank_to_end(a, e.clone()) && blank_to_end(b, g.clone())
+                {
+                    return Comparison::Equal;
+                }
+                return Comparison::Differs {
+                    line,
+                    expected: a.map_or_else(String::new, shorten),
+                    got: b.map_or_else(String::new, shorten),
+                };
+            }
+        }
     }
 }
 
@@ -240,31 +243,66 @@ mod tests {
     }
 
     #[test]
-    fn the_cases_record_at_most_the_budget_of_output_together() {
-        let mut budget = OutputBudget::new();
+    fn each_case_records_at_most_its_share_of_the_budget() {
         let case = |out: &str| {
             let mut run = RunResult::internal_error("x");
             run.report.stdout = out.as_bytes().to_vec();
             run.report.stderr = b"e".to_vec();
             case_result(run, None, Compare::Trim)
         };
-        let big = "a".repeat(MAX_TESTS_OUTPUT_BYTES - 1);
+        let share = OutputShare::of(4);
+        let quarter = MAX_TESTS_OUTPUT_BYTES / 4;
+        let big = "a".repeat(MAX_TESTS_OUTPUT_BYTES);
         let (mut t1, mut r1) = case(&big);
-        budget.take(&mut t1, &mut r1);
+        share.cut(&mut t1, &mut r1);
         assert_eq!(
             (t1.stdout.len(), r1.report.stdout.len()),
-            (big.len(), big.len())
+            (quarter, quarter)
         );
-        // One byte left: a two-byte character does not fit and is not split.
-        let (mut t2, mut r2) = case("éz");
-        budget.take(&mut t2, &mut r2);
-        assert_eq!((t2.stdout.as_str(), r2.report.stdout.len()), ("", 0));
-        let (mut t3, mut r3) = case("zz");
-        budget.take(&mut t3, &mut r3);
-        assert_eq!((t3.stdout.as_str(), t3.stderr.as_str()), ("z", "e"));
-        let (mut t4, mut r4) = case("more");
-        budget.take(&mut t4, &mut r4);
-        assert_eq!((t4.stdout.as_str(), r4.report.stdout.len()), ("", 0));
+        assert_eq!(t1.stderr, "e");
+        // A two-byte character across the share's end is not split.
+        let edge = format!("{}é", "a".repeat(quarter - 1));
+        let (mut t2, mut r2) = case(&edge);
+        share.cut(&mut t2, &mut r2);
+        assert_eq!(
+            (t2.stdout.len(), r2.report.stdout.len()),
+            (quarter - 1, quarter - 1)
+        );
+        let (mut t3, mut r3) = case("small");
+        share.cut(&mut t3, &mut r3);
+        assert_eq!(t3.stdout, "small");
+        assert_eq!(OutputShare::of(0).0, MAX_TESTS_OUTPUT_BYTES);
+    }
+
+    #[test]
+    fn a_difference_is_found_without_copying_a_huge_output() {
+        // 16 Mi newlines against one expected line: the first line differs at once.
+        let flood = "\n".repeat(16 << 20);
+        assert_eq!(
+            compare(Compare::Trim, "x", &flood),
+            Comparison::Differs {
+                line: 1,
+                expected: "x".into(),
+                got: String::new()
+            }
+        );
+        assert_eq!(compare(Compare::Trim, "", &flood), Comparison::Equal);
+        assert_eq!(
+            compare(Compare::Exact, "", "\n"),
+            Comparison::Differs {
+                line: 2,
+                expected: String::new(),
+                got: String::new()
+            }
+        );
+        assert_eq!(
+            compare(Compare::Trim, "a\n\nb\n", "a\n"),
+            Comparison::Differs {
+                line: 3,
+                expected: "b".into(),
+                got: String::new()
+            }
+        );
     }
 
     #[test]

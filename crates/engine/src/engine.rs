@@ -21,7 +21,7 @@
 //! (a later case that had already started beside it runs to its end and its result is
 //! dropped), so which cases are skipped never depends on timing.
 
-use crate::cases::{case_result, overall, skipped, OutputBudget};
+use crate::cases::{case_result, overall, skipped, OutputShare};
 use crate::command::reported;
 use crate::command::{
     add_files, add_run_options, apply_request, command_for, compile_command, effective_limits,
@@ -411,6 +411,7 @@ impl Engine {
         // the cases.
         let first_failure = AtomicUsize::new(n);
         let broken = AtomicBool::new(false);
+        let share = OutputShare::of(n);
         let runner = || loop {
             let i = next.fetch_add(1, Ordering::SeqCst);
             if i >= n
@@ -439,7 +440,11 @@ impl Engine {
             });
             let result = outcome.map(|outcome| {
                 let run = self.finish(plan, outcome);
-                case_result(run, case.expected_stdout.as_deref(), o.compare)
+                let (mut test, mut run) =
+                    case_result(run, case.expected_stdout.as_deref(), o.compare);
+                // Cut at once: what the cases hold until all have ended stays bounded.
+                share.cut(&mut test, &mut run);
+                (test, run)
             });
             match &result {
                 Err(_) => broken.store(true, Ordering::SeqCst),
@@ -459,17 +464,15 @@ impl Engine {
         let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
         let (mut tests, mut runs) = (Vec::with_capacity(n), Vec::new());
         let mut files = Vec::new();
-        let mut budget = OutputBudget::new();
         let mut failed = false;
         for slot in done {
             let Some(case) = slot.filter(|_| !(o.stop_on_failure && failed)) else {
                 tests.push(skipped());
                 continue;
             };
-            let (mut test, mut run) = case?;
+            let (test, mut run) = case?;
             failed |= test.verdict != Verdict::Accepted;
             files = std::mem::take(&mut run.report.output_files);
-            budget.take(&mut test, &mut run);
             tests.push(test);
             runs.push(run);
         }
