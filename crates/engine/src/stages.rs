@@ -74,6 +74,11 @@ fn compile_verdict(o: &Outcome, limits: &Limits, has_artifacts: bool) -> Option<
         ));
     }
     match (o.exit_code, o.signal) {
+        (Some(0), None) if o.files_past_max > 0 => Some(format!(
+            "Compilation produced {} files for the program, more than the {} the run stage takes",
+            livexec_sandbox::workdir::MAX_FILES + o.files_past_max,
+            livexec_sandbox::workdir::MAX_FILES
+        )),
         (Some(0), None) if has_artifacts => None,
         (Some(0), None) => Some("Compilation produced no program".to_owned()),
         (code, signal) => Some(first_error_line(o).unwrap_or_else(|| match (code, signal) {

@@ -153,3 +153,39 @@ public class Evil extends AbstractProcessor {
     assert_eq!(r.status, Status::Completed, "{r:?}");
     assert_eq!(String::from_utf8_lossy(&r.report.stdout), "Hello\n");
 }
+
+/// A compile stage whose artifacts match more files than the run stage takes (1024) is a
+/// compilation error naming the limit, not a run that silently lacks some of them: 1100
+/// nested Java classes sort (`Main$…`) before `Main.class`, which was the one dropped, and
+/// the run failed with "Could not find or load main class Main".
+#[test]
+fn a_compile_leaving_more_artifacts_than_the_run_takes_is_a_compilation_error() {
+    let registry = Registry::builtin().unwrap();
+    let java = registry
+        .get("java")
+        .unwrap()
+        .resolve()
+        .expect("java (install-toolchains.sh)");
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("root and cgroups");
+    let engine = Engine::new(
+        Arc::new(sandbox),
+        HashMap::from([("java".to_owned(), java)]),
+        Limits::default(),
+    );
+    let classes: String = (0..1100)
+        .map(|i| format!("static class C{i} {{}}\n"))
+        .collect();
+    let main = format!(
+        "public class Main {{\n{classes}public static void main(String[] a) {{ System.out.println(\"Hello\"); }} }}"
+    );
+    let r = engine
+        .execute(&Request::new("java", &main), &mut |_, _| {})
+        .unwrap();
+    assert_eq!(r.status, Status::Failed, "{r:?}");
+    assert_eq!(r.report.error_type, Some(ErrorType::CompilationError));
+    let message = r.report.error_message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("1101 files") && message.contains("1024"),
+        "{message}"
+    );
+}

@@ -41,4 +41,7 @@ pub struct Outcome {
     /// The working directory's files that [`crate::Command::collect`] asked for, as
     /// `(name, contents)` sorted by name, read after the program ended.
     pub files: Vec<(String, Vec<u8>)>,
+    /// How many more files matched than the [`crate::workdir::MAX_FILES`] that are read (the
+    /// names past it in sorted order): 0 when `files` has every match.
+    pub files_past_max: usize,
 }

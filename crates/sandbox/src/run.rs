@@ -383,9 +383,9 @@ impl Jail {
                 reason: "the program did not reach execve within 10 s".into(),
             });
         }
-        let files = match &work {
+        let (files, files_past_max) = match &work {
             Some(w) => w.read(&cmd.collect, cmd.limits.tmpfs_bytes)?,
-            None => Vec::new(),
+            None => (Vec::new(), 0),
         };
         drop(work);
         let stats = self.cg.as_ref().map(RunCgroup::stats).unwrap_or_default();
@@ -407,6 +407,7 @@ impl Jail {
             stderr: obs.stderr,
             warm_start: false,
             files,
+            files_past_max,
         })
     }
 }

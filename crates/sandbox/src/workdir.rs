@@ -18,6 +18,9 @@ use crate::{Command, SandboxError};
 /// The most files one run hands back.
 pub const MAX_FILES: usize = 1024;
 
+/// Files read back: `(name, contents)`.
+type Files = Vec<(String, Vec<u8>)>;
+
 /// Writes the command's files into the `/work` of the jail whose init is `pid` (through
 /// `/proc/<init>/root`, as root; nothing in the jail runs yet), owned by the run's uid, and
 /// its artifacts, owned by root, mode 0555.
@@ -163,12 +166,12 @@ impl WorkDir {
 
     /// Reads the regular files matching any of `patterns`, sorted by name, at most
     /// `max_bytes` in all and [`MAX_FILES`] files; a file that would go over `max_bytes` is
-    /// left out.
+    /// left out. Also returns how many matching names were past [`MAX_FILES`] (not read).
     pub(crate) fn read(
         &self,
         patterns: &[String],
         max_bytes: u64,
-    ) -> Result<Vec<(String, Vec<u8>)>, SandboxError> {
+    ) -> Result<(Files, usize), SandboxError> {
         let base = PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()));
         let fs_err =
             |op: &'static str, path: PathBuf| move |source| SandboxError::Fs { op, path, source };
@@ -178,6 +181,7 @@ impl WorkDir {
             .filter(|n| patterns.iter().any(|p| matches(p, n)))
             .collect();
         names.sort();
+        let past_max = names.len().saturating_sub(MAX_FILES);
         names.truncate(MAX_FILES);
         let mut files = Vec::with_capacity(names.len());
         let mut left = max_bytes;
@@ -234,7 +238,7 @@ impl WorkDir {
             left -= data.len() as u64;
             files.push((name, data));
         }
-        Ok(files)
+        Ok((files, past_max))
     }
 }
 
