@@ -48,10 +48,15 @@ impl OutputShare {
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
-            text.truncate(end);
-            text.shrink_to_fit();
-            bytes.truncate(end);
-            bytes.shrink_to_fit();
+            // Copied out, then the whole buffer freed: truncating in place would leave the
+            // kept part as an island inside a 16 MiB block, and every case a hole the next
+            // one's output does not fit in (the server's memory grew ~50 MB per case).
+            if end < text.len() {
+                *text = text[..end].to_owned();
+            }
+            if end < bytes.len() {
+                *bytes = bytes[..end].to_vec();
+            }
         }
     }
 }
