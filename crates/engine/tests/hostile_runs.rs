@@ -9,12 +9,21 @@ use livexec_sandbox::{Limits, Sandbox, SandboxConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-fn python() -> Engine {
+/// An engine with the one runtime `id` (its toolchain from install-toolchains.sh).
+fn engine(id: &str) -> Engine {
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("root and cgroups");
     let registry = Registry::builtin().unwrap();
-    let rt = registry.get("python").unwrap().resolve().expect("python");
-    let runtimes = HashMap::from([("python".to_owned(), rt)]);
+    let rt = registry
+        .get(id)
+        .unwrap()
+        .resolve()
+        .unwrap_or_else(|e| panic!("{id} (install-toolchains.sh): {e}"));
+    let runtimes = HashMap::from([(id.to_owned(), rt)]);
     Engine::new(Arc::new(sandbox), runtimes, Limits::default())
+}
+
+fn python() -> Engine {
+    engine("python")
 }
 
 fn case() -> TestCase {
@@ -160,18 +169,7 @@ public class Evil extends AbstractProcessor {
 /// the run failed with "Could not find or load main class Main".
 #[test]
 fn a_compile_leaving_more_artifacts_than_the_run_takes_is_a_compilation_error() {
-    let registry = Registry::builtin().unwrap();
-    let java = registry
-        .get("java")
-        .unwrap()
-        .resolve()
-        .expect("java (install-toolchains.sh)");
-    let sandbox = Sandbox::new(SandboxConfig::default()).expect("root and cgroups");
-    let engine = Engine::new(
-        Arc::new(sandbox),
-        HashMap::from([("java".to_owned(), java)]),
-        Limits::default(),
-    );
+    let engine = engine("java");
     let classes: String = (0..1100)
         .map(|i| format!("static class C{i} {{}}\n"))
         .collect();
