@@ -59,6 +59,9 @@ impl Default for ConnectionLimits {
 /// the 429 (shorter than the usual head deadline: it holds a file descriptor meanwhile).
 const REFUSED_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How much of a refused connection's request body is read before the 429 (bytes).
+const REFUSED_BODY_BYTES: usize = 64 * 1024;
+
 /// What [`serve`] needs besides the app.
 pub(crate) struct ServeConfig {
     /// [`ApiConfig::header_read_timeout`](crate::ApiConfig).
@@ -123,7 +126,14 @@ pub(crate) async fn serve(
                     axum::http::header::CONNECTION,
                     axum::http::HeaderValue::from_static("close"),
                 );
-                std::future::ready(Ok::<_, std::convert::Infallible>(response))
+                async move {
+                    // A small body is read first (briefly): closing with it unread would
+                    // reset the connection, and the client could lose the 429.
+                    let body = axum::body::Body::new(request.into_body());
+                    let drain = axum::body::to_bytes(body, REFUSED_BODY_BYTES);
+                    let _ = tokio::time::timeout(REFUSED_HEAD_TIMEOUT, drain).await;
+                    Ok::<_, std::convert::Infallible>(response)
+                }
             });
             let connection = graceful.watch(refusing.serve_connection(io, refuse));
             tokio::spawn(async move {

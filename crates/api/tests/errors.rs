@@ -428,6 +428,19 @@ async fn a_client_address_over_its_connection_limit_gets_429_in_its_apis_shape()
         head.to_ascii_lowercase().contains("retry-after: 1"),
         "{head}"
     );
+    // A refused POST with a body gets its 429 too.
+    let mut post = connect_from("127.0.0.1", s.addr).await;
+    let body = format!("{{\"source_code\":\"{}\"}}", "x".repeat(32 * 1024));
+    let request = format!(
+        "POST /api/v2/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    post.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    post.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     for (path, field) in [("/languages", "error"), ("/api/v2/runtimes", "message")] {
         let mut conn = connect_from("127.0.0.1", s.addr).await;
         let (status, body, head) = raw_request(&mut conn, path).await;
