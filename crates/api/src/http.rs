@@ -172,7 +172,8 @@ struct PerAddress {
 /// One open connection of an address, counted until dropped.
 struct AddressSlot {
     of: PerAddress,
-    key: IpAddr,
+    /// The address counted (`None` when there is no limit: nothing is counted).
+    key: Option<IpAddr>,
 }
 
 impl PerAddress {
@@ -188,9 +189,12 @@ impl PerAddress {
     }
 
     /// Counts a new connection from `ip`, or `None` when its address is at the limit.
-    fn enter(&self, ip: IpAddr) -> Option<Option<AddressSlot>> {
+    fn enter(&self, ip: IpAddr) -> Option<AddressSlot> {
         if self.limit == 0 {
-            return Some(None);
+            return Some(AddressSlot {
+                of: self.clone(),
+                key: None,
+            });
         }
         let key = address_key(ip);
         let mut open = self.lock();
@@ -199,10 +203,10 @@ impl PerAddress {
             return None;
         }
         *count += 1;
-        Some(Some(AddressSlot {
+        Some(AddressSlot {
             of: self.clone(),
-            key,
-        }))
+            key: Some(key),
+        })
     }
 
     /// The 429 of a connection from `ip` over the limit.
@@ -225,11 +229,12 @@ impl PerAddress {
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
+        let Some(key) = self.key else { return };
         let mut open = self.of.lock();
-        if let Some(count) = open.get_mut(&self.key) {
+        if let Some(count) = open.get_mut(&key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                open.remove(&self.key);
+                open.remove(&key);
             }
         }
     }

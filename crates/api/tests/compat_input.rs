@@ -472,11 +472,8 @@ async fn revoking_a_key_closes_its_mcp_sessions() {
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
     // Open until then (it may carry a priming event).
-    let early = tokio::time::timeout(std::time::Duration::from_millis(300), async {
-        while let Ok(Some(_)) = stream.chunk().await {}
-    })
-    .await;
-    assert!(early.is_err(), "the stream ended before the revocation");
+    let early = ends_within(&mut stream, std::time::Duration::from_millis(300)).await;
+    assert!(!early, "the stream ended before the revocation");
     let res = s
         .client
         .delete(s.url(&format!("/admin/keys/{alice_id}")))
@@ -486,13 +483,19 @@ async fn revoking_a_key_closes_its_mcp_sessions() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     // A guard, not a timing assertion: without the revocation the stream never ends.
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), async {
-        while let Ok(Some(_)) = stream.chunk().await {}
-    })
-    .await;
-    assert!(ended.is_ok(), "alice's MCP stream still open after 60 s");
+    let ended = ends_within(&mut stream, std::time::Duration::from_secs(60)).await;
+    assert!(ended, "alice's MCP stream still open after 60 s");
     let list = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"});
     let (status, _, v) = mcp(&s, Method::POST, Some(&bob), Some(&bobs), Some(list)).await;
     assert_eq!(status, StatusCode::OK, "bob's session goes on: {v}");
     assert!(v["result"]["tools"].is_array(), "{v}");
+}
+
+/// Reads `stream` until it ends (or fails); whether that happened within `limit`.
+async fn ends_within(stream: &mut reqwest::Response, limit: std::time::Duration) -> bool {
+    tokio::time::timeout(limit, async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await
+    .is_ok()
 }

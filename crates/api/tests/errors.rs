@@ -368,9 +368,22 @@ async fn a_request_body_never_finished_loses_its_connection() {
     assert_eq!(s.get("/health").await.status(), StatusCode::OK);
 }
 
-/// Sends one request with `Connection: close` on `conn` and reads the whole answer: the
-/// status code and the body (parsed as JSON).
-async fn raw_request(conn: &mut tokio::net::TcpStream, path: &str) -> (u16, Value, String) {
+/// A whole answer read off a raw connection.
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    /// The body as JSON (`Null` when it is not).
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Sends one `GET path` with `Connection: close` on `conn` and reads the whole answer.
+async fn raw_request(conn: &mut tokio::net::TcpStream, path: &str) -> Answer {
     let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     conn.write_all(request.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
@@ -382,8 +395,11 @@ async fn raw_request(conn: &mut tokio::net::TcpStream, path: &str) -> (u16, Valu
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let json = serde_json::from_str(body).unwrap_or(Value::Null);
-    (status, json, head.to_owned())
+    Answer {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
 }
 
 /// A connection from `from` (a loopback address) to the server.
@@ -407,16 +423,16 @@ async fn a_client_address_over_its_connection_limit_gets_429_in_its_apis_shape()
     };
     let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
     // The metrics recorder is installed by the first scrape: the refusals below are counted.
-    let (status, _, head) =
-        raw_request(&mut connect_from("127.0.0.9", s.addr).await, "/metrics").await;
-    assert_eq!(status, 200, "{head}");
+    let a = raw_request(&mut connect_from("127.0.0.9", s.addr).await, "/metrics").await;
+    assert_eq!(a.status, 200, "{}", a.head);
     // Two idle connections: accepted in order, before the ones below.
     let mut held = vec![
         connect_from("127.0.0.1", s.addr).await,
         connect_from("127.0.0.1", s.addr).await,
     ];
     let mut third = connect_from("127.0.0.1", s.addr).await;
-    let (status, body, head) = raw_request(&mut third, "/health").await;
+    let a = raw_request(&mut third, "/health").await;
+    let (status, body, head) = (a.status, a.json(), a.head);
     assert_eq!(status, 429, "{head}");
     assert_eq!(body["statusCode"], 429, "{body}");
     let message = body["message"].as_str().unwrap_or_default();
@@ -443,7 +459,8 @@ async fn a_client_address_over_its_connection_limit_gets_429_in_its_apis_shape()
     assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
     for (path, field) in [("/languages", "error"), ("/api/v2/runtimes", "message")] {
         let mut conn = connect_from("127.0.0.1", s.addr).await;
-        let (status, body, head) = raw_request(&mut conn, path).await;
+        let a = raw_request(&mut conn, path).await;
+        let (status, body, head) = (a.status, a.json(), a.head);
         assert_eq!(status, 429, "{path}: {head}");
         assert!(
             body[field]
@@ -454,15 +471,12 @@ async fn a_client_address_over_its_connection_limit_gets_429_in_its_apis_shape()
     }
     // Another client is not held back.
     let mut other = connect_from("127.0.0.2", s.addr).await;
-    let (status, _, head) = raw_request(&mut other, "/health").await;
-    assert_eq!(status, 200, "{head}");
+    let a = raw_request(&mut other, "/health").await;
+    assert_eq!(a.status, 200, "{}", a.head);
     // The refusals are counted (process-wide: at least this test's three).
-    let mut conn = connect_from("127.0.0.3", s.addr).await;
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    let text = raw_request(&mut connect_from("127.0.0.3", s.addr).await, "/metrics")
         .await
-        .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).await.unwrap();
+        .body;
     let refused: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("livexec_http_connections_refused_total "))
@@ -474,7 +488,7 @@ async fn a_client_address_over_its_connection_limit_gets_429_in_its_apis_shape()
     let mut served = false;
     for _ in 0..200 {
         let mut conn = connect_from("127.0.0.1", s.addr).await;
-        if raw_request(&mut conn, "/health").await.0 == 200 {
+        if raw_request(&mut conn, "/health").await.status == 200 {
             served = true;
             break;
         }
