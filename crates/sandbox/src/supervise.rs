@@ -211,6 +211,12 @@ pub(crate) fn supervise(
                                 killed = true;
                             }
                         }
+                        // A short read emptied the pipe: the next poll says when there is
+                        // more. Reading on at once would take a byte-at-a-time writer's
+                        // bytes one chunk each, past the rest below.
+                        if n < chunk.len() {
+                            break;
+                        }
                     }
                     Err(libc::EAGAIN) | Err(libc::EINTR) => break,
                     Err(e) => return Err(("read output pipe", e)),
