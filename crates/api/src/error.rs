@@ -100,6 +100,15 @@ pub enum ApiError {
     /// server's cap: 503, the client can poll instead.
     #[error("event bus unavailable")]
     EventsUnavailable(#[source] livexec_events::EventsError),
+    /// The server cannot answer this now for lack of a resource it shares between callers
+    /// (the memory of large answers): 503 with `Retry-After`.
+    #[error("unavailable: {message}")]
+    Unavailable {
+        /// What is lacking, for people.
+        message: String,
+        /// `Retry-After`, seconds.
+        retry_after_secs: u64,
+    },
     /// A handler panicked (caught by the panic layer).
     #[error("handler panicked: {detail}")]
     Panic {
@@ -179,7 +188,9 @@ impl ApiError {
             ApiError::Unfinished { .. } => StatusCode::CONFLICT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Store(_) | ApiError::Panic { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::EventsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::EventsUnavailable(_) | ApiError::Unavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -226,6 +237,7 @@ impl ApiError {
             )),
             ApiError::TooManyRequests(limited) => json!(limited.message),
             ApiError::KeyNotFound => json!("API key not found"),
+            ApiError::Unavailable { message, .. } => json!(message),
             ApiError::Store(_) | ApiError::Panic { .. } => json!("Internal server error"),
             ApiError::EventsUnavailable(_) => json!(
                 "Live events are unavailable right now (the event bus is down or this server \
@@ -287,6 +299,15 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if let ApiError::TooManyRequests(limited) = &self {
             limited.add_headers(response.headers_mut());
+        }
+        if let ApiError::Unavailable {
+            retry_after_secs, ..
+        } = &self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_secs),
+            );
         }
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(

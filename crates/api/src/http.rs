@@ -17,6 +17,12 @@
 //! may hold at most `per_address`: its next connection gets a 429 in the shape of the API it
 //! asked (native, Judge0, Piston, MCP) and is closed, so one client cannot take the whole
 //! budget from the others.
+//!
+//! **Write stalls** ([`ApiConfig::write_stall_timeout`](crate::ApiConfig)): a connection
+//! whose client reads nothing of an answer for that long is closed ([`StallGuard`]), so a
+//! client that asks for a large answer and never reads it cannot hold the answer's memory
+//! (and the connection) for as long as it likes. A slow reader that makes progress is not
+//! cut; an idle connection (nothing to write) is the head deadline's business.
 
 use crate::compat::CompatConfig;
 use crate::ratelimit::Limited;
@@ -70,6 +76,8 @@ pub(crate) struct ServeConfig {
     pub limits: ConnectionLimits,
     /// The drop-in APIs served, for the shape of a refusal.
     pub compat: CompatConfig,
+    /// [`ApiConfig::write_stall_timeout`](crate::ApiConfig).
+    pub write_stall_timeout: Duration,
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves, then let open connections finish.
@@ -113,7 +121,7 @@ pub(crate) async fn serve(
         };
         // Small answers and event-stream frames leave at once, not after the peer's ACK.
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
+        let io = TokioIo::new(StallGuard::new(stream, config.write_stall_timeout));
         let counted = livexec_telemetry::ConnectionGuard::open();
         let Some(slot) = per_address.enter(peer.ip()) else {
             tracing::debug!(%peer, "connection over its address's limit refused");
@@ -311,6 +319,109 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The default of [`ApiConfig::body_read_timeout`](crate::ApiConfig).
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default of [`ApiConfig::write_stall_timeout`](crate::ApiConfig).
+pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection's socket whose writes fail with `TimedOut` once the client has taken nothing
+/// for `limit`: the clock starts when a write finds the socket's send buffer full and is
+/// reset by every write that gets through. hyper then drops the connection and, with it, the
+/// rest of the answer it was sending. Reads pass through untouched.
+pub(crate) struct StallGuard {
+    io: tokio::net::TcpStream,
+    limit: Duration,
+    /// Set while writes wait for the client.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StallGuard {
+    pub(crate) fn new(io: tokio::net::TcpStream, limit: Duration) -> Self {
+        StallGuard {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// What a write that returned `written` means: progress resets the clock; `Pending` starts
+    /// it (or keeps it running) and becomes `TimedOut` when it runs out.
+    fn watch<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        written: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        if written.is_ready() {
+            self.stalled = None;
+            return written;
+        }
+        let limit = self.limit;
+        let clock = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match clock.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                livexec_telemetry::write_stalled();
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the client read nothing for {} ms", limit.as_millis()),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for StallGuard {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for StallGuard {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, written)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, written)
+    }
+
+    /// True, as the socket's: hyper then queues a large body's chunks instead of copying
+    /// them into its own buffer.
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let flushed = std::pin::Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, flushed)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
 
 /// Middleware: a request that may carry a body (a `Content-Length` above 0, or
 /// `Transfer-Encoding`) gets it wrapped in [`Deadline`], `timeout` from now; a handler reading

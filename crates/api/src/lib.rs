@@ -31,6 +31,7 @@ mod middleware;
 mod observe;
 mod owned;
 pub mod ratelimit;
+pub mod response_memory;
 mod routes;
 mod run_body;
 mod run_files;
@@ -214,6 +215,15 @@ pub struct ApiConfig {
     /// The open event streams of each key on this process (live counts, shared by clones),
     /// held against its tier's `event_streams`.
     pub stream_slots: streams::StreamSlots,
+    /// How long a client may read nothing of an answer being sent before its connection is
+    /// closed (`LIVEXEC_WRITE_STALL_TIMEOUT_MS`, default 30 s): a client that asks for a
+    /// large answer and never reads it holds the answer's memory that long at most. Served
+    /// by [`launch`] only.
+    pub write_stall_timeout: Duration,
+    /// The memory large answers (those carrying execution outputs) may hold at once, and
+    /// its live count, shared by clones (`LIVEXEC_RESPONSE_MEMORY_MB`, default 512 MiB);
+    /// see [`response_memory`].
+    pub response_memory: response_memory::ResponseMemory,
 }
 
 impl Default for ApiConfig {
@@ -242,6 +252,8 @@ impl Default for ApiConfig {
             body_read_timeout: http::DEFAULT_BODY_READ_TIMEOUT,
             connections: ConnectionLimits::default(),
             stream_slots: streams::StreamSlots::default(),
+            write_stall_timeout: http::DEFAULT_WRITE_STALL_TIMEOUT,
+            response_memory: response_memory::ResponseMemory::default(),
         }
     }
 }
@@ -314,6 +326,7 @@ pub async fn launch(
         header_read_timeout: state.config.header_read_timeout,
         limits: state.config.connections,
         compat: state.config.compat,
+        write_stall_timeout: state.config.write_stall_timeout,
     };
     let app = router(state).layer(axum::Extension(Stopping(stop_rx)));
     // The peer address (in each request) feeds the per-address bucket of refused
@@ -340,6 +353,7 @@ pub async fn serve_router(
             piston: false,
             mcp: false,
         },
+        write_stall_timeout: http::DEFAULT_WRITE_STALL_TIMEOUT,
     };
     http::serve(listener, app, config, shutdown).await
 }

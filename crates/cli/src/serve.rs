@@ -75,6 +75,15 @@ pub struct ServeArgs {
     /// then the request is refused and the connection closed.
     #[arg(long, env = "LIVEXEC_BODY_READ_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_read_timeout_ms: u64,
+    /// How long a client may read nothing of an answer being sent, in ms; then the
+    /// connection is closed (a client that never reads a large answer cannot hold its memory).
+    #[arg(long, env = "LIVEXEC_WRITE_STALL_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_stall_timeout_ms: u64,
+    /// Memory, in MiB, that large answers (those carrying execution outputs, 1 MiB and more)
+    /// may hold at once while they are built and sent; past it such a request gets a 503 with
+    /// `Retry-After`, and a caller (a key, or a client address) holding a quarter of it a 429.
+    #[arg(long, env = "LIVEXEC_RESPONSE_MEMORY_MB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    pub response_memory_mb: u64,
     /// Connections open at once, in all; at the limit new ones wait in the listen backlog
     /// until one closes. Lowered at start to half the process's file-descriptor limit (whose
     /// soft value is first raised to the hard one), so connections cannot take the
@@ -356,6 +365,10 @@ async fn serve(
                 header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
                 body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
                 connections: connection_limits(&args),
+                write_stall_timeout: Duration::from_millis(args.write_stall_timeout_ms),
+                response_memory: livexec_api::response_memory::ResponseMemory::new(
+                    args.response_memory_mb << 20,
+                ),
                 stream_slots: Default::default(),
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),
                 time_limit: Duration::from_millis(args.limits.timeout_ms),

@@ -48,6 +48,15 @@ pub const HTTP_CONNECTIONS: &str = "livexec_http_connections";
 /// Connections answered 429 because their client address held its limit
 /// (`LIVEXEC_MAX_CONNECTIONS_PER_ADDRESS`).
 pub const HTTP_CONNECTIONS_REFUSED: &str = "livexec_http_connections_refused_total";
+/// Connections closed because their client read nothing of an answer for
+/// `LIVEXEC_WRITE_STALL_TIMEOUT_MS`.
+pub const HTTP_WRITE_STALLS: &str = "livexec_http_write_stalls_total";
+/// Bytes of large answers (bodies of 1 MiB and more, and the batches that add up to that)
+/// being built or sent right now, against `LIVEXEC_RESPONSE_MEMORY_MB`.
+pub const RESPONSE_MEMORY: &str = "livexec_response_memory_bytes";
+/// Large answers refused for memory, by `reason`: `full` (the budget is in use: 503) or
+/// `share` (the caller holds its share: 429).
+pub const RESPONSES_REFUSED: &str = "livexec_responses_refused_total";
 /// Execution slots of this process's workers (its concurrency).
 pub const WORKER_SLOTS: &str = "livexec_worker_slots";
 /// Worker slots running an execution right now; utilisation is this over
@@ -129,6 +138,19 @@ fn describe() {
     describe_counter!(
         HTTP_CONNECTIONS_REFUSED,
         "Connections refused with 429: their client address held its limit."
+    );
+    describe_counter!(
+        HTTP_WRITE_STALLS,
+        "Connections closed: their client read nothing of an answer for the stall timeout."
+    );
+    describe_gauge!(
+        RESPONSE_MEMORY,
+        metrics::Unit::Bytes,
+        "Memory of large answers being built or sent."
+    );
+    describe_counter!(
+        RESPONSES_REFUSED,
+        "Large answers refused for memory: full (503) or the caller's share (429)."
     );
     describe_gauge!(WORKER_SLOTS, "Execution slots of this process's workers.");
     describe_gauge!(WORKER_BUSY, "Worker slots running an execution.");
@@ -250,6 +272,21 @@ impl ConnectionGuard {
 /// A connection was refused because its client address held its limit.
 pub fn connection_refused() {
     counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
+}
+
+/// A connection was closed because its client read nothing of an answer for too long.
+pub fn write_stalled() {
+    counter!(HTTP_WRITE_STALLS).increment(1);
+}
+
+/// Large answers now hold `bytes` of memory.
+pub fn response_memory(bytes: u64) {
+    gauge!(RESPONSE_MEMORY).set(bytes as f64);
+}
+
+/// A large answer was refused for memory: `full` (503) or `share` (429).
+pub fn response_refused(reason: &'static str) {
+    counter!(RESPONSES_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Counts one busy worker slot until dropped.

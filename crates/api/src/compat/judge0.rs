@@ -9,6 +9,7 @@ use super::judge0_wire::{self as wire, Refusal};
 use super::native;
 use crate::auth::Authed;
 use crate::owned;
+use crate::response_memory::{json_answer, Holder, Refused};
 use crate::{AppState, OnShutdown};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -56,6 +57,14 @@ pub enum Judge0Error {
     TooMany(crate::ratelimit::Limited),
     /// 500: the platform failed (logged).
     Internal(String),
+    /// 503 or 429 `{"error"}`: the answer does not fit the memory of large answers.
+    Memory(Refused),
+}
+
+impl From<Refused> for Judge0Error {
+    fn from(r: Refused) -> Self {
+        Judge0Error::Memory(r)
+    }
 }
 
 impl From<Refusal> for Judge0Error {
@@ -127,6 +136,7 @@ impl IntoResponse for Judge0Error {
             ),
             Judge0Error::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": m })),
             Judge0Error::TooMany(limited) => return limited.response_in(super::Surface::Judge0),
+            Judge0Error::Memory(refused) => return refused.response_in(super::Surface::Judge0),
         };
         (status, Json(body)).into_response()
     }
@@ -187,7 +197,12 @@ async fn create(
     if p.get("wait").is_some_and(|w| w == "true") {
         let execution = native::wait(&state, execution, stop).await?;
         let view = view::render(&state, &execution, &fields, base64(&p))?;
-        return Ok((StatusCode::CREATED, Json(view)).into_response());
+        drop(execution);
+        let reservation = state
+            .config
+            .response_memory
+            .reserve(Holder::of(&caller), &view)?;
+        return Ok(json_answer(StatusCode::CREATED, &view, reservation));
     }
     Ok((StatusCode::CREATED, Json(json!({ "token": execution.id }))).into_response())
 }
@@ -205,7 +220,13 @@ async fn show(
     let id = Uuid::parse_str(&token).map_err(|_| Judge0Error::NotFound)?;
     let found = state.store.get_execution(id).await?;
     let execution = owned::visible(&caller, found).ok_or(Judge0Error::NotFound)?;
-    Ok(Json(view::render(&state, &execution, &fields, base64(&p))?).into_response())
+    let view = view::render(&state, &execution, &fields, base64(&p))?;
+    drop(execution);
+    let reservation = state
+        .config
+        .response_memory
+        .reserve(Holder::of(&caller), &view)?;
+    Ok(json_answer(StatusCode::OK, &view, reservation))
 }
 
 /// The batch size check of both batch endpoints.
@@ -298,17 +319,22 @@ async fn batch_show(State(state): State<AppState>, Authed(caller): Authed, q: Pa
         .unwrap_or_default();
     batch_size(tokens.len())?;
     let mut submissions = Vec::with_capacity(tokens.len());
+    // Each submission's part of the answer is reserved as it is made.
+    let mut reservation = state.config.response_memory.start(Holder::of(&caller));
     for token in tokens {
         let execution = match Uuid::parse_str(token) {
             Ok(id) => owned::visible(&caller, state.store.get_execution(id).await?),
             Err(_) => None,
         };
-        submissions.push(match execution {
+        let submission = match execution {
             Some(e) => view::render(&state, &e, &fields, base64(&p))?,
             None => Value::Null,
-        });
+        };
+        reservation.grow_for(&submission)?;
+        submissions.push(submission);
     }
-    Ok(Json(json!({ "submissions": submissions })).into_response())
+    let answer = json!({ "submissions": submissions });
+    Ok(json_answer(StatusCode::OK, &answer, reservation))
 }
 
 async fn languages(State(state): State<AppState>) -> Json<Value> {

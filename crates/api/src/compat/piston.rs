@@ -7,6 +7,7 @@
 use super::native;
 use super::piston_wire::{self as wire, Request};
 use crate::auth::Authed;
+use crate::response_memory::{json_answer, Holder};
 use crate::{AppState, OnShutdown};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -141,7 +142,15 @@ async fn execute(
             if !compile.is_null() {
                 answer["compile"] = compile;
             }
-            Json(answer).into_response()
+            drop(e);
+            match state
+                .config
+                .response_memory
+                .reserve(Holder::of(&caller), &answer)
+            {
+                Ok(reservation) => json_answer(StatusCode::OK, &answer, reservation),
+                Err(refused) => refused.response_in(super::Surface::Piston),
+            }
         }
         Err(native::NativeError::Store(livexec_core::StoreError::QuotaExceeded(q))) => {
             crate::ratelimit::Limited::from(q).response_in(super::Surface::Piston)

@@ -5,14 +5,14 @@ use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::ratelimit::Limited;
+use crate::response_memory::{json_answer, Holder};
 use crate::streams::Holding;
 use crate::validate;
 use crate::OnShutdown;
 use crate::{owned, AppState};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use livexec_core::{Caller, Deletion, EventBus, ExecutionView, SessionId};
 use livexec_events::{execution_sse_visible, last_event_id, parse_last_event_id, SseResponse};
 use std::sync::Arc;
@@ -24,13 +24,20 @@ use std::sync::Arc;
         (status = 200, description = "The execution", body = ExecutionView),
         (status = 400, description = "The id is not a UUID", body = crate::error::ErrorBody),
         (status = 404, description = "No such execution", body = crate::error::ErrorBody),
+        (status = 429, description = "The caller's large answers in flight hold its share of the server's memory for answers", body = crate::error::ErrorBody),
+        (status = 503, description = "The server's memory for large answers is in use; retry after `Retry-After`", body = crate::error::ErrorBody),
     ))]
 pub async fn show(
     State(state): State<AppState>,
     Authed(caller): Authed,
     PathId(id): PathId,
-) -> Result<Json<ExecutionView>, ApiError> {
-    Ok(Json(owned::execution(&state, &caller, id).await?.view()))
+) -> Result<Response, ApiError> {
+    let view = owned::execution(&state, &caller, id).await?.view();
+    let reservation = state
+        .config
+        .response_memory
+        .reserve(Holder::of(&caller), &view)?;
+    Ok(json_answer(StatusCode::OK, &view, reservation))
 }
 
 /// Delete a finished execution, for good (its row is deleted; usage stays in the usage
@@ -134,6 +141,8 @@ pub async fn events(
             body = Vec<ExecutionView>),
         (status = 400, description = "Bad id or query", body = crate::error::ErrorBody),
         (status = 404, description = "No such session", body = crate::error::ErrorBody),
+        (status = 429, description = "The caller's large answers in flight hold its share of the server's memory for answers", body = crate::error::ErrorBody),
+        (status = 503, description = "The server's memory for large answers is in use; retry after `Retry-After`", body = crate::error::ErrorBody),
     ))]
 pub async fn history(
     State(state): State<AppState>,
@@ -155,8 +164,16 @@ pub async fn history(
         Some(last) if more => Some(next_link(session_id, page.limit, last.id)),
         _ => None,
     };
-    let views: Vec<ExecutionView> = executions.iter().map(|e| e.view()).collect();
-    let mut response = Json(views).into_response();
+    // Each execution's part of the answer is reserved as it is made.
+    let mut reservation = state.config.response_memory.start(Holder::of(&caller));
+    let mut views: Vec<ExecutionView> = Vec::with_capacity(executions.len());
+    for execution in executions {
+        let view = execution.view();
+        drop(execution);
+        reservation.grow_for(&view)?;
+        views.push(view);
+    }
+    let mut response = json_answer(StatusCode::OK, &views, reservation);
     if let Some(link) = next {
         response.headers_mut().insert(header::LINK, link);
     }

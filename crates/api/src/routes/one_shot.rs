@@ -11,11 +11,12 @@ use crate::auth::Authed;
 use crate::error::{ApiError, StoreResultExt};
 use crate::extract::{parse_uuid, JsonArray, JsonObject, QueryMap};
 use crate::maxima::MAX_BATCH;
+use crate::response_memory::{json_answer, Holder};
 use crate::routes::runs::{enqueue, respond, RunAccepted};
 use crate::validate::{self, check_language, check_no_nul, Problems, IDEMPOTENCY_HEADER};
 use crate::{owned, run_body, run_files, AppState, OnShutdown};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use livexec_core::{Caller, ExecutionView, NewOneShot};
@@ -170,7 +171,7 @@ pub async fn create(
         .create_one_shot_within(new, &state.quota_for(&caller))
         .await
         .for_idempotency_key(key.as_deref())?;
-    respond(&state, created, query, stop).await
+    respond(&state, created, query, stop, Holder::of(&caller)).await
 }
 
 /// One item of a batch: the request checked and created, or its error.
@@ -255,7 +256,7 @@ pub async fn many(
     State(state): State<AppState>,
     Authed(caller): Authed,
     QueryMap(query): QueryMap,
-) -> Result<Json<Vec<Option<ExecutionView>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let raw = query.get("ids").map(String::as_str).unwrap_or_default();
     let parts: Vec<&str> = raw
         .split(',')
@@ -281,10 +282,15 @@ pub async fn many(
         .collect();
     p.finish(|| ())?;
     let mut out = Vec::with_capacity(ids.len());
+    // Each execution's part of the answer is reserved as it is read: many large ones end
+    // in a 503/429 before they are all in memory.
+    let mut reservation = state.config.response_memory.start(Holder::of(&caller));
     for id in ids {
         // Another key's execution is null, as an unknown one.
         let found = owned::visible(&caller, state.store.get_execution(id).await?);
-        out.push(found.map(|e| e.view()));
+        let view = found.map(|e| e.view());
+        reservation.grow_for(&view)?;
+        out.push(view);
     }
-    Ok(Json(out))
+    Ok(json_answer(StatusCode::OK, &out, reservation))
 }

@@ -14,6 +14,7 @@
 use crate::auth::Authed;
 use crate::error::{ApiError, StoreResultExt};
 use crate::extract::{JsonObject, PathId, QueryMap};
+use crate::response_memory::{json_answer, Holder};
 use crate::validate::{self, Problems};
 use crate::{owned, run_body, run_files, AppState, OnShutdown};
 use axum::extract::State;
@@ -115,7 +116,7 @@ pub async fn run(
         .create_execution_within(new, &state.quota_for(&caller))
         .await
         .for_idempotency_key(key.as_deref())?;
-    respond(&state, created, query, stop).await
+    respond(&state, created, query, stop, Holder::of(&caller)).await
 }
 
 /// After an execution was created (or found by its key): hand it to a separate queue when
@@ -125,6 +126,7 @@ pub(crate) async fn respond(
     created: CreatedExecution,
     query: validate::RunQuery,
     stop: livexec_events::StopSignal,
+    holder: Holder,
 ) -> Result<Response, ApiError> {
     let execution = created.execution;
     if created.created {
@@ -160,21 +162,26 @@ pub(crate) async fn respond(
         }
     };
     tracing::debug!(target: "livexec::path", execution_id = %id, "wait over");
-    Ok(answer(outcome))
+    answer(state, outcome, holder)
 }
 
-/// 200 with a finished execution, 202 with a pending one; `Location: /executions/:id`.
-fn answer(outcome: WaitOutcome) -> Response {
+/// 200 with a finished execution, 202 with a pending one; `Location: /executions/:id`. A
+/// large one within the memory of answers (503/429 when it does not fit).
+fn answer(state: &AppState, outcome: WaitOutcome, holder: Holder) -> Result<Response, ApiError> {
     let (status, execution) = match outcome {
         WaitOutcome::Finished(e) => (StatusCode::OK, e),
         WaitOutcome::Pending(e) => (StatusCode::ACCEPTED, e),
     };
-    let mut response = (status, Json(execution.view())).into_response();
+    let id = execution.id;
+    let view = execution.view();
+    drop(execution);
+    let reservation = state.config.response_memory.reserve(holder, &view)?;
+    let mut response = json_answer(status, &view, reservation);
     // Built from a UUID only, so always a valid header value.
-    if let Ok(location) = HeaderValue::from_str(&format!("/executions/{}", execution.id)) {
+    if let Ok(location) = HeaderValue::from_str(&format!("/executions/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
-    response
+    Ok(response)
 }
 
 /// Hand the execution to a separate queue; failures are logged, never returned.

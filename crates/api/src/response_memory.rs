@@ -1,0 +1,408 @@
+//! The memory of large answers, held against a budget.
+//!
+//! An execution's answer can be far larger than what it stored: up to the output cap of
+//! stdout and stderr, its test cases' outputs and its returned files, and in JSON every
+//! control byte of the output becomes a six-byte `\u00XX` escape — a 16 MiB output of such
+//! bytes is a ~100 MB body. A server that built such bodies for every request that asked
+//! would run out of memory under a handful of concurrent reads of the same execution.
+//!
+//! So every answer that carries execution outputs (native, Judge0, Piston) is built through
+//! [`ResponseMemory`]: its JSON size is counted first (serialized into a counter, nothing
+//! allocated), then reserved, then the body is built, and the reservation travels with the
+//! body's bytes until hyper has sent or dropped them. A request whose answer does not fit is
+//! refused at once instead of waiting, holding what it loaded:
+//! - **503** with `Retry-After` when the whole budget is in use
+//!   (`LIVEXEC_RESPONSE_MEMORY_MB`);
+//! - **429** with `Retry-After` when its caller's API key already holds its share, a quarter
+//!   of the budget, so that one key reading many large answers at once cannot take the
+//!   budget from the others.
+//!
+//! An answer below [`SMALL`] is never refused (it is counted all the same), and one answer
+//! larger than the whole budget is sent when nothing else holds any of it. A client that
+//! stops reading an answer loses its connection at the write-stall timeout (`crate::http`),
+//! which releases the answer's memory.
+
+use crate::compat::Surface;
+use crate::error::ApiError;
+use crate::ratelimit::Limited;
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use livexec_core::{Caller, KeyId};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Answers below this many bytes are never refused (1 MiB).
+pub const SMALL: u64 = 1 << 20;
+
+/// The default budget: 512 MiB.
+pub const DEFAULT_BUDGET: u64 = 512 << 20;
+
+/// Who holds a reservation: an API key, or the open callers of a service without keys
+/// (trusted, see `LIVEXEC_AUTH`: only the whole budget applies to them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Holder {
+    /// A key's answers, held against its share.
+    Key(KeyId),
+    /// Answers to open callers.
+    Open,
+}
+
+impl Holder {
+    /// Whose answers `caller`'s are.
+    pub fn of(caller: &Caller) -> Holder {
+        match caller {
+            Caller::Key(key) => Holder::Key(key.id),
+            Caller::Open => Holder::Open,
+        }
+    }
+}
+
+/// The budget of large answers of this process (shared by clones).
+#[derive(Clone, Debug)]
+pub struct ResponseMemory {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Bytes in all.
+    budget: u64,
+    /// Bytes one holder may hold.
+    share: u64,
+    held: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    total: u64,
+    by: HashMap<Holder, u64>,
+}
+
+impl Default for ResponseMemory {
+    fn default() -> Self {
+        ResponseMemory::new(DEFAULT_BUDGET)
+    }
+}
+
+/// Why an answer was refused; [`Refused::response_in`] makes the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The budget is in use by other answers: 503.
+    Full {
+        /// The budget, bytes.
+        budget: u64,
+    },
+    /// The caller holds its share: 429.
+    Share {
+        /// The share, bytes.
+        share: u64,
+    },
+}
+
+impl ResponseMemory {
+    /// A budget of `budget` bytes (at least [`SMALL`]); a holder's share is a quarter of it.
+    pub fn new(budget: u64) -> Self {
+        let budget = budget.max(SMALL);
+        ResponseMemory {
+            inner: Arc::new(Inner {
+                budget,
+                share: budget / 4,
+                held: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The budget, bytes.
+    pub fn budget(&self) -> u64 {
+        self.inner.budget
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> u64 {
+        self.inner.lock().total
+    }
+
+    /// An empty reservation of `holder`, to [`Reservation::grow`] as an answer is built.
+    pub fn start(&self, holder: Holder) -> Reservation {
+        Reservation {
+            of: self.inner.clone(),
+            holder,
+            bytes: 0,
+        }
+    }
+
+    /// A reservation for `value`'s JSON body, or why not (see the module doc).
+    pub fn reserve<T: Serialize + ?Sized>(
+        &self,
+        holder: Holder,
+        value: &T,
+    ) -> Result<Reservation, Refused> {
+        let mut reservation = self.start(holder);
+        reservation.grow(json_len(value))?;
+        Ok(reservation)
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, held: &Held) {
+        livexec_telemetry::response_memory(held.total);
+    }
+}
+
+/// Bytes of the budget held for one answer, released when dropped (with the body's bytes,
+/// once hyper is done with them).
+#[derive(Debug)]
+pub struct Reservation {
+    of: Arc<Inner>,
+    holder: Holder,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// Bytes reserved.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Reserve `more` bytes besides those held, or refuse: not when the answer stays below
+    /// [`SMALL`]; else when the caller's other answers and this one would pass its share, or
+    /// everyone's would pass the budget (unless nothing else holds any).
+    pub fn grow(&mut self, more: u64) -> Result<(), Refused> {
+        let inner = self.of.clone();
+        let mut held = inner.lock();
+        let mine = held.by.get(&self.holder).copied().unwrap_or(0);
+        let after = self.bytes + more;
+        if after >= SMALL {
+            let others_of_holder = mine - self.bytes.min(mine);
+            let keyed = matches!(self.holder, Holder::Key(_));
+            if keyed && others_of_holder > 0 && others_of_holder + after > inner.share {
+                livexec_telemetry::response_refused("share");
+                return Err(Refused::Share { share: inner.share });
+            }
+            let others = held.total - self.bytes.min(held.total);
+            if others > 0 && others + after > inner.budget {
+                livexec_telemetry::response_refused("full");
+                return Err(Refused::Full {
+                    budget: inner.budget,
+                });
+            }
+        }
+        held.total += more;
+        *held.by.entry(self.holder).or_insert(0) += more;
+        self.bytes = after;
+        inner.publish(&held);
+        Ok(())
+    }
+
+    /// [`Reservation::grow`] by `value`'s JSON length (and a separator), for an answer made
+    /// of many values.
+    pub fn grow_for<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
+        self.grow(json_len(value) + 1)
+    }
+
+    /// Set the reservation to `bytes` (what the body turned out to be), without refusing.
+    fn settle(&mut self, bytes: u64) {
+        let inner = self.of.clone();
+        let mut held = inner.lock();
+        held.total = held.total - self.bytes.min(held.total) + bytes;
+        let mine = held.by.entry(self.holder).or_insert(0);
+        *mine = *mine - self.bytes.min(*mine) + bytes;
+        self.bytes = bytes;
+        inner.publish(&held);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut held = self.of.lock();
+        held.total -= self.bytes.min(held.total);
+        if let Some(mine) = held.by.get_mut(&self.holder) {
+            *mine -= self.bytes.min(*mine);
+            if *mine == 0 {
+                held.by.remove(&self.holder);
+            }
+        }
+        self.of.publish(&held);
+    }
+}
+
+impl Refused {
+    fn limited(share: u64) -> Limited {
+        Limited {
+            message: format!(
+                "your large answers in flight hold {} MiB, this caller's share of the server's \
+                 memory for answers; retry when they have been read",
+                share >> 20
+            ),
+            limit: u32::try_from(share >> 20).unwrap_or(u32::MAX),
+            remaining: 0,
+            reset_secs: 1,
+            retry_after_secs: 1,
+        }
+    }
+
+    fn full_message(budget: u64) -> String {
+        format!(
+            "the server is sending as many large answers as its memory for them allows \
+             ({} MiB, LIVEXEC_RESPONSE_MEMORY_MB); retry in a moment",
+            budget >> 20
+        )
+    }
+
+    /// The refusal in `surface`'s shape: 503 (budget) or 429 (share), both with
+    /// `Retry-After: 1`; natively [`ApiError`]'s.
+    pub(crate) fn response_in(self, surface: Surface) -> Response {
+        let budget = match (self, surface) {
+            (refused, Surface::Native) => return ApiError::from(refused).into_response(),
+            (Refused::Share { share }, surface) => {
+                return Refused::limited(share).response_in(surface)
+            }
+            (Refused::Full { budget }, _) => budget,
+        };
+        let message = Refused::full_message(budget);
+        let body = match surface {
+            Surface::Judge0 => serde_json::json!({ "error": message }),
+            Surface::Mcp => serde_json::json!({
+                "jsonrpc": "2.0", "id": null,
+                "error": { "code": -32000, "message": message },
+            }),
+            Surface::Piston | Surface::Native => serde_json::json!({ "message": message }),
+        };
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+        response
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Share { share } => ApiError::TooManyRequests(Refused::limited(share)),
+            Refused::Full { budget } => ApiError::Unavailable {
+                message: Refused::full_message(budget),
+                retry_after_secs: 1,
+            },
+        }
+    }
+}
+
+/// The exact length in bytes of `value` as `serde_json` writes it (compactly), counted
+/// without building it.
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail; a value that cannot be serialized counts 0 and fails
+    // again, visibly, when the body is built.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// `value` as a JSON answer with `status`, its bytes carrying `reservation` until hyper has
+/// sent or dropped them.
+pub fn json_answer<T: Serialize + ?Sized>(
+    status: StatusCode,
+    value: &T,
+    mut reservation: Reservation,
+) -> Response {
+    let mut buf = Vec::with_capacity(usize::try_from(reservation.bytes()).unwrap_or(0));
+    if let Err(e) = serde_json::to_writer(&mut buf, value) {
+        tracing::error!(error = %e, "an answer could not be serialized");
+        return ApiError::Panic {
+            detail: format!("serializing an answer: {e}"),
+        }
+        .into_response();
+    }
+    reservation.settle(buf.len() as u64);
+    let bytes = Bytes::from_owner(Owned { buf, reservation });
+    let mut response = (status, Body::from(bytes)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A body's bytes and the reservation they are counted under.
+struct Owned {
+    buf: Vec<u8>,
+    #[allow(dead_code)] // held for its `Drop`
+    reservation: Reservation,
+}
+
+impl AsRef<[u8]> for Owned {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u128) -> Holder {
+        Holder::Key(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn json_len_counts_what_serde_json_writes() {
+        let value = serde_json::json!({"out": "a\u{1}b\"\n", "n": [1, 2, 3]});
+        assert_eq!(
+            json_len(&value),
+            serde_json::to_vec(&value).unwrap().len() as u64
+        );
+    }
+
+    #[test]
+    fn small_answers_pass_large_ones_fit_the_budget_and_the_share() {
+        let memory = ResponseMemory::new(8 << 20);
+        let mut a = memory.start(key(1));
+        a.grow(3 << 20).unwrap();
+        // A second large answer of the same caller would pass its share (2 MiB).
+        assert_eq!(
+            memory.start(key(1)).grow(1 << 20),
+            Err(Refused::Share { share: 2 << 20 })
+        );
+        // Small ones always pass.
+        let small = {
+            let mut r = memory.start(key(1));
+            r.grow(1000).unwrap();
+            r
+        };
+        let mut b = memory.start(key(2));
+        b.grow(2 << 20).unwrap();
+        // 3 + 2 MiB held (and 1000 bytes): 4 more MiB pass the 8 MiB budget.
+        assert_eq!(
+            memory.start(key(3)).grow(4 << 20),
+            Err(Refused::Full { budget: 8 << 20 })
+        );
+        assert_eq!(memory.held(), (5 << 20) + 1000);
+        drop((a, b, small));
+        assert_eq!(memory.held(), 0);
+        // Alone, an answer larger than the budget is let through.
+        let mut huge = memory.start(key(3));
+        huge.grow(100 << 20).unwrap();
+        assert!(memory.start(key(4)).grow(1 << 20).is_err());
+        drop(huge);
+        // Open callers (no keys) have no share of their own: only the budget applies.
+        let mut open = memory.start(Holder::Open);
+        open.grow(3 << 20).unwrap();
+        memory.start(Holder::Open).grow(3 << 20).unwrap();
+    }
+}

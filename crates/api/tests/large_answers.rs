@@ -1,0 +1,241 @@
+//! Large answers over real HTTP: an execution whose output is 4 MiB of control bytes is a
+//! ~24 MiB JSON body. Its memory is held against the server's budget for large answers while
+//! it is sent (and released once it is), a client that stops reading it holds the budget until
+//! the write-stall timeout closes its connection, and meanwhile others' large answers get a
+//! 503 and the same caller's a 429 — in the shape of the API asked — while small answers are
+//! served as usual.
+
+mod common;
+
+use common::{error_body, start_with, Server};
+use livexec_api::auth::token::{hash_token, new_token};
+use livexec_api::response_memory::ResponseMemory;
+use livexec_api::{ApiConfig, SandboxHealth};
+use livexec_core::{ExecutionId, KeyStore, RunReport, RunResult, Status, Store};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bytes of output of the large execution: each `\x01` is six bytes of JSON (`\u0001`).
+const OUTPUT: usize = 4 << 20;
+
+/// A safety net for waits on the server, not a timing: each ends far sooner.
+const GUARD: Duration = Duration::from_secs(60);
+
+fn config(budget_mb: u64, write_stall: Duration) -> (ApiConfig, ResponseMemory) {
+    let memory = ResponseMemory::new(budget_mb << 20);
+    let config = ApiConfig {
+        response_memory: memory.clone(),
+        write_stall_timeout: write_stall,
+        ..ApiConfig::default()
+    };
+    (config, memory)
+}
+
+/// A new key's token.
+async fn key(s: &Server, name: &str) -> String {
+    let token = new_token().unwrap();
+    s.store
+        .create_key(name, "free", false, &hash_token(&token))
+        .await
+        .unwrap();
+    token
+}
+
+/// A finished execution of `token`'s (or an open caller's) with `stdout` as its output.
+async fn execution(s: &Server, token: Option<&str>, stdout: Vec<u8>) -> ExecutionId {
+    let auth = |req: reqwest::RequestBuilder| match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    };
+    let res = auth(s.client.post(s.url("/code-sessions")))
+        .json(&serde_json::json!({"language": "python"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let session = res.json::<Value>().await.unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = auth(
+        s.client
+            .post(s.url(&format!("/code-sessions/{session}/run"))),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let id: ExecutionId = res.json::<Value>().await.unwrap()["execution_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Finished through the store, as a worker would.
+    assert!(s.store.start_execution(id, 1).await.unwrap().is_some());
+    let result = RunResult {
+        status: Status::Completed,
+        report: RunReport {
+            stdout,
+            exit_code: Some(0),
+            ..RunReport::default()
+        },
+    };
+    assert!(s.store.finish_execution(id, 1, &result).await.unwrap());
+    id
+}
+
+async fn get(s: &Server, path: &str, token: &str) -> Response {
+    s.client
+        .get(s.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A client that asks for `path` and then reads nothing: its receive buffer is made small,
+/// so the server's writes soon find the connection full.
+async fn stalled_reader(s: &Server, path: &str, token: Option<&str>) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(s.addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Wait until `memory` holds bytes for which `done` is true (bounded by [`GUARD`]).
+async fn until_held(memory: &ResponseMemory, what: &str, done: impl Fn(u64) -> bool) {
+    let waited = tokio::time::timeout(GUARD, async {
+        while !done(memory.held()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{what}: still {} bytes held after {GUARD:?}",
+        memory.held()
+    );
+}
+
+/// A 24 MiB answer is larger than the whole 8 MiB budget: sent all the same when nothing
+/// else holds any, whole and correct, and its memory is released once it has been sent.
+#[tokio::test]
+async fn a_large_answer_is_sent_whole_and_its_memory_released() {
+    let (config, memory) = config(8, Duration::from_secs(30));
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    let id = execution(&s, None, vec![1u8; OUTPUT]).await;
+    let res = s.get(&format!("/executions/{id}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/json",
+        "a JSON answer"
+    );
+    let body = res.bytes().await.unwrap();
+    assert!(body.len() > 6 * OUTPUT, "{} bytes of JSON", body.len());
+    let view: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(view["status"], "COMPLETED");
+    assert_eq!(view["stdout"].as_str().unwrap(), "\u{1}".repeat(OUTPUT));
+    until_held(&memory, "after the answer was read", |held| held == 0).await;
+}
+
+/// One reader stalls on alice's large answer: the answer's memory stays held. Meanwhile
+/// alice's next large answer is a 429 (her share), bob's a 503 (the budget) natively and
+/// in Judge0's shape, and small answers are served. When the stalled reader goes away, the
+/// memory is released and bob's answer comes whole.
+#[tokio::test]
+async fn a_stalled_reader_holds_the_budget_others_get_503_and_its_caller_429() {
+    let (config, memory) = config(8, Duration::from_secs(600));
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    let alice = key(&s, "alice").await;
+    let bob = key(&s, "bob").await;
+    let large = execution(&s, Some(&alice), vec![1u8; OUTPUT]).await;
+    let other = execution(&s, Some(&alice), vec![1u8; 1 << 20]).await;
+    let bobs = execution(&s, Some(&bob), vec![1u8; 1 << 20]).await;
+    let small = execution(&s, Some(&bob), b"hello\n".to_vec()).await;
+
+    let stalled = stalled_reader(&s, &format!("/executions/{large}"), Some(&alice)).await;
+    until_held(&memory, "the stalled answer", |held| {
+        held > 6 * OUTPUT as u64
+    })
+    .await;
+
+    let res = get(&s, &format!("/executions/{other}"), &alice).await;
+    assert_eq!(res.headers()["retry-after"], "1");
+    let message = error_body(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(message.as_str().unwrap().contains("share"), "{message}");
+
+    let res = get(&s, &format!("/executions/{bobs}"), &bob).await;
+    assert_eq!(res.headers()["retry-after"], "1");
+    let message = error_body(res, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .contains("LIVEXEC_RESPONSE_MEMORY_MB"),
+        "{message}"
+    );
+    // Judge0's shape: `{"error"}`.
+    let res = get(
+        &s,
+        &format!("/submissions/{bobs}?base64_encoded=true"),
+        &bob,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"].as_str().is_some(), "{body}");
+    // A batch of them is refused before it is built whole.
+    let res = get(&s, &format!("/executions?ids={bobs},{bobs},{bobs}"), &bob).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // Small answers are not held back.
+    let res = get(&s, &format!("/executions/{small}"), &bob).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.unwrap()["stdout"], "hello\n");
+
+    // The stalled reader leaves: its answer's memory is released, bob's answer comes.
+    drop(stalled);
+    until_held(&memory, "after the stalled reader left", |held| held == 0).await;
+    let res = get(&s, &format!("/executions/{bobs}"), &bob).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(view["stdout"].as_str().unwrap().len(), 1 << 20);
+}
+
+/// A client that asks for a large answer and reads nothing loses its connection at the
+/// write-stall timeout, which releases the answer's memory; what it reads afterwards is
+/// only what was already in flight, not the answer.
+#[tokio::test]
+async fn a_client_that_reads_nothing_loses_its_connection_at_the_write_stall_timeout() {
+    let (config, memory) = config(512, Duration::from_millis(300));
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    let id = execution(&s, None, vec![1u8; OUTPUT]).await;
+    let mut stalled = stalled_reader(&s, &format!("/executions/{id}"), None).await;
+    until_held(&memory, "the stalled answer", |held| held > 0).await;
+    // Released only when the server gives up on the connection: this client reads nothing
+    // until then.
+    until_held(&memory, "the stalled answer's connection", |held| held == 0).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(GUARD, stalled.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the server still holds the connection");
+    assert!(
+        got.len() < 6 * OUTPUT,
+        "{} bytes arrived: the whole answer was sent",
+        got.len()
+    );
+    // Served as usual meanwhile.
+    let res = s.get(&format!("/executions/{id}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(view["stdout"].as_str().unwrap().len(), OUTPUT);
+}
