@@ -17,6 +17,12 @@
 //!   of the budget, so that one key reading many large answers at once cannot take the
 //!   budget from the others.
 //!
+//! An event stream (`GET /executions/:id/events`) ends with the execution as its `result`
+//! event, as large as the answer above: [`reserve_frames`] holds each large event against the
+//! budget likewise while it is sent, and one that does not fit is replaced by an
+//! `interrupted` event (the client resumes with `Last-Event-ID` in a moment, or reads the
+//! execution), which ends the stream.
+//!
 //! An answer below [`SMALL`] is never refused (it is counted all the same), and one answer
 //! larger than the whole budget is sent when nothing else holds any of it. A client that
 //! stops reading an answer loses its connection at the write-stall timeout (`crate::http`),
@@ -330,7 +336,10 @@ pub fn json_answer<T: Serialize + ?Sized>(
         .into_response();
     }
     reservation.settle(buf.len() as u64);
-    let bytes = Bytes::from_owner(Owned { buf, reservation });
+    let bytes = Bytes::from_owner(Owned {
+        bytes: buf,
+        reservation,
+    });
     let mut response = (status, Body::from(bytes)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -340,16 +349,105 @@ pub fn json_answer<T: Serialize + ?Sized>(
 }
 
 /// A body's bytes and the reservation they are counted under.
-struct Owned {
-    buf: Vec<u8>,
+struct Owned<B> {
+    bytes: B,
     #[allow(dead_code)] // held for its `Drop`
     reservation: Reservation,
 }
 
-impl AsRef<[u8]> for Owned {
+impl<B: AsRef<[u8]>> AsRef<[u8]> for Owned<B> {
     fn as_ref(&self) -> &[u8] {
-        &self.buf
+        self.bytes.as_ref()
     }
+}
+
+/// `response` (an event stream) with each event of [`SMALL`] or more held against `memory`
+/// for `holder` while it is sent; one that does not fit becomes an `interrupted` event
+/// (`{"message", "last_event_id"}`, as `livexec_events::sse` words them) and ends the stream.
+pub fn reserve_frames(response: Response, memory: ResponseMemory, holder: Holder) -> Response {
+    response.map(|inner| {
+        Body::new(ReservedFrames {
+            inner,
+            memory,
+            holder,
+            ended: false,
+        })
+    })
+}
+
+/// The body of [`reserve_frames`].
+struct ReservedFrames {
+    inner: Body,
+    memory: ResponseMemory,
+    holder: Holder,
+    ended: bool,
+}
+
+impl http_body::Body for ReservedFrames {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let frame = match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            other => return other,
+        };
+        let bytes = match frame.into_data() {
+            Ok(bytes) if bytes.len() as u64 >= SMALL => bytes,
+            Ok(bytes) => return Poll::Ready(Some(Ok(http_body::Frame::data(bytes)))),
+            Err(frame) => return Poll::Ready(Some(Ok(frame))),
+        };
+        let mut reservation = this.memory.start(this.holder);
+        let frame = match reservation.grow(bytes.len() as u64) {
+            Ok(()) => Bytes::from_owner(Owned { bytes, reservation }),
+            Err(refused) => {
+                this.ended = true;
+                interrupted(&bytes, &refused)
+            }
+        };
+        Poll::Ready(Some(Ok(http_body::Frame::data(frame))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+}
+
+/// The `interrupted` event that replaces `event`, a large one refused for memory: its id
+/// (the last line of an event with one, `id: N`) is where the client resumes.
+fn interrupted(event: &[u8], refused: &Refused) -> Bytes {
+    let tail = &event[event.len().saturating_sub(32)..];
+    let last = String::from_utf8_lossy(tail)
+        .trim_end()
+        .rsplit_once("\nid: ")
+        .and_then(|(_, id)| id.parse::<u64>().ok())
+        .unwrap_or(0);
+    let why = match refused {
+        Refused::Full { .. } => "the server's memory for large answers is in use",
+        Refused::Share { .. } => {
+            "this key's large answers in flight hold its share of the \
+                                  server's memory for answers"
+        }
+    };
+    let data = serde_json::json!({
+        "message": format!("the next event is too large to send now ({why}); reconnect \
+                            with Last-Event-ID in a moment, or read GET /executions/:id"),
+        "last_event_id": last,
+    });
+    let id = if last > 0 {
+        format!("id: {last}\n")
+    } else {
+        String::new()
+    };
+    Bytes::from(format!("event: interrupted\ndata: {data}\n{id}\n"))
 }
 
 #[cfg(test)]
@@ -358,6 +456,18 @@ mod tests {
 
     fn key(n: u128) -> Holder {
         Holder::Key(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn a_refused_event_becomes_interrupted_at_its_id() {
+        let full = Refused::Full { budget: 8 << 20 };
+        let event = b"event: result\ndata: {\"stdout\":\"\xc3\xa9\"}\nid: 42\n\n";
+        let text = String::from_utf8(interrupted(event, &full).to_vec()).unwrap();
+        assert!(text.starts_with("event: interrupted\ndata: {"), "{text}");
+        assert!(text.ends_with("\nid: 42\n\n"), "{text}");
+        assert!(text.contains("\"last_event_id\":42"), "{text}");
+        let text = interrupted(b"event: result\ndata: {}\n\n", &full);
+        assert!(!String::from_utf8_lossy(&text).contains("id: "));
     }
 
     #[test]

@@ -194,6 +194,13 @@ async fn a_stalled_reader_holds_the_budget_others_get_503_and_its_caller_429() {
     assert_eq!(res.headers()["retry-after"], "1");
     let body: Value = res.json().await.unwrap();
     assert!(body["error"].as_str().is_some(), "{body}");
+    // An event stream's `result` (the execution) that does not fit becomes `interrupted`.
+    let res = get(&s, &format!("/executions/{bobs}/events"), &bob).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    assert!(text.starts_with("event: interrupted\n"), "{text}");
+    assert!(text.contains("Last-Event-ID"), "{text}");
+    assert!(!text.contains("event: result"), "{text}");
     // A batch of them is refused before it is built whole.
     let res = get(&s, &format!("/executions?ids={bobs},{bobs},{bobs}"), &bob).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -210,6 +217,9 @@ async fn a_stalled_reader_holds_the_budget_others_get_503_and_its_caller_429() {
     assert_eq!(res.status(), StatusCode::OK);
     let view: Value = res.json().await.unwrap();
     assert_eq!(view["stdout"].as_str().unwrap().len(), 1 << 20);
+    let res = get(&s, &format!("/executions/{bobs}/events"), &bob).await;
+    let text = res.text().await.unwrap();
+    assert!(text.starts_with("event: result\n"), "{}", &text[..100]);
 }
 
 /// A client that asks for a large answer and reads nothing loses its connection at the

@@ -5,16 +5,16 @@ use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::ratelimit::Limited;
-use crate::response_memory::{json_answer, Holder};
+use crate::response_memory::{json_answer, reserve_frames, Holder};
 use crate::streams::Holding;
 use crate::validate;
 use crate::OnShutdown;
 use crate::{owned, AppState};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use livexec_core::{Caller, Deletion, EventBus, ExecutionView, SessionId};
-use livexec_events::{execution_sse_visible, last_event_id, parse_last_event_id, SseResponse};
+use livexec_events::{execution_sse_visible, last_event_id, parse_last_event_id};
 use std::sync::Arc;
 
 /// One execution (API.md §4).
@@ -92,7 +92,7 @@ pub async fn events(
     OnShutdown(stop): OnShutdown,
     Authed(caller): Authed,
     headers: HeaderMap,
-) -> Result<SseResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let after = if headers.contains_key("last-event-id") {
         last_event_id(&headers)?
     } else {
@@ -124,9 +124,13 @@ pub async fn events(
         }
     });
     // The owner is checked on the execution as read, before anything is subscribed.
+    let holder = Holder::of(&caller);
     let visible = move |owner| caller.can_see(owner);
     let store = state.store.clone();
-    Ok(execution_sse_visible(store, events, id, after, stop, visible).await?)
+    let stream = execution_sse_visible(store, events, id, after, stop, visible).await?;
+    // The `result` event is the execution: as large as its answer, held likewise.
+    let memory = state.config.response_memory.clone();
+    Ok(reserve_frames(stream.into_response(), memory, holder))
 }
 
 /// A session's executions, newest first; a `Link: <…>; rel="next"` header when there are more.
