@@ -23,6 +23,9 @@
 //! `interrupted` event (the client resumes with `Last-Event-ID` in a moment, or reads the
 //! execution), which ends the stream.
 //!
+//! MCP's `run_code` reserves its result while it is built (the SDK sends it), and answers a
+//! JSON-RPC error naming the kept execution when it does not fit.
+//!
 //! An answer below [`SMALL`] is never refused (it is counted all the same), and one answer
 //! larger than the whole budget is sent when nothing else holds any of it. A client that
 //! stops reading an answer loses its connection at the write-stall timeout (`crate::http`),

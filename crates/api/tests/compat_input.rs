@@ -8,7 +8,7 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use common::{start, Server};
+use common::{mcp, mcp_call, mcp_session, start, Server};
 use livexec_api::auth::token::{hash_token, new_token};
 use livexec_core::KeyStore;
 use reqwest::{Method, StatusCode};
@@ -127,65 +127,6 @@ async fn judge0_refuses_a_zip_and_arguments_the_sandbox_cannot_take() {
     assert_eq!(count_executions(&s).await, 0, "nothing was queued");
 }
 
-/// One MCP exchange over raw HTTP: the status, the session id the answer carries, and the
-/// JSON-RPC message (from a JSON body or the last `data:` of an event stream).
-async fn mcp(
-    s: &Server,
-    method: Method,
-    token: Option<&str>,
-    session: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Option<String>, Value) {
-    let mut req = s
-        .client
-        .request(method, s.url("/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18");
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(id) = session {
-        req = req.header("mcp-session-id", id);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let session = res
-        .headers()
-        .get("mcp-session-id")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let text = res.text().await.unwrap();
-    let message = serde_json::from_str(&text).unwrap_or_else(|_| {
-        text.lines()
-            .rev()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .unwrap_or(Value::Null)
-    });
-    (status, session, message)
-}
-
-/// A new, initialized MCP session of `token`.
-async fn mcp_session(s: &Server, token: Option<&str>) -> String {
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "test", "version": "1"}}});
-    let (status, session, v) = mcp(s, Method::POST, token, None, Some(init)).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    let session = session.expect("initialize answers with a session id");
-    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let (status, _, _) = mcp(s, Method::POST, token, Some(&session), Some(done)).await;
-    assert!(status.is_success(), "{status}");
-    session
-}
-
-fn call(id: u64, tool: &str, arguments: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-           "params": {"name": tool, "arguments": arguments}})
-}
-
 #[tokio::test]
 async fn mcp_refuses_files_and_args_the_sandbox_cannot_take() {
     let s = start().await;
@@ -197,7 +138,7 @@ async fn mcp_refuses_files_and_args_the_sandbox_cannot_take() {
             Method::POST,
             None,
             Some(&session),
-            Some(call(n as u64 + 2, "run_code", args)),
+            Some(mcp_call(n as u64 + 2, "run_code", args)),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
@@ -243,7 +184,7 @@ async fn an_mcp_session_is_its_keys_alone() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
     assert_eq!(v["error"]["message"], "Session not found");
-    let run = call(
+    let run = mcp_call(
         8,
         "run_code",
         json!({"language": "python", "code": "print(1)"}),

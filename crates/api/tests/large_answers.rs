@@ -7,13 +7,13 @@
 
 mod common;
 
-use common::{error_body, start_with, Server};
+use common::{error_body, mcp, mcp_call, mcp_session, start_with, Server};
 use livexec_api::auth::token::{hash_token, new_token};
 use livexec_api::response_memory::ResponseMemory;
 use livexec_api::{ApiConfig, SandboxHealth};
 use livexec_core::{ExecutionId, KeyStore, RunReport, RunResult, Status, Store};
-use reqwest::{Response, StatusCode};
-use serde_json::Value;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,11 +34,11 @@ fn config(budget_mb: u64, write_stall: Duration) -> (ApiConfig, ResponseMemory) 
     (config, memory)
 }
 
-/// A new key's token.
+/// A new key's token (tier `unlimited`: no request rate to run into).
 async fn key(s: &Server, name: &str) -> String {
     let token = new_token().unwrap();
     s.store
-        .create_key(name, "free", false, &hash_token(&token))
+        .create_key(name, "unlimited", false, &hash_token(&token))
         .await
         .unwrap();
     token
@@ -85,6 +85,37 @@ async fn execution(s: &Server, token: Option<&str>, stdout: Vec<u8>) -> Executio
     };
     assert!(s.store.finish_execution(id, 1, &result).await.unwrap());
     id
+}
+
+/// Waits for the one queued execution (bounded by [`GUARD`]), then finishes it through the
+/// store with `stdout`, as a worker would; its id.
+async fn finish_queued(s: &Server, stdout: Vec<u8>) -> ExecutionId {
+    let queued = tokio::time::timeout(GUARD, async {
+        loop {
+            let id: Option<String> =
+                sqlx::query_scalar("SELECT id FROM executions WHERE status = 'QUEUED'")
+                    .fetch_optional(s.store.pool())
+                    .await
+                    .unwrap();
+            match id {
+                Some(id) => break id.parse::<ExecutionId>().unwrap(),
+                None => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .expect("the call queued an execution");
+    assert!(s.store.start_execution(queued, 1).await.unwrap().is_some());
+    let result = RunResult {
+        status: Status::Completed,
+        report: RunReport {
+            stdout,
+            exit_code: Some(0),
+            ..RunReport::default()
+        },
+    };
+    assert!(s.store.finish_execution(queued, 1, &result).await.unwrap());
+    queued
 }
 
 async fn get(s: &Server, path: &str, token: &str) -> Response {
@@ -204,6 +235,26 @@ async fn a_stalled_reader_holds_the_budget_others_get_503_and_its_caller_429() {
     // A batch of them is refused before it is built whole.
     let res = get(&s, &format!("/executions?ids={bobs},{bobs},{bobs}"), &bob).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // MCP's run_code: the run is kept, its result refused as a JSON-RPC error naming it.
+    let session = mcp_session(&s, Some(&bob)).await;
+    let call = mcp_call(
+        2,
+        "run_code",
+        json!({"language": "python", "code": "print(1)"}),
+    );
+    let run = mcp(&s, Method::POST, Some(&bob), Some(&session), Some(call));
+    let ((status, _, v), run_id) = tokio::join!(run, finish_queued(&s, vec![1u8; 1 << 20]));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["error"]["code"], -32000, "{v:.300}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too large to send now"),
+        "{v:.300}"
+    );
+    assert_eq!(v["error"]["data"]["execution_id"], run_id.to_string());
 
     // Small answers are not held back.
     let res = get(&s, &format!("/executions/{small}"), &bob).await;

@@ -7,6 +7,7 @@
 
 use super::native;
 use crate::maxima::FLOORS;
+use crate::response_memory::{json_len, Holder, Refused};
 use crate::{AppState, Stopping};
 use axum::body::Body;
 use axum::extract::Request;
@@ -572,7 +573,7 @@ impl Agent {
             e => ErrorData::internal_error(e.to_string(), None),
         })?;
         let case = e.report.tests.first();
-        Ok(CallToolResult::structured(json!({
+        let result = json!({
             "execution_id": e.id,
             "status": e.status,
             "stdout": String::from_utf8_lossy(&e.report.stdout),
@@ -585,7 +586,29 @@ impl Agent {
             "memory_kb": e.report.memory_kb,
             "compile_output": e.report.compile.as_ref().map(|c| format!("{}{}", c.stdout, c.stderr)),
             "verdict": case.map(|t| t.verdict),
-        })))
+        });
+        drop(e);
+        // The result goes out twice (structured, and as text for older clients): a large one
+        // must fit the memory of large answers, twice, while it is built.
+        let mut reservation = self.state.config.response_memory.start(Holder::of(caller));
+        let size = 2 * json_len(&result);
+        if let Err(refused) = reservation.grow(size) {
+            let id = result["execution_id"].clone();
+            let why = match refused {
+                Refused::Full { .. } => "the server's memory for large answers is in use",
+                Refused::Share { .. } => "this key's large answers in flight hold its share",
+            };
+            return Err(ErrorData::new(
+                rmcp::model::ErrorCode(-32000),
+                format!(
+                    "the run's result is too large to send now ({why}); it is kept: read \
+                     GET /executions/{} in a moment",
+                    id.as_str().unwrap_or_default()
+                ),
+                Some(json!({ "execution_id": id, "retry_after": 1 })),
+            ));
+        }
+        Ok(CallToolResult::structured(result))
     }
 }
 

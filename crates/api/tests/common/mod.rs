@@ -9,8 +9,8 @@ use livexec_events::{MemoryBus, MemoryBusConfig};
 use livexec_queue::SqliteQueue;
 use livexec_runtimes::Registry;
 use livexec_store::SqliteStore;
-use reqwest::{Client, Response, StatusCode};
-use serde_json::Value;
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{json, Value};
 use std::sync::Arc;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -237,3 +237,62 @@ pub async fn error_body(res: Response, status: StatusCode) -> Value {
 /// The exact language message for the builtin runtimes.
 pub const LANGUAGE_MESSAGE: &str = "language must be one of the following values: python, \
      javascript, bash, c, cpp, go, java, lua, perl, php, ruby, rust, sql, typescript";
+
+/// One MCP exchange over raw HTTP: the status, the session id the answer carries, and the
+/// JSON-RPC message (from a JSON body or the last `data:` of an event stream).
+pub async fn mcp(
+    s: &Server,
+    method: Method,
+    token: Option<&str>,
+    session: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Option<String>, Value) {
+    let mut req = s
+        .client
+        .request(method, s.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18");
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(id) = session {
+        req = req.header("mcp-session-id", id);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let session = res
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = res.text().await.unwrap();
+    let message = serde_json::from_str(&text).unwrap_or_else(|_| {
+        text.lines()
+            .rev()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .unwrap_or(Value::Null)
+    });
+    (status, session, message)
+}
+
+/// A new, initialized MCP session of `token`.
+pub async fn mcp_session(s: &Server, token: Option<&str>) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let (status, session, v) = mcp(s, Method::POST, token, None, Some(init)).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let session = session.expect("initialize answers with a session id");
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, _) = mcp(s, Method::POST, token, Some(&session), Some(done)).await;
+    assert!(status.is_success(), "{status}");
+    session
+}
+
+pub fn mcp_call(id: u64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": arguments}})
+}
