@@ -142,6 +142,18 @@ impl ResponseMemory {
         }
     }
 
+    /// `value` as a JSON answer with `status`, within the budget ([`ResponseMemory::reserve`],
+    /// [`json_answer`]), or why not.
+    pub fn answer<T: Serialize + ?Sized>(
+        &self,
+        holder: Holder,
+        status: StatusCode,
+        value: &T,
+    ) -> Result<Response, Refused> {
+        let reservation = self.reserve(holder, value)?;
+        Ok(json_answer(status, value, reservation))
+    }
+
     /// A reservation for `value`'s JSON body, or why not (see the module doc).
     pub fn reserve<T: Serialize + ?Sized>(
         &self,

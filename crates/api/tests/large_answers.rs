@@ -73,7 +73,12 @@ async fn execution(s: &Server, token: Option<&str>, stdout: Vec<u8>) -> Executio
         .unwrap()
         .parse()
         .unwrap();
-    // Finished through the store, as a worker would.
+    finish(s, id, stdout).await;
+    id
+}
+
+/// Start and finish `id` through the store with `stdout`, as a worker would.
+async fn finish(s: &Server, id: ExecutionId, stdout: Vec<u8>) {
     assert!(s.store.start_execution(id, 1).await.unwrap().is_some());
     let result = RunResult {
         status: Status::Completed,
@@ -84,7 +89,6 @@ async fn execution(s: &Server, token: Option<&str>, stdout: Vec<u8>) -> Executio
         },
     };
     assert!(s.store.finish_execution(id, 1, &result).await.unwrap());
-    id
 }
 
 /// Waits for the one queued execution (bounded by [`GUARD`]), then finishes it through the
@@ -105,16 +109,7 @@ async fn finish_queued(s: &Server, stdout: Vec<u8>) -> ExecutionId {
     })
     .await
     .expect("the call queued an execution");
-    assert!(s.store.start_execution(queued, 1).await.unwrap().is_some());
-    let result = RunResult {
-        status: Status::Completed,
-        report: RunReport {
-            stdout,
-            exit_code: Some(0),
-            ..RunReport::default()
-        },
-    };
-    assert!(s.store.finish_execution(queued, 1, &result).await.unwrap());
+    finish(s, queued, stdout).await;
     queued
 }
 

@@ -198,11 +198,8 @@ async fn create(
         let execution = native::wait(&state, execution, stop).await?;
         let view = view::render(&state, &execution, &fields, base64(&p))?;
         drop(execution);
-        let reservation = state
-            .config
-            .response_memory
-            .reserve(Holder::of(&caller), &view)?;
-        return Ok(json_answer(StatusCode::CREATED, &view, reservation));
+        let memory = &state.config.response_memory;
+        return Ok(memory.answer(Holder::of(&caller), StatusCode::CREATED, &view)?);
     }
     Ok((StatusCode::CREATED, Json(json!({ "token": execution.id }))).into_response())
 }
@@ -222,11 +219,8 @@ async fn show(
     let execution = owned::visible(&caller, found).ok_or(Judge0Error::NotFound)?;
     let view = view::render(&state, &execution, &fields, base64(&p))?;
     drop(execution);
-    let reservation = state
-        .config
-        .response_memory
-        .reserve(Holder::of(&caller), &view)?;
-    Ok(json_answer(StatusCode::OK, &view, reservation))
+    let memory = &state.config.response_memory;
+    Ok(memory.answer(Holder::of(&caller), StatusCode::OK, &view)?)
 }
 
 /// The batch size check of both batch endpoints.

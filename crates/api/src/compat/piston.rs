@@ -7,7 +7,7 @@
 use super::native;
 use super::piston_wire::{self as wire, Request};
 use crate::auth::Authed;
-use crate::response_memory::{json_answer, Holder};
+use crate::response_memory::Holder;
 use crate::{AppState, OnShutdown};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -143,12 +143,9 @@ async fn execute(
                 answer["compile"] = compile;
             }
             drop(e);
-            match state
-                .config
-                .response_memory
-                .reserve(Holder::of(&caller), &answer)
-            {
-                Ok(reservation) => json_answer(StatusCode::OK, &answer, reservation),
+            let memory = &state.config.response_memory;
+            match memory.answer(Holder::of(&caller), StatusCode::OK, &answer) {
+                Ok(response) => response,
                 Err(refused) => refused.response_in(super::Surface::Piston),
             }
         }

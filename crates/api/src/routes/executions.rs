@@ -33,11 +33,8 @@ pub async fn show(
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
     let view = owned::execution(&state, &caller, id).await?.view();
-    let reservation = state
-        .config
-        .response_memory
-        .reserve(Holder::of(&caller), &view)?;
-    Ok(json_answer(StatusCode::OK, &view, reservation))
+    let memory = &state.config.response_memory;
+    Ok(memory.answer(Holder::of(&caller), StatusCode::OK, &view)?)
 }
 
 /// Delete a finished execution, for good (its row is deleted; usage stays in the usage

@@ -14,7 +14,7 @@
 use crate::auth::Authed;
 use crate::error::{ApiError, StoreResultExt};
 use crate::extract::{JsonObject, PathId, QueryMap};
-use crate::response_memory::{json_answer, Holder};
+use crate::response_memory::Holder;
 use crate::validate::{self, Problems};
 use crate::{owned, run_body, run_files, AppState, OnShutdown};
 use axum::extract::State;
@@ -175,8 +175,7 @@ fn answer(state: &AppState, outcome: WaitOutcome, holder: Holder) -> Result<Resp
     let id = execution.id;
     let view = execution.view();
     drop(execution);
-    let reservation = state.config.response_memory.reserve(holder, &view)?;
-    let mut response = json_answer(status, &view, reservation);
+    let mut response = state.config.response_memory.answer(holder, status, &view)?;
     // Built from a UUID only, so always a valid header value.
     if let Ok(location) = HeaderValue::from_str(&format!("/executions/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
