@@ -90,7 +90,7 @@ async fn main() {
         let store = store.clone();
         async move {
             let e = store.get_execution(exec).await.expect("get");
-            let _ = serde_json::to_vec(&e.expect("exists").view());
+            let _ = serde_json::to_vec(&e.expect("exists").into_view());
         }
     })
     .await;

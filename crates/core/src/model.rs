@@ -279,22 +279,34 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// `bytes` as text: moved when they are UTF-8 (no copy), else invalid sequences replaced by
+/// U+FFFD.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 impl Execution {
-    /// The API view of this execution.
-    pub fn view(&self) -> ExecutionView {
+    /// The API view of this execution, its outputs moved into it rather than copied: an
+    /// answer carrying megabytes of output holds them once, not twice, while it is built.
+    pub fn into_view(self) -> ExecutionView {
         let finished = self.status.is_terminal();
-        let r = &self.report;
+        let r = self.report;
         let has_tests = !self.options.tests.is_empty();
+        let tests_passed = r
+            .tests
+            .iter()
+            .filter(|t| t.verdict == Verdict::Accepted)
+            .count();
         ExecutionView {
             execution_id: self.id,
             status: self.status,
-            stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+            stdout: into_text(r.stdout),
+            stderr: into_text(r.stderr),
             execution_time_ms: if finished { r.execution_time_ms } else { 0 },
-            error_message: r.error_message.clone(),
+            error_message: r.error_message,
             error_type: r.error_type,
             session_id: self.session_id,
-            language: self.language.clone(),
+            language: self.language,
             exit_code: r.exit_code,
             signal: r.signal,
             cpu_time_ms: r.cpu_time_ms,
@@ -303,15 +315,10 @@ impl Execution {
             started_at: self.started_at.map(rfc3339),
             finished_at: self.finished_at.map(rfc3339),
             attempts: self.attempts,
-            compile: r.compile.clone(),
+            compile: r.compile,
             limits: r.limits,
-            tests: has_tests.then(|| r.tests.clone()),
-            tests_passed: has_tests.then(|| {
-                r.tests
-                    .iter()
-                    .filter(|t| t.verdict == Verdict::Accepted)
-                    .count()
-            }),
+            tests: has_tests.then_some(r.tests),
+            tests_passed: has_tests.then_some(tests_passed),
             tests_total: has_tests.then_some(self.options.tests.len()),
             output_files: (!self.options.return_files.is_empty())
                 .then(|| r.output_files.iter().map(FileView::from).collect()),
@@ -351,7 +358,7 @@ mod tests {
 
     #[test]
     fn view_keeps_nul_and_replaces_invalid_utf8() {
-        let v = sample().view();
+        let v = sample().into_view();
         assert_eq!(v.stdout, "a\u{0}b\u{fffd}c\n");
         let json = serde_json::to_value(&v).unwrap();
         let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
@@ -374,6 +381,6 @@ mod tests {
     fn unfinished_execution_reports_zero_time() {
         let mut e = sample();
         e.status = Status::Running;
-        assert_eq!(e.view().execution_time_ms, 0);
+        assert_eq!(e.into_view().execution_time_ms, 0);
     }
 }

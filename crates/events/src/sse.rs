@@ -353,7 +353,7 @@ pub async fn execution_sse_visible(
         let store = std::sync::Arc::clone(&store);
         async move {
             match store.get_execution(id).await {
-                Ok(found) => found.map(|e| e.view()),
+                Ok(found) => found.map(|e| e.into_view()),
                 Err(e) => {
                     tracing::warn!(execution_id = %id, error = %e,
                         "reading the execution for its event stream failed");

@@ -32,7 +32,7 @@ pub async fn show(
     Authed(caller): Authed,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let view = owned::execution(&state, &caller, id).await?.view();
+    let view = owned::execution(&state, &caller, id).await?.into_view();
     let memory = &state.config.response_memory;
     Ok(memory.answer(Holder::of(&caller), StatusCode::OK, &view)?)
 }
@@ -169,8 +169,7 @@ pub async fn history(
     let mut reservation = state.config.response_memory.start(Holder::of(&caller));
     let mut views: Vec<ExecutionView> = Vec::with_capacity(executions.len());
     for execution in executions {
-        let view = execution.view();
-        drop(execution);
+        let view = execution.into_view();
         reservation.grow_for(&view)?;
         views.push(view);
     }

@@ -288,7 +288,7 @@ pub async fn many(
     for id in ids {
         // Another key's execution is null, as an unknown one.
         let found = owned::visible(&caller, state.store.get_execution(id).await?);
-        let view = found.map(|e| e.view());
+        let view = found.map(|e| e.into_view());
         reservation.grow_for(&view)?;
         out.push(view);
     }

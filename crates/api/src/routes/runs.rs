@@ -173,8 +173,7 @@ fn answer(state: &AppState, outcome: WaitOutcome, holder: Holder) -> Result<Resp
         WaitOutcome::Pending(e) => (StatusCode::ACCEPTED, e),
     };
     let id = execution.id;
-    let view = execution.view();
-    drop(execution);
+    let view = execution.into_view();
     let mut response = state.config.response_memory.answer(holder, status, &view)?;
     // Built from a UUID only, so always a valid header value.
     if let Ok(location) = HeaderValue::from_str(&format!("/executions/{id}")) {
