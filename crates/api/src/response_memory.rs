@@ -139,6 +139,7 @@ impl ResponseMemory {
             of: self.inner.clone(),
             holder,
             bytes: 0,
+            body: 0,
         }
     }
 
@@ -161,7 +162,7 @@ impl ResponseMemory {
         value: &T,
     ) -> Result<Reservation, Refused> {
         let mut reservation = self.start(holder);
-        reservation.grow(json_len(value))?;
+        reservation.grow_for(value)?;
         Ok(reservation)
     }
 }
@@ -183,6 +184,8 @@ pub struct Reservation {
     of: Arc<Inner>,
     holder: Holder,
     bytes: u64,
+    /// The JSON body's length so far, for its buffer.
+    body: u64,
 }
 
 impl Reservation {
@@ -191,23 +194,28 @@ impl Reservation {
         self.bytes
     }
 
-    /// Reserve `more` bytes besides those held, or refuse: not when the answer stays below
-    /// [`SMALL`]; else when the caller's other answers and this one would pass its share, or
-    /// everyone's would pass the budget (unless nothing else holds any).
+    /// Reserve `more` bytes besides those held, or refuse: never while the answer stays
+    /// below [`SMALL`]; else when the caller's answers (a key's) would pass its share, or
+    /// everyone's would pass the budget. Only a reservation's first bytes may pass either
+    /// alone (one execution larger than the budget, sent while nothing else is): a list
+    /// grown item by item stays within them.
     pub fn grow(&mut self, more: u64) -> Result<(), Refused> {
         let inner = self.of.clone();
         let mut held = inner.lock();
         let mine = held.by.get(&self.holder).copied().unwrap_or(0);
         let after = self.bytes + more;
         if after >= SMALL {
+            let first = self.bytes == 0;
             let others_of_holder = mine - self.bytes.min(mine);
             let keyed = matches!(self.holder, Holder::Key(_));
-            if keyed && others_of_holder > 0 && others_of_holder + after > inner.share {
+            let alone = first && others_of_holder == 0;
+            if keyed && !alone && others_of_holder + after > inner.share {
                 livexec_telemetry::response_refused("share");
                 return Err(Refused::Share { share: inner.share });
             }
             let others = held.total - self.bytes.min(held.total);
-            if others > 0 && others + after > inner.budget {
+            let alone = first && others == 0;
+            if !alone && others + after > inner.budget {
                 livexec_telemetry::response_refused("full");
                 return Err(Refused::Full {
                     budget: inner.budget,
@@ -221,10 +229,15 @@ impl Reservation {
         Ok(())
     }
 
-    /// [`Reservation::grow`] by `value`'s JSON length (and a separator), for an answer made
-    /// of many values.
+    /// [`Reservation::grow`] for `value`, one item of an answer (or all of it): twice its
+    /// JSON length (and a separator) — the value in memory, whose text is never longer than
+    /// its JSON, and its part of the body. [`json_answer`] settles to the body alone once it
+    /// is built.
     pub fn grow_for<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Refused> {
-        self.grow(json_len(value) + 1)
+        let json = json_len(value) + 1;
+        self.grow(2 * json)?;
+        self.body += json;
+        Ok(())
     }
 
     /// Set the reservation to `bytes` (what the body turned out to be), without refusing.
@@ -342,7 +355,7 @@ pub fn json_answer<T: Serialize + ?Sized>(
     value: &T,
     mut reservation: Reservation,
 ) -> Response {
-    let mut buf = Vec::with_capacity(usize::try_from(reservation.bytes()).unwrap_or(0));
+    let mut buf = Vec::with_capacity(usize::try_from(reservation.body).unwrap_or(0));
     if let Err(e) = serde_json::to_writer(&mut buf, value) {
         tracing::error!(error = %e, "an answer could not be serialized");
         return ApiError::Panic {
@@ -529,5 +542,39 @@ mod tests {
         let mut open = memory.start(Holder::Open);
         open.grow(3 << 20).unwrap();
         memory.start(Holder::Open).grow(3 << 20).unwrap();
+    }
+
+    #[test]
+    fn a_list_grown_item_by_item_stays_within_the_budget_and_the_share_even_alone() {
+        let memory = ResponseMemory::new(8 << 20);
+        // Its first item may pass the budget alone; nothing after it may.
+        let mut list = memory.start(Holder::Open);
+        list.grow(20 << 20).unwrap();
+        assert_eq!(list.grow(1 << 20), Err(Refused::Full { budget: 8 << 20 }));
+        drop(list);
+        let mut list = memory.start(Holder::Open);
+        list.grow(6 << 20).unwrap();
+        assert_eq!(list.grow(3 << 20), Err(Refused::Full { budget: 8 << 20 }));
+        drop(list);
+        // A key's list stops at its share (2 MiB).
+        let mut list = memory.start(key(5));
+        list.grow(3 << 19).unwrap();
+        assert_eq!(list.grow(1 << 20), Err(Refused::Share { share: 2 << 20 }));
+        drop(list);
+        assert_eq!(memory.held(), 0);
+    }
+
+    #[test]
+    fn an_item_reserves_its_value_and_its_json_until_the_body_is_built() {
+        let memory = ResponseMemory::new(64 << 20);
+        let value = "x".repeat(2 << 20);
+        let reservation = memory.reserve(Holder::Open, &value).unwrap();
+        let json = json_len(&value) + 1;
+        assert_eq!(reservation.bytes(), 2 * json);
+        let answer = json_answer(StatusCode::OK, &value, reservation);
+        // Settled to the body once built; released with it.
+        assert_eq!(memory.held(), json - 1);
+        drop(answer);
+        assert_eq!(memory.held(), 0);
     }
 }

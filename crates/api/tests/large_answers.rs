@@ -44,25 +44,44 @@ async fn key(s: &Server, name: &str) -> String {
     token
 }
 
-/// A finished execution of `token`'s (or an open caller's) with `stdout` as its output.
-async fn execution(s: &Server, token: Option<&str>, stdout: Vec<u8>) -> ExecutionId {
-    let auth = |req: reqwest::RequestBuilder| match token {
+fn authed(req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
         Some(t) => req.bearer_auth(t),
         None => req,
-    };
-    let res = auth(s.client.post(s.url("/code-sessions")))
+    }
+}
+
+/// A new session of `token`'s (or an open caller's).
+async fn session(s: &Server, token: Option<&str>) -> String {
+    let res = authed(s.client.post(s.url("/code-sessions")), token)
         .json(&serde_json::json!({"language": "python"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
-    let session = res.json::<Value>().await.unwrap()["session_id"]
+    res.json::<Value>().await.unwrap()["session_id"]
         .as_str()
         .unwrap()
-        .to_owned();
-    let res = auth(
+        .to_owned()
+}
+
+/// A finished execution of `token`'s (or an open caller's) with `stdout` as its output.
+async fn execution(s: &Server, token: Option<&str>, stdout: Vec<u8>) -> ExecutionId {
+    let session = session(s, token).await;
+    execution_in(s, token, &session, stdout).await
+}
+
+/// A finished execution of `session` with `stdout` as its output.
+async fn execution_in(
+    s: &Server,
+    token: Option<&str>,
+    session: &str,
+    stdout: Vec<u8>,
+) -> ExecutionId {
+    let res = authed(
         s.client
             .post(s.url(&format!("/code-sessions/{session}/run"))),
+        token,
     )
     .send()
     .await
@@ -294,4 +313,49 @@ async fn a_client_that_reads_nothing_loses_its_connection_at_the_write_stall_tim
     assert_eq!(res.status(), StatusCode::OK);
     let view: Value = res.json().await.unwrap();
     assert_eq!(view["stdout"].as_str().unwrap().len(), OUTPUT);
+}
+
+/// Lists are held to the budget even when nothing else is sent: only a single execution may
+/// pass it alone. A page of the history, `?ids=` and Judge0's batch of three executions of
+/// 6 MiB of JSON each, against an 8 MiB budget, are 503; each execution alone is sent.
+#[tokio::test]
+async fn a_list_of_large_executions_cannot_pass_the_budget_alone() {
+    let (config, memory) = config(8, Duration::from_secs(30));
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    let session = session(&s, None).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(execution_in(&s, None, &session, vec![1u8; 1 << 20]).await);
+    }
+    let list = ids
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    for path in [
+        format!("/executions/sessions/{session}"),
+        format!("/executions?ids={list}"),
+        format!("/submissions/batch?tokens={list}&base64_encoded=true"),
+    ] {
+        let res = s.get(&path).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(res.headers()["retry-after"], "1", "{path}");
+    }
+    for id in &ids {
+        let res = s.get(&format!("/executions/{id}")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let view: Value = res.json().await.unwrap();
+        assert_eq!(view["stdout"].as_str().unwrap().len(), 1 << 20);
+    }
+    // A page of one is sent, with its link to the next.
+    let res = s
+        .get(&format!("/executions/sessions/{session}?limit=1"))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().contains_key("link"));
+    assert_eq!(
+        res.json::<Value>().await.unwrap().as_array().unwrap().len(),
+        1
+    );
+    until_held(&memory, "after the answers were read", |held| held == 0).await;
 }

@@ -588,10 +588,11 @@ impl Agent {
             "verdict": case.map(|t| t.verdict),
         });
         drop(e);
-        // The result goes out twice (structured, and as text for older clients): a large one
-        // must fit the memory of large answers, twice, while it is built.
+        // The result is held four times while it goes out: this value, its text for older
+        // clients, and the message the SDK serializes from both. A large one must fit the
+        // memory of large answers that many times.
         let mut reservation = self.state.config.response_memory.start(Holder::of(caller));
-        let size = 2 * json_len(&result);
+        let size = 4 * json_len(&result);
         if let Err(refused) = reservation.grow(size) {
             let id = result["execution_id"].clone();
             let why = match refused {

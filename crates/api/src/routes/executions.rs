@@ -5,7 +5,7 @@ use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::ratelimit::Limited;
-use crate::response_memory::{json_answer, reserve_frames, Holder};
+use crate::response_memory::{json_answer, reserve_frames, Holder, SMALL};
 use crate::streams::Holding;
 use crate::validate;
 use crate::OnShutdown;
@@ -154,31 +154,56 @@ pub async fn history(
     let page = validate::history_query(&query)?;
     // A session's executions are its owner's (runs of it by an admin included).
     owned::session(&state, &caller, session_id).await?;
-    // One extra row tells whether a next page exists.
-    let mut executions = state
-        .store
-        .list_executions(session_id, page.limit + 1, page.before)
-        .await?;
-    let more = executions.len() > page.limit as usize;
-    executions.truncate(page.limit as usize);
-    let next = match executions.last() {
-        Some(last) if more => Some(next_link(session_id, page.limit, last.id)),
+    // The page is read a few rows at a time, each reserved as it is made, so that a page of
+    // large executions is refused before it is all in memory: one row at first, more at once
+    // while they prove small.
+    let mut reservation = state.config.response_memory.start(Holder::of(&caller));
+    let mut views: Vec<ExecutionView> = Vec::new();
+    let mut cursor = page.before;
+    let mut chunk = 1u32;
+    let more = loop {
+        let want = (page.limit - views.len() as u32).min(chunk);
+        let rows = state
+            .store
+            .list_executions(session_id, want, cursor)
+            .await?;
+        let got = rows.len();
+        let mut largest = 0;
+        for execution in rows {
+            cursor = Some(execution.id);
+            let view = execution.into_view();
+            let held = reservation.bytes();
+            reservation.grow_for(&view)?;
+            largest = largest.max(reservation.bytes() - held);
+            views.push(view);
+        }
+        if got < want as usize {
+            break false;
+        }
+        if views.len() as u32 >= page.limit {
+            // Whether a next page exists: one more row, read and dropped.
+            let next = state.store.list_executions(session_id, 1, cursor).await?;
+            break !next.is_empty();
+        }
+        chunk = if largest.saturating_mul(2 * u64::from(chunk)) <= SMALL {
+            (chunk * 2).min(HISTORY_CHUNK)
+        } else {
+            1
+        };
+    };
+    let next = match views.last() {
+        Some(last) if more => Some(next_link(session_id, page.limit, last.execution_id)),
         _ => None,
     };
-    // Each execution's part of the answer is reserved as it is made.
-    let mut reservation = state.config.response_memory.start(Holder::of(&caller));
-    let mut views: Vec<ExecutionView> = Vec::with_capacity(executions.len());
-    for execution in executions {
-        let view = execution.into_view();
-        reservation.grow_for(&view)?;
-        views.push(view);
-    }
     let mut response = json_answer(StatusCode::OK, &views, reservation);
     if let Some(link) = next {
         response.headers_mut().insert(header::LINK, link);
     }
     Ok(response)
 }
+
+/// The most rows of a history page read at once.
+const HISTORY_CHUNK: u32 = 64;
 
 fn next_link(session_id: SessionId, limit: u32, before: uuid::Uuid) -> HeaderValue {
     let link =
