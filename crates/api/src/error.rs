@@ -292,8 +292,16 @@ fn message_schema() -> utoipa::openapi::schema::Schema {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %cause_chain(&self), "request failed");
+        match &self {
+            // Load shedding, counted by `livexec_responses_refused_total`: a flood of refusals
+            // must not flood the error log.
+            ApiError::Unavailable { message, .. } => {
+                tracing::debug!(%message, "request refused for now");
+            }
+            _ if status.is_server_error() => {
+                tracing::error!(error = %cause_chain(&self), "request failed");
+            }
+            _ => {}
         }
         let body = self.body();
         let mut response = (status, Json(body)).into_response();

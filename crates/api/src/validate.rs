@@ -15,6 +15,12 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 
+/// How many unknown properties an error names; the rest are counted.
+pub const UNKNOWN_NAMED: usize = 10;
+
+/// The longest an unknown property's name is shown in an error, in characters.
+pub const UNKNOWN_NAME_CHARS: usize = 64;
+
 /// Longest accepted `idempotency-key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// Default page size of the history.
@@ -94,6 +100,8 @@ impl Problems {
         self.only_size = only_size;
     }
 
+    /// Unknown keys of `body` (those not in `allowed`): each a problem, the first
+    /// [`UNKNOWN_NAMED`] named (cut to [`UNKNOWN_NAME_CHARS`] characters), the rest counted.
     pub(crate) fn unknown_properties(&mut self, body: &Map<String, Value>, allowed: &[&str]) {
         self.unknown_properties_in("", body, allowed);
     }
@@ -105,8 +113,22 @@ impl Problems {
         body: &Map<String, Value>,
         allowed: &[&str],
     ) {
-        for key in body.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            self.push(format!("{prefix}property {key} should not exist"));
+        // Named, but not echoed whole: a body of a million long unknown keys must not come
+        // back as an error larger than itself.
+        let unknown: Vec<&String> = body
+            .keys()
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .collect();
+        for key in unknown.iter().take(UNKNOWN_NAMED) {
+            let shown = match key.char_indices().nth(UNKNOWN_NAME_CHARS) {
+                Some((end, _)) => format!("{}…", &key[..end]),
+                None => (*key).clone(),
+            };
+            self.push(format!("{prefix}property {shown} should not exist"));
+        }
+        if unknown.len() > UNKNOWN_NAMED {
+            let more = unknown.len() - UNKNOWN_NAMED;
+            self.push(format!("{prefix}{more} more properties should not exist"));
         }
     }
 

@@ -184,3 +184,20 @@ fn run_query_rules() {
     let p = problems(run_query(&q(&[("wait", "maybe"), ("timeout_ms", "x")])).unwrap_err());
     assert_eq!(p.len(), 2);
 }
+
+/// Unknown properties are named, not echoed whole: an error is never much larger than a
+/// few lines, whatever the body holds.
+#[test]
+fn unknown_properties_are_named_briefly_and_counted() {
+    let mut body = Map::new();
+    for i in 0..1000 {
+        body.insert(format!("{i:04}{}", "k".repeat(10_000)), json!(1));
+    }
+    body.insert("language".into(), json!("python"));
+    let p = problems(create_session(&body, LANGS).unwrap_err());
+    assert_eq!(p.len(), 11, "{p:?}");
+    assert!(p[0].starts_with("property 0000kkk"), "{}", p[0]);
+    assert!(p[0].ends_with("… should not exist"), "{}", p[0]);
+    assert!(p.iter().all(|m| m.len() < 200), "{p:?}");
+    assert_eq!(p[10], "990 more properties should not exist");
+}
