@@ -221,7 +221,8 @@ pub struct ApiConfig {
     /// by [`launch`] only.
     pub write_stall_timeout: Duration,
     /// The memory large answers (those carrying execution outputs) may hold at once, and
-    /// its live count, shared by clones (`LIVEXEC_RESPONSE_MEMORY_MB`, default 512 MiB);
+    /// its live count, shared by clones (`LIVEXEC_RESPONSE_MEMORY_MB`, default 512 MiB), and
+    /// how fast a large answer must be read (`LIVEXEC_MIN_READ_RATE_KIB`, default 1 MiB/s);
     /// see [`response_memory`].
     pub response_memory: response_memory::ResponseMemory,
 }

@@ -27,9 +27,13 @@
 //! JSON-RPC error naming the kept execution when it does not fit.
 //!
 //! An answer below [`SMALL`] is never refused (it is counted all the same), and one answer
-//! larger than the whole budget is sent when nothing else holds any of it. A client that
+//! larger than the whole budget is sent when nothing else holds any of it — a list (`?ids=`,
+//! a history page, a Judge0 batch) never passes it. An answer's memory counts twice its JSON
+//! while it is built (the values and the body), the body alone once built. A client that
 //! stops reading an answer loses its connection at the write-stall timeout (`crate::http`),
-//! which releases the answer's memory.
+//! and one that reads a large answer slower than the minimum rate
+//! (`LIVEXEC_MIN_READ_RATE_KIB`, after that timeout's grace) loses it too: either releases
+//! the answer's memory.
 
 use crate::compat::Surface;
 use crate::error::ApiError;
@@ -41,12 +45,21 @@ use livexec_core::{Caller, KeyId};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Answers below this many bytes are never refused (1 MiB).
 pub const SMALL: u64 = 1 << 20;
 
 /// The default budget: 512 MiB.
 pub const DEFAULT_BUDGET: u64 = 512 << 20;
+
+/// How fast a large answer must be read on average, by default: 1 MiB/s (after the grace of
+/// the write-stall timeout). A client reading a 192 MiB answer at 20 KB/s would otherwise
+/// hold its memory for hours.
+pub const MIN_RATE: u64 = 1 << 20;
+
+/// The slices a large body is handed to hyper in (bytes): its deadline is checked at each.
+const SLICE: usize = 256 << 10;
 
 /// Who holds a reservation: an API key, or the open callers of a service without keys
 /// (trusted, see `LIVEXEC_AUTH`: only the whole budget applies to them).
@@ -80,6 +93,10 @@ struct Inner {
     budget: u64,
     /// Bytes one holder may hold.
     share: u64,
+    /// How fast a large answer must be read on average, bytes per second, after `grace`.
+    min_rate: u64,
+    /// What a large answer's reader is given besides `len / min_rate`.
+    grace: Duration,
     held: Mutex<Held>,
 }
 
@@ -113,11 +130,20 @@ pub enum Refused {
 impl ResponseMemory {
     /// A budget of `budget` bytes (at least [`SMALL`]); a holder's share is a quarter of it.
     pub fn new(budget: u64) -> Self {
+        ResponseMemory::paced(budget, MIN_RATE, crate::http::DEFAULT_WRITE_STALL_TIMEOUT)
+    }
+
+    /// A budget of `budget` bytes whose large answers must be read at `min_rate` bytes per
+    /// second on average, after `grace` (a reader given `grace + len / min_rate` to take an
+    /// answer of `len` bytes loses the connection past it, which releases the memory).
+    pub fn paced(budget: u64, min_rate: u64, grace: Duration) -> Self {
         let budget = budget.max(SMALL);
         ResponseMemory {
             inner: Arc::new(Inner {
                 budget,
                 share: budget / 4,
+                min_rate: min_rate.max(1),
+                grace,
                 held: Mutex::default(),
             }),
         }
@@ -364,11 +390,15 @@ pub fn json_answer<T: Serialize + ?Sized>(
         .into_response();
     }
     reservation.settle(buf.len() as u64);
-    let bytes = Bytes::from_owner(Owned {
-        bytes: buf,
-        reservation,
-    });
-    let mut response = (status, Body::from(bytes)).into_response();
+    let body = if (buf.len() as u64) < SMALL {
+        Body::from(buf)
+    } else {
+        Body::new(Paced::new(Owned {
+            bytes: buf,
+            reservation,
+        }))
+    };
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -389,6 +419,65 @@ impl<B: AsRef<[u8]>> AsRef<[u8]> for Owned<B> {
     }
 }
 
+/// A large body under its reservation, handed to hyper in [`SLICE`]s (which share its
+/// memory), each only if its reader is still within `grace + len / min_rate` of the first:
+/// past it the body fails, hyper drops the connection and the memory is released.
+struct Paced {
+    bytes: Bytes,
+    sent: usize,
+    deadline: tokio::time::Instant,
+}
+
+/// The error of an answer read too slowly.
+#[derive(Debug, thiserror::Error)]
+#[error("the client read a large answer slower than the minimum rate")]
+struct ReadTooSlowly;
+
+impl Paced {
+    fn new(owned: Owned<impl AsRef<[u8]> + Send + 'static>) -> Self {
+        let inner = owned.reservation.of.clone();
+        let bytes = Bytes::from_owner(owned);
+        let reading = Duration::from_secs_f64(bytes.len() as f64 / inner.min_rate as f64);
+        Paced {
+            deadline: tokio::time::Instant::now() + inner.grace + reading,
+            bytes,
+            sent: 0,
+        }
+    }
+}
+
+impl http_body::Body for Paced {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.sent >= this.bytes.len() {
+            return Poll::Ready(None);
+        }
+        if tokio::time::Instant::now() > this.deadline {
+            livexec_telemetry::write_stalled();
+            return Poll::Ready(Some(Err(axum::Error::new(ReadTooSlowly))));
+        }
+        let end = (this.sent + SLICE).min(this.bytes.len());
+        let slice = this.bytes.slice(this.sent..end);
+        this.sent = end;
+        Poll::Ready(Some(Ok(http_body::Frame::data(slice))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.sent >= self.bytes.len()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact((self.bytes.len() - self.sent) as u64)
+    }
+}
+
 /// `response` (an event stream) with each event of [`SMALL`] or more held against `memory`
 /// for `holder` while it is sent; one that does not fit becomes an `interrupted` event
 /// (`{"message", "last_event_id"}`, as `livexec_events::sse` words them) and ends the stream.
@@ -398,6 +487,7 @@ pub fn reserve_frames(response: Response, memory: ResponseMemory, holder: Holder
             inner,
             memory,
             holder,
+            pacing: None,
             ended: false,
         })
     })
@@ -408,6 +498,8 @@ struct ReservedFrames {
     inner: Body,
     memory: ResponseMemory,
     holder: Holder,
+    /// A large event being sent.
+    pacing: Option<Paced>,
     ended: bool,
 }
 
@@ -424,6 +516,12 @@ impl http_body::Body for ReservedFrames {
         if this.ended {
             return Poll::Ready(None);
         }
+        if let Some(paced) = this.pacing.as_mut() {
+            match std::pin::Pin::new(paced).poll_frame(cx) {
+                Poll::Ready(None) => this.pacing = None,
+                other => return other,
+            }
+        }
         let frame = match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             other => return other,
@@ -434,18 +532,23 @@ impl http_body::Body for ReservedFrames {
             Err(frame) => return Poll::Ready(Some(Ok(frame))),
         };
         let mut reservation = this.memory.start(this.holder);
-        let frame = match reservation.grow(bytes.len() as u64) {
-            Ok(()) => Bytes::from_owner(Owned { bytes, reservation }),
+        match reservation.grow(bytes.len() as u64) {
+            Ok(()) => {
+                let mut paced = Paced::new(Owned { bytes, reservation });
+                let first = std::pin::Pin::new(&mut paced).poll_frame(cx);
+                this.pacing = Some(paced);
+                first
+            }
             Err(refused) => {
                 this.ended = true;
-                interrupted(&bytes, &refused)
+                let frame = interrupted(&bytes, &refused);
+                Poll::Ready(Some(Ok(http_body::Frame::data(frame))))
             }
-        };
-        Poll::Ready(Some(Ok(http_body::Frame::data(frame))))
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended || self.inner.is_end_stream()
+        self.ended || (self.pacing.is_none() && self.inner.is_end_stream())
     }
 }
 

@@ -184,7 +184,13 @@ async fn a_large_answer_is_sent_whole_and_its_memory_released() {
         "application/json",
         "a JSON answer"
     );
+    let length: usize = res.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let body = res.bytes().await.unwrap();
+    assert_eq!(body.len(), length);
     assert!(body.len() > 6 * OUTPUT, "{} bytes of JSON", body.len());
     let view: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(view["status"], "COMPLETED");
@@ -358,4 +364,47 @@ async fn a_list_of_large_executions_cannot_pass_the_budget_alone() {
         1
     );
     until_held(&memory, "after the answers were read", |held| held == 0).await;
+}
+
+/// A client that reads a large answer steadily but far below the minimum rate loses the
+/// connection once it has had `grace + len / rate`, which releases the answer's memory long
+/// before it has read it. The answer is three times the largest send buffer the kernel gives
+/// a socket, so without the cut its memory could only be released once the client had read
+/// two thirds of it. A client reading at full speed gets it whole.
+#[tokio::test]
+async fn a_client_reading_below_the_minimum_rate_loses_its_connection() {
+    // The third field of tcp_wmem: the largest send buffer.
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").unwrap();
+    let send_buffer: usize = wmem.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let output = send_buffer / 2; // JSON: six bytes an output byte
+    let memory = ResponseMemory::paced(1 << 30, 8 << 20, Duration::from_millis(200));
+    let config = ApiConfig {
+        response_memory: memory.clone(),
+        ..ApiConfig::default()
+    };
+    let s = start_with(config, SandboxHealth::Ok("cgroup v1".into())).await;
+    let id = execution(&s, None, vec![1u8; output]).await;
+    let mut slow = stalled_reader(&s, &format!("/executions/{id}"), None).await;
+    // 4 KiB every 20 ms: ~200 KB/s, a minute or more for the whole answer.
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = got.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n @ 1..) = slow.read(&mut buf).await {
+            counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    until_held(&memory, "the slow reader's answer", |held| held > 0).await;
+    until_held(&memory, "after the slow reader was cut", |held| held == 0).await;
+    let read = got.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        read < 6 * output - send_buffer,
+        "{read} bytes read when the memory was released: not cut, sent"
+    );
+    reader.abort();
+    let res = s.get(&format!("/executions/{id}")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(view["stdout"].as_str().unwrap().len(), output);
 }

@@ -84,6 +84,11 @@ pub struct ServeArgs {
     /// `Retry-After`, and a caller (a key, or a client address) holding a quarter of it a 429.
     #[arg(long, env = "LIVEXEC_RESPONSE_MEMORY_MB", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
     pub response_memory_mb: u64,
+    /// How fast, in KiB per second on average, a client must read a large answer (1 MiB and
+    /// more) once given `LIVEXEC_WRITE_STALL_TIMEOUT_MS`: a slower one loses the connection,
+    /// which releases the answer's memory.
+    #[arg(long, env = "LIVEXEC_MIN_READ_RATE_KIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_read_rate_kib: u64,
     /// Connections open at once, in all; at the limit new ones wait in the listen backlog
     /// until one closes. Lowered at start to half the process's file-descriptor limit (whose
     /// soft value is first raised to the hard one), so connections cannot take the
@@ -366,8 +371,10 @@ async fn serve(
                 body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
                 connections: connection_limits(&args),
                 write_stall_timeout: Duration::from_millis(args.write_stall_timeout_ms),
-                response_memory: livexec_api::response_memory::ResponseMemory::new(
+                response_memory: livexec_api::response_memory::ResponseMemory::paced(
                     args.response_memory_mb << 20,
+                    args.min_read_rate_kib << 10,
+                    Duration::from_millis(args.write_stall_timeout_ms),
                 ),
                 stream_slots: Default::default(),
                 enqueue_timeout: Duration::from_millis(args.enqueue_timeout_ms),

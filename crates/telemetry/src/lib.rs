@@ -49,7 +49,8 @@ pub const HTTP_CONNECTIONS: &str = "livexec_http_connections";
 /// (`LIVEXEC_MAX_CONNECTIONS_PER_ADDRESS`).
 pub const HTTP_CONNECTIONS_REFUSED: &str = "livexec_http_connections_refused_total";
 /// Connections closed because their client read nothing of an answer for
-/// `LIVEXEC_WRITE_STALL_TIMEOUT_MS`.
+/// `LIVEXEC_WRITE_STALL_TIMEOUT_MS`, or read a large one slower than
+/// `LIVEXEC_MIN_READ_RATE_KIB`.
 pub const HTTP_WRITE_STALLS: &str = "livexec_http_write_stalls_total";
 /// Bytes of large answers (bodies of 1 MiB and more, and the batches that add up to that)
 /// being built or sent right now, against `LIVEXEC_RESPONSE_MEMORY_MB`.
@@ -141,7 +142,7 @@ fn describe() {
     );
     describe_counter!(
         HTTP_WRITE_STALLS,
-        "Connections closed: their client read nothing of an answer for the stall timeout."
+        "Connections closed: their client read nothing of an answer for the stall timeout, or a large one below the minimum rate."
     );
     describe_gauge!(
         RESPONSE_MEMORY,
@@ -274,7 +275,8 @@ pub fn connection_refused() {
     counter!(HTTP_CONNECTIONS_REFUSED).increment(1);
 }
 
-/// A connection was closed because its client read nothing of an answer for too long.
+/// A connection was closed because its client read an answer too slowly (nothing for the
+/// stall timeout, or a large one below the minimum rate).
 pub fn write_stalled() {
     counter!(HTTP_WRITE_STALLS).increment(1);
 }
