@@ -146,6 +146,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<CreatedExecution, StoreError>;
     /// Fetch an execution.
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError>;
+    /// The ids of what [`Store::list_executions`] would return, each with the bytes its row
+    /// holds (code, outputs, options, files, results), without reading those: so that a
+    /// page of executions can be read in parts of bounded size.
+    async fn list_execution_sizes(
+        &self,
+        session_id: SessionId,
+        limit: u32,
+        before: Option<ExecutionId>,
+    ) -> Result<Vec<(ExecutionId, u64)>, StoreError>;
     /// A session's executions, newest first, at most `limit`, strictly older than `before`.
     async fn list_executions(
         &self,

@@ -135,6 +135,15 @@ pub(crate) const EXECUTION_COLUMNS: &str = "id, session_id, language, source_cod
      signal, cpu_time_ms, memory_kb, idempotency_key, attempts, queued_at, started_at, \
      finished_at, compile, options, session_files, limits, tests, output_files, owner_key_id";
 
+/// The bytes an execution row holds in its columns that can be large, as one BIGINT
+/// expression (for reading a page of rows in parts of bounded size).
+pub(crate) const EXECUTION_BYTES: &str = "CAST(\
+     COALESCE(octet_length(source_code), 0) + COALESCE(octet_length(stdout), 0) + \
+     COALESCE(octet_length(stderr), 0) + COALESCE(octet_length(error_message), 0) + \
+     COALESCE(octet_length(compile), 0) + COALESCE(octet_length(options), 0) + \
+     COALESCE(octet_length(session_files), 0) + COALESCE(octet_length(tests), 0) + \
+     COALESCE(octet_length(output_files), 0) AS BIGINT)";
+
 /// Reads a stored id or time column of type `T` into the domain type `U`.
 pub(crate) type Reader<T, U> = fn(&'static str, T) -> Result<U, DataError>;
 

@@ -9,8 +9,8 @@ use crate::dialect::Dialect;
 use crate::json;
 use crate::lifecycle;
 use crate::rows::{
-    backend, now_ms, parse_status, DataError, RawExecution, RawSession, EXECUTION_COLUMNS,
-    SESSION_COLUMNS,
+    backend, now_ms, parse_status, DataError, RawExecution, RawSession, EXECUTION_BYTES,
+    EXECUTION_COLUMNS, SESSION_COLUMNS,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -110,6 +110,7 @@ where
     for<'r> (String, String): FromRow<'r, DB::Row>,
     for<'r> (String, String, Option<String>, Option<DB::Id>): FromRow<'r, DB::Row>,
     for<'r> (DB::Id, String, i32, Option<DB::Id>): FromRow<'r, DB::Row>,
+    for<'r> (DB::Id, i64): FromRow<'r, DB::Row>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB>,
@@ -269,6 +270,34 @@ where
             .await
             .map_err(backend(OP))?;
         row.map(|r| execution::<DB>(OP, r)).transpose()
+    }
+
+    async fn list_execution_sizes(
+        &self,
+        session_id: SessionId,
+        limit: u32,
+        before: Option<ExecutionId>,
+    ) -> Result<Vec<(ExecutionId, u64)>, StoreError> {
+        const OP: &str = "list_execution_sizes";
+        let cast = DB::NULLABLE_ID_CAST;
+        // `octet_length`: PostgreSQL, and SQLite from 3.43 (sqlx bundles a newer one).
+        let sql = format!(
+            "SELECT id, {EXECUTION_BYTES} FROM executions WHERE session_id = $1 \
+             AND ($2{cast} IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+        );
+        let rows: Vec<(DB::Id, i64)> = sqlx::query_as(&sql)
+            .bind(DB::id(session_id))
+            .bind(before.map(DB::id))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend(OP))?;
+        rows.into_iter()
+            .map(|(id, bytes)| {
+                let id = DB::read_id("id", id).map_err(backend(OP))?;
+                Ok((id, u64::try_from(bytes).unwrap_or(0)))
+            })
+            .collect()
     }
 
     async fn list_executions(

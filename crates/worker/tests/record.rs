@@ -80,6 +80,16 @@ impl Store for FailingWrites {
     async fn get_execution(&self, id: ExecutionId) -> Result<Option<Execution>, StoreError> {
         self.inner.get_execution(id).await
     }
+    async fn list_execution_sizes(
+        &self,
+        session_id: SessionId,
+        limit: u32,
+        before: Option<ExecutionId>,
+    ) -> Result<Vec<(ExecutionId, u64)>, StoreError> {
+        self.inner
+            .list_execution_sizes(session_id, limit, before)
+            .await
+    }
     async fn list_executions(
         &self,
         s: SessionId,

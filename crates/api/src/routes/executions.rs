@@ -5,7 +5,7 @@ use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::ratelimit::Limited;
-use crate::response_memory::{json_answer, reserve_frames, Holder, SMALL};
+use crate::response_memory::{json_answer, reserve_frames, Holder};
 use crate::streams::Holding;
 use crate::validate;
 use crate::OnShutdown;
@@ -154,43 +154,45 @@ pub async fn history(
     let page = validate::history_query(&query)?;
     // A session's executions are its owner's (runs of it by an admin included).
     owned::session(&state, &caller, session_id).await?;
-    // The page is read a few rows at a time, each reserved as it is made, so that a page of
-    // large executions is refused before it is all in memory: one row at first, more at once
-    // while they prove small.
+    // What the page holds, without reading it (one extra id tells whether a next page
+    // exists); then its rows are read a few at a time, up to HISTORY_READ bytes at once, each
+    // reserved as it is made: a page of large executions is refused before it is all in
+    // memory.
+    let mut sizes = state
+        .store
+        .list_execution_sizes(session_id, page.limit + 1, page.before)
+        .await?;
+    let more = sizes.len() > page.limit as usize;
+    sizes.truncate(page.limit as usize);
     let mut reservation = state.config.response_memory.start(Holder::of(&caller));
-    let mut views: Vec<ExecutionView> = Vec::new();
-    let mut cursor = page.before;
-    let mut chunk = 1u32;
-    let more = loop {
-        let want = (page.limit - views.len() as u32).min(chunk);
+    let mut views: Vec<ExecutionView> = Vec::with_capacity(sizes.len());
+    // Reading from just above the first listed id: a run that started meanwhile is not read.
+    let mut cursor = sizes
+        .first()
+        .map(|(id, _)| uuid::Uuid::from_u128(id.as_u128().saturating_add(1)));
+    let mut rest = sizes.as_slice();
+    while !rest.is_empty() {
+        let mut n = 1;
+        let mut bytes = rest[0].1;
+        while n < rest.len() && bytes + rest[n].1 <= HISTORY_READ {
+            bytes += rest[n].1;
+            n += 1;
+        }
         let rows = state
             .store
-            .list_executions(session_id, want, cursor)
+            .list_executions(session_id, n as u32, cursor)
             .await?;
-        let got = rows.len();
-        let mut largest = 0;
+        if rows.is_empty() {
+            break; // deleted meanwhile
+        }
         for execution in rows {
             cursor = Some(execution.id);
             let view = execution.into_view();
-            let held = reservation.bytes();
             reservation.grow_for(&view)?;
-            largest = largest.max(reservation.bytes() - held);
             views.push(view);
         }
-        if got < want as usize {
-            break false;
-        }
-        if views.len() as u32 >= page.limit {
-            // Whether a next page exists: one more row, read and dropped.
-            let next = state.store.list_executions(session_id, 1, cursor).await?;
-            break !next.is_empty();
-        }
-        chunk = if largest.saturating_mul(2 * u64::from(chunk)) <= SMALL {
-            (chunk * 2).min(HISTORY_CHUNK)
-        } else {
-            1
-        };
-    };
+        rest = &rest[n.min(rest.len())..];
+    }
     let next = match views.last() {
         Some(last) if more => Some(next_link(session_id, page.limit, last.execution_id)),
         _ => None,
@@ -202,8 +204,8 @@ pub async fn history(
     Ok(response)
 }
 
-/// The most rows of a history page read at once.
-const HISTORY_CHUNK: u32 = 64;
+/// The most bytes of stored rows a history page reads at once (one row at least): 8 MiB.
+const HISTORY_READ: u64 = 8 << 20;
 
 fn next_link(session_id: SessionId, limit: u32, before: uuid::Uuid) -> HeaderValue {
     let link =

@@ -124,3 +124,47 @@ pub async fn list_unfinished_is_oldest_first(b: Backend) {
     let rest = triples(store.list_unfinished(later, 100).await.unwrap());
     assert_eq!(rest, all[1..].to_vec());
 }
+
+/// The sizes of a page list the same ids as the page, newest first, with the bytes each row
+/// holds: a run with 1 MiB of stdout and 2 MiB of stderr counts those, the others a little.
+pub async fn history_sizes_list_the_page_and_count_its_bytes(b: Backend) {
+    let store = b.store();
+    let s = session(store, "print(1)").await;
+    let mut created: Vec<ExecutionId> = Vec::new();
+    for _ in 0..4 {
+        created.push(execution(store, &s).await.id);
+    }
+    let big = created[1];
+    let mut finished = result(Status::Completed);
+    finished.report.stdout = vec![0xff; 1 << 20];
+    finished.report.stderr = vec![b'e'; 2 << 20];
+    assert!(store.start_execution(big, 1).await.unwrap().is_some());
+    assert!(store.finish_execution(big, 1, &finished).await.unwrap());
+    for (limit, before) in [
+        (10, None),
+        (2, None),
+        (2, Some(created[3])),
+        (1, Some(created[0])),
+    ] {
+        let sizes = store
+            .list_execution_sizes(s.id, limit, before)
+            .await
+            .unwrap();
+        let page: Vec<ExecutionId> = store
+            .list_executions(s.id, limit, before)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let ids: Vec<ExecutionId> = sizes.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, page, "limit {limit}, before {before:?}");
+        for (id, bytes) in sizes {
+            if id == big {
+                assert!((3 << 20..(3 << 20) + 65536).contains(&bytes), "{bytes}");
+            } else {
+                assert!(bytes < 65536, "{bytes}");
+            }
+        }
+    }
+}

@@ -52,6 +52,7 @@ conformance!(
     idempotency::no_key_creates_new_each_time,
     idempotency::without_a_job_the_same_rules_hold,
     history::history_is_newest_first_and_pages,
+    history::history_sizes_list_the_page_and_count_its_bytes,
     history::list_unfinished_is_oldest_first,
     transitions::start_is_guarded,
     transitions::finish_is_guarded_and_refuses_stale_attempts,
