@@ -153,6 +153,7 @@ fn one_shot(
         (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
         (status = 422, description = "The idempotency key belongs to another request", body = crate::error::ErrorBody),
         (status = 429, description = "Over a rate limit or quota of the key's tier", body = crate::error::ErrorBody),
+        (status = 503, description = "With wait: the answer does not fit the server's memory for large answers now (the execution is kept); retry after `Retry-After`", body = crate::error::ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -251,6 +252,8 @@ pub async fn batch(
         (status = 200, description = "Aligned with the ids; null for an unknown one",
             body = Vec<Option<ExecutionView>>),
         (status = 400, description = "Missing, too many or malformed ids", body = crate::error::ErrorBody),
+        (status = 429, description = "The caller's large answers in flight hold its share of the server's memory for answers", body = crate::error::ErrorBody),
+        (status = 503, description = "The server's memory for large answers is in use; retry after `Retry-After`", body = crate::error::ErrorBody),
     ))]
 pub async fn many(
     State(state): State<AppState>,

@@ -86,6 +86,7 @@ fn options(
         (status = 413, description = "Body over the configured limit", body = crate::error::ErrorBody),
         (status = 422, description = "The idempotency key belongs to another session", body = crate::error::ErrorBody),
         (status = 429, description = "Over a rate limit or quota of the key's tier", body = crate::error::ErrorBody),
+        (status = 503, description = "With wait: the answer does not fit the server's memory for large answers now (the execution is kept); retry after `Retry-After`", body = crate::error::ErrorBody),
     ))]
 pub async fn run(
     State(state): State<AppState>,
