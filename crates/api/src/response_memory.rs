@@ -181,6 +181,20 @@ impl ResponseMemory {
         Ok(json_answer(status, value, reservation))
     }
 
+    /// Whether an answer of `bytes` (counted as [`Reservation::grow`] counts them) would be
+    /// admitted for `holder` now, reserving nothing: asked before something expensive is built
+    /// only to be refused. The answer is reserved for real once built.
+    pub fn would_fit(&self, holder: Holder, bytes: u64) -> Result<(), Refused> {
+        self.start(holder).grow(bytes)
+    }
+
+    /// What an event stream says (in its `interrupted` event) when its `result` is not built
+    /// because it does not fit now; `None` when it fits.
+    pub fn result_refusal(&self, holder: Holder, view: &impl Serialize) -> Option<String> {
+        let refused = self.would_fit(holder, 2 * json_len(view)).err()?;
+        Some(stream_refusal(&refused))
+    }
+
     /// A reservation for `value`'s JSON body, or why not (see the module doc).
     pub fn reserve<T: Serialize + ?Sized>(
         &self,
@@ -552,6 +566,20 @@ impl http_body::Body for ReservedFrames {
     }
 }
 
+/// The message of an `interrupted` event that stands for a large event refused for memory.
+fn stream_refusal(refused: &Refused) -> String {
+    let why = match refused {
+        Refused::Full { .. } => "the server's memory for large answers is in use",
+        Refused::Share { .. } => {
+            "this key's large answers in flight hold its share of the server's memory for answers"
+        }
+    };
+    format!(
+        "the next event is too large to send now ({why}); reconnect with Last-Event-ID in a \
+         moment, or read GET /executions/:id"
+    )
+}
+
 /// The `interrupted` event that replaces `event`, a large one refused for memory: its id
 /// (the last line of an event with one, `id: N`) is where the client resumes.
 fn interrupted(event: &[u8], refused: &Refused) -> Bytes {
@@ -561,16 +589,8 @@ fn interrupted(event: &[u8], refused: &Refused) -> Bytes {
         .rsplit_once("\nid: ")
         .and_then(|(_, id)| id.parse::<u64>().ok())
         .unwrap_or(0);
-    let why = match refused {
-        Refused::Full { .. } => "the server's memory for large answers is in use",
-        Refused::Share { .. } => {
-            "this key's large answers in flight hold its share of the \
-                                  server's memory for answers"
-        }
-    };
     let data = serde_json::json!({
-        "message": format!("the next event is too large to send now ({why}); reconnect \
-                            with Last-Event-ID in a moment, or read GET /executions/:id"),
+        "message": stream_refusal(refused),
         "last_event_id": last,
     });
     let id = if last > 0 {

@@ -128,7 +128,11 @@ impl Problems {
         }
         if unknown.len() > UNKNOWN_NAMED {
             let more = unknown.len() - UNKNOWN_NAMED;
-            self.push(format!("{prefix}{more} more properties should not exist"));
+            let of = match prefix.strip_suffix('.') {
+                Some(object) => format!(" of {object}"),
+                None => String::new(),
+            };
+            self.push(format!("{more} more properties{of} should not exist"));
         }
     }
 

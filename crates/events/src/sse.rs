@@ -134,6 +134,23 @@ where
     L: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Option<ExecutionView>> + Send + 'static,
 {
+    sse_events_admitted(execution_id, current, after, events, lookup, stop, None)
+}
+
+/// [`sse_events_until`] whose `result` is built only if `admit` allows.
+fn sse_events_admitted<L, Fut>(
+    execution_id: ExecutionId,
+    current: Status,
+    after: u64,
+    events: BoxStream<Event>,
+    lookup: L,
+    stop: StopSignal,
+    admit: Option<Admit>,
+) -> SseResponse
+where
+    L: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<ExecutionView>> + Send + 'static,
+{
     let mut out = VecDeque::new();
     if after == 0 && current == Status::Queued {
         out.push_back(status_event(execution_id, Status::Queued, None));
@@ -142,6 +159,7 @@ where
         execution_id,
         events: (!current.is_terminal()).then_some(events),
         lookup,
+        admit,
         last: after,
         out,
         done: false,
@@ -179,11 +197,18 @@ fn with_id(event: sse::Event, seq: u64) -> sse::Event {
     }
 }
 
+/// Asked before the `result` event is built from the execution: `Some(message)` when it must
+/// not be (it would not fit the server's memory for answers now); the stream then ends with an
+/// `interrupted` event carrying the message.
+pub type Admit = std::sync::Arc<dyn Fn(&ExecutionView) -> Option<String> + Send + Sync>;
+
 struct Glue<L> {
     execution_id: ExecutionId,
     /// `None` once the execution is known to be over or the stream was interrupted.
     events: Option<BoxStream<Event>>,
     lookup: L,
+    /// Whether the `result` may be built; `None`: always.
+    admit: Option<Admit>,
     last: u64,
     out: VecDeque<sse::Event>,
     done: bool,
@@ -292,6 +317,10 @@ where
     fn push_result(&mut self, view: &ExecutionView) {
         self.done = true;
         self.events = None;
+        if let Some(refused) = self.admit.as_ref().and_then(|admit| admit(view)) {
+            self.interrupt(&refused);
+            return;
+        }
         match serde_json::to_string(view) {
             Ok(json) => {
                 let event = sse::Event::default().event("result").data(json);
@@ -338,6 +367,19 @@ pub async fn execution_sse_visible(
     stop: StopSignal,
     visible: impl FnOnce(livexec_core::Owner) -> bool,
 ) -> Result<SseResponse, EventsError> {
+    execution_sse_admitted(store, bus, id, after, stop, visible, None).await
+}
+
+/// [`execution_sse_visible`] whose `result` is built only if `admit` allows (see [`Admit`]).
+pub async fn execution_sse_admitted(
+    store: std::sync::Arc<dyn livexec_core::Store>,
+    bus: std::sync::Arc<dyn livexec_core::EventBus>,
+    id: ExecutionId,
+    after: u64,
+    stop: StopSignal,
+    visible: impl FnOnce(livexec_core::Owner) -> bool,
+    admit: Option<Admit>,
+) -> Result<SseResponse, EventsError> {
     let execution = crate::wait::get_execution(store.as_ref(), id).await?;
     if !visible(execution.owner) {
         return Err(EventsError::ExecutionNotFound { id });
@@ -362,12 +404,13 @@ pub async fn execution_sse_visible(
             }
         }
     };
-    Ok(sse_events_until(
+    Ok(sse_events_admitted(
         id,
         execution.status,
         after,
         events,
         lookup,
         stop,
+        admit,
     ))
 }

@@ -196,6 +196,7 @@ async fn create(
     .await?;
     if p.get("wait").is_some_and(|w| w == "true") {
         let execution = native::wait(&state, execution, stop).await?;
+        would_fit(&state, &caller, &execution)?;
         let view = view::render(&state, &execution, &fields, base64(&p))?;
         drop(execution);
         let memory = &state.config.response_memory;
@@ -217,10 +218,31 @@ async fn show(
     let id = Uuid::parse_str(&token).map_err(|_| Judge0Error::NotFound)?;
     let found = state.store.get_execution(id).await?;
     let execution = owned::visible(&caller, found).ok_or(Judge0Error::NotFound)?;
+    would_fit(&state, &caller, &execution)?;
     let view = view::render(&state, &execution, &fields, base64(&p))?;
     drop(execution);
     let memory = &state.config.response_memory;
     Ok(memory.answer(Holder::of(&caller), StatusCode::OK, &view)?)
+}
+
+/// Whether a submission's answer could fit the memory of large answers now, before it is
+/// rendered only to be refused: counted from its outputs, which it holds at least (rendered
+/// and in the body), the real size reserved once rendered.
+fn would_fit(
+    state: &AppState,
+    caller: &livexec_core::Caller,
+    e: &livexec_core::Execution,
+) -> Result<(), Refused> {
+    let r = &e.report;
+    let compile = r
+        .compile
+        .as_ref()
+        .map_or(0, |c| c.stdout.len() + c.stderr.len());
+    let outputs = (r.stdout.len() + r.stderr.len() + compile) as u64;
+    state
+        .config
+        .response_memory
+        .would_fit(Holder::of(caller), 2 * outputs)
 }
 
 /// The batch size check of both batch endpoints.

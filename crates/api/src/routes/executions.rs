@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use livexec_core::{Caller, Deletion, EventBus, ExecutionView, SessionId};
-use livexec_events::{execution_sse_visible, last_event_id, parse_last_event_id};
+use livexec_events::{execution_sse_admitted, last_event_id, parse_last_event_id, Admit};
 use std::sync::Arc;
 
 /// One execution (API.md §4).
@@ -124,10 +124,17 @@ pub async fn events(
     let holder = Holder::of(&caller);
     let visible = move |owner| caller.can_see(owner);
     let store = state.store.clone();
-    let stream = execution_sse_visible(store, events, id, after, stop, visible).await?;
-    // The `result` event is the execution: as large as its answer, held likewise.
+    // The `result` event is the execution: as large as its answer, held likewise; not even
+    // built when it would not fit.
     let memory = state.config.response_memory.clone();
-    Ok(reserve_frames(stream.into_response(), memory, holder))
+    let admitting = memory.clone();
+    let admit: Admit = Arc::new(move |view| admitting.result_refusal(holder, view));
+    let stream = execution_sse_admitted(store, events, id, after, stop, visible, Some(admit));
+    Ok(reserve_frames(
+        stream.await?.into_response(),
+        memory,
+        holder,
+    ))
 }
 
 /// A session's executions, newest first; a `Link: <…>; rel="next"` header when there are more.
