@@ -18,10 +18,11 @@
 //!   budget from the others.
 //!
 //! An event stream (`GET /executions/:id/events`) ends with the execution as its `result`
-//! event, as large as the answer above: [`reserve_frames`] holds each large event against the
-//! budget likewise while it is sent, and one that does not fit is replaced by an
-//! `interrupted` event (the client resumes with `Last-Event-ID` in a moment, or reads the
-//! execution), which ends the stream.
+//! event, as large as the answer above: the stream reserves it before building it
+//! ([`ResponseMemory::admit_result`]) and holds the reservation until it ends, [`pace_frames`]
+//! paces it like an answer, and one that does not fit is not built: an `interrupted` event
+//! ends the stream instead (the client resumes with `Last-Event-ID` in a moment, or reads the
+//! execution).
 //!
 //! MCP's `run_code` reserves its result while it is built (the SDK sends it), and answers a
 //! JSON-RPC error naming the kept execution when it does not fit.
@@ -188,11 +189,18 @@ impl ResponseMemory {
         self.start(holder).grow(bytes)
     }
 
-    /// What an event stream says (in its `interrupted` event) when its `result` is not built
-    /// because it does not fit now; `None` when it fits.
-    pub fn result_refusal(&self, holder: Holder, view: &impl Serialize) -> Option<String> {
-        let refused = self.would_fit(holder, 2 * json_len(view)).err()?;
-        Some(stream_refusal(&refused))
+    /// The reservation of an event stream's `result` (`view`), held by the stream from before
+    /// the event is built until the stream ends: twice its JSON (the view and the event). Or
+    /// what the stream's `interrupted` event says instead, when it does not fit now.
+    pub fn admit_result(
+        &self,
+        holder: Holder,
+        view: &impl Serialize,
+    ) -> Result<Box<dyn std::any::Any + Send + Sync>, String> {
+        match self.reserve(holder, view) {
+            Ok(reservation) => Ok(Box::new(reservation)),
+            Err(refused) => Err(stream_refusal(&refused)),
+        }
     }
 
     /// A reservation for `value`'s JSON body, or why not (see the module doc).
@@ -407,10 +415,12 @@ pub fn json_answer<T: Serialize + ?Sized>(
     let body = if (buf.len() as u64) < SMALL {
         Body::from(buf)
     } else {
-        Body::new(Paced::new(Owned {
+        let inner = reservation.of.clone();
+        let bytes = Bytes::from_owner(Owned {
             bytes: buf,
             reservation,
-        }))
+        });
+        Body::new(Paced::new(bytes, &inner))
     };
     let mut response = (status, body).into_response();
     response.headers_mut().insert(
@@ -448,9 +458,8 @@ struct Paced {
 struct ReadTooSlowly;
 
 impl Paced {
-    fn new(owned: Owned<impl AsRef<[u8]> + Send + 'static>) -> Self {
-        let inner = owned.reservation.of.clone();
-        let bytes = Bytes::from_owner(owned);
+    /// `bytes` paced by `inner`'s minimum rate and grace.
+    fn new(bytes: Bytes, inner: &Inner) -> Self {
         let reading = Duration::from_secs_f64(bytes.len() as f64 / inner.min_rate as f64);
         Paced {
             deadline: tokio::time::Instant::now() + inner.grace + reading,
@@ -492,32 +501,28 @@ impl http_body::Body for Paced {
     }
 }
 
-/// `response` (an event stream) with each event of [`SMALL`] or more held against `memory`
-/// for `holder` while it is sent; one that does not fit becomes an `interrupted` event
-/// (`{"message", "last_event_id"}`, as `livexec_events::sse` words them) and ends the stream.
-pub fn reserve_frames(response: Response, memory: ResponseMemory, holder: Holder) -> Response {
+/// `response` (an event stream) with each event of [`SMALL`] or more paced as a large answer
+/// is (`memory`'s minimum rate): its memory is reserved by the stream itself
+/// ([`ResponseMemory::admit_result`]) from before it is built until the stream ends.
+pub fn pace_frames(response: Response, memory: ResponseMemory) -> Response {
     response.map(|inner| {
-        Body::new(ReservedFrames {
+        Body::new(PacedFrames {
             inner,
             memory,
-            holder,
             pacing: None,
-            ended: false,
         })
     })
 }
 
-/// The body of [`reserve_frames`].
-struct ReservedFrames {
+/// The body of [`pace_frames`].
+struct PacedFrames {
     inner: Body,
     memory: ResponseMemory,
-    holder: Holder,
     /// A large event being sent.
     pacing: Option<Paced>,
-    ended: bool,
 }
 
-impl http_body::Body for ReservedFrames {
+impl http_body::Body for PacedFrames {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -527,9 +532,6 @@ impl http_body::Body for ReservedFrames {
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
         use std::task::Poll;
         let this = &mut *self;
-        if this.ended {
-            return Poll::Ready(None);
-        }
         if let Some(paced) = this.pacing.as_mut() {
             match std::pin::Pin::new(paced).poll_frame(cx) {
                 Poll::Ready(None) => this.pacing = None,
@@ -540,29 +542,20 @@ impl http_body::Body for ReservedFrames {
             Poll::Ready(Some(Ok(frame))) => frame,
             other => return other,
         };
-        let bytes = match frame.into_data() {
-            Ok(bytes) if bytes.len() as u64 >= SMALL => bytes,
-            Ok(bytes) => return Poll::Ready(Some(Ok(http_body::Frame::data(bytes)))),
-            Err(frame) => return Poll::Ready(Some(Ok(frame))),
-        };
-        let mut reservation = this.memory.start(this.holder);
-        match reservation.grow(bytes.len() as u64) {
-            Ok(()) => {
-                let mut paced = Paced::new(Owned { bytes, reservation });
+        match frame.into_data() {
+            Ok(bytes) if bytes.len() as u64 >= SMALL => {
+                let mut paced = Paced::new(bytes, &this.memory.inner);
                 let first = std::pin::Pin::new(&mut paced).poll_frame(cx);
                 this.pacing = Some(paced);
                 first
             }
-            Err(refused) => {
-                this.ended = true;
-                let frame = interrupted(&bytes, &refused);
-                Poll::Ready(Some(Ok(http_body::Frame::data(frame))))
-            }
+            Ok(bytes) => Poll::Ready(Some(Ok(http_body::Frame::data(bytes)))),
+            Err(frame) => Poll::Ready(Some(Ok(frame))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended || (self.pacing.is_none() && self.inner.is_end_stream())
+        self.pacing.is_none() && self.inner.is_end_stream()
     }
 }
 
@@ -580,45 +573,12 @@ fn stream_refusal(refused: &Refused) -> String {
     )
 }
 
-/// The `interrupted` event that replaces `event`, a large one refused for memory: its id
-/// (the last line of an event with one, `id: N`) is where the client resumes.
-fn interrupted(event: &[u8], refused: &Refused) -> Bytes {
-    let tail = &event[event.len().saturating_sub(32)..];
-    let last = String::from_utf8_lossy(tail)
-        .trim_end()
-        .rsplit_once("\nid: ")
-        .and_then(|(_, id)| id.parse::<u64>().ok())
-        .unwrap_or(0);
-    let data = serde_json::json!({
-        "message": stream_refusal(refused),
-        "last_event_id": last,
-    });
-    let id = if last > 0 {
-        format!("id: {last}\n")
-    } else {
-        String::new()
-    };
-    Bytes::from(format!("event: interrupted\ndata: {data}\n{id}\n"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key(n: u128) -> Holder {
         Holder::Key(uuid::Uuid::from_u128(n))
-    }
-
-    #[test]
-    fn a_refused_event_becomes_interrupted_at_its_id() {
-        let full = Refused::Full { budget: 8 << 20 };
-        let event = b"event: result\ndata: {\"stdout\":\"\xc3\xa9\"}\nid: 42\n\n";
-        let text = String::from_utf8(interrupted(event, &full).to_vec()).unwrap();
-        assert!(text.starts_with("event: interrupted\ndata: {"), "{text}");
-        assert!(text.ends_with("\nid: 42\n\n"), "{text}");
-        assert!(text.contains("\"last_event_id\":42"), "{text}");
-        let text = interrupted(b"event: result\ndata: {}\n\n", &full);
-        assert!(!String::from_utf8_lossy(&text).contains("id: "));
     }
 
     #[test]

@@ -160,6 +160,7 @@ where
         events: (!current.is_terminal()).then_some(events),
         lookup,
         admit,
+        _admitted: None,
         last: after,
         out,
         done: false,
@@ -197,10 +198,13 @@ fn with_id(event: sse::Event, seq: u64) -> sse::Event {
     }
 }
 
-/// Asked before the `result` event is built from the execution: `Some(message)` when it must
-/// not be (it would not fit the server's memory for answers now); the stream then ends with an
-/// `interrupted` event carrying the message.
-pub type Admit = std::sync::Arc<dyn Fn(&ExecutionView) -> Option<String> + Send + Sync>;
+/// Asked before the `result` event is built from the execution: `Ok` with what the stream
+/// holds until it ends (the memory reserved for the event, while it is built and sent), or
+/// `Err(message)` when it must not be built (it would not fit the server's memory for answers
+/// now); the stream then ends with an `interrupted` event carrying the message.
+pub type Admit = std::sync::Arc<
+    dyn Fn(&ExecutionView) -> Result<Box<dyn std::any::Any + Send + Sync>, String> + Send + Sync,
+>;
 
 struct Glue<L> {
     execution_id: ExecutionId,
@@ -209,6 +213,8 @@ struct Glue<L> {
     lookup: L,
     /// Whether the `result` may be built; `None`: always.
     admit: Option<Admit>,
+    /// What [`Glue::admit`] gave for the `result`, held until the stream ends.
+    _admitted: Option<Box<dyn std::any::Any + Send + Sync>>,
     last: u64,
     out: VecDeque<sse::Event>,
     done: bool,
@@ -317,15 +323,18 @@ where
     fn push_result(&mut self, view: &ExecutionView) {
         self.done = true;
         self.events = None;
-        if let Some(refused) = self.admit.as_ref().and_then(|admit| admit(view)) {
-            self.interrupt(&refused);
-            return;
-        }
-        match serde_json::to_string(view) {
-            Ok(json) => {
-                let event = sse::Event::default().event("result").data(json);
-                self.out.push_back(with_id(event, self.last));
+        if let Some(admit) = &self.admit {
+            match admit(view) {
+                Ok(held) => self._admitted = Some(held),
+                Err(refused) => {
+                    self.interrupt(&refused);
+                    return;
+                }
             }
+        }
+        // Written straight into the event (no JSON string besides it: it may be large).
+        match sse::Event::default().event("result").json_data(view) {
+            Ok(event) => self.out.push_back(with_id(event, self.last)),
             Err(e) => tracing::error!(execution_id = %self.execution_id, error = %e,
                 "serialising the execution for the result event failed"),
         }

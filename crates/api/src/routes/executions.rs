@@ -5,7 +5,7 @@ use crate::auth::Authed;
 use crate::error::ApiError;
 use crate::extract::{PathId, QueryMap};
 use crate::ratelimit::Limited;
-use crate::response_memory::{json_answer, reserve_frames, Holder};
+use crate::response_memory::{json_answer, pace_frames, Holder};
 use crate::streams::Holding;
 use crate::validate;
 use crate::OnShutdown;
@@ -124,17 +124,13 @@ pub async fn events(
     let holder = Holder::of(&caller);
     let visible = move |owner| caller.can_see(owner);
     let store = state.store.clone();
-    // The `result` event is the execution: as large as its answer, held likewise; not even
-    // built when it would not fit.
+    // The `result` event is the execution, as large as its answer: reserved before it is built
+    // (not built when it would not fit), held until the stream ends, paced like an answer.
     let memory = state.config.response_memory.clone();
     let admitting = memory.clone();
-    let admit: Admit = Arc::new(move |view| admitting.result_refusal(holder, view));
+    let admit: Admit = Arc::new(move |view| admitting.admit_result(holder, view));
     let stream = execution_sse_admitted(store, events, id, after, stop, visible, Some(admit));
-    Ok(reserve_frames(
-        stream.await?.into_response(),
-        memory,
-        holder,
-    ))
+    Ok(pace_frames(stream.await?.into_response(), memory))
 }
 
 /// A session's executions, newest first; a `Link: <…>; rel="next"` header when there are more.
