@@ -59,6 +59,16 @@ fn execution<DB: Dialect>(
         .map_err(backend(op))
 }
 
+/// A page of a session's history, newest first: `columns` of the executions of session `$1`
+/// older than `$2` (when it is not NULL), at most `$3`.
+fn history_page<DB: Dialect>(columns: &str) -> String {
+    let cast = DB::NULLABLE_ID_CAST;
+    format!(
+        "SELECT {columns} FROM executions WHERE session_id = $1 \
+         AND ($2{cast} IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    )
+}
+
 /// The domain session of a stored row, or a [`StoreError::Backend`] for `op` on bad data.
 fn session<DB: Dialect>(
     op: &'static str,
@@ -279,12 +289,8 @@ where
         before: Option<ExecutionId>,
     ) -> Result<Vec<(ExecutionId, u64)>, StoreError> {
         const OP: &str = "list_execution_sizes";
-        let cast = DB::NULLABLE_ID_CAST;
         // `octet_length`: PostgreSQL, and SQLite from 3.43 (sqlx bundles a newer one).
-        let sql = format!(
-            "SELECT id, {EXECUTION_BYTES} FROM executions WHERE session_id = $1 \
-             AND ($2{cast} IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-        );
+        let sql = history_page::<DB>(&format!("id, {EXECUTION_BYTES}"));
         let rows: Vec<(DB::Id, i64)> = sqlx::query_as(&sql)
             .bind(DB::id(session_id))
             .bind(before.map(DB::id))
@@ -307,11 +313,7 @@ where
         before: Option<ExecutionId>,
     ) -> Result<Vec<Execution>, StoreError> {
         const OP: &str = "list_executions";
-        let cast = DB::NULLABLE_ID_CAST;
-        let sql = format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE session_id = $1 \
-             AND ($2{cast} IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-        );
+        let sql = history_page::<DB>(EXECUTION_COLUMNS);
         let rows: Vec<RawExecution<DB::Id, DB::Time>> = sqlx::query_as(&sql)
             .bind(DB::id(session_id))
             .bind(before.map(DB::id))
