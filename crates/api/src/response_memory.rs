@@ -150,11 +150,6 @@ impl ResponseMemory {
         }
     }
 
-    /// The budget, bytes.
-    pub fn budget(&self) -> u64 {
-        self.inner.budget
-    }
-
     /// Bytes held now.
     pub fn held(&self) -> u64 {
         self.inner.lock().total
