@@ -243,7 +243,7 @@ impl Reservation {
     /// alone (one execution larger than the budget, sent while nothing else is): a list
     /// grown item by item stays within them.
     pub fn grow(&mut self, more: u64) -> Result<(), Refused> {
-        let inner = self.of.clone();
+        let inner = &*self.of;
         let mut held = inner.lock();
         let mine = held.by.get(&self.holder).copied().unwrap_or(0);
         let after = self.bytes + more;
@@ -285,7 +285,7 @@ impl Reservation {
 
     /// Set the reservation to `bytes` (what the body turned out to be), without refusing.
     fn settle(&mut self, bytes: u64) {
-        let inner = self.of.clone();
+        let inner = &*self.of;
         let mut held = inner.lock();
         held.total = held.total - self.bytes.min(held.total) + bytes;
         let mine = held.by.entry(self.holder).or_insert(0);
@@ -426,15 +426,15 @@ pub fn json_answer<T: Serialize + ?Sized>(
 }
 
 /// A body's bytes and the reservation they are counted under.
-struct Owned<B> {
-    bytes: B,
+struct Owned {
+    bytes: Vec<u8>,
     #[allow(dead_code)] // held for its `Drop`
     reservation: Reservation,
 }
 
-impl<B: AsRef<[u8]>> AsRef<[u8]> for Owned<B> {
+impl AsRef<[u8]> for Owned {
     fn as_ref(&self) -> &[u8] {
-        self.bytes.as_ref()
+        &self.bytes
     }
 }
 

@@ -47,9 +47,8 @@ pub use memory::{MemoryBus, MemoryBusConfig, MemoryBusStats};
 pub use publisher::{first_seq, PublishStats, Publisher, PublisherConfig, PublisherHandle};
 pub use redis_bus::{RedisBus, RedisBusConfig};
 pub use sse::{
-    execution_sse, execution_sse_admitted, execution_sse_until, execution_sse_visible,
-    last_event_id, parse_last_event_id, sse_events, sse_events_until, Admit, SseResponse,
-    SseStream, StopSignal,
+    execution_sse, execution_sse_admitted, execution_sse_until, last_event_id, parse_last_event_id,
+    sse_events, sse_events_until, Admit, SseResponse, SseStream, StopSignal,
 };
 pub use wait::{wait_budget, wait_for_finish, Known, WaitOutcome, WAIT_MARGIN};
 

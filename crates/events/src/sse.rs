@@ -362,24 +362,13 @@ pub async fn execution_sse_until(
     after: u64,
     stop: StopSignal,
 ) -> Result<SseResponse, EventsError> {
-    execution_sse_visible(store, bus, id, after, stop, |_| true).await
+    execution_sse_admitted(store, bus, id, after, stop, |_| true, None).await
 }
 
-/// [`execution_sse_until`] for a caller who may see only some executions: `visible` is asked
-/// about the execution's owner as read, before anything is subscribed, and an execution it
-/// refuses is [`EventsError::ExecutionNotFound`], exactly as an unknown one (issue 13).
-pub async fn execution_sse_visible(
-    store: std::sync::Arc<dyn livexec_core::Store>,
-    bus: std::sync::Arc<dyn livexec_core::EventBus>,
-    id: ExecutionId,
-    after: u64,
-    stop: StopSignal,
-    visible: impl FnOnce(livexec_core::Owner) -> bool,
-) -> Result<SseResponse, EventsError> {
-    execution_sse_admitted(store, bus, id, after, stop, visible, None).await
-}
-
-/// [`execution_sse_visible`] whose `result` is built only if `admit` allows (see [`Admit`]).
+/// [`execution_sse_until`] for a caller who may see only some executions, whose `result` is
+/// built only if `admit` allows (see [`Admit`]; `None`: always). `visible` is asked about the
+/// execution's owner as read, before anything is subscribed, and an execution it refuses is
+/// [`EventsError::ExecutionNotFound`], exactly as an unknown one (issue 13).
 pub async fn execution_sse_admitted(
     store: std::sync::Arc<dyn livexec_core::Store>,
     bus: std::sync::Arc<dyn livexec_core::EventBus>,
