@@ -1,13 +1,13 @@
 //! `livexec run`: one file in the sandbox, no server. A compiled language is compiled first
-//! (its own sandbox and limits; the compiler's output goes to stderr); the program's stdout
-//! and stderr pass through live, the exit code is the program's, and one verdict line goes to
-//! stderr.
+//! (its own sandbox and limits; the compiler's output goes to stderr as it comes); the
+//! program's stdout and stderr pass through live, the exit code is the program's, and one
+//! verdict line goes to stderr.
 
 use crate::settings::{LimitArgs, SandboxArgs};
 use anyhow::Context;
 use clap::Args;
 use livexec_core::{ErrorType, Status};
-use livexec_engine::{Engine, Executor, Request, Stream};
+use livexec_engine::{Engine, Executor, OutputStream, Request};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -84,9 +84,12 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
     let ran = engine.execute(&request, &mut |stream, chunk| {
         last_byte = chunk.last().copied().or(last_byte);
         // A closed stdout (e.g. `| head`) must not stop the run; the verdict still comes.
+        // The compiler's output (warnings, errors) goes to stderr as it comes.
         let _ = match stream {
-            Stream::Stdout => out.write_all(chunk).and_then(|()| out.flush()),
-            Stream::Stderr => err.write_all(chunk).and_then(|()| err.flush()),
+            OutputStream::Stdout => out.write_all(chunk).and_then(|()| out.flush()),
+            OutputStream::Stderr | OutputStream::CompileStdout | OutputStream::CompileStderr => {
+                err.write_all(chunk).and_then(|()| err.flush())
+            }
         };
     });
     let result = match ran {
@@ -121,10 +124,6 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         let _ = err.write_all(b"\x1b[0m");
     }
     if result.report.error_type == Some(ErrorType::CompilationError) {
-        if let Some(c) = &result.report.compile {
-            let _ = err.write_all(c.stdout.as_bytes());
-            let _ = err.write_all(c.stderr.as_bytes());
-        }
         eprintln!("livexec: {}{reason}{compiled}", result.status);
         return Ok(ExitCode::FAILURE);
     }

@@ -164,6 +164,26 @@ fn run_compiles_then_runs_and_reports_a_compile_error() {
     assert!(err.contains(" (line 1); compile "), "{err}");
 }
 
+/// The compiler's warnings reach stderr when the compile succeeds too, before the program's
+/// output and the verdict, once.
+#[test]
+fn run_shows_the_compilers_warnings_before_the_program_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = livexec_run(
+        dir.path(),
+        "c",
+        "warn.c",
+        "#warning \"mind the gap\"\n#include <stdio.h>\nint main(void) { fputs(\"ran\\n\", stderr); return 0; }\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let warning = err.find("warning: #warning").expect("the warning");
+    let ran = err.find("ran\n").expect("the program's stderr");
+    let verdict = err.find("livexec: COMPLETED").expect("the verdict");
+    assert!(warning < ran && ran < verdict, "{err}");
+    assert_eq!(err.matches("mind the gap").count(), 2, "{err}"); // its line and the caret line
+}
+
 #[test]
 fn piped_stdin_and_stdin_dash_feed_the_program() {
     use std::io::Write;

@@ -348,6 +348,38 @@ async fn check_stream_errors(s: &Server) {
     );
 }
 
+/// A compiled runtime's compiler output streams as `compile_stderr` events before the
+/// program's output, and their concatenation is the result's `compile.stderr`; a compile that
+/// fails streams its errors the same way before its `result`.
+async fn check_compile_output(s: &Server) {
+    let code = "#warning \"mind the gap\"\n#include <stdio.h>\nint main(void) { puts(\"ran\"); return 0; }\n";
+    let id = s.submit("c", code).await;
+    let events = watch(s, &id).await;
+    assert_ids_increase(&events);
+    let result = sse::result(&events);
+    assert_eq!(result["status"], "COMPLETED", "{result}");
+    let compiled = output(&events, "compile_stderr");
+    assert!(compiled.contains("warning: #warning"), "{events:#?}");
+    assert_eq!(result["compile"]["stderr"], compiled.as_str());
+    assert_eq!(output(&events, "compile_stdout"), "");
+    assert_eq!(output(&events, "stdout"), "ran\n");
+    let last_compile = events
+        .iter()
+        .rposition(|e| e.event == "compile_stderr")
+        .unwrap_or(usize::MAX);
+    let first_out = events.iter().position(|e| e.event == "stdout");
+    assert!(first_out.is_some_and(|o| last_compile < o), "{events:#?}");
+
+    let id = s.submit("c", "int main(void) { return x; }\n").await;
+    let events = watch(s, &id).await;
+    let result = sse::result(&events);
+    assert_eq!(result["error_type"], "CompilationError", "{result}");
+    let compiled = output(&events, "compile_stderr");
+    assert!(compiled.contains("error:"), "{events:#?}");
+    assert_eq!(result["compile"]["stderr"], compiled.as_str());
+    assert_eq!(output(&events, "stdout") + &output(&events, "stderr"), "");
+}
+
 /// One test per check on the embedded default, each on its own server.
 macro_rules! embedded_tests {
     ($($name:ident => $check:ident),* $(,)?) => {$(
@@ -367,6 +399,7 @@ embedded_tests! {
     run_and_wait => check_wait,
     flood_is_capped_in_the_stream_as_in_the_result => check_flood_capped,
     stream_errors_have_the_error_shape => check_stream_errors,
+    compile_output_streams_before_the_program => check_compile_output,
 }
 
 /// Past LIVEXEC_MAX_SUBSCRIPTIONS a new stream is refused with 503 in the error shape, a
@@ -499,6 +532,7 @@ async fn live_output_through_redis_across_processes() {
     check_wait(&api).await;
     check_flood_capped(&api).await;
     check_stream_errors(&api).await;
+    check_compile_output(&api).await;
     drop(worker);
     drop(api);
     sc.cleanup().await;

@@ -373,6 +373,78 @@ async fn playground_shows_the_error_and_its_line() {
     c.close().await.unwrap();
 }
 
+/// A C session whose code does not compile: the compiler's error appears in the output pane
+/// (from the live `compile_stderr` events, styled apart from the program's output) with the
+/// `CompilationError` verdict, and again when the execution is picked from the history.
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver (scripts/install-browser.sh); run with --include-ignored"]
+async fn playground_shows_the_compilers_output() {
+    let (_driver, c) = browser().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]).await;
+    let session = s.session("c", "int main(void) { return nope; }\n").await;
+    c.goto(&s.url(&format!("/?session={session}")))
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the C session loaded",
+        "return document.getElementById('language').value === 'c'",
+    )
+    .await;
+    c.find(Locator::Id("run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let verdict = until(
+        &c,
+        "FAILED",
+        &format!("const v = (function(){{{VERDICT}}})(); return v.startsWith('FAILED') && v"),
+    )
+    .await;
+    assert!(
+        verdict
+            .as_str()
+            .unwrap_or_default()
+            .contains("CompilationError"),
+        "{verdict}"
+    );
+    const COMPILER: &str = "return Array.from(document.querySelectorAll('#output .compile')).map((e) => e.textContent).join('')";
+    let shown = until(
+        &c,
+        "the compiler's error",
+        &format!("const t = (function(){{{COMPILER}}})(); return t.includes('nope') && t"),
+    )
+    .await;
+    assert!(
+        shown.as_str().unwrap_or_default().contains("error:"),
+        "{shown}"
+    );
+    // From the history: the same, from the execution's `compile` object.
+    until(
+        &c,
+        "the run in the history",
+        "return document.querySelectorAll('#history li').length === 1",
+    )
+    .await;
+    c.find(Locator::Css("#history li"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let again = until(
+        &c,
+        "the compiler's error from the history",
+        &format!("const t = (function(){{{COMPILER}}})(); return t.includes('nope') && t"),
+    )
+    .await;
+    assert_eq!(again, shown);
+    c.close().await.unwrap();
+}
+
 #[tokio::test]
 #[ignore = "needs Chromium and chromedriver (scripts/install-browser.sh); run with --include-ignored"]
 async fn playground_asks_for_a_key_and_runs_live_with_it() {

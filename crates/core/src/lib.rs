@@ -13,7 +13,7 @@ pub mod status;
 pub mod tenant;
 pub mod usage;
 
-pub use events::{Event, EventKind};
+pub use events::{Event, EventKind, OutputStream};
 pub use insight::{QueueSample, Statistics};
 pub use model::{
     CompileReport, Execution, ExecutionId, ExecutionView, FileView, NewExecution, NewOneShot,

@@ -29,10 +29,10 @@ use crate::command::{
 use crate::files::{collect_patterns, returned};
 use crate::parallel::{CloseOnDrop, Feed, Slots, AHEAD_EXTRA, COMPILE_AHEAD_MAX};
 use crate::stages::{compile, report, staged_result, Compiled, Staged};
-use crate::{ExecError, Executor, Request, Stream};
+use crate::{compiler_stream, program_stream, ExecError, Executor, OutputStream, Request};
 use livexec_core::{RunOptions, RunResult, TestResult, Verdict};
 use livexec_runtimes::{machine_cores as cpus, Resolved, StageRecipe};
-use livexec_sandbox::{Limits, Outcome, Prepared, Sandbox, SandboxError};
+use livexec_sandbox::{Limits, Outcome, Prepared, Sandbox, SandboxError, Stream};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -119,7 +119,7 @@ impl Engine {
         stdin: &[u8],
         args: &[String],
         stage: &str,
-        on_output: &mut dyn FnMut(Stream, &[u8]),
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> Result<Outcome, ExecError> {
         let (rt, o) = (&plan.rt, plan.options);
         let source = if rt.compile.is_none() {
@@ -141,6 +141,7 @@ impl Engine {
         for pattern in collect_patterns(&o.return_files) {
             cmd.collect(&pattern);
         }
+        let on_output = &mut |s, chunk: &[u8]| on_output(program_stream(s), chunk);
         match prepared {
             Some(p) => self.sandbox.run_prepared(p, &cmd, on_output),
             None => self.sandbox.run(&cmd, on_output),
@@ -165,7 +166,7 @@ impl Executor for Engine {
     fn execute(
         &self,
         request: &Request,
-        on_output: &mut dyn FnMut(Stream, &[u8]),
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> Result<RunResult, ExecError> {
         let no_runtime = || ExecError::NoRuntime {
             language: request.language.clone(),
@@ -259,7 +260,7 @@ impl Engine {
         mut plan: Plan,
         climits: Option<&Limits>,
         request: &Request,
-        on_output: &mut dyn FnMut(Stream, &[u8]),
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
         cases: Option<(&Feed, usize)>,
         limits: livexec_core::EffectiveLimits,
     ) -> Result<RunResult, ExecError> {
@@ -273,7 +274,7 @@ impl Engine {
             // (`livexec run`): a warm pool has one ready, and taking it early would only start
             // the pool's refill while the compiler runs.
             let beside = cases.is_none() && !self.pooled.load(Ordering::Relaxed);
-            let (c, ahead) = self.compile_beside(&plan, stage, cl, request, beside);
+            let (c, ahead) = self.compile_beside(&plan, (stage, cl), request, beside, on_output);
             run_jail = ahead;
             let c = match c {
                 Ok(c) => c,
@@ -320,39 +321,42 @@ impl Engine {
         Ok(result)
     }
 
-    /// Runs the compile stage of `plan` and, when `ahead`, prepares the run stage's jail
-    /// meanwhile (a compiler leaves cores idle: gcc, rustc and javac mostly run on one), so
-    /// that the run starts without building its jail after the compile.
+    /// Runs the compile stage of `plan`, the compiler's output to `on_output` as it comes, and,
+    /// when `ahead`, prepares the run stage's jail meanwhile (a compiler leaves cores idle:
+    /// gcc, rustc and javac mostly run on one), so that the run starts without building its
+    /// jail after the compile.
     /// The jail is `None` when not asked for or when preparing it failed (the run then
     /// builds its own on the spot and reports the error if it recurs).
     fn compile_beside(
         &self,
         plan: &Plan,
-        stage: &StageRecipe,
-        limits: &Limits,
+        (stage, limits): (&StageRecipe, &Limits),
         request: &Request,
         ahead: bool,
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> (Result<Compiled, SandboxError>, Option<Prepared>) {
         let rt = &plan.rt;
-        let compile = || {
-            compile(
-                &self.sandbox,
-                rt,
-                stage,
-                limits,
-                &request.source,
-                &plan.options.files,
-            )
-        };
+        let input = (request.source.as_str(), plan.options.files.as_slice());
         if !ahead {
-            return (compile(), None);
+            let on_output = &mut |s, chunk: &[u8]| on_output(compiler_stream(s), chunk);
+            return (
+                compile(&self.sandbox, rt, stage, limits, input, on_output),
+                None,
+            );
         }
         let template = command_for(rt, "", &[], &[], plan.run.clone());
         // The compile runs on the helper thread and the run's jail is prepared on this one: a
         // jail's init dies with the thread that created it (`PR_SET_PDEATHSIG` follows the
-        // parent thread), and the run stage's jail must outlive this call.
+        // parent thread), and the run stage's jail must outlive this call. The compiler's
+        // output comes over a channel (at most its output limit) and goes on from here once
+        // the jail is prepared; the channel closes when the compile ends.
         std::thread::scope(|s| {
-            let compiling = s.spawn(compile);
+            let (tx, rx) = std::sync::mpsc::channel::<(Stream, Vec<u8>)>();
+            let compiling = s.spawn(move || {
+                compile(&self.sandbox, rt, stage, limits, input, &mut |s, chunk| {
+                    let _ = tx.send((s, chunk.to_vec()));
+                })
+            });
             let prepared = match self.sandbox.prepare(&template) {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -360,6 +364,9 @@ impl Engine {
                     None
                 }
             };
+            for (stream, chunk) in rx {
+                on_output(compiler_stream(stream), &chunk);
+            }
             let compiled = match compiling.join() {
                 Ok(c) => c,
                 Err(panic) => {

@@ -46,11 +46,27 @@ pub use check::{check_all, smoke, Check, StartReport};
 pub use command::{command_for, compile_command, effective_limits};
 pub use engine::Engine;
 pub use files::{glob_match, MAX_OUTPUT_FILES, MAX_OUTPUT_FILE_BYTES};
-pub use livexec_sandbox::Stream;
+pub use livexec_core::OutputStream;
 pub use result::{format_bytes, format_seconds, signal_name, to_result};
 
 use livexec_core::{RunOptions, RunResult};
-use livexec_sandbox::SandboxError;
+use livexec_sandbox::{SandboxError, Stream};
+
+/// `stream` of the program (the run stage) as an [`OutputStream`].
+pub(crate) fn program_stream(stream: Stream) -> OutputStream {
+    match stream {
+        Stream::Stdout => OutputStream::Stdout,
+        Stream::Stderr => OutputStream::Stderr,
+    }
+}
+
+/// `stream` of the compiler (the compile stage) as an [`OutputStream`].
+pub(crate) fn compiler_stream(stream: Stream) -> OutputStream {
+    match stream {
+        Stream::Stdout => OutputStream::CompileStdout,
+        Stream::Stderr => OutputStream::CompileStderr,
+    }
+}
 
 /// What to run: a runtime (id or alias), the main file's source and the run's options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,14 +143,15 @@ impl ExecError {
 /// in tests of its callers.
 ///
 /// Calls block (a run lasts up to its time limits); async callers run them on a blocking
-/// thread. `on_output` receives the program's output as it is written, for live streaming
-/// (a plain run's only; the output of test cases is in `RunReport::tests`).
+/// thread. `on_output` receives output as it is written, for live streaming: a compiled
+/// runtime's compiler output first ([`OutputStream::CompileStdout`] / `CompileStderr`), then
+/// the program's (a plain run's only; the output of test cases is in `RunReport::tests`).
 pub trait Executor: Send + Sync {
     /// Run the request to its end.
     fn execute(
         &self,
         request: &Request,
-        on_output: &mut dyn FnMut(Stream, &[u8]),
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> Result<RunResult, ExecError>;
 
     /// Keep `per_runtime` sandboxes prepared ahead of need for each runtime's run stage.

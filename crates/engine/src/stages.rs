@@ -10,7 +10,7 @@ use crate::result::cut;
 use crate::result::{format_bytes, format_decimal, format_seconds, to_result};
 use livexec_core::{CompileReport, ErrorType, RunReport, RunResult, SourceFile, Status};
 use livexec_runtimes::{ErrorPattern, Resolved, StageRecipe};
-use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError};
+use livexec_sandbox::{Limits, Outcome, Sandbox, SandboxError, Stream};
 
 /// What the stages of one run did.
 #[derive(Debug)]
@@ -32,18 +32,19 @@ pub(crate) struct Compiled {
     pub artifacts: Option<Vec<(String, Vec<u8>)>>,
 }
 
-/// Runs `stage` (the compile stage of `rt`) on `source` and the extra `files`. Blocking.
+/// Runs `stage` (the compile stage of `rt`) on `source` and the extra `files`, the compiler's
+/// output to `on_output` as it is written. Blocking.
 pub(crate) fn compile(
     sandbox: &Sandbox,
     rt: &Resolved,
     stage: &StageRecipe,
     limits: &Limits,
-    source: &str,
-    files: &[SourceFile],
+    (source, files): (&str, &[SourceFile]),
+    on_output: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<Compiled, SandboxError> {
     let mut cmd = compile_command(rt, stage, source, limits.clone());
     add_files(&mut cmd, files, &rt.file_name, &[]);
-    let mut outcome = sandbox.run(&cmd, &mut |_, _| {})?;
+    let mut outcome = sandbox.run(&cmd, on_output)?;
     let artifacts = std::mem::take(&mut outcome.files);
     let ok = compile_verdict(&outcome, limits, !artifacts.is_empty()).is_none();
     Ok(Compiled {

@@ -101,11 +101,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn cost(event: &Event) -> usize {
-    EVENT_OVERHEAD
-        + match &event.kind {
-            EventKind::Stdout(b) | EventKind::Stderr(b) => b.len(),
-            EventKind::Status(_) | EventKind::Finished(_) => 0,
-        }
+    EVENT_OVERHEAD + event.kind.output().map_or(0, |(_, b)| b.len())
 }
 
 impl Default for MemoryBus {

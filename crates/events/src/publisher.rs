@@ -23,7 +23,7 @@
 //! flushes without it (an abandoned attempt).
 
 use crate::utf8::complete_prefix_len;
-use livexec_core::{Event, EventBus, EventKind, ExecutionId, Status};
+use livexec_core::{Event, EventBus, EventKind, ExecutionId, OutputStream, Status};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,15 +118,18 @@ impl PublisherHandle {
 
     /// Queues a stdout chunk.
     pub fn stdout(&self, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            self.send(EventKind::Stdout(bytes.to_vec()));
-        }
+        self.output(OutputStream::Stdout, bytes);
     }
 
     /// Queues a stderr chunk.
     pub fn stderr(&self, bytes: &[u8]) {
+        self.output(OutputStream::Stderr, bytes);
+    }
+
+    /// Queues a chunk of `stream` (the program's or the compile stage's output).
+    pub fn output(&self, stream: OutputStream, bytes: &[u8]) {
         if !bytes.is_empty() {
-            self.send(EventKind::Stderr(bytes.to_vec()));
+            self.send(stream.event(bytes.to_vec()));
         }
     }
 
@@ -137,10 +140,7 @@ impl PublisherHandle {
 }
 
 fn payload_len(kind: &EventKind) -> usize {
-    match kind {
-        EventKind::Stdout(b) | EventKind::Stderr(b) => b.len(),
-        EventKind::Status(_) | EventKind::Finished(_) => 0,
-    }
+    kind.output().map_or(0, |(_, b)| b.len())
 }
 
 /// Publishes one execution attempt's events in order without ever blocking the caller.
@@ -183,7 +183,7 @@ impl Publisher {
             bus,
             execution_id,
             next_seq: first_seq(attempt),
-            carry: [Vec::new(), Vec::new()],
+            carry: Default::default(),
             config,
             queued: Arc::clone(&handle.queued),
             dropped: Arc::clone(&handle.dropped),
@@ -230,16 +230,13 @@ impl Publisher {
     }
 }
 
-/// Builds a chunk event of one stream.
-type MakeChunk = fn(Vec<u8>) -> EventKind;
-
 /// The task that drains the queue into the bus.
 struct Pump {
     bus: Arc<dyn EventBus>,
     execution_id: ExecutionId,
     next_seq: u64,
-    /// Held-back incomplete UTF-8 tails: stdout, stderr.
-    carry: [Vec<u8>; 2],
+    /// Held-back incomplete UTF-8 tails, by [`OutputStream::index`].
+    carry: [Vec<u8>; 4],
     config: PublisherConfig,
     queued: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
@@ -277,13 +274,10 @@ impl Pump {
             }
         }
         // Flush held-back bytes (incomplete characters at the very end of the output).
-        for (i, stream) in [EventKind::Stdout, EventKind::Stderr]
-            .into_iter()
-            .enumerate()
-        {
-            let tail = std::mem::take(&mut self.carry[i]);
+        for stream in OutputStream::ALL {
+            let tail = std::mem::take(&mut self.carry[stream.index()]);
             if !tail.is_empty() {
-                self.publish(stream(tail)).await;
+                self.publish(stream.event(tail)).await;
             }
         }
         if let Some(Some(status)) = end {
@@ -298,22 +292,12 @@ impl Pump {
     /// stopping early at the end of the attempt or a full batch.
     async fn gather(&self, rx: &mut mpsc::UnboundedReceiver<Msg>, batch: &mut Vec<Msg>) {
         let start = tokio::time::Instant::now();
-        let in_line = |b: &[Msg]| {
-            b.iter().rev().find_map(|m| match m {
-                Msg::Event(EventKind::Stdout(c)) | Msg::Event(EventKind::Stderr(c)) => {
-                    Some(c.last() != Some(&b'\n'))
-                }
-                _ => None,
-            }) == Some(true)
+        let chunk = |m: &Msg| match m {
+            Msg::Event(kind) => kind.output().map(|(_, c)| c.last() != Some(&b'\n')),
+            Msg::End(_) => None,
         };
-        let has_chunk = |b: &[Msg]| {
-            b.iter().any(|m| {
-                matches!(
-                    m,
-                    Msg::Event(EventKind::Stdout(_)) | Msg::Event(EventKind::Stderr(_))
-                )
-            })
-        };
+        let in_line = |b: &[Msg]| b.iter().rev().find_map(chunk) == Some(true);
+        let has_chunk = |b: &[Msg]| b.iter().any(|m| chunk(m).is_some());
         loop {
             while batch.len() < BATCH {
                 match rx.try_recv() {
@@ -341,31 +325,29 @@ impl Pump {
     /// Appends `kind` to `out`, merging it into the last chunk when both are of one stream.
     fn coalesce(&self, out: &mut Vec<EventKind>, kind: EventKind) {
         let max = self.config.max_chunk_bytes;
-        match (out.last_mut(), kind) {
-            (Some(EventKind::Stdout(a)), EventKind::Stdout(b))
-            | (Some(EventKind::Stderr(a)), EventKind::Stderr(b))
-                if a.len() + b.len() <= max =>
-            {
-                a.extend_from_slice(&b);
+        let last = out.last_mut().and_then(EventKind::output_mut);
+        if let (Some((s, a)), Some((t, b))) = (last, kind.output()) {
+            if s == t && a.len() + b.len() <= max {
+                a.extend_from_slice(b);
+                return;
             }
-            (_, kind) => out.push(kind),
         }
+        out.push(kind);
     }
 
     /// Publishes a chunk with its stream's held-back bytes in front and its own incomplete
     /// tail held back; other events pass through.
     async fn publish_chunk(&mut self, kind: EventKind) {
-        let (index, bytes, make): (usize, Vec<u8>, MakeChunk) = match kind {
-            EventKind::Stdout(b) => (0, b, EventKind::Stdout),
-            EventKind::Stderr(b) => (1, b, EventKind::Stderr),
-            other => return self.publish(other).await,
+        let (stream, bytes) = match kind.into_output() {
+            Ok(chunk) => chunk,
+            Err(other) => return self.publish(other).await,
         };
-        let mut chunk = std::mem::take(&mut self.carry[index]);
+        let mut chunk = std::mem::take(&mut self.carry[stream.index()]);
         chunk.extend_from_slice(&bytes);
         let keep = complete_prefix_len(&chunk);
-        self.carry[index] = chunk.split_off(keep);
+        self.carry[stream.index()] = chunk.split_off(keep);
         if !chunk.is_empty() {
-            self.publish(make(chunk)).await;
+            self.publish(stream.event(chunk)).await;
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Entry id `<seq>-0`; fields `p` (seq of the entry before it, `0` for the first; a reader
 //! that sees `p` above the last seq it holds knows entries were trimmed in between), `k` (kind:
-//! `s` status, `o` stdout, `e` stderr, `f` finished) and `d` (the chunk's raw bytes, or the
+//! `s` status, `o` stdout, `e` stderr, `co` compiler stdout, `ce` compiler stderr, `f` finished) and `d` (the chunk's raw bytes, or the
 //! status name).
 
 use livexec_core::{Event, EventKind, ExecutionId, Status};
@@ -15,6 +15,8 @@ pub(crate) fn encode(kind: &EventKind) -> (&'static str, &[u8]) {
         EventKind::Status(s) => ("s", s.as_str().as_bytes()),
         EventKind::Stdout(b) => ("o", b),
         EventKind::Stderr(b) => ("e", b),
+        EventKind::CompileStdout(b) => ("co", b),
+        EventKind::CompileStderr(b) => ("ce", b),
         EventKind::Finished(s) => ("f", s.as_str().as_bytes()),
     }
 }
@@ -76,6 +78,8 @@ pub(crate) fn decode(execution_id: ExecutionId, entry: &StreamId) -> Result<Deco
         b"f" => EventKind::Finished(status()?),
         b"o" => EventKind::Stdout(data.to_vec()),
         b"e" => EventKind::Stderr(data.to_vec()),
+        b"co" => EventKind::CompileStdout(data.to_vec()),
+        b"ce" => EventKind::CompileStderr(data.to_vec()),
         _ => return Err(bad("unknown kind")),
     };
     Ok(Decoded {

@@ -6,13 +6,14 @@
 //! |---|---|---|
 //! | `status` | seq | `{"status":"RUNNING","execution_id":"…","seq":n}` |
 //! | `stdout` / `stderr` | seq | `{"data":"<chunk>","seq":n}` |
+//! | `compile_stdout` / `compile_stderr` | seq | the same, of a compiled runtime's compiler (before the program's) |
 //! | `result` | seq of `Finished` | the execution object of API.md §4 |
 //! | `interrupted` | last seq | `{"message":"…","last_event_id":n}` |
 //!
 //! - `<chunk>` is the chunk decoded with `String::from_utf8_lossy`. The [`crate::Publisher`]
 //!   never splits a UTF-8 character across chunks, so concatenating the `data` of all `stdout`
 //!   events gives exactly the `stdout` of the final execution object (invalid bytes become
-//!   U+FFFD in both, NUL is kept).
+//!   U+FFFD in both, NUL is kept), and of all `compile_stdout` events its `compile.stdout`.
 //! - A connection with no `Last-Event-ID` to a `QUEUED` execution first gets a `status` event
 //!   `QUEUED` without an id. The terminal transition arrives as a `status` event, followed by
 //!   `result`; then the stream ends. A client should close on `result` (a browser
@@ -276,18 +277,19 @@ where
     async fn on_event(&mut self, event: Event) {
         self.last = event.seq;
         let seq = event.seq;
-        match event.kind {
-            EventKind::Status(s) => {
-                self.out
-                    .push_back(status_event(self.execution_id, s, Some(seq)))
-            }
-            EventKind::Stdout(b) => self.out.push_back(chunk_event("stdout", &b, seq)),
-            EventKind::Stderr(b) => self.out.push_back(chunk_event("stderr", &b, seq)),
-            EventKind::Finished(s) => {
+        match event.kind.into_output() {
+            Ok((stream, b)) => self.out.push_back(chunk_event(stream.name(), &b, seq)),
+            Err(EventKind::Finished(s)) => {
                 self.out
                     .push_back(status_event(self.execution_id, s, Some(seq)));
                 self.conclude(true).await;
             }
+            Err(EventKind::Status(s)) => {
+                self.out
+                    .push_back(status_event(self.execution_id, s, Some(seq)))
+            }
+            // Every chunk is an output above.
+            Err(_) => {}
         }
     }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{collect, new_id};
-use livexec_core::{Event, EventBus, EventKind, Status};
+use livexec_core::{Event, EventBus, EventKind, OutputStream, Status};
 use livexec_events::{MemoryBus, Publisher, PublisherConfig};
 use std::sync::Arc;
 
@@ -145,6 +145,41 @@ async fn queued_chunks_of_one_stream_are_coalesced() {
         events.last().unwrap().kind,
         EventKind::Finished(Status::Completed)
     );
+}
+
+/// The compiler's streams and the program's are four streams: queued chunks merge only within
+/// one, and each holds back its own incomplete character (`é` split across two writes of each
+/// stream, interleaved).
+#[tokio::test(flavor = "current_thread")]
+async fn each_stream_coalesces_and_carries_on_its_own() {
+    let bus: Arc<dyn EventBus> = Arc::new(MemoryBus::default());
+    let id = new_id();
+    let stream = bus.subscribe(id, 0).await.unwrap();
+    let publisher = Publisher::start(Arc::clone(&bus), id);
+    let handle = publisher.handle();
+    for s in OutputStream::ALL {
+        handle.output(s, format!("{}: caf", s.name()).as_bytes());
+        handle.output(s, &[0xc3]);
+    }
+    for s in OutputStream::ALL {
+        handle.output(s, &[0xa9]);
+        handle.output(s, b"\n");
+    }
+    publisher.finish(Status::Completed).await;
+    let events = collect(stream).await;
+    for s in OutputStream::ALL {
+        let chunks: Vec<String> = events
+            .iter()
+            .filter_map(|e| e.kind.output())
+            .filter(|(of, _)| *of == s)
+            .map(|(_, b)| String::from_utf8(b.to_vec()).expect("a chunk decodes on its own"))
+            .collect();
+        assert_eq!(
+            chunks.concat(),
+            format!("{}: café\n", s.name()),
+            "{events:#?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

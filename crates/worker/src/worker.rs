@@ -12,7 +12,7 @@ pub use settle::RESULT_LOST;
 use crate::wake::ring_on_arrivals;
 use crate::{Wakeup, WorkerConfig, WorkerError};
 use livexec_core::{ErrorType, EventBus, Execution, JobQueue, Lease, RunResult, Status, Store};
-use livexec_engine::{ExecError, Executor, Request, Stream};
+use livexec_engine::{ExecError, Executor, Request};
 use livexec_events::{Publisher, PublisherHandle};
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -294,10 +294,7 @@ impl Worker {
         let run = move || {
             executor.execute(&request, &mut |stream, chunk| {
                 if let Some(live) = &live {
-                    match stream {
-                        Stream::Stdout => live.stdout(chunk),
-                        Stream::Stderr => live.stderr(chunk),
-                    }
+                    live.output(stream, chunk);
                 }
             })
         };

@@ -158,6 +158,9 @@ function showTests(tests) {
 
 function showExecution(e) {
   clearOutput();
+  // A compiled language's compiler output (warnings, errors) comes first, as it did live.
+  append((e.compile && e.compile.stdout) || "", "compile");
+  append((e.compile && e.compile.stderr) || "", "compile");
   append(e.stdout || "", "stdout");
   append(e.stderr || "", "stderr");
   setVerdict(describe(e), e.status);
@@ -320,6 +323,8 @@ function watch(id, button) {
   const chunk = (kind) => (ev) => append(JSON.parse(ev.data).data, kind);
   source.addEventListener("stdout", chunk("stdout"));
   source.addEventListener("stderr", chunk("stderr"));
+  source.addEventListener("compile_stdout", chunk("compile"));
+  source.addEventListener("compile_stderr", chunk("compile"));
   source.addEventListener("status", (ev) => {
     const s = JSON.parse(ev.data).status;
     setVerdict(s, s);

@@ -42,9 +42,14 @@ pub fn new_id() -> ExecutionId {
     Uuid::now_v7()
 }
 
-/// The kinds of a typical run: RUNNING, `n` output chunks alternating streams, COMPLETED.
+/// The kinds of a typical run of a compiled program: RUNNING, the compiler's output on both
+/// of its streams, `n` output chunks alternating streams, COMPLETED.
 pub fn run_kinds(n: usize) -> Vec<EventKind> {
-    let mut kinds = vec![EventKind::Status(Status::Running)];
+    let mut kinds = vec![
+        EventKind::Status(Status::Running),
+        EventKind::CompileStdout(b"compiling main.c\n".to_vec()),
+        EventKind::CompileStderr("main.c:1:2: warning: ‘x’ unused\n".as_bytes().to_vec()),
+    ];
     for i in 0..n {
         let text = format!("line {i} ünïcødé €\n").into_bytes();
         kinds.push(if i % 3 == 2 {

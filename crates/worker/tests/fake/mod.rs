@@ -14,7 +14,7 @@
 //! program ran exactly once.
 
 use livexec_core::{ErrorType, RunReport, RunResult, Status};
-use livexec_engine::Stream;
+use livexec_engine::OutputStream;
 use livexec_worker::{ExecError, Executor, Request};
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -68,7 +68,7 @@ impl Executor for FakeExecutor {
     fn execute(
         &self,
         request: &Request,
-        on_output: &mut dyn FnMut(Stream, &[u8]),
+        on_output: &mut dyn FnMut(OutputStream, &[u8]),
     ) -> Result<RunResult, ExecError> {
         *self
             .runs
@@ -82,12 +82,12 @@ impl Executor for FakeExecutor {
             match op {
                 "print" => {
                     let out = format!("{arg}\n");
-                    on_output(Stream::Stdout, out.as_bytes());
+                    on_output(OutputStream::Stdout, out.as_bytes());
                     r.report.stdout.extend_from_slice(out.as_bytes());
                 }
                 "stderr" => {
                     let out = format!("{arg}\n");
-                    on_output(Stream::Stderr, out.as_bytes());
+                    on_output(OutputStream::Stderr, out.as_bytes());
                     r.report.stderr.extend_from_slice(out.as_bytes());
                 }
                 "stdin" => {
