@@ -376,11 +376,14 @@ mod tests {
     fn events_errors_map_to_statuses() {
         use livexec_events::EventsError;
         let id = uuid::Uuid::now_v7();
-        let bad = ApiError::from(EventsError::BadLastEventId { value: "x".into() });
+        // 2^64 is a non-negative integer, but no event id: the message says which ones are.
+        let bad = ApiError::from(EventsError::BadLastEventId {
+            value: "18446744073709551616".into(),
+        });
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             bad.message(),
-            json!("invalid Last-Event-ID \"x\": expected a non-negative integer")
+            json!("invalid Last-Event-ID \"18446744073709551616\": expected an event id, an integer from 0 to 18446744073709551615")
         );
         let missing = ApiError::from(EventsError::ExecutionNotFound { id });
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);

@@ -112,7 +112,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => String::new(),
     };
     let compiled = match &result.report.compile {
-        Some(c) => format!(" compile {} ms,", c.time_ms),
+        Some(c) => format!(" compile {} ms", c.time_ms),
         None => String::new(),
     };
     // The verdict starts a line of its own, and attributes the program's output left set
@@ -128,8 +128,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     eprintln!(
-        "livexec: {}{reason}{compiled} wall {} ms, cpu {} ms, memory {:.1} MiB",
+        "livexec: {}{reason}{compiled}{} wall {} ms, cpu {} ms, memory {:.1} MiB",
         result.status,
+        if compiled.is_empty() { "" } else { "," },
         result.report.execution_time_ms,
         result.report.cpu_time_ms.unwrap_or(0),
         result.report.memory_kb.unwrap_or(0) as f64 / 1024.0

@@ -160,8 +160,11 @@ fn run_compiles_then_runs_and_reports_a_compile_error() {
         err.contains("FAILED CompilationError: main.cpp:1:"),
         "{err}"
     );
-    // The verdict names the line of the first error (`error_line`).
-    assert!(err.contains(" (line 1); compile "), "{err}");
+    // The verdict names the line of the first error (`error_line`) and ends with the compile
+    // time.
+    let verdict = err.lines().last().unwrap_or_default();
+    assert!(verdict.contains(" (line 1); compile "), "{err}");
+    assert!(verdict.ends_with(" ms"), "{verdict}");
 }
 
 /// The compiler's warnings reach stderr when the compile succeeds too, before the program's

@@ -93,17 +93,63 @@ fn compile_verdict(o: &Outcome, limits: &Limits, has_artifacts: bool) -> Option<
     }
 }
 
-/// The compiler's first error line: the first line of stderr, then stdout (tsc writes its
-/// errors there), that says `error`; else the first non-empty line that is not a `#`
-/// comment (`go build` prints `# command-line-arguments` first).
+/// The compiler's first error line: the first diagnostic line of stderr, then stdout (tsc
+/// writes its errors there), whose kind is `error` (`main.c:3:5: error: …`, `fatal error:`,
+/// `error[E0425]: …`, `main.ts(1,7): error TS2322: …`); not a warning or note that quotes the
+/// word (`warning: #warning error: …`, a `#pragma message`), nor a source line the compiler
+/// quotes (`   1 | puts("error");`). Else the first such line that mentions `error` at
+/// all, else the first non-empty line that is not a `#` comment (`go build` prints
+/// `# command-line-arguments` first, then `./main.go:4:2: undefined: x`).
 fn first_error_line(o: &Outcome) -> Option<String> {
     let err = String::from_utf8_lossy(&o.stderr);
     let out = String::from_utf8_lossy(&o.stdout);
-    let lines = || err.lines().chain(out.lines()).map(str::trim);
+    let lines = || {
+        err.lines()
+            .chain(out.lines())
+            .map(str::trim)
+            .filter(|l| !quoted_source(l))
+    };
     lines()
-        .find(|l| l.to_ascii_lowercase().contains("error"))
+        .find(|l| diagnostic_kind(l) == Some("error"))
+        .or_else(|| {
+            lines()
+                .find(|l| diagnostic_kind(l).is_none() && l.to_ascii_lowercase().contains("error"))
+        })
         .or_else(|| lines().find(|l| !l.is_empty() && !l.starts_with('#')))
         .map(cut)
+}
+
+/// Whether `line` (trimmed) is a source line a compiler quotes under a diagnostic: gcc's and
+/// rustc's `12 | code` and their `| ^~~` marker lines.
+fn quoted_source(line: &str) -> bool {
+    line.trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start()
+        .starts_with('|')
+}
+
+/// The kind of the first diagnostic word of `line`: `error`, `warning` or `note` followed by
+/// `:`, `[` (rustc's code) or a space and an upper-case code (tsc's `TS2322`, mcs's
+/// `CS1525`); `None` when it has none.
+fn diagnostic_kind(line: &str) -> Option<&'static str> {
+    let bytes = line.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = bytes[start..]
+            .iter()
+            .position(|b| !b.is_ascii_alphanumeric())
+            .map_or(bytes.len(), |n| start + n);
+        let (word, rest) = (&bytes[start..end], &bytes[end..]);
+        let coded = rest.len() > 1 && rest[0] == b' ' && rest[1].is_ascii_uppercase();
+        if matches!(rest.first(), Some(b':' | b'[')) || coded {
+            for kind in ["error", "warning", "note"] {
+                if word.eq_ignore_ascii_case(kind.as_bytes()) {
+                    return Some(kind);
+                }
+            }
+        }
+        start = end + 1;
+    }
+    None
 }
 
 pub(crate) fn report(o: &Outcome, limits: &Limits) -> CompileReport {
@@ -228,6 +274,46 @@ mod tests {
             );
             assert_eq!(c.stderr, stderr);
             assert_eq!(c.memory_kb, Some(64 << 10));
+        }
+    }
+
+    /// Warnings and notes that quote the word, and quoted source lines, are not the error.
+    #[test]
+    fn the_error_line_is_a_diagnostic_of_kind_error() {
+        for (stderr, want) in [
+            (
+                "main.c:1:13: warning: implicit declaration of function 'puts'\n    1 | int main(){ puts(\"error\"); return x; }\n      |             ^~~~\nmain.c:1:35: error: 'x' undeclared (first use in this function)\n",
+                "main.c:1:35: error: 'x' undeclared (first use in this function)",
+            ),
+            (
+                "main.c:1:2: warning: #warning error: FAKE [-Wcpp]\nmain.c:2:20: error: 'x' undeclared\n",
+                "main.c:2:20: error: 'x' undeclared",
+            ),
+            (
+                "main.c:1:9: note: '#pragma message: main.c:1:1: error: SPOOF'\nmain.c:2:12: fatal error: nope.h: No such file or directory\n",
+                "main.c:2:12: fatal error: nope.h: No such file or directory",
+            ),
+            (
+                "In file included from main.c:1:\nx.h:2:2: error: #error E\n    2 | #error E\n",
+                "x.h:2:2: error: #error E",
+            ),
+            (
+                "error.h:1:1: warning: empty file\nmain.c:1:1: error: expected ';'\n",
+                "main.c:1:1: error: expected ';'",
+            ),
+            (
+                "warning: unused variable: `y`\n --> main.rs:2:9\n  |\n2 |     let y = \"error\";\n  |         ^\nerror[E0425]: cannot find value `x` in this scope\n",
+                "error[E0425]: cannot find value `x` in this scope",
+            ),
+            ("main.cs(1,1): error CS1525: Unexpected symbol\n", "main.cs(1,1): error CS1525: Unexpected symbol"),
+            ("Exception: SomethingError happened\n", "Exception: SomethingError happened"),
+            (
+                "main.c:1:1: warning: ‘é’ ünused\nmain.c:2:3: error: ‘x’ undeclared\n",
+                "main.c:2:3: error: ‘x’ undeclared",
+            ),
+        ] {
+            let r = failed_compile(exited(1, "", stderr));
+            assert_eq!(r.report.error_message.as_deref(), Some(want), "{stderr}");
         }
     }
 

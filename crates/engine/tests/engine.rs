@@ -98,6 +98,16 @@ fn a_compiled_runtime_compiles_then_runs_and_aliases_resolve() {
     assert_eq!(bad.report.error_line, Some(2), "g++'s main.cpp:2:10: error");
     assert!(bad.report.limits.is_some());
     assert!(registry.get("cpp").is_some());
+    // The message is g++'s error, not a warning or a quoted source line that says "error".
+    let spoof =
+        "#warning error: FAKE\n#include <cstdio>\nint main() { puts(\"error\"); return x; }";
+    let bad = run(&e, "cpp", spoof);
+    let message = bad.report.error_message.unwrap_or_default();
+    assert!(
+        message.starts_with("main.cpp:3:") && message.contains(" error: "),
+        "{message}"
+    );
+    assert_eq!(bad.report.error_line, Some(3));
 }
 
 #[test]

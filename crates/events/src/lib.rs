@@ -74,8 +74,8 @@ pub enum EventsError {
         #[source]
         source: livexec_core::ports::BoxError,
     },
-    /// The `Last-Event-ID` header (or query value) is not a non-negative integer.
-    #[error("invalid Last-Event-ID {value:?}: expected a non-negative integer")]
+    /// The `Last-Event-ID` header (or query value) is not an integer from 0 to 2^64 − 1.
+    #[error("invalid Last-Event-ID {value:?}: expected an event id, an integer from 0 to 18446744073709551615")]
     BadLastEventId {
         /// What the client sent (lossy).
         value: String,
