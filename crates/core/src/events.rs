@@ -92,18 +92,7 @@ impl EventKind {
         }
     }
 
-    /// [`EventKind::output`], the bytes writable.
-    pub fn output_mut(&mut self) -> Option<(OutputStream, &mut Vec<u8>)> {
-        match self {
-            EventKind::Stdout(b) => Some((OutputStream::Stdout, b)),
-            EventKind::Stderr(b) => Some((OutputStream::Stderr, b)),
-            EventKind::CompileStdout(b) => Some((OutputStream::CompileStdout, b)),
-            EventKind::CompileStderr(b) => Some((OutputStream::CompileStderr, b)),
-            EventKind::Status(_) | EventKind::Finished(_) => None,
-        }
-    }
-
-    /// [`EventKind::output`], taking the bytes.
+    /// [`EventKind::output`], taking the bytes; the event itself when it carries none.
     pub fn into_output(self) -> Result<(OutputStream, Vec<u8>), EventKind> {
         match self {
             EventKind::Stdout(b) => Ok((OutputStream::Stdout, b)),

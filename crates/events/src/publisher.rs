@@ -325,14 +325,20 @@ impl Pump {
     /// Appends `kind` to `out`, merging it into the last chunk when both are of one stream.
     fn coalesce(&self, out: &mut Vec<EventKind>, kind: EventKind) {
         let max = self.config.max_chunk_bytes;
-        let last = out.last_mut().and_then(EventKind::output_mut);
-        if let (Some((s, a)), Some((t, b))) = (last, kind.output()) {
-            if s == t && a.len() + b.len() <= max {
-                a.extend_from_slice(b);
-                return;
+        let Some(last) = out.pop() else {
+            return out.push(kind);
+        };
+        let whole = |e: Result<(OutputStream, Vec<u8>), EventKind>| match e {
+            Ok((stream, bytes)) => stream.event(bytes),
+            Err(other) => other,
+        };
+        match (last.into_output(), kind.into_output()) {
+            (Ok((s, mut a)), Ok((t, b))) if s == t && a.len() + b.len() <= max => {
+                a.extend_from_slice(&b);
+                out.push(s.event(a));
             }
+            (last, kind) => out.extend([whole(last), whole(kind)]),
         }
-        out.push(kind);
     }
 
     /// Publishes a chunk with its stream's held-back bytes in front and its own incomplete
