@@ -75,7 +75,7 @@ pub async fn delete(
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id"),
     ),
     responses(
-        (status = 200, description = "Server-Sent Events: status, stdout, stderr, result",
+        (status = 200, description = "Server-Sent Events: status, compile_stdout, compile_stderr, stdout, stderr, result, interrupted",
             content_type = "text/event-stream", body = String),
         (status = 400, description = "Bad id or Last-Event-ID", body = crate::error::ErrorBody),
         (status = 404, description = "No such execution", body = crate::error::ErrorBody),
