@@ -4,9 +4,10 @@
 #   bash scripts/answer-memory.sh BASELINE_BIN CANDIDATE_BIN [READERS]
 # Each binary serves on the embedded store; one execution prints 16 MiB of \x01 on stdout and
 # on stderr (a ~192 MiB JSON answer: six bytes an output byte); READERS clients (default 8)
-# read it at 1 MB/s for 15 s while the server's RSS is sampled every 100 ms. Prints peak RSS
-# and the status codes the readers got. (Not ?ids= naming it 100 times: a build without the
-# budget answers that with a 19 GiB body.)
+# read it at 1 MB/s for 15 s while the server's RSS is sampled every 100 ms. Prints peak RSS,
+# the status codes the readers got, and the RSS 15 s after they left (what the allocator
+# kept). (Not ?ids= naming it 100 times: a build without the budget answers that with a
+# 19 GiB body.)
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n 2,8p "$0"; exit 2; }
 readers=${READERS:-8}
@@ -34,9 +35,10 @@ for bin in "${bins[@]}"; do
   peak=0
   for _ in $(seq 150); do r=$(rss $pid VmRSS); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.1; done
   sleep 1 # the readers stop at 15 s
-  printf '%s: answer %d MiB, RSS %d MiB idle, peak %d MiB with %d readers (%s), VmHWM %d MiB\n' \
+  sleep 15 # what the allocator gives back once the answers are gone
+  printf '%s: answer %d MiB, RSS %d MiB idle, peak %d MiB with %d readers (%s), %d MiB 15 s after, VmHWM %d MiB\n' \
     "$bin" $((size >> 20)) "$base" "$peak" "$readers" "$(sort "$dir/codes" | uniq -c | xargs)" \
-    "$(rss $pid VmHWM)"
+    "$(rss $pid VmRSS)" "$(rss $pid VmHWM)"
   kill $pid; wait $pid 2> /dev/null || true
   rm -rf "$dir"
 done
