@@ -2,8 +2,9 @@
 //!
 //! Entry id `<seq>-0`; fields `p` (seq of the entry before it, `0` for the first; a reader
 //! that sees `p` above the last seq it holds knows entries were trimmed in between), `k` (kind:
-//! `s` status, `o` stdout, `e` stderr, `co` compiler stdout, `ce` compiler stderr, `f` finished) and `d` (the chunk's raw bytes, or the
-//! status name).
+//! `s` status, `o` stdout, `e` stderr, `co` compiler stdout, `ce` compiler stderr, `f`
+//! finished) and `d` (the chunk's raw bytes, or the status name). A reader that does not know
+//! a kind skips the entry with a warning (a node of an earlier version meeting `co`/`ce`).
 
 use livexec_core::{Event, EventKind, ExecutionId, Status};
 use redis::streams::StreamId;
